@@ -1,0 +1,62 @@
+"""The `motorec` command line: one Typer app, each command group in motorec.commands.*."""
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+
+import typer
+
+from motorec.errors import MotorecError
+
+app = typer.Typer(
+    name="motorec",
+    help="Cold-start recommendation through multimodal semantic tokens.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Each module defines register(app); listed here so import order (and help order) is explicit.
+COMMAND_MODULES = [
+    "motorec.commands.core",
+    "motorec.commands.tokenize",
+    "motorec.commands.features",
+    "motorec.commands.zoo",
+    "motorec.commands.generative",
+    "motorec.commands.serve",
+]
+
+for _module in COMMAND_MODULES:
+    try:
+        importlib.import_module(_module).register(app)
+    except ModuleNotFoundError as exc:  # a command group not written yet
+        if exc.name != _module:
+            raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors become one paragraph on stderr and exit code 2, no traceback."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except MotorecError as exc:
+        msg = textwrap.fill(str(exc), width=100) if "\n" not in str(exc) else str(exc)
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        return 1
+    except Exception as exc:  # click usage errors arrive as ClickException subclasses
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Data layer: one Dataset type, readers, splitters, synthetic data and the shared graphs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from motorec.data.dataset import TEST, TRAIN, VALID, Dataset
+from motorec.data.readers import read_inter, read_lcrec, read_mmrec, read_raw_ratings
+from motorec.data.splits import cold_split, loo_split, random_split, write_mmrec
+from motorec.data.synthetic import make_synthetic
+from motorec.errors import MotorecError
+
+SYNTHETIC = "synthetic"
+
+
+def load_dataset(path: str | Path, split: str | Path | None = None, drop_users_without_train: bool = False) -> Dataset:
+    """Open a dataset by path (MMRec folder, or LC-Rec folder with *.inter.json), or 'synthetic[-cold]'.
+
+    An LC-Rec folder or synthetic data comes unsplit and gets chronological leave-one-out or a
+    seeded split here; MMRec folders carry their split in the `.inter` file.
+    """
+    text = str(path)
+    if text in (SYNTHETIC, f"{SYNTHETIC}-cold"):
+        ds = make_synthetic()
+        return cold_split(ds) if text.endswith("-cold") else random_split(ds)
+    p = Path(path)
+    if not p.exists():
+        raise MotorecError(f"{p}: dataset not found (give an MMRec folder, an LC-Rec folder, or 'synthetic').")
+    if p.is_file() and p.suffix == ".inter":
+        return read_mmrec(p.parent, split=p, drop_users_without_train=drop_users_without_train)
+    if list(p.glob("*.inter")) or split is not None:
+        return read_mmrec(p, split=split, drop_users_without_train=drop_users_without_train)
+    if list(p.glob("*.inter.json")):
+        return loo_split(read_lcrec(p))
+    raise MotorecError(f"{p}: neither an MMRec folder (<name>.inter) nor an LC-Rec folder (*.inter.json).")
+
+
+__all__ = [
+    "Dataset", "TRAIN", "VALID", "TEST", "load_dataset", "read_inter", "read_mmrec", "read_lcrec",
+    "read_raw_ratings", "random_split", "loo_split", "cold_split", "write_mmrec", "make_synthetic",
+]

@@ -1,0 +1,236 @@
+"""Catalogue-level extraction: item table in, `text_feat.npy` / `image_feat.npy` + `features.json` out.
+
+Work is chunked and resumable (see chunks.py); final files are written atomically. Items whose
+image is missing or unreadable get the mean feature of the found images, as MMRec does, and are
+listed in `features.json` so downstream users can tell imputed rows apart.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Hashable, Iterator
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from motorec.errors import MotorecError
+from motorec.features.chunks import Chunk, ChunkStore, plan_chunks
+from motorec.features.device import resolve_device
+from motorec.features.image import IMAGE_DIM, IMAGE_MODEL, IMAGE_PREPROCESS, encode_images, open_image
+from motorec.features.tables import require_column
+from motorec.features.template import field_text, render_texts, template_fields
+from motorec.features.text import TEXT_MODEL, encode_texts
+from motorec.io import atomic_open, atomic_write_text
+
+FEATURE_FILES = {"text": "text_feat.npy", "image": "image_feat.npy"}
+METADATA_FILE = "features.json"
+MAPPING_FILE = "i_id_mapping.csv"
+MISSING_IMAGE_POLICY = "mean feature of the found images (as MMRec)"
+
+
+@dataclass
+class FeatureReport:
+    """What a run wrote, and how much it could reuse from an earlier interrupted run."""
+
+    out_dir: Path
+    files: dict[str, Path]
+    metadata: dict[str, Any]
+    computed_chunks: int = 0
+    reused_chunks: int = 0
+    imputed_rows: list[int] = field(default_factory=list)
+
+
+def image_paths(table: pd.DataFrame, pattern: str, image_dir: Path | None) -> list[str | None]:
+    """Each row's image path from `pattern` (format string over fields); None when the field is empty."""
+    fields = template_fields(pattern)
+    for name in fields:
+        require_column(table, name, "the item table (image pattern)")
+    columns = {f: [field_text(v) for v in table[f].tolist()] for f in fields}
+    paths: list[str | None] = []
+    for i in range(len(table)):
+        values = {f: columns[f][i] for f in fields}
+        name = pattern.format(**values) if all(v.strip() for v in values.values()) else ""
+        paths.append(str(image_dir / name if image_dir else Path(name)) if name.strip() else None)
+    return paths
+
+
+def _image_inputs(paths: list[str | None]) -> list[Any]:
+    """Path plus size and mtime, so a changed or newly added image invalidates its chunk."""
+    out: list[Any] = []
+    for path in paths:
+        try:
+            st = os.stat(path) if path else None
+        except OSError:
+            st = None
+        out.append([path, st.st_size, st.st_mtime_ns] if st else [path, None, None])
+    return out
+
+
+def _batches(start: int, stop: int, size: int) -> Iterator[tuple[int, int]]:
+    for lo in range(start, stop, size):
+        yield lo, min(lo + size, stop)
+
+
+def _text_chunk(chunk: Chunk, texts: list[str], batch_size: int, device: str, advance) -> tuple[np.ndarray, dict]:
+    parts = []
+    for lo, hi in _batches(chunk.start, chunk.stop, batch_size):
+        parts.append(encode_texts(texts[lo:hi], batch_size=batch_size, device=device))
+        advance(hi - lo)
+    return np.concatenate(parts), {"missing": {}}
+
+
+def _image_chunk(chunk: Chunk, paths: list[str | None], batch_size: int, device: str, advance) -> tuple[np.ndarray, dict]:
+    """NaN rows mark images that could not be read; the reason goes into the chunk's info."""
+    feats = np.full((chunk.stop - chunk.start, IMAGE_DIM), np.nan, dtype=np.float32)
+    missing: dict[str, str] = {}
+    for lo, hi in _batches(chunk.start, chunk.stop, batch_size):
+        found, images = [], []
+        for row in range(lo, hi):
+            if paths[row] is None:
+                missing[str(row)] = "no image path (empty field)"
+                continue
+            try:
+                images.append(open_image(paths[row]))
+                found.append(row - chunk.start)
+            except MotorecError as exc:
+                missing[str(row)] = str(exc)
+        if images:
+            feats[found] = encode_images(images, batch_size=batch_size, device=device)
+        advance(hi - lo)
+    return feats, {"missing": missing}
+
+
+def _jsonable(value: Hashable) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _write_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_open(path, "wb") as f:
+        np.save(f, array, allow_pickle=False)
+
+
+def extract_catalog_features(
+    table: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    text_template: str | None = None,
+    image_pattern: str | None = None,
+    image_dir: str | Path | None = None,
+    id_column: str | None = None,
+    chunk_size: int = 512,
+    batch_size: int = 64,
+    device: str | None = None,
+    resume: bool = True,
+    keep_chunks: bool = False,
+    progress: bool = True,
+    source: str = "the item table",
+    provenance: dict[str, Any] | None = None,
+) -> FeatureReport:
+    """Encode every row of `table` (row i -> feature row i) and write the feature files to `out_dir`.
+
+    `text_template` is a format string over the row's fields (lists joined with ", ");
+    `image_pattern` formats the image path per row, relative to `image_dir`. Chunks go to
+    `out_dir/chunks/`; with `resume`, chunks already there for identical inputs are reused.
+    `provenance` (how the table was read and ordered) is copied into features.json.
+    """
+    if text_template is None and image_pattern is None:
+        raise MotorecError("nothing to extract: give a text template, an image pattern, or both.")
+    if len(table) == 0:
+        raise MotorecError(f"{source} has no items.")
+    if chunk_size < 1 or batch_size < 1:
+        raise MotorecError(f"chunk size and batch size must be positive (got {chunk_size}, {batch_size}).")
+    if id_column is not None:
+        require_column(table, id_column, source)
+        if table[id_column].duplicated().any():
+            dup = table[id_column][table[id_column].duplicated()].iloc[0]
+            raise MotorecError(f"{source}: id {dup!r} appears more than once in column '{id_column}'.")
+    ids = [_jsonable(v) for v in (table[id_column].tolist() if id_column else range(len(table)))]
+    image_root = Path(image_dir) if image_dir is not None else None
+    if image_root is not None and not image_root.is_dir():
+        raise MotorecError(f"image folder not found: {image_root}")
+    device = resolve_device(device)
+    out_dir = Path(out_dir)
+    store = ChunkStore(out_dir / "chunks")
+    if not resume:
+        store.clear()
+
+    metadata: dict[str, Any] = {
+        "items": len(table), "source": source, "id_column": id_column, **(provenance or {}), "modalities": {},
+    }
+    jobs = []
+    if text_template is not None:
+        texts, empty = render_texts(table, text_template, ids, source)
+        if empty:
+            warnings.warn(f"{source}: some items have empty fields (used as ''): {empty}", stacklevel=2)
+        jobs.append(("text", plan_chunks("text", texts, chunk_size, TEXT_MODEL), texts, _text_chunk))
+        metadata["modalities"]["text"] = {
+            "model": TEXT_MODEL, "template": text_template, "l2_normalised": True, "empty_fields": empty,
+        }
+    if image_pattern is not None:
+        paths = image_paths(table, image_pattern, image_root)
+        encoder = f"{IMAGE_MODEL}; {IMAGE_PREPROCESS}"
+        jobs.append(("image", plan_chunks("image", _image_inputs(paths), chunk_size, encoder), paths, _image_chunk))
+        metadata["modalities"]["image"] = {
+            "model": IMAGE_MODEL, "preprocess": IMAGE_PREPROCESS, "l2_normalised": False,
+            "image_dir": str(image_root) if image_root else None, "image_pattern": image_pattern,
+            "missing_policy": MISSING_IMAGE_POLICY,
+        }
+
+    report = FeatureReport(out_dir=out_dir, files={}, metadata=metadata)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), disable=not progress) as bar:
+        for modality, chunks, inputs, compute in jobs:
+            task = bar.add_task(f"{modality} features", total=len(table))
+            for chunk in chunks:
+                if store.has(chunk):
+                    report.reused_chunks += 1
+                    bar.advance(task, chunk.stop - chunk.start)
+                    continue
+                feats, info = compute(chunk, inputs, batch_size, device, lambda n: bar.advance(task, n))
+                store.save(chunk, feats, info)
+                report.computed_chunks += 1
+
+    for modality, chunks, inputs, _ in jobs:
+        parts, missing = [], {}
+        for chunk in chunks:
+            feats, info = store.load(chunk)
+            parts.append(feats)
+            missing.update({int(row): reason for row, reason in info["missing"].items()})
+        matrix = np.concatenate(parts)
+        if missing:
+            _impute_mean(matrix, sorted(missing), source)
+            meta = metadata["modalities"][modality]
+            meta["imputed_rows"] = sorted(missing)
+            meta["imputed"] = [{"row": r, "id": ids[r], "path": inputs[r], "reason": missing[r]} for r in sorted(missing)]
+            report.imputed_rows = sorted(missing)
+            warnings.warn(
+                f"{len(missing)} of {len(table)} images missing or unreadable (e.g. {missing[min(missing)]}); "
+                f"those rows get the {MISSING_IMAGE_POLICY}, listed in {out_dir / METADATA_FILE}.",
+                stacklevel=2,
+            )
+        path = out_dir / FEATURE_FILES[modality]
+        _write_npy(path, matrix)
+        metadata["modalities"][modality].update({"file": path.name, "shape": list(matrix.shape)})
+        report.files[modality] = path
+
+    if id_column is not None:
+        mapping = pd.DataFrame({id_column: ids, "itemID": np.arange(len(ids))})
+        atomic_write_text(out_dir / MAPPING_FILE, mapping.to_csv(sep="\t", index=False))
+    atomic_write_text(out_dir / METADATA_FILE, json.dumps(metadata, indent=2, default=str) + "\n")
+    if not keep_chunks:
+        store.clear()
+    return report
+
+
+def _impute_mean(matrix: np.ndarray, rows: list[int], source: str) -> None:
+    """Fill `rows` in place with the mean of all other rows."""
+    found = np.ones(len(matrix), dtype=bool)
+    found[rows] = False
+    if not found.any():
+        raise MotorecError(f"{source}: no image could be read, so missing ones cannot be imputed; check the image paths.")
+    matrix[rows] = matrix[found].mean(axis=0, dtype=np.float64).astype(matrix.dtype)

@@ -1,0 +1,54 @@
+"""The one item-representation hook: models get item base vectors from here, IDs or tokens.
+
+`--set item_repr=id` (default) is a plain embedding table; other representations (MOTOR's token
+cross network) register here and plug into every model without changing the model files.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from motorec.errors import MotorecError, did_you_mean
+from motorec.models.context import ModelContext
+
+ItemReprFactory = Callable[[ModelContext, int], nn.Module]
+ITEM_REPRS: dict[str, ItemReprFactory] = {}
+
+
+def register_item_repr(name: str) -> Callable[[ItemReprFactory], ItemReprFactory]:
+    def wrap(factory: ItemReprFactory) -> ItemReprFactory:
+        ITEM_REPRS[name] = factory
+        return factory
+
+    return wrap
+
+
+class IDEmbedding(nn.Module):
+    """One free vector per item id: forward() returns all item vectors (n_items, dim)."""
+
+    uses_ids = True
+
+    def __init__(self, n_items: int, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_items, dim))
+        nn.init.xavier_uniform_(self.weight)
+
+    def forward(self) -> torch.Tensor:
+        return self.weight
+
+
+@register_item_repr("id")
+def _id_repr(ctx: ModelContext, dim: int) -> nn.Module:
+    return IDEmbedding(ctx.n_items, dim)
+
+
+def build_item_repr(ctx: ModelContext, dim: int) -> nn.Module:
+    name = ctx.config.get("item_repr", "id")
+    if name not in ITEM_REPRS:
+        raise MotorecError(
+            f"config field 'item_repr': unknown item representation '{name}'. Known: "
+            f"{', '.join(sorted(ITEM_REPRS))}.{did_you_mean(name, ITEM_REPRS)}"
+        )
+    return ITEM_REPRS[name](ctx, dim)

@@ -1,0 +1,152 @@
+"""One experiment = one config on one dataset over several seeds, written to RUN_DIR.
+
+RUN_DIR/results.json   config, split hash, seeds, mean valid/test metrics per group, test std
+RUN_DIR/topk_test.tsv  test top-50 of the first seed (userID then 50 item ids)
+RUN_DIR/seed_<s>/      checkpoint.pt, result.json, topk_test.tsv of each seed
+"""
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from motorec.config import build_config
+from motorec.data import Dataset, load_dataset
+from motorec.errors import MotorecError
+from motorec.evaluation import Evaluator, write_topk
+from motorec.io import atomic_write_text
+from motorec.models import ModelContext, model_class
+from motorec.training.trainer import FitResult, fit
+
+
+def resolve_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise MotorecError(f"config field 'device': '{spec}' requested but CUDA is not available here.")
+    return torch.device(spec)
+
+
+def cache_dir_of(cfg: dict[str, Any]) -> Path:
+    return Path(cfg["data"]["cache_dir"]) if cfg["data"]["cache_dir"] else Path.home() / ".cache" / "motorec"
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> None:
+    """Refuse to clobber a previous run unless asked; called only after inputs validated."""
+    if out.exists() and any(out.iterdir()) and not (overwrite or resume):
+        raise MotorecError(f"{out}: run directory exists and is not empty; pass --overwrite to replace it or --resume to continue it.")
+    if out.exists() and overwrite and not resume:
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def build_model(ds: Dataset, cfg: dict[str, Any], device: torch.device, cache_dir: Path | None):
+    ctx = ModelContext(dataset=ds, device=device, config=cfg, cache_dir=cache_dir)
+    cls = model_class(cfg["model_name"])
+    return cls(ctx, cfg["model"]).to(device)
+
+
+def summarize(per_seed: list[dict[str, dict[str, float]]]) -> tuple[dict, dict]:
+    """Mean and std over seeds, group by group."""
+    mean: dict[str, dict[str, float]] = {}
+    std: dict[str, dict[str, float]] = {}
+    for group in per_seed[0]:
+        mean[group], std[group] = {}, {}
+        for metric in per_seed[0][group]:
+            values = np.array([r[group][metric] for r in per_seed], dtype=np.float64)
+            mean[group][metric] = float(values.mean())
+            std[group][metric] = float(values.std())
+    return mean, std
+
+
+def load_run_inputs(data: str | Path, model: str, split: str | None, config_file: str | Path | None,
+                    overrides: list[str] | None) -> tuple[Dataset, dict[str, Any]]:
+    model_class(model)  # unknown model -> error before anything else
+    probe = build_config(model, None, config_file, overrides)
+    split = split or probe["data"]["split"]
+    ds = load_dataset(data, split=split, drop_users_without_train=probe["data"]["drop_users_without_train"])
+    cfg = build_config(model, Path(str(data)).name, config_file, overrides)
+    cfg["data"]["path"] = str(data)
+    cfg["data"]["split"] = str(split) if split else None
+    return ds, cfg
+
+
+def run_experiment(
+    data: str | Path,
+    model: str,
+    out: str | Path,
+    split: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: list[str] | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+) -> dict[str, Any]:
+    out = Path(out)
+    ds, cfg = load_run_inputs(data, model, split, config_file, overrides)
+    device = resolve_device(cfg["device"])
+    if cfg["train"]["threads"]:
+        torch.set_num_threads(int(cfg["train"]["threads"]))
+    cache_dir = cache_dir_of(cfg)
+    build_model(ds, cfg, device, cache_dir)  # validates model params against the data before writing
+    prepare_run_dir(out, overwrite, resume)
+    evaluator = Evaluator(ds, device, ks=tuple(cfg["eval"]["ks"]), batch_size=cfg["eval"]["batch_size"])
+    per_seed_valid, per_seed_test, seed_info = [], [], []
+    for seed in cfg["seeds"]:
+        seed_dir = out / f"seed_{seed}"
+        seed_dir.mkdir(exist_ok=True)
+        done = seed_dir / "result.json"
+        if resume and done.is_file():
+            result = json.loads(done.read_text())
+        else:
+            set_seed(seed)
+            model_obj = build_model(ds, cfg, device, cache_dir)
+            t0 = time.perf_counter()
+            fitted = fit(model_obj, ds, evaluator, cfg["train"], seed, seed_dir / "checkpoint.pt", resume)
+            result = seed_result(fitted, seed, time.perf_counter() - t0)
+            write_topk(seed_dir / "topk_test.tsv", fitted.test.users, fitted.test.topk)
+            atomic_write_text(done, json.dumps(result, indent=2))
+        per_seed_valid.append(result["valid"])
+        per_seed_test.append(result["test"])
+        seed_info.append({k: result[k] for k in ("seed", "best_epoch", "epochs_run", "train_seconds_per_epoch", "eval_seconds", "wall_seconds")})
+    valid_mean, _ = summarize(per_seed_valid)
+    test_mean, test_std = summarize(per_seed_test)
+    results = {
+        "config": cfg,
+        "dataset": ds.name,
+        "split_sha256": ds.split_sha256(),
+        "seeds": cfg["seeds"],
+        "runs": seed_info,
+        "content_path": model_class(model).content_path,
+        "valid": valid_mean,
+        "test": test_mean,
+        "test_std": test_std,
+    }
+    shutil.copyfile(out / f"seed_{cfg['seeds'][0]}" / "topk_test.tsv", out / "topk_test.tsv")
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2))
+    return results
+
+
+def seed_result(fitted: FitResult, seed: int, wall: float) -> dict[str, Any]:
+    return {
+        "seed": seed,
+        "best_epoch": fitted.best_epoch,
+        "epochs_run": fitted.epochs_run,
+        "train_seconds_per_epoch": fitted.train_seconds_per_epoch,
+        "eval_seconds": fitted.eval_seconds,
+        "wall_seconds": wall,
+        "valid": fitted.valid.metrics,
+        "test": fitted.test.metrics,
+        "history": fitted.history,
+    }
