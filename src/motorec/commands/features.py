@@ -98,8 +98,8 @@ def features(
         for modality, path in report.files.items():
             cmp = compare_with_reference(path, reference / path.name, rows=len(table))
             print(
-                f"  {modality} vs {reference / path.name}: min cosine {cmp['min_cosine']:.6f}"
-                f" (row {cmp['worst_row']}), mean {cmp['mean_cosine']:.6f}, {len(cmp['rows_below_target'])} rows below {cmp['target']}"
+                f"  {modality} vs {reference / path.name}: min cosine {cmp['min_cosine']:.7f}"
+                f" (row {cmp['worst_row']}), mean {cmp['mean_cosine']:.7f}, {len(cmp['rows_below_target'])} rows below {cmp['target']}"
             )
 
 

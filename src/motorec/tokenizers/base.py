@@ -6,12 +6,13 @@ MoToRec's token channels, MOTOR's Token Cross Network, or the generative retriev
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 import numpy as np
 import torch
