@@ -96,10 +96,11 @@ class RQVAEOutput:
 class RQVAE(nn.Module):
     """One modality's sparse-regularised RQ-VAE.
 
-    Inputs are standardised inside (per-dimension mean, one global scale, both buffers set by
-    `init_codebooks_kmeans`), so raw features of any scale go in and `decode` returns raw scale.
-    A training loop calls `init_codebooks_kmeans(corpus)` once, `forward` every step, and
-    `restart_dead_codes()` every so often (e.g. once per epoch).
+    Inputs are standardised inside (buffers set by `fit_input_stats`), so raw features of any
+    scale go in and `decode` returns raw scale. Training loop contract:
+    `fit_input_stats(corpus)`; optionally a few epochs minimising `autoencoder_loss`;
+    `init_codebooks_kmeans(corpus)`; then `forward` every step and `restart_dead_codes()` every
+    so often (e.g. once per epoch: a code no item chose for a whole epoch is dead).
     """
 
     def __init__(
@@ -187,24 +188,26 @@ class RQVAE(nn.Module):
         return self.denormalise(self.decoder(self.quantizer.lookup(codes)))
 
     @torch.no_grad()
-    def init_codebooks_kmeans(self, x: Tensor, seed: int = 0, n_iter: int = 25) -> Tensor:
-        """Set input standardisation from the corpus x, then k-means every level on its residuals.
-
-        Returns the corpus codes. Call once before training: every code starts on data.
-        """
+    def fit_input_stats(self, x: Tensor) -> None:
+        """Standardise inputs by the corpus: per-dimension mean, one global scale (keeps geometry)."""
         x = x.float()
         self.input_mean.copy_(x.mean(0))
         self.input_scale.copy_(x.var(0, unbiased=False).mean().sqrt().clamp_min(1e-8))
-        return self.quantizer.fit_kmeans(self.latent(x), seed=seed, n_iter=n_iter)
+
+    def autoencoder_loss(self, x: Tensor) -> Tensor:
+        """(B,) reconstruction error without quantisation, for warm-up before `init_codebooks_kmeans`.
+
+        Why warm up: a random encoder's output changes scale many-fold early in training, far
+        faster than gradient-trained codes can follow; codes fitted by k-means on a warmed-up
+        encoder stay in use, codes fitted on a random one mostly die.
+        """
+        xn = self.normalise(x)
+        return (self.decoder(self.encoder(xn)) - xn).pow(2).mean(-1)
 
     @torch.no_grad()
-    def refine_codebooks(self, x: Tensor, n_iter: int = 10, seed: int = 0) -> Tensor:
-        """Whole-corpus Lloyd iterations warm-started from the learned codes, level by level.
-
-        Run after training: moves each code to the mean of its corpus residuals and re-seeds any
-        code no item uses, which lifts utilisation without changing what was learned much.
-        """
-        return self.quantizer.fit_kmeans(self.latent(x.float()), seed=seed, n_iter=n_iter, warm_start=True)
+    def init_codebooks_kmeans(self, x: Tensor, seed: int = 0, n_iter: int = 25) -> Tensor:
+        """k-means every level on the residuals of the whole corpus x; returns the corpus codes."""
+        return self.quantizer.fit_kmeans(self.latent(x.float()), seed=seed, n_iter=n_iter)
 
     def restart_dead_codes(self) -> list[int]:
         """Re-seed codes unused since the last call from recent residuals; count per level."""
@@ -236,9 +239,9 @@ class RQVAEConfig:
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 0.0
+    warmup_epochs: int = 20  # autoencoder-only epochs before the k-means codebook init
     kmeans_iters: int = 25
     restart_every: int = 0  # optimiser steps between dead-code restarts; 0 = once per epoch
-    refine_iters: int = 10  # final whole-corpus k-means pass over the codebooks; 0 = off
     sinkhorn_epsilon: float = 0.05
     device: str = "auto"
 
@@ -252,7 +255,7 @@ class RQVAEConfig:
             (self.temperature > 0, "temperature must be > 0"),
             (self.collisions in COLLISION_MODES, f"collisions must be one of {', '.join(COLLISION_MODES)}"),
             (self.epochs >= 0 and self.batch_size >= 1 and self.lr > 0, "epochs >= 0, batch_size >= 1, lr > 0"),
-            (self.kmeans_iters >= 1 and self.restart_every >= 0 and self.refine_iters >= 0, "iteration counts must be >= 0"),
+            (self.warmup_epochs >= 0 and self.kmeans_iters >= 1 and self.restart_every >= 0, "bad iteration counts"),
             (self.sinkhorn_epsilon > 0, "sinkhorn_epsilon must be > 0"),
         ]
         for ok, message in checks:
@@ -280,6 +283,11 @@ def row_fingerprints(x: np.ndarray) -> np.ndarray:
         for i, row in enumerate(np.ascontiguousarray(block, dtype=np.float32)):
             out[start + i] = int.from_bytes(hashlib.blake2b(row.tobytes(), digest_size=8).digest(), "little", signed=True)
     return out
+
+
+def _tensor(x: np.ndarray, device: torch.device) -> Tensor:
+    """float32 copy on `device` (features may be read-only memmaps, which torch cannot wrap)."""
+    return torch.tensor(np.asarray(x, dtype=np.float32), device=device)
 
 
 def _chunks(x: np.ndarray, rows: int = ENCODE_CHUNK) -> Iterator[tuple[int, np.ndarray]]:
@@ -362,16 +370,24 @@ class RQVAETokenizer(Tokenizer):
 
     def _fit_one(self, name: str, feat: np.ndarray, weights: np.ndarray | None, seed: int) -> _Fitted:
         cfg = self.config
-        x = torch.from_numpy(np.ascontiguousarray(feat, dtype=np.float32)).to(self.device)
+        x = _tensor(feat, self.device)
         w = None if weights is None else torch.from_numpy(weights).to(self.device)
         model = RQVAE(x.shape[1], **cfg.model_kwargs()).to(self.device)
-        model.init_codebooks_kmeans(x, seed=seed, n_iter=cfg.kmeans_iters)
+        model.fit_input_stats(x)
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         g = torch.Generator().manual_seed(seed)
         n = x.shape[0]
+        model.train()
+        for _ in range(cfg.warmup_epochs):
+            for idx in torch.randperm(n, generator=g).to(self.device).split(cfg.batch_size):
+                per_item = model.autoencoder_loss(x[idx])
+                loss = per_item.mean() if w is None else (w[idx] * per_item).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        model.init_codebooks_kmeans(x, seed=seed, n_iter=cfg.kmeans_iters)
         restart_every = cfg.restart_every or math.ceil(n / cfg.batch_size)
         step = 0
-        model.train()
         for epoch in range(cfg.epochs):
             totals: dict[str, float] = {}
             restarted = 0
@@ -387,8 +403,6 @@ class RQVAETokenizer(Tokenizer):
                     totals[key] = totals.get(key, 0.0) + float(value) * len(idx) / n
             self.history.append({"modality": name, "epoch": epoch, "restarted": restarted, **totals})  # type: ignore[dict-item]
             log.info("rqvae %s epoch %d %s restarted=%d", name, epoch, totals, restarted)
-        if cfg.refine_iters:
-            model.refine_codebooks(x, n_iter=cfg.refine_iters, seed=seed)
         model.eval()
         raw = model.encode(x).cpu().numpy()
         fingerprints = row_fingerprints(feat)
@@ -417,7 +431,7 @@ class RQVAETokenizer(Tokenizer):
 
     def _raw_codes(self, model: RQVAE, feat: np.ndarray) -> np.ndarray:
         out = [
-            model.encode(torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32)).to(self.device)).cpu().numpy()
+            model.encode(_tensor(block, self.device)).cpu().numpy()
             for _, block in _chunks(feat)
         ]
         return np.concatenate(out) if out else np.zeros((0, model.levels), dtype=np.int64)
@@ -452,7 +466,7 @@ class RQVAETokenizer(Tokenizer):
         elif mode == "sinkhorn":
             codes[new] = raw[new]
             taken = {tuple(r.tolist()) for r in fitted.corpus_codes}
-            x_new = torch.from_numpy(np.ascontiguousarray(feat[new], dtype=np.float32)).to(self.device)
+            x_new = _tensor(feat[new], self.device)
             order = self._last_level_sqdist(model, x_new, torch.from_numpy(raw[new]).to(self.device)).argsort(dim=1)
             for j, i in enumerate(new):
                 prefix = tuple(raw[i, :-1].tolist())
@@ -524,7 +538,7 @@ class RQVAETokenizer(Tokenizer):
             usage = torch.zeros(model.levels, k)
             raw_parts = []
             for start, chunk in _chunks(features[name]):
-                x = torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32)).to(self.device)
+                x = _tensor(chunk, self.device)
                 with torch.no_grad():
                     z = model.latent(x)
                     raw_parts.append(model.quantizer.encode(z).cpu().numpy())
