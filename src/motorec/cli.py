@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "motorec.commands.zoo",
     "motorec.commands.generative",
     "motorec.commands.serve",
+    "motorec.commands.motor",
 ]
 
 for _module in COMMAND_MODULES:

@@ -6,6 +6,7 @@ error suggesting the nearest valid key instead of being silently ignored.
 from __future__ import annotations
 
 import copy
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,25 @@ import yaml
 from motorec.errors import MotorecError, did_you_mean
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads `1e-4` as a float (YAML 1.1 wants `1.0e-4`, users write `1e-4`)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+               r"|[0-9][0-9_]*[eE][-+]?[0-9]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)
+
+
 def _read_yaml(path: Path | Any, what: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise MotorecError(f"{what}: invalid YAML ({exc}).") from exc
     if not isinstance(data, dict):
@@ -51,9 +68,15 @@ def merge(base: dict[str, Any], over: dict[str, Any], where: str, strict: bool =
             out[k] = copy.deepcopy(v)
         elif isinstance(out[k], dict) and isinstance(v, dict) and out[k]:
             out[k] = merge(out[k], v, f"{where} (under '{k}')", strict)
+        elif _is_number(out[k]) and not _is_number(v):
+            raise MotorecError(f"{where}: config key '{k}' expects a number (default {out[k]!r}), got {v!r}.")
         else:
             out[k] = copy.deepcopy(v)
     return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def parse_override(text: str, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +86,7 @@ def parse_override(text: str, cfg: dict[str, Any]) -> dict[str, Any]:
     key, raw = text.split("=", 1)
     key = key.strip()
     try:
-        value = yaml.safe_load(raw)
+        value = load_yaml(raw)
     except yaml.YAMLError:
         value = raw
     flat = flatten(cfg)

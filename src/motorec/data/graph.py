@@ -91,3 +91,74 @@ def knn_item_graph(features: np.ndarray, k: int = 10, cache_dir: str | Path | No
                    "data": torch.from_numpy(coo.data)}, str(tmp))
         os.replace(tmp, path)
     return graph
+
+
+def topk_cosine(x: torch.Tensor, k: int, shrink: float = 0.0, exclude_self: bool = True,
+                chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(rows, cols, values) of each row's k most cosine-similar rows of `x`.
+
+    Values stay differentiable when `x` requires grad (LATTICE learns its graph through them);
+    `shrink` is ItemKNN-CBF's damping: x_i·x_j / (|x_i||x_j| + shrink).
+    """
+    n = x.shape[0]
+    k = min(k, n - 1 if exclude_self else n)
+    norms = x.norm(dim=1, keepdim=True)
+    rows, cols, vals = [], [], []
+    for start in range(0, n, chunk):
+        block = x[start : start + chunk]
+        sim = (block @ x.T) / (norms[start : start + chunk] * norms.T + shrink).clamp_min(1e-12)
+        if exclude_self:
+            eye = torch.arange(block.shape[0], device=x.device)
+            sim = sim.index_put((eye, eye + start), torch.tensor(-torch.inf, device=x.device))
+        top = sim.topk(k, dim=1)
+        rows.append(torch.arange(start, start + block.shape[0], device=x.device).repeat_interleave(k))
+        cols.append(top.indices.reshape(-1))
+        vals.append(top.values.reshape(-1))
+    return torch.cat(rows), torch.cat(cols), torch.cat(vals)
+
+
+def sparse_sym_normalize(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:
+    """D^-1/2 A D^-1/2 of a (possibly learned, differentiable) weighted graph as torch sparse COO.
+
+    Degrees are row sums, as in LATTICE's `compute_normalized_laplacian`; negative similarities are
+    clipped to 0 so a degree can never be negative.
+    """
+    values = values.clamp_min(0)
+    deg = torch.zeros(n, device=values.device, dtype=values.dtype).index_add(0, rows, values)
+    inv = deg.clamp_min(1e-12).pow(-0.5) * (deg > 0)
+    return torch.sparse_coo_tensor(torch.stack([rows, cols]), inv[rows] * values * inv[cols], (n, n)).coalesce()
+
+
+def mix_graphs(graphs: list[torch.Tensor], weights: list[float] | torch.Tensor) -> torch.Tensor:
+    """Σ w_g · G_g over sparse graphs of one shape (weights may be learned tensors), torch sparse COO."""
+    parts = [g.to_sparse_coo().coalesce() if g.layout != torch.sparse_coo else g.coalesce() for g in graphs]
+    indices = torch.cat([p.indices() for p in parts], dim=1)
+    values = torch.cat([w * p.values() for w, p in zip(weights, parts)])
+    return torch.sparse_coo_tensor(indices, values, parts[0].shape).coalesce()
+
+
+def degree_sensitive_prune(train: sp.csr_matrix, keep_ratio: float, generator: torch.Generator | None = None,
+                           device: torch.device | str = "cpu") -> torch.Tensor:
+    """FREEDOM's denoising: keep a share of user-item edges drawn with probability ∝ 1/sqrt(d_u·d_i),
+    re-normalised, as the symmetric (users + items) adjacency (torch sparse CSR).
+
+    Edges between popular nodes are the likeliest to be dropped (Zhou et al., MM 2023, Sec. 3.2).
+    """
+    coo = train.tocoo()
+    n_users, n_items = train.shape
+    du = np.asarray(train.sum(axis=1)).ravel()[coo.row]
+    di = np.asarray(train.sum(axis=0)).ravel()[coo.col]
+    prob = torch.from_numpy((1.0 / np.sqrt(du * di)).astype(np.float32))
+    n_keep = max(1, int(round(len(prob) * keep_ratio)))
+    keep = torch.multinomial(prob, n_keep, replacement=False, generator=generator).numpy()
+    kept = sp.csr_matrix((np.ones(n_keep, np.float32), (coo.row[keep], coo.col[keep])), shape=(n_users, n_items))
+    return to_torch_sparse(user_item_adjacency(kept), device)
+
+
+def row_normalize(m: sp.spmatrix) -> sp.csr_matrix:
+    """D^-1 A: each row becomes the mean of its neighbours (empty rows stay zero)."""
+    m = sp.csr_matrix(m, dtype=np.float32)
+    deg = np.asarray(m.sum(axis=1)).ravel()
+    inv = np.zeros_like(deg)
+    inv[deg > 0] = 1.0 / deg[deg > 0]
+    return (sp.diags(inv) @ m).tocsr()

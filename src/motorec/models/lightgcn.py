@@ -14,13 +14,19 @@ from motorec.models.item_repr import build_item_repr
 
 
 def propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int) -> torch.Tensor:
-    """Mean of layer outputs 0..n_layers of A^l·E (LightGCN's layer combination)."""
+    """Mean of layer outputs 0..n_layers of A^l·E (LightGCN's layer combination).
+
+    An isolated node (no edges, e.g. a zero-shot cold item) keeps its ego vector instead of
+    ego / (n_layers + 1): its empty higher layers are missing evidence, not zero vectors, and a
+    content-based ego vector (MOTOR tokens) would otherwise be shrunk below every warm item.
+    """
     out = ego
     h = ego
     for _ in range(n_layers):
         h = adj @ h
         out = out + h
-    return out / (n_layers + 1)
+    isolated = (adj @ torch.ones(adj.shape[1], 1, device=ego.device, dtype=ego.dtype)) == 0
+    return torch.where(isolated, ego, out / (n_layers + 1))
 
 
 class _EmbeddingModel(Recommender):

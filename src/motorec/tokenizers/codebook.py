@@ -80,8 +80,13 @@ def kmeans_plusplus(x: Tensor, k: int, seed: int = 0) -> Tensor:
     n = x.shape[0]
     centres = torch.empty(k, x.shape[1], dtype=x.dtype, device=x.device)
     first = int(torch.randint(n, (1,), generator=g))
+    x_sq = x.pow(2).sum(-1)
+
+    def sqdist_to(i: int) -> Tensor:  # expanded form: one matrix-vector product per step
+        return (x_sq - 2.0 * (x @ x[i]) + x_sq[i]).clamp_min(0.0)
+
     centres[0] = x[first]
-    closest = (x - centres[0]).pow(2).sum(-1)
+    closest = sqdist_to(first)
     for i in range(1, k):
         total = float(closest.sum())
         if total > 0.0:
@@ -89,7 +94,7 @@ def kmeans_plusplus(x: Tensor, k: int, seed: int = 0) -> Tensor:
         else:
             idx = int(torch.randint(n, (1,), generator=g))
         centres[i] = x[idx]
-        closest = torch.minimum(closest, (x - centres[i]).pow(2).sum(-1))
+        closest = torch.minimum(closest, sqdist_to(idx))
     return centres
 
 
@@ -282,7 +287,7 @@ class ResidualQuantizer(nn.Module):
     Residuals keep their gradient to `z`, so a prior on soft usage also shapes the encoder.
     """
 
-    def __init__(self, levels: int, codebook_size: int, dim: int, temperature: float = 0.2) -> None:
+    def __init__(self, levels: int, codebook_size: int, dim: int, temperature: float = 0.05) -> None:
         super().__init__()
         if levels < 1 or codebook_size < 2:
             raise ValueError("a residual quantizer needs >= 1 level and >= 2 codes per level")

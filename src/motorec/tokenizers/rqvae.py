@@ -114,7 +114,7 @@ class RQVAE(nn.Module):
         beta: float = 0.25,
         gamma: float = 0.05,
         sparsity_target: float | None = None,
-        temperature: float = 0.2,
+        temperature: float = 0.05,
         rotation_trick: bool = False,
     ) -> None:
         super().__init__()
@@ -232,7 +232,7 @@ class RQVAEConfig:
     beta: float = 0.25
     gamma: float = 0.05
     sparsity_target: float | None = None  # rho of the Bernoulli prior; None -> 1 / codebook_size
-    temperature: float = 0.2  # soft assignment for L_sparse, relative to the mean distance
+    temperature: float = 0.05  # soft assignment for L_sparse, relative to the mean distance
     rotation_trick: bool = False
     collisions: str = "suffix"  # suffix | sinkhorn | none
     epochs: int = 50

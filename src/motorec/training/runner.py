@@ -22,6 +22,7 @@ from motorec.errors import MotorecError
 from motorec.evaluation import Evaluator, write_topk
 from motorec.io import atomic_write_text
 from motorec.models import ModelContext, model_class
+from motorec.training.tokens import attach_tokens
 from motorec.training.trainer import FitResult, fit
 
 
@@ -54,6 +55,7 @@ def prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> None:
 
 def build_model(ds: Dataset, cfg: dict[str, Any], device: torch.device, cache_dir: Path | None):
     ctx = ModelContext(dataset=ds, device=device, config=cfg, cache_dir=cache_dir)
+    attach_tokens(ctx)
     cls = model_class(cfg["model_name"])
     return cls(ctx, cfg["model"]).to(device)
 

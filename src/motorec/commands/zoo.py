@@ -1,0 +1,50 @@
+"""`motorec tune` (validation-only grid search) and `motorec compare` (models × datasets table)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+console = Console()
+
+
+def tune(
+    data: str = typer.Option(..., help="Dataset folder (MMRec or LC-Rec layout) or 'synthetic[-cold]'."),
+    model: str = typer.Option(..., help="Model name (see `motorec models`)."),
+    out: Path = typer.Option(..., help="Folder for one run per grid point, tune.json, tune.md and best.yaml."),
+    grid: list[str] = typer.Option([], "--grid", help="key=v1,v2,... (repeatable; keys as in --set)."),
+    grid_file: Optional[Path] = typer.Option(None, help="YAML mapping key -> list of values."),
+    split: Optional[str] = typer.Option(None, help="Split file (.inter) inside the data folder."),
+    config: Optional[Path] = typer.Option(None, help="YAML file layered over the packaged configs."),
+    set_: list[str] = typer.Option([], "--set", help="Fixed override for every point: key=value (repeatable)."),
+) -> None:
+    """Grid search choosing by valid Recall@20; test is reported for the chosen point only."""
+    from motorec.training.tune import parse_grid, tune as run_tune
+
+    summary = run_tune(data, model, out, parse_grid(grid, grid_file), split, config, set_)
+    console.print((out / "tune.md").read_text())
+    console.print(f"chosen: {summary['best']['point']}; wrote {out / 'tune.json'}, {out / 'tune.md'}, {out / 'best.yaml'}")
+
+
+def compare(
+    models: str = typer.Option(..., help="Comma-separated model names."),
+    datasets: str = typer.Option(..., help="Comma-separated DIR or DIR:SPLIT (e.g. ../shared/data/ml100k-mm:ml100k-mm-cold.inter)."),
+    out: Path = typer.Option(..., help="Folder for runs/ and compare.md, compare.csv, compare.json (resumed if it exists)."),
+    tuned: Optional[Path] = typer.Option(None, help="Folder with <dataset>/<model>.yaml configs (e.g. tune's best.yaml)."),
+    set_: list[str] = typer.Option([], "--set", help="Override for every run: key=value (repeatable), e.g. seeds=[2026]."),
+) -> None:
+    """Train every model on every dataset over the configured seeds and write one comparison table."""
+    from motorec.training.compare import compare as run_compare
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    specs = [d.strip() for d in datasets.split(",") if d.strip()]
+    run_compare(names, specs, out, set_, tuned)
+    console.print((out / "compare.md").read_text())
+    console.print(f"wrote {out / 'compare.md'}, {out / 'compare.csv'}, {out / 'compare.json'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(tune)
+    app.command()(compare)

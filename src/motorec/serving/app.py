@@ -1,0 +1,177 @@
+"""The HTTP API (FastAPI, OpenAPI at /docs and /openapi.json) over a RecommenderService.
+
+Reads are `async def` (microseconds of work, no thread hop); writes are plain `def`, so their
+fsync and content encoding run in the thread pool while reads keep being answered.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Annotated, Any, Union
+
+from fastapi import FastAPI, File, Form, Path, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+import motorec
+from motorec.errors import MotorecError
+from motorec.serving.content import ItemContent
+from motorec.serving.metrics import Metrics, MetricsMiddleware
+from motorec.serving.service import ID_PATTERN, Conflict, NotFound, RecommenderService
+
+MAX_BODY = 8 * 1024 * 1024
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+MAX_TEXT = 20_000
+MAX_K = 1000
+MAX_INTERACTIONS = 1000
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+ItemId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128, description="External item id")]
+UserId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128, description="External user id")]
+FieldValue = Union[Annotated[str, Field(max_length=MAX_TEXT)], float, list[Annotated[str, Field(max_length=1000)]]]
+
+
+class Error(BaseModel):
+    detail: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": Error}, 409: {"model": Error}, 413: {"model": Error},
+                                          422: {"model": Error}}
+
+
+class ItemIn(BaseModel):
+    """A new item: an id plus raw content (text or fields, an image) and/or precomputed features."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=ID_PATTERN, max_length=128)
+    title: str | None = Field(None, max_length=1000)
+    text: str | None = Field(None, min_length=1, max_length=MAX_TEXT, description="the item text, encoded as is")
+    fields: dict[Annotated[str, Field(max_length=64)], FieldValue] | None = Field(
+        None, max_length=64, description="text fields rendered through the bundle's text template")
+    image_base64: str | None = Field(None, max_length=MAX_IMAGE_BYTES * 4 // 3 + 4)
+    features: dict[Annotated[str, Field(max_length=64)], list[FiniteFloat]] | None = Field(
+        None, max_length=16, description="precomputed features per modality (as in the training features)")
+
+
+class Token(BaseModel):
+    modality: str
+    level: int
+    code: int
+    kind: str
+
+
+class ItemCreated(BaseModel):
+    id: str
+    tokens: list[Token] | None
+    imputed_modalities: list[str]
+    index_version: int
+    item_vectors: str
+
+
+class RecommendedItem(BaseModel):
+    id: str
+    title: str
+    score: float
+    new: bool
+
+
+class Recommendation(BaseModel):
+    user_id: str
+    items: list[RecommendedItem]
+    index_version: int
+
+
+class InteractionsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[Annotated[str, Field(pattern=ID_PATTERN, max_length=128)]] = Field(min_length=1, max_length=MAX_INTERACTIONS)
+
+
+class InteractionsOut(BaseModel):
+    user_id: str
+    new_user: bool
+    online_interactions: int
+
+
+def _decode_image(data: str) -> bytes:
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise MotorecError("image_base64 is not valid base64.") from exc
+
+
+def create_app(service: RecommenderService) -> FastAPI:
+    app = FastAPI(title="motorec cold-item service", version=motorec.__version__,
+                  description="Recommendations from a motorec bundle; new items are recommendable as soon as "
+                              "they are posted, new users as soon as they interact.")
+    metrics = Metrics()
+    app.add_middleware(MetricsMiddleware, metrics=metrics, max_body=MAX_BODY)
+
+    @app.exception_handler(MotorecError)
+    async def user_error(request: Request, exc: MotorecError) -> JSONResponse:
+        code = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 422
+        return JSONResponse({"detail": str(exc)}, status_code=code)
+
+    @app.get("/recommend/{user_id}", response_model=Recommendation, responses=ERRORS)
+    async def recommend(user_id: UserId, k: Annotated[int, Query(ge=1, le=MAX_K)] = 20,
+                        exclude_seen: bool = True) -> JSONResponse:
+        """Top-k items for a user by inner product; `new` marks items ingested online."""
+        return JSONResponse(service.recommend(user_id, k, exclude_seen))
+
+    @app.post("/items", status_code=201, response_model=ItemCreated, responses=ERRORS)
+    def add_item(item: ItemIn) -> dict[str, Any]:
+        """Ingest an item: content -> features -> tokens -> vector -> log -> index. Returns its tokens."""
+        content = ItemContent(features=item.features or {}, text=item.text, fields=item.fields,
+                              image=_decode_image(item.image_base64) if item.image_base64 else None)
+        return service.add_item(item.id, content, item.title)
+
+    @app.post("/items/form", status_code=201, response_model=ItemCreated, responses=ERRORS)
+    def add_item_form(id: Annotated[str, Form(pattern=ID_PATTERN, max_length=128)],
+                      title: Annotated[str | None, Form(max_length=1000)] = None,
+                      text: Annotated[str | None, Form(min_length=1, max_length=MAX_TEXT)] = None,
+                      fields: Annotated[str | None, Form(max_length=MAX_TEXT, description="JSON object of text fields")] = None,
+                      image: Annotated[UploadFile | None, File(description="JPEG/PNG/WebP image")] = None) -> dict[str, Any]:
+        """Ingest an item from a multipart form with an image upload (e.g. `curl -F image=@poster.jpg`)."""
+        parsed = None
+        if fields is not None:
+            try:
+                parsed = json.loads(fields)
+            except json.JSONDecodeError as exc:
+                raise MotorecError(f"'fields' must be a JSON object: {exc}") from exc
+            if not isinstance(parsed, dict):
+                raise MotorecError("'fields' must be a JSON object of field name -> text.")
+        data = None
+        if image is not None:
+            data = image.file.read(MAX_IMAGE_BYTES + 1)
+            if len(data) > MAX_IMAGE_BYTES:
+                raise MotorecError(f"the image is larger than {MAX_IMAGE_BYTES} bytes.")
+        return service.add_item(id, ItemContent(text=text, fields=parsed, image=data), title)
+
+    @app.get("/items/{item_id}", responses=ERRORS)
+    async def get_item(item_id: ItemId) -> dict[str, Any]:
+        """An item's title, text, tokens and whether it was ingested online."""
+        return service.item(item_id)
+
+    @app.post("/users/{user_id}/interactions", response_model=InteractionsOut, responses=ERRORS)
+    def add_interactions(user_id: UserId, body: InteractionsIn) -> dict[str, Any]:
+        """Record interactions and fold the user's vector in from item vectors (new users are created)."""
+        return service.add_interactions(user_id, body.items)
+
+    @app.get("/tokens/{modality}/{level}/{code}", responses=ERRORS)
+    async def token(modality: Annotated[str, Path(max_length=64)], level: Annotated[int, Path(ge=0, le=64)],
+                    code: Annotated[int, Path(ge=0)]) -> dict[str, Any]:
+        """What a token means: the items carrying it and the most common words in their texts."""
+        return service.token(modality, level, code)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return service.health()
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def prometheus() -> str:
+        """Prometheus text: request counts and latency histograms per route, catalogue gauges."""
+        h = service.health()
+        gauges = {k: h[k] for k in ("items_indexed", "items_new", "users", "index_version", "wal_records")}
+        return metrics.render(gauges)
+
+    return app

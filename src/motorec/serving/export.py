@@ -1,0 +1,162 @@
+"""`motorec export RUN_DIR --out BUNDLE`: a trained run turned into a self-contained serving bundle.
+
+How new items get vectors is decided here and recorded in the manifest:
+- "model": the model implements `item_vector_from_content` (serving.protocol); its weights and the
+  train-only graph and features ship in BUNDLE/model/ so the service rebuilds it without the data;
+- "ridge": otherwise, a ridge map from concatenated features to the model's vectors of items with
+  train interactions (lambda chosen on held-out train items). Items without train interactions of
+  a model with no content path get their vector from the same map.
+New users are folded in from item vectors (linalg.fold_in); its strength is chosen on valid.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_model
+
+from motorec.data.dataset import Dataset
+from motorec.errors import MotorecError
+from motorec.evaluation import Evaluator
+from motorec.serving.bundle import prepare_out, write_arrays, write_bundle
+from motorec.serving.catalog import load_catalog
+from motorec.serving.linalg import FOLD_IN_GRID, RidgePath, fold_in_many, select_ridge
+from motorec.serving.protocol import ContentToTokens, ContentToVector
+from motorec.tokenizers.base import Tokenizer, build_tokenizer, load_tokenizer
+from motorec.training.evaluate import load_trained
+
+MODEL_DIR = "model"
+TOKENIZER_DIR = "tokenizer"
+
+
+def concat_features(features: dict[str, np.ndarray], order: list[str]) -> np.ndarray:
+    return np.concatenate([np.asarray(features[m], dtype=np.float32) for m in order], axis=1)
+
+
+def _model_vectors(model, feats: dict[str, np.ndarray]) -> np.ndarray:
+    with torch.no_grad():
+        tens = {m: torch.from_numpy(np.ascontiguousarray(f, dtype=np.float32)) for m, f in feats.items()}
+        return model.item_vector_from_content(tens).float().cpu().numpy()
+
+
+def _fit_tokenizer(spec: str, features: dict[str, np.ndarray], params: dict[str, Any], seed: int) -> Tokenizer:
+    """A saved tokenizer folder, or the name of a registered tokenizer fitted here on item content."""
+    if Path(spec).is_dir():
+        return load_tokenizer(spec)
+    return build_tokenizer(spec, **params).fit(features, seed=seed)
+
+
+def _choose_fold_in(ds: Dataset, users: np.ndarray, items: np.ndarray, target: float,
+                    device: torch.device) -> tuple[float, dict[str, float]]:
+    """Fold-in strength with the best valid recall@20 when every user is rebuilt from train items."""
+    prior = users.mean(0)
+    unit = float((items**2).sum(1).mean())
+    rows = np.split(ds.train_matrix.indices, ds.train_matrix.indptr[1:-1])
+    evaluator = Evaluator(ds, device, ks=(20,))
+    item_t = torch.from_numpy(items)
+    scores: dict[str, float] = {}
+    for rel in FOLD_IN_GRID:
+        def score(batch: torch.Tensor, rel: float = rel) -> torch.Tensor:
+            u = fold_in_many([rows[i] for i in batch.tolist()], items, prior, target, rel * unit)
+            return torch.from_numpy(u) @ item_t.T
+        scores[str(rel)] = evaluator.evaluate(score, "valid").get("all", "recall@20")
+    model_recall = evaluator.evaluate(lambda b: torch.from_numpy(users[b.numpy()]) @ item_t.T, "valid").get()
+    best = max(scores, key=scores.get)
+    return float(best) * unit, {"valid_recall@20_by_relative_reg": scores, "relative_reg": float(best),
+                                "model_valid_recall@20": model_recall}
+
+
+def export_bundle(run_dir: str | os.PathLike, out: str | os.PathLike, seed: int | None = None,
+                  drop_cold_items: bool = False, tokenizer: str | None = None,
+                  tokenizer_params: dict[str, Any] | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Write BUNDLE from RUN_DIR; returns the manifest."""
+    out = Path(out)
+    ds, cfg, model = load_trained(run_dir, seed)
+    model.eval()
+    with torch.no_grad():
+        model.prepare_scoring()
+        emb = model.embeddings()
+        model.finish_scoring()
+    if emb is None:
+        raise MotorecError(f"model '{model.name}' does not expose embeddings() (scores are not a user-item dot "
+                           f"product), so it cannot be served from a vector index.")
+    users, items = (e.detach().float().cpu().numpy().copy() for e in emb)
+    order = sorted(ds.modalities)
+    feats = {m: np.asarray(ds.modalities[m], dtype=np.float32) for m in order}
+    prepare_out(out, overwrite)
+    extra_files: list[str] = []
+    arrays: dict[str, np.ndarray] = {}
+    warm = ds.item_degree > 0
+    cold = ~warm
+    item_method: dict[str, Any]
+    if isinstance(model, ContentToVector) and order:
+        from_content = _model_vectors(model, feats)
+        cos = (from_content * items).sum(1) / (np.linalg.norm(from_content, axis=1) * np.linalg.norm(items, axis=1) + 1e-12)
+        item_method = {"method": "model", "hook": "item_vector_from_content",
+                       "cosine_hook_vs_embeddings": {"warm_mean": float(cos[warm].mean()) if warm.any() else None,
+                                                     "cold_mean": float(cos[cold].mean()) if cold.any() else None}}
+        (out / MODEL_DIR).mkdir()
+        save_model(model.cpu(), str(out / MODEL_DIR / "weights.safetensors"))
+        write_arrays(out / MODEL_DIR / "features.safetensors", {**feats, "cold_items": np.asarray(
+            ds.cold_items if ds.cold_items is not None else np.zeros(0), dtype=np.int64)})
+        extra_files += [f"{MODEL_DIR}/weights.safetensors", f"{MODEL_DIR}/features.safetensors"]
+    elif order:
+        x = concat_features(feats, order)
+        rel, r2 = select_ridge(x[warm], items[warm])
+        cmap = RidgePath(x[warm], items[warm]).at(rel)
+        from_content = cmap(x)
+        arrays.update({"content_map.mean": cmap.mean, "content_map.scale": cmap.scale,
+                       "content_map.weight": cmap.weight, "content_map.bias": cmap.bias})
+        item_method = {"method": "ridge", "relative_lambda": rel, "heldout_r2_by_relative_lambda": {str(k): v for k, v in r2.items()},
+                       "fitted_on_items": int(warm.sum()), "feature_order": order}
+    else:
+        from_content = None
+        item_method = {"method": "none", "reason": "the dataset has no content features: new items cannot be embedded"}
+    if from_content is not None and not model.content_path:
+        items[cold] = from_content[cold]
+        item_method["items_without_train_interactions_from_content"] = int(cold.sum())
+    tokens_meta = None
+    if isinstance(model, ContentToTokens) and order:
+        with torch.no_grad():
+            arrays["item_tokens"] = model.item_tokens_from_content(
+                {m: torch.from_numpy(f) for m, f in feats.items()}).cpu().numpy().astype(np.int64)
+        tokens_meta = {"source": "model", "slots": [dataclasses.asdict(s) for s in model.token_slots()]}
+    elif tokenizer and order:
+        tok = _fit_tokenizer(tokenizer, feats, tokenizer_params or {}, int(cfg["seeds"][0]))
+        arrays["item_tokens"] = np.asarray(tok.encode(feats), dtype=np.int64)
+        tok.save(out / TOKENIZER_DIR)
+        extra_files += [f"{TOKENIZER_DIR}/tokenizer.json", f"{TOKENIZER_DIR}/tokenizer.safetensors"]
+        tokens_meta = {"source": "tokenizer", "name": tok.name, "slots": [dataclasses.asdict(s) for s in tok.slots]}
+    train = ds.train_matrix
+    pos_scores = (users[ds.users[ds.labels == 0]] * items[ds.items[ds.labels == 0]]).sum(1)
+    target = float(np.median(pos_scores))
+    reg, fold_info = _choose_fold_in(ds, users, items, target, torch.device("cpu"))
+    served = np.ones(ds.n_items, dtype=np.uint8)
+    if drop_cold_items and ds.cold_items is not None:
+        served[ds.cold_items] = 0
+    arrays.update({
+        "user_vectors": users, "item_vectors": items, "served": served,
+        "seen_indptr": train.indptr.astype(np.int64), "seen_indices": train.indices.astype(np.int64),
+        "item_degree": ds.item_degree.astype(np.int64),
+        **{f"feature_mean.{m}": f.mean(0) for m, f in feats.items()},
+    })
+    manifest = {
+        "source_run": str(Path(run_dir).resolve()),
+        "model": {"name": model.name, "content_path": model.content_path, "config": cfg},
+        "dataset": {"name": ds.name, "split": cfg["data"]["split"], "split_sha256": ds.split_sha256(),
+                    "cold_items": None if ds.cold_items is None else int(len(ds.cold_items)),
+                    "cold_items_served": bool(served[ds.cold_mask()].all()) if ds.cold_items is not None else None},
+        "n_users": ds.n_users, "n_items": ds.n_items, "dim": int(items.shape[1]),
+        "modalities": {m: int(f.shape[1]) for m, f in feats.items()},
+        "item_vectors": item_method,
+        "tokens": tokens_meta,
+        "fold_in": {"target": target, "reg": reg, "new_user_prior": "mean trained user vector", **fold_info},
+    }
+    catalog = load_catalog(ds)
+    write_bundle(out, manifest, arrays, catalog, extra_files)
+    return manifest
+

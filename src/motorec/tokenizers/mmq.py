@@ -1,0 +1,571 @@
+"""MMQ: Multimodal Mixture-of-Quantization tokenizer (Xu et al. 2025, arXiv 2508.15281).
+
+Shared-specific multi-expert tokenizer. Every modality is standardised; *shared* experts read the
+concatenation of all modalities, *specific* experts read one modality each. Each expert's output
+is L2-normalised and quantised by its own cosine-similarity codebook, so an item's semantic ID has
+one token per expert (2 shared + 2 text + 2 image = 6 on ml100k-mm; 2 shared + 2 text = 4 on
+text-only data). The quantised experts are fused as
+
+    z = sum_s q_s + sum_m sum_j g_{m,j} q_{m,j},   g_m = softmax(W_m x_m)  (one gate per modality)
+
+and decoded back to the concatenated features (L_recon) and to every modality (L_aux). An
+orthogonality regulariser ||V V^T - I||_F^2 over the experts' L2-normalised output-layer weights
+(one row per expert) keeps experts from collapsing onto the same subspace. Per item
+
+    L = w_rec L_recon + w_aux sum_m L_aux,m + w_orth L_ortho + beta ||u - sg(c)||^2 + ||sg(u) - c||^2
+
+(paper: w_rec = 12, w_aux = 10, w_orth = 0.005). `MMQTokenizer.finetune` is the paper's second
+stage: a soft index (softmax of cosine / tau over each codebook, straight-through to the hard code)
+lets a behavioural next-item loss move encoders and codebooks, while 0.5 L_recon + 0.5 L_aux keeps
+the content information.
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from motorec.errors import MotorecError
+from motorec.tokenizers.base import Features, Tokenizer, TokenSlot, check_features, register_tokenizer, resolve_params
+from motorec.tokenizers.codebook import (
+    Codebook,
+    CodebookOutput,
+    ReconstructionError,
+    collision_rate,
+    group_rank,
+    kmeans,
+    nearest_code,
+    perplexity,
+    resolve_device,
+    suffix_codes,
+    utilisation,
+)
+from motorec.tokenizers.rqvae import mlp, row_fingerprints
+
+log = logging.getLogger(__name__)
+
+
+class CosineCodebook(Codebook):
+    """A `Codebook` compared on the unit sphere: inputs and codes are L2-normalised.
+
+    Squared distance between unit vectors is 2 - 2 cos, so nearest code = most cosine-similar
+    code and the base class' usage tracking, dead-code restart and k-means fit apply unchanged.
+    """
+
+    def unit_embed(self) -> Tensor:
+        return F.normalize(self.embed, dim=-1)
+
+    def forward(self, r: Tensor) -> CodebookOutput:
+        u = F.normalize(r, dim=-1)
+        e = self.unit_embed()
+        d = (2.0 - 2.0 * (u @ e.t())).clamp_min(0.0)
+        codes = d.argmin(dim=-1)
+        if self.training:
+            self._track(u.detach(), codes)
+        return CodebookOutput(e[codes], codes, d)
+
+    @torch.no_grad()
+    def assign(self, r: Tensor) -> tuple[Tensor, Tensor]:
+        return nearest_code(F.normalize(r, dim=-1), self.unit_embed())
+
+
+@dataclass
+class MMQOutput:
+    """codes (B, E) one per expert; z (B, D) fused latent; recon/aux/orth/commit scalars;
+    loss_per_item (B,) the weighted training loss of each item (orth shared equally)."""
+
+    codes: Tensor
+    z: Tensor
+    recon: Tensor
+    aux: Tensor
+    orth: Tensor
+    commit: Tensor
+    loss_per_item: Tensor
+
+
+class MMQ(nn.Module):
+    """The shared-specific multi-expert quantiser (one nn.Module over all modalities)."""
+
+    def __init__(
+        self,
+        input_dims: dict[str, int],
+        *,
+        n_shared: int = 2,
+        n_specific: int = 2,
+        latent_dim: int = 64,
+        hidden: Sequence[int] = (256,),
+        codebook_size: int = 256,
+        beta: float = 0.25,
+        w_rec: float = 12.0,
+        w_aux: float = 10.0,
+        w_orth: float = 0.005,
+    ) -> None:
+        super().__init__()
+        self.modalities = list(input_dims)
+        concat = sum(input_dims.values())
+        hidden = [int(h) for h in hidden]
+        self.shared = nn.ModuleList(mlp([concat, *hidden, latent_dim]) for _ in range(n_shared))
+        self.specific = nn.ModuleDict(
+            {m: nn.ModuleList(mlp([d, *hidden, latent_dim]) for _ in range(n_specific)) for m, d in input_dims.items()}
+        )
+        self.gates = nn.ModuleDict({m: nn.Linear(d, n_specific) for m, d in input_dims.items()})
+        n_experts = n_shared + n_specific * len(input_dims)
+        self.books = nn.ModuleList(CosineCodebook(codebook_size, latent_dim) for _ in range(n_experts))
+        self.decoder = mlp([latent_dim, *reversed(hidden), concat])
+        self.aux_decoders = nn.ModuleDict({m: mlp([latent_dim, *reversed(hidden), d]) for m, d in input_dims.items()})
+        for m, d in input_dims.items():
+            self.register_buffer(f"mean_{m}", torch.zeros(d))
+            self.register_buffer(f"scale_{m}", torch.ones(()))
+        # mean gate over the fitted corpus: `decode` has codes only, not the inputs gates are computed from
+        self.register_buffer("gate_mean", torch.full((len(input_dims), n_specific), 1.0 / n_specific))
+        self.n_shared, self.n_specific = n_shared, n_specific
+        self.beta, self.w_rec, self.w_aux, self.w_orth = beta, w_rec, w_aux, w_orth
+
+    @property
+    def n_experts(self) -> int:
+        return len(self.books)
+
+    @property
+    def codebook_size(self) -> int:
+        return self.books[0].size
+
+    def expert_names(self) -> list[tuple[str, int]]:
+        """(modality or 'shared', index within the group) of every expert, in code-column order."""
+        return [("shared", j) for j in range(self.n_shared)] + [
+            (m, j) for m in self.modalities for j in range(self.n_specific)
+        ]
+
+    # ------------------------------------------------------------------ inputs
+    def standardise(self, x: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {m: (x[m] - getattr(self, f"mean_{m}")) / getattr(self, f"scale_{m}") for m in self.modalities}
+
+    @torch.no_grad()
+    def set_standardisation(self, x: dict[str, Tensor]) -> None:
+        """Per-dimension mean and one global scale per modality, so no modality dominates the concat."""
+        for m in self.modalities:
+            getattr(self, f"mean_{m}").copy_(x[m].mean(0))
+            getattr(self, f"scale_{m}").copy_(x[m].var(0, unbiased=False).mean().sqrt().clamp_min(1e-8))
+
+    def expert_outputs(self, xs: dict[str, Tensor]) -> tuple[list[Tensor], Tensor]:
+        """Unit-norm output of every expert (code-column order) and the gates (B, M, n_specific)."""
+        cat = torch.cat([xs[m] for m in self.modalities], dim=-1)
+        outs = [F.normalize(e(cat), dim=-1) for e in self.shared]
+        for m in self.modalities:
+            outs += [F.normalize(e(xs[m]), dim=-1) for e in self.specific[m]]
+        gates = torch.stack([F.softmax(self.gates[m](xs[m]), dim=-1) for m in self.modalities], dim=1)
+        return outs, gates
+
+    def fuse(self, q: list[Tensor], gates: Tensor) -> Tensor:
+        """z = sum of shared codes + gate-weighted specific codes of every modality."""
+        z = sum(q[: self.n_shared])
+        for i, _ in enumerate(self.modalities):
+            start = self.n_shared + i * self.n_specific
+            for j in range(self.n_specific):
+                z = z + gates[:, i, j : j + 1] * q[start + j]
+        return z  # type: ignore[return-value]
+
+    def orthogonality(self) -> Tensor:
+        """||V V^T - I||_F^2, V = experts' L2-normalised (flattened) output-layer weights."""
+        experts = list(self.shared) + [e for m in self.modalities for e in self.specific[m]]
+        v = F.normalize(torch.stack([e[-1].weight.flatten() for e in experts]), dim=-1)
+        gram = v @ v.t()
+        return (gram - torch.eye(len(experts), device=gram.device)).pow(2).sum()
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        x: dict[str, Tensor],
+        soft_tau: float | None = None,
+        w_rec: float | None = None,
+        w_aux: float | None = None,
+    ) -> MMQOutput:
+        """Raw features in; hard codes out. Gradient reaches encoders by straight-through, or, with
+        `soft_tau`, through the soft index softmax(cos / tau) @ codes (forward value = hard code)."""
+        xs = self.standardise(x)
+        outs, gates = self.expert_outputs(xs)
+        q, codes = [], []
+        commit = outs[0].new_zeros(outs[0].shape[0])
+        for u, book in zip(outs, self.books):
+            hard = book(u)
+            commit = commit + self.beta * (u - hard.quantized.detach()).pow(2).sum(-1) + (u.detach() - hard.quantized).pow(2).sum(-1)
+            if soft_tau is None:
+                q.append(u + (hard.quantized - u).detach())
+            else:
+                soft = F.softmax((1.0 - hard.sqdist / 2.0) / soft_tau, dim=-1) @ book.unit_embed()
+                q.append(soft + (hard.quantized - soft).detach())
+            codes.append(hard.codes)
+        z = self.fuse(q, gates)
+        cat = torch.cat([xs[m] for m in self.modalities], dim=-1)
+        recon = (self.decoder(z) - cat).pow(2).mean(-1)
+        aux = sum((self.aux_decoders[m](z) - xs[m]).pow(2).mean(-1) for m in self.modalities)
+        orth = self.orthogonality()
+        w_rec = self.w_rec if w_rec is None else w_rec
+        w_aux = self.w_aux if w_aux is None else w_aux
+        per_item = w_rec * recon + w_aux * aux + self.w_orth * orth + commit
+        return MMQOutput(torch.stack(codes, 1), z, recon, aux, orth, commit, per_item)  # type: ignore[arg-type]
+
+    @torch.no_grad()
+    def encode(self, x: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Hard codes (n, E) and gates (n, M, n_specific), no gradient."""
+        outs, gates = self.expert_outputs(self.standardise(x))
+        return torch.stack([book.assign(u)[0] for u, book in zip(outs, self.books)], 1), gates
+
+    def decode(self, codes: Tensor, gates: Tensor | None = None) -> dict[str, Tensor]:
+        """Raw-scale features per modality from (n, E) codes (corpus-mean gates unless given)."""
+        q = [book.unit_embed()[codes[:, e]] for e, book in enumerate(self.books)]
+        if gates is None:
+            gates = self.gate_mean.unsqueeze(0).expand(codes.shape[0], -1, -1)
+        z = self.fuse(q, gates)
+        return {m: self.aux_decoders[m](z) * getattr(self, f"scale_{m}") + getattr(self, f"mean_{m}") for m in self.modalities}
+
+    @torch.no_grad()
+    def init_codebooks(self, x: dict[str, Tensor], seed: int = 0, n_iter: int = 25) -> None:
+        """Standardise from the corpus, then k-means every expert's codebook on its unit outputs."""
+        self.set_standardisation(x)
+        outs, _ = self.expert_outputs(self.standardise(x))
+        for e, (u, book) in enumerate(zip(outs, self.books)):
+            book.embed.copy_(kmeans(u, book.size, n_iter=n_iter, seed=seed + e).centroids)
+            book.reset_usage()
+
+    def restart_dead_codes(self) -> int:
+        return sum(book.restart_dead() for book in self.books)
+
+
+# --------------------------------------------------------------------------------------------
+# Tokenizer
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MMQConfig:
+    """Every knob of the "mmq" tokenizer (`--set key=value`); defaults follow the paper where it says."""
+
+    n_shared: int = 2
+    n_specific: int = 2  # per modality
+    codebook_size: int = 256
+    latent_dim: int = 64
+    hidden: list[int] = field(default_factory=lambda: [256])
+    beta: float = 0.25
+    w_rec: float = 12.0
+    w_aux: float = 10.0
+    w_orth: float = 0.005
+    collisions: str = "suffix"  # suffix | none
+    epochs: int = 50
+    batch_size: int = 256
+    lr: float = 1e-3
+    kmeans_iters: int = 25
+    # behaviour-aware fine-tuning (stage 2)
+    ft_steps: int = 150
+    ft_lr: float = 5e-4
+    ft_tau: float = 0.1  # soft-index temperature over cosine similarity
+    ft_w_rec: float = 0.5
+    ft_w_aux: float = 0.5
+    ft_w_behaviour: float = 1.0
+    ft_batch_size: int = 128
+    ft_history: int = 5  # most recent items averaged into the user vector
+    ft_temperature: float = 0.1  # of the behavioural softmax over the catalogue
+    device: str = "auto"
+
+    def validate(self) -> None:
+        checks = [
+            (self.n_shared >= 0 and self.n_specific >= 0 and self.n_shared + self.n_specific >= 1, "need at least one expert"),
+            (self.codebook_size >= 2 and self.latent_dim >= 1, "codebook_size >= 2 and latent_dim >= 1"),
+            (all(int(h) >= 1 for h in self.hidden), "hidden sizes must be >= 1"),
+            (min(self.w_rec, self.w_aux, self.w_orth, self.beta) >= 0, "loss weights must be >= 0"),
+            (self.collisions in ("suffix", "none"), "collisions must be suffix or none"),
+            (self.epochs >= 0 and self.batch_size >= 1 and self.lr > 0, "epochs >= 0, batch_size >= 1, lr > 0"),
+            (self.ft_steps >= 0 and self.ft_tau > 0 and self.ft_temperature > 0 and self.ft_history >= 1, "fine-tuning knobs out of range"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise MotorecError(f"tokenizer 'mmq': {message} (got {asdict(self)}).")
+
+    def model_kwargs(self) -> dict[str, Any]:
+        keys = ("n_shared", "n_specific", "latent_dim", "hidden", "codebook_size", "beta", "w_rec", "w_aux", "w_orth")
+        return {k: getattr(self, k) for k in keys}
+
+
+def new_item_suffix(corpus_codes: np.ndarray, raw_new: np.ndarray, suffix_size: int) -> np.ndarray:
+    """Suffix of items outside the fitted corpus: the next free number of their code tuple,
+    clipped to the last value of the slot (the collision then remains and diagnostics show it)."""
+    counts: dict[tuple[int, ...], int] = {}
+    for row in corpus_codes:
+        key = tuple(row.tolist())
+        counts[key] = counts.get(key, 0) + 1
+    out = np.empty(len(raw_new), dtype=np.int64)
+    for i, row in enumerate(raw_new):
+        key = tuple(row.tolist())
+        out[i] = min(counts.get(key, 0), suffix_size - 1)
+        counts[key] = counts.get(key, 0) + 1
+    return out
+
+
+@register_tokenizer("mmq")
+class MMQTokenizer(Tokenizer):
+    """One MMQ over all modalities; codes [shared experts, modality experts..., suffix?].
+
+    Collisions are resolved like "rqvae"'s suffix mode: items of the fitted corpus sharing all
+    expert codes are numbered 0, 1, 2... in row order; a fitted item is recognised by a hash of its
+    feature rows, so re-encoding the corpus reproduces the fitted table exactly.
+    """
+
+    def __init__(self, **params: Any) -> None:
+        self.config = resolve_params("mmq", MMQConfig, params)
+        self.config.validate()
+        super().__init__(**asdict(self.config))
+        self.device = resolve_device(self.config.device)
+        self.model: MMQ | None = None
+        self.corpus_codes = np.zeros((0, 0), dtype=np.int64)
+        self.corpus_fingerprints = np.zeros(0, dtype=np.int64)
+        self.suffix_size = 0
+        self.history: list[dict[str, float]] = []
+
+    # ---------------------------------------------------------------- helpers
+    def _tensors(self, features: Features, rows: np.ndarray | slice = slice(None)) -> dict[str, Tensor]:
+        assert self.model is not None
+        return {m: torch.from_numpy(np.array(features[m][rows], dtype=np.float32)).to(self.device)
+                for m in self.model.modalities}
+
+    def _fingerprints(self, features: Features) -> np.ndarray:
+        """One 64-bit hash per item over all its modality rows."""
+        assert self.model is not None
+        fps = np.stack([row_fingerprints(np.asarray(features[m])) for m in self.model.modalities], 1)
+        return row_fingerprints(fps.view(np.float32).reshape(len(fps), -1)) if fps.shape[1] > 1 else fps[:, 0]
+
+    def _require_fitted(self) -> MMQ:
+        if self.model is None:
+            raise MotorecError("tokenizer 'mmq' is not fitted: call fit() or load a saved tokenizer first.")
+        return self.model
+
+    @contextmanager
+    def _seeded(self, seed: int) -> Iterator[None]:
+        """Seed torch inside a forked RNG state, so fitting never disturbs the caller's stream."""
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
+
+    # ---------------------------------------------------------------- fit
+    def fit(self, features: Features, weights: np.ndarray | None = None, seed: int = 0) -> "MMQTokenizer":
+        n = check_features(features)
+        cfg = self.config
+        w = None
+        if weights is not None:
+            w = np.asarray(weights, dtype=np.float32).reshape(-1)
+            if w.shape[0] != n or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+                raise MotorecError(f"weights: need {n} finite, non-negative values, not all zero.")
+            w = torch.from_numpy(w / w.mean()).to(self.device)
+        dims = {m: int(f.shape[1]) for m, f in features.items()}
+        self.history = []
+        with self._seeded(seed):
+            self.model = MMQ(dims, **cfg.model_kwargs()).to(self.device)
+            x = self._tensors(features)
+            self.model.init_codebooks(x, seed=seed, n_iter=cfg.kmeans_iters)
+            opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+            g = torch.Generator().manual_seed(seed)
+            self.model.train()
+            for epoch in range(cfg.epochs):
+                totals = {"loss": 0.0, "recon": 0.0, "aux": 0.0, "orth": 0.0}
+                for idx in torch.randperm(n, generator=g).to(self.device).split(cfg.batch_size):
+                    out = self.model({m: v[idx] for m, v in x.items()})
+                    loss = out.loss_per_item.mean() if w is None else (w[idx] * out.loss_per_item).mean()
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    for key, value in (("loss", loss), ("recon", out.recon.mean()), ("aux", out.aux.mean()), ("orth", out.orth)):
+                        totals[key] += float(value.detach()) * len(idx) / n
+                restarted = self.model.restart_dead_codes()
+                self.history.append({"stage": "fit", "epoch": epoch, "restarted": restarted, **totals})  # type: ignore[dict-item]
+                log.info("mmq epoch %d %s restarted=%d", epoch, totals, restarted)
+        self._freeze_corpus(features)
+        return self
+
+    def _freeze_corpus(self, features: Features) -> None:
+        """Encode the fitted corpus once, resolve collisions, remember the table and gates."""
+        model = self._require_fitted().eval()
+        raw, gates = model.encode(self._tensors(features))
+        model.gate_mean.copy_(gates.mean(0))
+        raw_np = raw.cpu().numpy()
+        if self.config.collisions == "suffix":
+            suffix, self.suffix_size = suffix_codes(raw_np)
+            self.corpus_codes = np.column_stack([raw_np, suffix]).astype(np.int64)
+        else:
+            self.corpus_codes, self.suffix_size = raw_np.astype(np.int64), 0
+        self.corpus_fingerprints = self._fingerprints(features)
+
+    # ---------------------------------------------------------------- stage 2
+    def finetune(self, features: Features, sequences: Sequence[np.ndarray], seed: int = 0) -> "MMQTokenizer":
+        """Behaviour-aware fine-tuning (MMQ stage 2), then re-encode and re-resolve collisions.
+
+        `sequences`: each user's *training* items in time order (never valid/test). The behavioural
+        loss is a next-item softmax over the items of the batch (in-batch negatives: every history
+        and target item of `ft_batch_size` sampled pairs): the user vector is the mean fused latent
+        of the `ft_history` items before a target, items are scored by cosine / ft_temperature.
+        The fused latents come through the soft index, so the loss moves encoders, gates and
+        codebooks; ft_w_rec * L_recon + ft_w_aux * L_aux keeps the content.
+        """
+        model = self._require_fitted()
+        cfg = self.config
+        check_features(features, {m: int(getattr(model, f"mean_{m}").numel()) for m in model.modalities})
+        hist, target = _next_item_pairs(sequences, cfg.ft_history)
+        if len(target) == 0:
+            raise MotorecError("finetune: no user has two or more training items; nothing to learn from.")
+        x = self._tensors(features)
+        hist_t = torch.from_numpy(hist).to(self.device)
+        target_t = torch.from_numpy(target).to(self.device)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.ft_lr)
+        g = torch.Generator().manual_seed(seed)
+        model.train()
+        with self._seeded(seed):
+            for step in range(cfg.ft_steps):
+                batch = torch.randint(len(target), (cfg.ft_batch_size,), generator=g).to(self.device)
+                h, t = hist_t[batch], target_t[batch]
+                items, inverse = torch.unique(torch.cat([h.flatten(), t]).clamp_min(0), return_inverse=True)
+                out = model({m: v[items] for m, v in x.items()}, soft_tau=cfg.ft_tau, w_rec=cfg.ft_w_rec, w_aux=cfg.ft_w_aux)
+                z = F.normalize(out.z, dim=-1)
+                h_local, t_local = inverse[: h.numel()].view_as(h), inverse[h.numel():]
+                mask = (h >= 0).unsqueeze(-1).float()
+                user = F.normalize((z[h_local] * mask).sum(1) / mask.sum(1).clamp_min(1.0), dim=-1)
+                behaviour = F.cross_entropy(user @ z.t() / cfg.ft_temperature, t_local)
+                loss = cfg.ft_w_behaviour * behaviour + out.loss_per_item.mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                self.history.append({"stage": "finetune", "step": step, "behaviour": float(behaviour.detach()), "loss": float(loss.detach())})
+        self._freeze_corpus(features)
+        return self
+
+    # ---------------------------------------------------------------- encode / decode
+    def encode(self, features: Features) -> np.ndarray:
+        model = self._require_fitted()
+        check_features({m: features[m] for m in model.modalities if m in features},
+                       {m: int(getattr(model, f"mean_{m}").numel()) for m in model.modalities})
+        n = len(features[model.modalities[0]])
+        corpus_row = _match_rows(self.corpus_fingerprints, self._fingerprints(features))
+        codes = np.zeros((n, self.corpus_codes.shape[1]), dtype=np.int64)
+        known = corpus_row >= 0
+        codes[known] = self.corpus_codes[corpus_row[known]]
+        new = np.flatnonzero(~known)
+        if new.size:
+            raw = model.encode(self._tensors(features, new))[0].cpu().numpy()
+            if self.config.collisions == "suffix":
+                codes[new, :-1] = raw
+                codes[new, -1] = new_item_suffix(self.corpus_codes[:, :-1], raw, self.suffix_size)
+            else:
+                codes[new] = raw
+        return codes
+
+    def decode(self, codes: np.ndarray) -> dict[str, np.ndarray]:
+        model = self._require_fitted()
+        codes = np.asarray(codes, dtype=np.int64)
+        if codes.ndim != 2 or codes.shape[1] != len(self.slots):
+            raise MotorecError(f"decode: codes must be (n_items, {len(self.slots)}), got shape {codes.shape}.")
+        expert = codes[:, : model.n_experts]
+        if (expert < 0).any() or (expert >= model.codebook_size).any():
+            raise MotorecError(f"decode: expert codes must lie in [0, {model.codebook_size}).")
+        with torch.no_grad():
+            out = model.decode(torch.from_numpy(expert).to(self.device))
+        return {m: v.cpu().numpy() for m, v in out.items()}
+
+    # ---------------------------------------------------------------- description
+    @property
+    def slots(self) -> list[TokenSlot]:
+        if self.model is None:
+            return []
+        slots = [TokenSlot(m, j, self.model.codebook_size) for m, j in self.model.expert_names()]
+        if self.config.collisions == "suffix":
+            slots.append(TokenSlot("shared", self.model.n_shared, self.suffix_size, kind="suffix"))
+        return slots
+
+    def codebooks(self) -> dict[str, np.ndarray]:
+        model = self._require_fitted()
+        return {f"{m}.expert{j}": book.unit_embed().detach().cpu().numpy()
+                for (m, j), book in zip(model.expert_names(), model.books)}
+
+    def diagnostics(self, features: Features) -> dict[str, Any]:
+        """Per expert utilisation / perplexity; collision rate before and after the suffix;
+        reconstruction (with each item's own gates) per modality; orthogonality loss; mean gates."""
+        model = self._require_fitted()
+        codes = self.encode(features)
+        x = self._tensors(features)
+        raw, gates = model.encode(x)
+        with torch.no_grad():
+            recon = model.decode(raw, gates)
+            orth = float(model.orthogonality())
+        k = model.codebook_size
+        experts = codes[:, : model.n_experts]
+        report: dict[str, Any] = {
+            "tokenizer": self.name,
+            "n_items": int(codes.shape[0]),
+            "experts": [f"{m}.{j}" for m, j in model.expert_names()],
+            "utilisation": [utilisation(experts[:, e], k) for e in range(model.n_experts)],
+            "perplexity": [perplexity(experts[:, e], k) for e in range(model.n_experts)],
+            "collision_rate_raw": collision_rate(raw.cpu().numpy()),
+            "collision_rate": collision_rate(codes),
+            "suffix_size": self.suffix_size,
+            "orthogonality_loss": orth,
+            "gate_mean": {m: gates[:, i].mean(0).cpu().tolist() for i, m in enumerate(model.modalities)},
+            "reconstruction": {},
+        }
+        report["mean_utilisation"] = float(np.mean(report["utilisation"]))
+        for m in model.modalities:
+            err = ReconstructionError()
+            err.update(np.asarray(features[m]), recon[m].cpu().numpy())
+            report["reconstruction"][m] = err.result()
+        return report
+
+    # ---------------------------------------------------------------- persistence
+    def meta(self) -> dict[str, Any]:
+        model = self._require_fitted()
+        dims = {m: int(getattr(model, f"mean_{m}").numel()) for m in model.modalities}
+        return {**super().meta(), "input_dims": dims, "suffix_size": self.suffix_size}
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        model = self._require_fitted()
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+        tensors["corpus_codes"] = torch.from_numpy(self.corpus_codes)
+        tensors["corpus_fingerprints"] = torch.from_numpy(self.corpus_fingerprints)
+        return tensors
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        try:
+            model = MMQ({m: int(d) for m, d in meta["input_dims"].items()}, **self.config.model_kwargs())
+            model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+            self.corpus_codes = tensors["corpus_codes"].numpy().astype(np.int64)
+            self.corpus_fingerprints = tensors["corpus_fingerprints"].numpy().astype(np.int64)
+        except (KeyError, RuntimeError) as exc:
+            raise MotorecError(f"saved mmq tokenizer: tensors or meta missing or malformed ({exc}).") from exc
+        self.suffix_size = int(meta.get("suffix_size", 0))
+        self.model = model.to(self.device).eval()
+
+
+def _match_rows(corpus_fp: np.ndarray, query_fp: np.ndarray) -> np.ndarray:
+    """Corpus row of each query fingerprint (-1 if unseen); duplicate rows match in row order."""
+    if len(corpus_fp) == 0:
+        return np.full(len(query_fp), -1, dtype=np.int64)
+    order = np.lexsort((group_rank(corpus_fp), corpus_fp))
+    sorted_fp = corpus_fp[order]
+    pos = np.searchsorted(sorted_fp, query_fp, side="left") + group_rank(query_fp)
+    ok = pos < len(sorted_fp)
+    ok[ok] = sorted_fp[pos[ok]] == query_fp[ok]
+    return np.where(ok, order[np.minimum(pos, len(sorted_fp) - 1)], -1)
+
+
+def _next_item_pairs(sequences: Sequence[np.ndarray], history: int) -> tuple[np.ndarray, np.ndarray]:
+    """(history (N, history) right-aligned, -1 padded; target (N,)) for every position t >= 1."""
+    hists, targets = [], []
+    for seq in sequences:
+        seq = np.asarray(seq, dtype=np.int64)
+        for t in range(1, len(seq)):
+            h = seq[max(0, t - history) : t]
+            hists.append(np.r_[np.full(history - len(h), -1, dtype=np.int64), h])
+            targets.append(seq[t])
+    if not targets:
+        return np.zeros((0, history), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.stack(hists), np.asarray(targets, dtype=np.int64)

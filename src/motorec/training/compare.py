@@ -1,0 +1,131 @@
+"""One comparison: models × datasets × seeds -> one table (compare.md, compare.csv, compare.json).
+
+Each cell is an ordinary `run_experiment` run under OUT/runs/<dataset>/<model> (resumed when it
+exists, so an interrupted comparison continues where it stopped). Cells report mean ± std over
+seeds of Recall@20 / NDCG@20 for all, warm, cold@full, cold@cold (cold splits) or all, longtail
+(warm splits), the train time per epoch, and whether the model has a content path for cold items.
+A model that cannot run on a dataset (e.g. too few modalities) becomes an n/a row with the reason.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from motorec.errors import MotorecError
+from motorec.io import atomic_write_text
+from motorec.models import model_class
+from motorec.training.runner import run_experiment
+
+GROUPS = ("all", "warm", "cold@full", "cold@cold", "longtail")
+METRICS = ("recall@20", "ndcg@20")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    label: str
+    path: str
+    split: str | None
+
+    @classmethod
+    def parse(cls, text: str) -> "DatasetSpec":
+        """`DIR[:SPLIT]`; the label is the split file's stem (or the folder name)."""
+        path, _, split = text.partition(":")
+        if not path:
+            raise MotorecError(f"--datasets '{text}': expected DIR or DIR:SPLIT.")
+        label = Path(split).name.removesuffix(".inter") if split else Path(path).name
+        return cls(label, path, split or None)
+
+
+def run_cell(spec: DatasetSpec, model: str, out: Path, overrides: list[str], tuned: Path | None) -> dict[str, Any]:
+    config = tuned / spec.label / f"{model}.yaml" if tuned is not None else None
+    config = config if config is not None and config.is_file() else None
+    row: dict[str, Any] = {"dataset": spec.label, "model": model, "content_path": model_class(model).content_path,
+                           "config": str(config) if config else None}
+    try:
+        res = run_experiment(spec.path, model, out / "runs" / spec.label / model, spec.split, config, overrides,
+                             resume=True)
+    except MotorecError as exc:
+        return {**row, "status": "n/a", "reason": str(exc)}
+    runs = res["runs"]
+    row.update({
+        "status": "ok", "seeds": res["seeds"],
+        "train_s_per_epoch": float(np.mean([r["train_seconds_per_epoch"] for r in runs])),
+        "epochs_run": float(np.mean([r["epochs_run"] for r in runs])),
+        "best_epoch": float(np.mean([r["best_epoch"] for r in runs])),
+        "test": {g: {m: [res["test"][g][m], res["test_std"][g][m]] for m in METRICS} for g in GROUPS if g in res["test"]},
+        "valid_recall@20": res["valid"]["all"]["recall@20"],
+    })
+    return row
+
+
+def compare(models: list[str], datasets: list[str], out: str | Path, overrides: list[str] | None = None,
+            tuned: str | Path | None = None) -> list[dict[str, Any]]:
+    """Train and evaluate every (dataset, model) cell and write the table files to OUT."""
+    for m in models:
+        model_class(m)  # unknown names fail before any training
+    specs = [DatasetSpec.parse(d) for d in datasets]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for spec in specs:
+        for model in models:
+            rows.append(run_cell(spec, model, out, list(overrides or []), Path(tuned) if tuned else None))
+            write_tables(rows, out)
+    return rows
+
+
+def _cell(row: dict[str, Any], group: str, metric: str = "recall@20") -> str:
+    if row["status"] != "ok":
+        return "n/a"
+    if group not in row["test"]:
+        return "–"
+    mean, std = row["test"][group][metric]
+    return f"{mean:.4f} ± {std:.4f}"
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines: list[str] = []
+    for label in dict.fromkeys(r["dataset"] for r in rows):
+        group_rows = [r for r in rows if r["dataset"] == label]
+        groups = [g for g in GROUPS if any(r["status"] == "ok" and g in r["test"] for r in group_rows)] or ["all"]
+        lines += [f"### {label}", "", "| model | content path | " + " | ".join(f"{g} R@20" for g in groups)
+                  + " | all N@20 | s/epoch | epochs | seeds |", "|" + "---|" * (len(groups) + 6)]
+        for r in group_rows:
+            if r["status"] != "ok":
+                lines.append(f"| {r['model']} | {'yes' if r['content_path'] else 'no'} | "
+                             + " | ".join("n/a" for _ in groups) + f" | n/a | – | – | – |  \n> {r['model']}: {r['reason']}")
+                continue
+            lines.append(f"| {r['model']} | {'yes' if r['content_path'] else 'no'} | "
+                         + " | ".join(_cell(r, g) for g in groups) + f" | {_cell(r, 'all', 'ndcg@20')} | "
+                         f"{r['train_s_per_epoch']:.2f} | {r['epochs_run']:.0f} | {len(r['seeds'])} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    fields = ["dataset", "model", "status", "content_path", "seeds", "train_s_per_epoch", "epochs_run", "best_epoch"]
+    fields += [f"{g}_{m}_{s}" for g in GROUPS for m in METRICS for s in ("mean", "std")]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields + ["reason"], extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        flat = {k: r.get(k) for k in fields[:8]}
+        flat["seeds"] = len(r.get("seeds", []))
+        for g, metrics in r.get("test", {}).items():
+            for m, (mean, std) in metrics.items():
+                flat[f"{g}_{m}_mean"], flat[f"{g}_{m}_std"] = mean, std
+        flat["reason"] = r.get("reason", "")
+        writer.writerow(flat)
+    return buf.getvalue()
+
+
+def write_tables(rows: list[dict[str, Any]], out: Path) -> None:
+    atomic_write_text(out / "compare.json", json.dumps(rows, indent=2))
+    atomic_write_text(out / "compare.csv", csv_text(rows))
+    atomic_write_text(out / "compare.md", markdown(rows))

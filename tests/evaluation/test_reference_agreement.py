@@ -1,0 +1,92 @@
+"""The fast Evaluator must agree with the pure-Python reference to 1e-6 on real data."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from motorec.data import TEST, TRAIN, VALID, load_dataset
+from motorec.data.dataset import Dataset
+from motorec.evaluation import Evaluator
+from reference import reference_evaluate
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+needs_data = pytest.mark.skipif(not (DATA / "ml100k-mm").is_dir(), reason=f"real data not found at {DATA}")
+
+
+def subsample_users(ds: Dataset, n_users: int, seed: int = 0) -> Dataset:
+    """Keep every interaction of a random subset of users (ids unchanged) so the oracle stays fast."""
+    keep_users = np.random.default_rng(seed).choice(ds.n_users, size=min(n_users, ds.n_users), replace=False)
+    keep = np.isin(ds.users, keep_users)
+    return Dataset(name=ds.name, n_users=ds.n_users, n_items=ds.n_items, users=ds.users[keep], items=ds.items[keep],
+                   labels=ds.labels[keep], modalities=ds.modalities, cold_items=ds.cold_items)
+
+
+def tied_scores(n_users: int, n_items: int, seed: int) -> np.ndarray:
+    """Random float32 scores with many exact ties (10 levels) so tie-breaking by item id matters."""
+    rng = np.random.default_rng(seed)
+    scores = (rng.integers(-5, 5, size=(n_users, n_items)) / 3).astype(np.float32)
+    scores[:, ::7] = -0.0  # -0.0 must tie with +0.0, not rank below it
+    scores[:, 1::7] = 0.0
+    return scores
+
+
+def per_user_sets(ds: Dataset, label: int) -> list[set[int]]:
+    out: list[set[int]] = [set() for _ in range(ds.n_users)]
+    mask = ds.labels == label
+    for u, i in zip(ds.users[mask].tolist(), ds.items[mask].tolist()):
+        out[u].add(i)
+    return out
+
+
+def compare(ds: Dataset, split: str, seed: int) -> None:
+    scores = tied_scores(ds.n_users, ds.n_items, seed)
+    table = torch.from_numpy(scores)
+    evaluator = Evaluator(ds, "cpu", batch_size=97)  # several batches, last one ragged
+    got = evaluator.evaluate(lambda users: table[users], split).metrics
+    want = reference_evaluate(
+        scores.astype(np.float64).tolist(),
+        per_user_sets(ds, TRAIN),
+        per_user_sets(ds, VALID if split == "valid" else TEST),
+        None if ds.cold_items is None else set(ds.cold_items.tolist()),
+        ds.item_degree.tolist(),
+    )
+    assert set(got) == set(want)
+    for group, metrics in want.items():
+        extra = set(got[group]) - set(metrics)
+        assert extra <= {"cold_test_share"}, extra
+        for name, value in metrics.items():
+            assert got[group][name] == pytest.approx(value, abs=1e-6), (group, name)
+
+
+@needs_data
+@pytest.mark.parametrize("split", ["valid", "test"])
+def test_agrees_on_ml100k_cold(split):
+    ds = subsample_users(load_dataset(DATA / "ml100k-mm", split="ml100k-mm-cold.inter"), 300)
+    assert ds.is_cold_split
+    compare(ds, split, seed=1)
+
+
+@needs_data
+@pytest.mark.parametrize("split", ["valid", "test"])
+def test_agrees_on_ml100k_warm(split):
+    ds = subsample_users(load_dataset(DATA / "ml100k-mm", split="ml100k-mm.inter"), 300)
+    compare(ds, split, seed=2)
+
+
+@needs_data
+def test_agrees_on_text_only_cold_catalogue():
+    """amazon-scientific: sparse users (few GT items), larger catalogue, text only."""
+    ds = subsample_users(load_dataset(DATA / "amazon-scientific", split="scientific-cold.inter"), 250)
+    compare(ds, "test", seed=3)
+
+
+def test_reference_oracle_catches_a_wrong_tie_break():
+    """The oracle is not a tautology: reversing the tie-break changes its answer."""
+    scores = [[1.0, 1.0, 1.0, 0.0]]
+    first = reference_evaluate(scores, [set()], [{0}], None, [20, 20, 20, 20])
+    last = reference_evaluate(scores, [set()], [{2}], None, [20, 20, 20, 20])
+    assert first["all"]["ndcg@10"] == 1.0
+    assert last["all"]["ndcg@10"] == pytest.approx(0.5)
