@@ -20,6 +20,7 @@ app = typer.Typer(
 # Each module defines register(app); listed here so import order (and help order) is explicit.
 COMMAND_MODULES = [
     "motorec.commands.core",
+    "motorec.commands.ablate",
     "motorec.commands.tokenize",
     "motorec.commands.features",
     "motorec.commands.zoo",
@@ -39,7 +40,8 @@ for _module in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one paragraph on stderr and exit code 2, no traceback."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Non-standalone typer returns the code of an Exit it caught (130 on Ctrl-C) instead of raising.
+        code = app(args=argv, standalone_mode=False)
     except MotorecError as exc:
         msg = textwrap.fill(str(exc), width=100) if "\n" not in str(exc) else str(exc)
         print(f"error: {msg}", file=sys.stderr)
@@ -56,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return 2
         raise
-    return 0
+    if code == 130:
+        print("interrupted", file=sys.stderr)
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

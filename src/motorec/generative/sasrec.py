@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from motorec.evaluation import topk_tiebreak
-from motorec.generative.sequences import PAD, right_aligned
+from motorec.generative.sequences import PAD, SequenceData, right_aligned
 
 
 class SASRec(nn.Module):
@@ -50,11 +50,13 @@ class SASRec(nn.Module):
         return h @ self.item_emb.weight[: self.n_items].t()
 
     # ------------------------------------------------------------------ training
-    def batches(self, sequences: list[np.ndarray], batch_size: int, g: torch.Generator) -> Iterator[tuple[Tensor, ...]]:
-        """Windows of max_len + 1 items over every train sequence (long ones are cut in windows)."""
-        windows = _windows(sequences, self.max_len + 1)
+    def batches(self, data: SequenceData, batch_size: int, g: torch.Generator, limit: int = 0) -> Iterator[tuple[Tensor, ...]]:
+        """Windows of max_len + 1 items over every train sequence (long ones are cut in windows);
+        `limit` > 0 draws that many windows per epoch."""
+        windows = _windows(data.train_sequences, self.max_len + 1)
         device = self.item_emb.weight.device
-        for idx in torch.randperm(len(windows), generator=g).split(batch_size):
+        order = torch.randperm(len(windows), generator=g)
+        for idx in (order[:limit] if limit else order).split(batch_size):
             w = torch.from_numpy(windows[idx.numpy()]).to(device)
             yield w[:, :-1], w[:, 1:]
 

@@ -55,9 +55,9 @@ def build_sequences(ds: Dataset, max_len: int = 20) -> SequenceData:
         raise MotorecError(f"Dataset '{ds.name}' has no split: apply loo_split first.")
     if max_len < 1:
         raise MotorecError(f"max_len must be >= 1, got {max_len}.")
-    train = _sequences_with_label(ds, TRAIN)
-    valid_items = _sequences_with_label(ds, VALID)
-    test_items = _sequences_with_label(ds, TEST)
+    train = sequences_with_label(ds, TRAIN)
+    valid_items = sequences_with_label(ds, VALID)
+    test_items = sequences_with_label(ds, TEST)
     hist, target = [], []
     for seq in train:
         for t in range(1, len(seq)):
@@ -87,7 +87,7 @@ def _eval_set(train: list[np.ndarray], extra: list[np.ndarray], targets: list[np
     return EvalSet(users, history, np.array([targets[u][0] for u in users], dtype=np.int64))
 
 
-def _sequences_with_label(ds: Dataset, label: int) -> list[np.ndarray]:
+def sequences_with_label(ds: Dataset, label: int) -> list[np.ndarray]:
     """Each user's items with exactly this label, in time order."""
     assert ds.labels is not None
     keep = ds.labels == label

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from motorec.errors import MotorecError
+from motorec.generative.sequences import SequenceData
 from motorec.generative.trie import PrefixTrie, TorchTrie
 
 HISTORY_ENCODINGS = ("tokens", "items")
@@ -85,10 +86,13 @@ class TIGER(nn.Module):
         return self.head(out)
 
     # ------------------------------------------------------------------ training
-    def batches(self, history: np.ndarray, target: np.ndarray, batch_size: int, g: torch.Generator) -> Iterator[tuple[Tensor, ...]]:
+    def batches(self, data: SequenceData, batch_size: int, g: torch.Generator, limit: int = 0) -> Iterator[tuple[Tensor, ...]]:
+        """(history, target) batches over the train examples; `limit` > 0 draws that many per epoch."""
         device = self.offsets.device
-        for idx in torch.randperm(len(target), generator=g).split(batch_size):
-            yield _trim(torch.from_numpy(history[idx.numpy()]).to(device)), torch.from_numpy(target[idx.numpy()]).to(device)
+        order = torch.randperm(len(data.train_target), generator=g)
+        for idx in (order[:limit] if limit else order).split(batch_size):
+            rows = idx.numpy()
+            yield _trim(torch.from_numpy(data.train_history[rows]).to(device)), torch.from_numpy(data.train_target[rows]).to(device)
 
     def loss(self, history: Tensor, target: Tensor) -> Tensor:
         """Mean cross-entropy of the target's tokens, each level over its own token range."""
@@ -126,17 +130,24 @@ class TIGER(nn.Module):
         memory, pad = memory.repeat_interleave(beam, 0), pad.repeat_interleave(beam, 0)
         scores = torch.full((b, beam), float("-inf"), device=memory.device)
         scores[:, 0] = 0.0  # all beams start identical: keep one
-        nodes = torch.zeros(b * beam, dtype=torch.long, device=memory.device)
+        nodes = torch.full((b, beam), -1, dtype=torch.long, device=memory.device)
+        nodes[:, 0] = 0  # the root; the other beams are empty until level 0 fills them
+        nodes = nodes.reshape(-1)
         prefix = torch.zeros(b * beam, 0, dtype=torch.long, device=memory.device)
         rows = torch.arange(b, device=memory.device).unsqueeze(1) * beam
         for level in range(self.length):
             lo, hi = int(self.offsets[level]), int(self.offsets[level + 1])
-            logits = self.decode(memory, pad, prefix)[:, -1, lo:hi]
             child = trie.children[level][nodes.clamp_min(0)]
             valid = (child >= 0) & (nodes >= 0).unsqueeze(1)
             if level == self.length - 1 and exclude is not None:
                 item = trie.leaf_item[child.clamp_min(0)]
                 valid &= ~exclude.repeat_interleave(beam, 0).gather(1, item)
+            # the decoder runs only for beams with a real choice: a prefix with one valid child
+            # (deep levels of long IDs, most suffixes) continues with probability 1
+            logits = torch.zeros(valid.shape, device=valid.device)
+            choice = (valid.sum(1) > 1).nonzero().squeeze(1)
+            if len(choice):
+                logits[choice] = self.decode(memory[choice], pad[choice], prefix[choice])[:, -1, lo:hi]
             logp = torch.nan_to_num(logits.masked_fill(~valid, float("-inf")).log_softmax(-1), nan=float("-inf"))
             cand = (scores.reshape(-1, 1) + logp.masked_fill(~valid, float("-inf"))).reshape(b, -1)
             scores, flat = cand.topk(beam, dim=1)

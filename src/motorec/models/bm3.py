@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from motorec.data.graph import FrozenSparse
 from motorec.models.base import register_model
 from motorec.models.context import ModelContext
 from motorec.models.lightgcn import _EmbeddingModel, propagate
@@ -44,11 +45,12 @@ class BM3(_EmbeddingModel):
         for layer in self.proj.values():
             nn.init.xavier_normal_(layer.weight)
         self.register_buffer("warm", warm_mask(ctx), persistent=False)
+        self.adj = FrozenSparse(ctx.norm_adj, symmetric=True)
 
     def _online(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(users, items) before the predictor: LightGCN output, items plus their ID vectors."""
         ids = item_vectors(self.item_repr, self.warm)
-        out = propagate(self.ctx.norm_adj, torch.cat([self.user_emb, ids]), self.params["n_layers"])
+        out = propagate(self.adj, torch.cat([self.user_emb, ids]), self.params["n_layers"])
         return out[: self.n_users], out[self.n_users :] + ids
 
     def _modal_online(self) -> dict[str, torch.Tensor]:
@@ -71,9 +73,10 @@ class BM3(_EmbeddingModel):
         u_online, i_online = self.predictor(u_ori[users]), self.predictor(i_ori[pos])
         loss_ui = cosine_loss(u_online, i_target) + cosine_loss(i_online, u_target)
         modal = torch.zeros((), device=u_ori.device)
-        for f in self._modal_online().values():
-            f_target = F.dropout(f.detach(), drop)[pos]
-            f_online = self.predictor(f[pos])
+        for m in self.features:
+            f = self.proj[m](self.features[m][pos])  # only the batch's items enter the loss
+            f_target = F.dropout(f.detach(), drop)
+            f_online = self.predictor(f)
             modal = modal + cosine_loss(f_online, i_target) + cosine_loss(f_online, f_target)
         reg = self.params["reg_weight"] * norm_reg(u_ori, i_ori)
         cl = self.params["cl_weight"] * modal

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from motorec.data.graph import degree_sensitive_prune, mix_graphs
+from motorec.data.graph import FrozenSparse, degree_sensitive_prune, mix_graphs
 from motorec.models.base import bpr_loss, register_model
 from motorec.models.context import ModelContext
 from motorec.models.lightgcn import _EmbeddingModel, propagate
@@ -31,10 +31,10 @@ def modality_weights(modalities: list[str], image_weight: float) -> list[float]:
     return [image_weight if m == IMAGE else rest for m in modalities]
 
 
-def frozen_item_graph(ctx: ModelContext, k: int, image_weight: float) -> torch.Tensor:
+def frozen_item_graph(ctx: ModelContext, k: int, image_weight: float) -> FrozenSparse:
     """The shared k-NN graphs of every modality, mixed once (FREEDOM/LATTICE's 'original' graph)."""
     graphs = [ctx.item_knn(m, k) for m in ctx.modalities]
-    return mix_graphs(graphs, modality_weights(ctx.modalities, image_weight)).to_sparse_csr()
+    return FrozenSparse(mix_graphs(graphs, modality_weights(ctx.modalities, image_weight)))
 
 
 @register_model("freedom")
@@ -50,14 +50,16 @@ class FREEDOM(_EmbeddingModel):
         self.register_buffer("warm", warm_mask(ctx), persistent=False)
         self.features = feature_params(ctx, trainable=True)
         self.proj = projections(ctx, params["feat_embed_dim"])
-        self.train_adj = ctx.norm_adj
+        self.full_adj = FrozenSparse(ctx.norm_adj, symmetric=True)
+        self.train_adj = self.full_adj
 
     def on_epoch_start(self, epoch: int) -> None:
         drop = self.params["dropout"]
-        self.train_adj = (degree_sensitive_prune(self.ctx.dataset.train_matrix, 1.0 - drop, device=self.ctx.device)
-                          if drop > 0 else self.ctx.norm_adj)
+        self.train_adj = (FrozenSparse(degree_sensitive_prune(self.ctx.dataset.train_matrix, 1.0 - drop,
+                                                              device=self.ctx.device), symmetric=True)
+                          if drop > 0 else self.full_adj)
 
-    def _propagated(self, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _propagated(self, adj: FrozenSparse) -> tuple[torch.Tensor, torch.Tensor]:
         ids = item_vectors(self.item_repr, self.warm)
         h = ids
         for _ in range(self.params["n_mm_layers"]):
@@ -66,7 +68,7 @@ class FREEDOM(_EmbeddingModel):
         return out[: self.n_users], out[self.n_users :] + h
 
     def _final(self):
-        return self._propagated(self.ctx.norm_adj)
+        return self._propagated(self.full_adj)
 
     def calculate_loss(self, users, pos, neg):
         u_all, i_all = self._propagated(self.train_adj)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from motorec.data.graph import mix_graphs, sparse_sym_normalize, topk_cosine
+from motorec.data.graph import FrozenSparse, mix_graphs, sparse_sym_normalize, topk_cosine
 from motorec.models.base import bpr_loss, l2_reg, register_model
 from motorec.models.context import ModelContext
 from motorec.models.lightgcn import _EmbeddingModel, propagate
@@ -37,6 +37,7 @@ class LATTICE(_EmbeddingModel):
         self.proj = projections(ctx, params["feat_embed_dim"])
         self.modal_weight = nn.Parameter(torch.full((n_mod,), 1.0 / n_mod))
         self.originals = [ctx.item_knn(m, params["knn_k"]).to_sparse_coo() for m in ctx.modalities]
+        self.adj = FrozenSparse(ctx.norm_adj, symmetric=True)
         self._item_graph: torch.Tensor | None = None
 
     def learned_graph(self) -> torch.Tensor:
@@ -62,7 +63,7 @@ class LATTICE(_EmbeddingModel):
         h = ids
         for _ in range(self.params["n_layers"]):
             h = torch.sparse.mm(item_graph, h)
-        out = propagate(self.ctx.norm_adj, torch.cat([self.user_emb, ids]), self.params["n_ui_layers"])
+        out = propagate(self.adj, torch.cat([self.user_emb, ids]), self.params["n_ui_layers"])
         return out[: self.n_users], out[self.n_users :] + F.normalize(h, dim=1)
 
     def _final(self):

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from motorec.data.graph import row_normalize, to_torch_sparse
+from motorec.data.graph import FrozenSparse, row_normalize, to_torch_sparse
 from motorec.models.base import bpr_loss, register_model
 from motorec.models.context import ModelContext
 from motorec.models.lightgcn import _EmbeddingModel, propagate
@@ -51,8 +51,9 @@ class LGMRec(_EmbeddingModel):
     def __init__(self, ctx: ModelContext, params: dict) -> None:
         super().__init__(ctx, params)
         train = ctx.dataset.train_matrix
-        self.interactions = to_torch_sparse(train, ctx.device)
-        self.user_mean = to_torch_sparse(row_normalize(train), ctx.device)
+        self.interactions = FrozenSparse(to_torch_sparse(train, ctx.device))
+        self.user_mean = FrozenSparse(to_torch_sparse(row_normalize(train), ctx.device))
+        self.adj = FrozenSparse(ctx.norm_adj, symmetric=True)
         self.register_buffer("warm", warm_mask(ctx), persistent=False)
         self.register_buffer("user_active", (torch.from_numpy(ctx.dataset.user_degree) > 0).float().unsqueeze(1).to(ctx.device),
                              persistent=False)
@@ -76,7 +77,7 @@ class LGMRec(_EmbeddingModel):
         ego = torch.cat([self.user_mean @ items, items])
         out = ego
         for _ in range(self.params["n_mm_layers"]):
-            out = self.ctx.norm_adj @ out
+            out = self.adj @ out
         isolated = torch.cat([1 - self.user_active, 1 - self.warm])
         return out + isolated * ego
 
@@ -93,7 +94,7 @@ class LGMRec(_EmbeddingModel):
 
     def _forward(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         ids = item_vectors(self.item_repr, self.warm)
-        cge = propagate(self.ctx.norm_adj, torch.cat([self.user_emb, ids]), self.params["n_ui_layers"])
+        cge = propagate(self.adj, torch.cat([self.user_emb, ids]), self.params["n_ui_layers"])
         mge = sum(F.normalize(self._modal_graph(m)) for m in self.trs)
         hyper = {m: torch.cat(self._hypergraph(m, cge[self.n_users :])) for m in self.trs}
         ghe = sum(hyper.values())

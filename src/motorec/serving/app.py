@@ -11,6 +11,7 @@ import json
 from typing import Annotated, Any, Union
 
 from fastapi import FastAPI, File, Form, Path, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -111,6 +112,12 @@ def create_app(service: RecommenderService) -> FastAPI:
     async def user_error(request: Request, exc: MotorecError) -> JSONResponse:
         code = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 422
         return JSONResponse({"detail": str(exc)}, status_code=code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """One readable line per problem; the offending input is not echoed (it may be NaN or huge)."""
+        problems = ["/".join(map(str, e.get("loc", ()))) + ": " + e.get("msg", "invalid") for e in exc.errors()[:5]]
+        return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
 
     @app.get("/recommend/{user_id}", response_model=Recommendation, responses=ERRORS)
     async def recommend(user_id: UserId, k: Annotated[int, Query(ge=1, le=MAX_K)] = 20,

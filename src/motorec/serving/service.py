@@ -164,7 +164,8 @@ class RecommenderService:
         if self.token_index is None:
             raise NotFound("this bundle has no tokens: export it with --tokenizer (or from a token-based model).")
         try:
-            members = [i for i in self.token_index.items(modality, level, code) if self.item_ids[i] in self.item_index]
+            members = [i for i in reversed(self.token_index.items(modality, level, code))  # newest first
+                       if self.item_ids[i] in self.item_index]
         except MotorecError as exc:
             raise NotFound(str(exc)) from exc
         return {

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from motorec.tokenizers import pq, rqvae  # noqa: F401  (registration side effect)
+from motorec.tokenizers import mmq  # noqa: F401  (registration side effect)
 from motorec.tokenizers.base import (
     TOKENIZERS,
     Tokenizer,

@@ -403,17 +403,20 @@ def sinkhorn(cost: Tensor, epsilon: float = 0.05, n_iter: int = 100) -> Tensor:
     return torch.exp(log_kernel + u.unsqueeze(1) + v.unsqueeze(0))
 
 
-def sinkhorn_resolve(prefix: np.ndarray, last: np.ndarray, last_sqdist: Tensor, epsilon: float = 0.05) -> np.ndarray:
+def sinkhorn_resolve(
+    prefix: np.ndarray, last: np.ndarray, last_residual: Tensor, codebook: Tensor, epsilon: float = 0.05
+) -> np.ndarray:
     """Re-assign the last level of colliding items so full tuples become unique where possible.
 
-    Per group of items sharing the prefix (all levels but the last): items whose tuple is
-    unique keep their code; the colliding ones are spread over the still-free last-level codes
-    by a Sinkhorn-balanced plan on their distances, rounded greedily (largest plan mass first,
-    one item per code). A group larger than K keeps its overflow on the nearest codes.
+    `last_residual` (n, D) is what the last codebook (K, D) quantises. Per group of items sharing
+    the prefix (all levels but the last): items whose tuple is unique keep their code, as does
+    one item of each shared tuple; the others are spread over the still-free last-level codes by
+    a Sinkhorn-balanced plan on their distances, rounded greedily (largest plan mass first, one
+    item per code). A group larger than K keeps its overflow where it was.
     """
     last = np.asarray(last, dtype=np.int64).copy()
     prefix = np.asarray(prefix, dtype=np.int64).reshape(len(last), -1)
-    k = last_sqdist.shape[1]
+    k = codebook.shape[0]
     full = np.column_stack([prefix, last])
     _, inverse, counts = np.unique(full, axis=0, return_inverse=True, return_counts=True)
     colliding = counts[inverse.reshape(-1)] > 1
@@ -432,7 +435,8 @@ def sinkhorn_resolve(prefix: np.ndarray, last: np.ndarray, last_sqdist: Tensor, 
         free = np.array([c for c in range(k) if c not in taken], dtype=np.int64)
         if free.size == 0 or movers.size == 0:
             continue
-        cost = last_sqdist[torch.as_tensor(movers)][:, torch.as_tensor(free)].double()
+        rows = last_residual[torch.as_tensor(movers, device=last_residual.device)]
+        cost = pairwise_sqdist(rows, codebook[torch.as_tensor(free, device=codebook.device)]).double()
         plan = sinkhorn(cost, epsilon).cpu().numpy()
         order = np.argsort(-plan, axis=None, kind="stable")
         assigned = np.full(len(movers), -1, dtype=np.int64)

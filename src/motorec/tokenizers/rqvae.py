@@ -342,7 +342,7 @@ class RQVAETokenizer(Tokenizer):
         super().__init__(**asdict(self.config))
         self.device = resolve_device(self.config.device)
         self._fitted: dict[str, _Fitted] = {}
-        self.history: list[dict[str, float]] = []
+        self.history: list[dict[str, Any]] = []  # per-epoch loss parts of the last fit
 
     # ---------------------------------------------------------------- fit
     def fit(self, features: Features, weights: np.ndarray | None = None, seed: int = 0) -> "RQVAETokenizer":
@@ -401,7 +401,7 @@ class RQVAETokenizer(Tokenizer):
                     restarted += sum(model.restart_dead_codes())
                 for key, value in out.parts.items():
                     totals[key] = totals.get(key, 0.0) + float(value) * len(idx) / n
-            self.history.append({"modality": name, "epoch": epoch, "restarted": restarted, **totals})  # type: ignore[dict-item]
+            self.history.append({"modality": name, "epoch": epoch, "restarted": restarted, **totals})
             log.info("rqvae %s epoch %d %s restarted=%d", name, epoch, totals, restarted)
         model.eval()
         raw = model.encode(x).cpu().numpy()
@@ -410,9 +410,11 @@ class RQVAETokenizer(Tokenizer):
             suffix, suffix_size = suffix_codes(raw)
             codes = np.column_stack([raw, suffix])
         elif cfg.collisions == "sinkhorn":
-            last_dist = self._last_level_sqdist(model, x, torch.from_numpy(raw).to(self.device))
+            last_residual = self._last_residual(model, x, torch.from_numpy(raw).to(self.device))
             codes = raw.copy()
-            codes[:, -1] = sinkhorn_resolve(raw[:, :-1], raw[:, -1], last_dist, cfg.sinkhorn_epsilon)
+            codes[:, -1] = sinkhorn_resolve(
+                raw[:, :-1], raw[:, -1], last_residual, model.quantizer.codebooks[-1].embed.detach(), cfg.sinkhorn_epsilon
+            )
             suffix_size = 0
         else:
             codes, suffix_size = raw, 0
@@ -420,9 +422,9 @@ class RQVAETokenizer(Tokenizer):
 
     @staticmethod
     @torch.no_grad()
-    def _last_level_sqdist(model: RQVAE, x: Tensor, codes: Tensor) -> Tensor:
-        residual = model.quantizer.residual_inputs(model.latent(x), codes)[-1]
-        return pairwise_sqdist(residual, model.quantizer.codebooks[-1].embed).cpu()
+    def _last_residual(model: RQVAE, x: Tensor, codes: Tensor) -> Tensor:
+        """What the last codebook quantises, for every row of x."""
+        return model.quantizer.residual_inputs(model.latent(x), codes)[-1]
 
     # ---------------------------------------------------------------- encode / decode
     def _require_fitted(self) -> None:
@@ -467,7 +469,8 @@ class RQVAETokenizer(Tokenizer):
             codes[new] = raw[new]
             taken = {tuple(r.tolist()) for r in fitted.corpus_codes}
             x_new = _tensor(feat[new], self.device)
-            order = self._last_level_sqdist(model, x_new, torch.from_numpy(raw[new]).to(self.device)).argsort(dim=1)
+            residual = self._last_residual(model, x_new, torch.from_numpy(raw[new]).to(self.device))
+            order = pairwise_sqdist(residual, model.quantizer.codebooks[-1].embed).argsort(dim=1).cpu()
             for j, i in enumerate(new):
                 prefix = tuple(raw[i, :-1].tolist())
                 for c in order[j].tolist():

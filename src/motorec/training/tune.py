@@ -23,6 +23,31 @@ from motorec.training.runner import load_run_inputs, run_experiment
 from motorec.training.trainer import SELECT_GROUP, SELECT_METRIC
 
 
+def _value(text: str) -> Any:
+    """YAML scalar or list; '1e-4' (a string to YAML 1.1) becomes the float users mean."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _split_values(raw: str) -> list[str]:
+    """Split on commas outside brackets, so `modalities=[text,image],[text]` has two values."""
+    parts, depth, cur = [], 0, ""
+    for ch in raw:
+        depth += ch in "[{"
+        depth -= ch in "]}"
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return [p for p in parts + [cur] if p.strip()]
+
+
 def parse_grid(items: list[str], grid_file: str | Path | None = None) -> dict[str, list[Any]]:
     """`key=v1,v2` strings (values parsed as YAML) and/or a YAML mapping key -> list of values."""
     grid: dict[str, list[Any]] = {}
@@ -38,7 +63,7 @@ def parse_grid(items: list[str], grid_file: str | Path | None = None) -> dict[st
         if "=" not in text:
             raise MotorecError(f"--grid '{text}': expected key=v1,v2,...")
         key, raw = text.split("=", 1)
-        values = [yaml.safe_load(v) for v in raw.split(",") if v.strip()]
+        values = [_value(v) for v in _split_values(raw)]
         if not values:
             raise MotorecError(f"--grid '{text}': no values given.")
         grid[key.strip()] = values

@@ -1,0 +1,76 @@
+"""Generation speed of trie-constrained beam search: beams/s and latency per user.
+
+Speed depends on the ID table (trie shape), the model size and the beam, not on trained weights,
+so the benchmark tokenizes the real catalogue (a short tokenizer fit) and times an untrained TIGER
+of the configured size on real histories. Runs on CPU, and on CUDA as well when present.
+"""
+from __future__ import annotations
+
+import platform
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from motorec.config import build_config
+from motorec.data import load_dataset, loo_split
+from motorec.generative.experiment import TIGER_KEYS
+from motorec.generative.ids import semantic_ids
+from motorec.generative.loop import exclusion
+from motorec.generative.sequences import build_sequences
+from motorec.generative.tiger import TIGER
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time_batches(model: TIGER, history: torch.Tensor, exclude: torch.Tensor, beam: int, batch: int) -> list[float]:
+    """Seconds per batch of `batch` users (the first batch warms up and is not counted)."""
+    device = history.device
+    times = []
+    for start in range(0, len(history), batch):
+        _sync(device)
+        t0 = time.perf_counter()
+        model.beam_search(history[start : start + batch], beam, exclude[start : start + batch])
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return times[1:] if len(times) > 1 else times
+
+
+def generation_speed(data: str, ids: str = "mmq", beam: int = 10, n_users: int = 512,
+                     latency_users: int = 64, tokenizer_epochs: int = 5, seed: int = 0) -> dict[str, Any]:
+    cfg = build_config("tiger", None, None, [])
+    ds = loo_split(load_dataset(data))
+    seqs = build_sequences(ds, int(cfg["model"]["max_len"]))
+    params = {**cfg["ids"][ids.removesuffix("-ft")], "device": "cpu"}
+    if "epochs" in params:
+        params["epochs"] = tokenizer_epochs
+    sem = semantic_ids(ds, ids.removesuffix("-ft"), params, seed)
+    rows = np.random.default_rng(seed).choice(len(seqs.test.users), min(n_users, len(seqs.test.users)), replace=False)
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    runs = []
+    for device in devices:
+        torch.manual_seed(seed)
+        model = TIGER(sem.codes, sem.vocab_sizes, max_len=int(cfg["model"]["max_len"]),
+                      **{k: cfg["model"][k] for k in TIGER_KEYS}).to(device).eval()
+        history = torch.from_numpy(seqs.test.history[rows]).to(device)
+        exclude = exclusion(seqs, seqs.test.users[rows], device)
+        batched = _time_batches(model, history, exclude, beam, 128)
+        single = _time_batches(model, history[: latency_users + 1], exclude[: latency_users + 1], beam, 1)
+        users_per_s = 128 * len(batched) / sum(batched)
+        runs.append({
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+            "batch_size": 128,
+            "users_per_second": users_per_s,
+            "beams_per_second": users_per_s * beam,
+            "latency_ms_per_user_batch1_p50": 1000 * float(np.median(single)),
+            "latency_ms_per_user_batch1_p95": 1000 * float(np.percentile(single, 95)),
+        })
+    return {
+        "dataset": ds.name, "ids": ids, "id_length": int(sem.codes.shape[1]), "n_items": ds.n_items,
+        "beam": beam, "users_timed": int(len(rows)), "model": {k: cfg["model"][k] for k in TIGER_KEYS},
+        "torch": torch.__version__, "runs": runs,
+    }

@@ -1,0 +1,67 @@
+"""Semantic IDs for the generative retriever and the ranker, from any registered tokenizer.
+
+"rqvae" and "pq" read one joint content vector (the L2-normalised modalities concatenated), so an
+item gets one ID as in TIGER; "mmq" reads the modalities separately (its experts need them);
+"mmq-ft" is MMQ after behaviour-aware fine-tuning on the train sequences. Codes that still
+collide get a disambiguating suffix slot, so every item has a unique ID for the prefix trie.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from motorec.data import Dataset
+from motorec.errors import MotorecError, did_you_mean
+from motorec.tokenizers import TokenSlot, Tokenizer, build_tokenizer
+from motorec.tokenizers.codebook import collision_rate, suffix_codes
+
+ID_KINDS = ("rqvae", "pq", "mmq", "mmq-ft")
+
+
+@dataclass
+class SemanticIDs:
+    codes: np.ndarray  # (n_items, length), unique rows
+    slots: list[TokenSlot]
+    tokenizer: Tokenizer
+    diagnostics: dict[str, Any]
+
+    @property
+    def vocab_sizes(self) -> list[int]:
+        return [max(1, s.codebook_size) for s in self.slots]
+
+    def content_columns(self) -> list[int]:
+        """Columns that carry content (codes), not collision suffixes."""
+        return [i for i, s in enumerate(self.slots) if s.kind == "code"]
+
+
+def tokenizer_features(ds: Dataset, kind: str) -> dict[str, np.ndarray]:
+    if not ds.modalities:
+        raise MotorecError(f"Dataset '{ds.name}' has no item features (*_feat.npy): semantic IDs need content.")
+    if kind.startswith("mmq"):
+        return {m: np.asarray(f, dtype=np.float32) for m, f in ds.modalities.items()}
+    parts = [np.asarray(f, dtype=np.float32) for _, f in sorted(ds.modalities.items())]
+    parts = [p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12) for p in parts]
+    return {"content": np.concatenate(parts, axis=1)}
+
+
+def semantic_ids(ds: Dataset, kind: str, params: dict[str, Any], seed: int,
+                 train_sequences: Sequence[np.ndarray] | None = None) -> SemanticIDs:
+    """Fit the tokenizer on every item's content (no interactions, except mmq-ft's train sequences)."""
+    if kind not in ID_KINDS:
+        raise MotorecError(f"--ids '{kind}': choose one of {', '.join(ID_KINDS)}.{did_you_mean(kind, ID_KINDS)}")
+    features = tokenizer_features(ds, kind)
+    tok = build_tokenizer(kind.removesuffix("-ft"), **params)
+    tok.fit(features, seed=seed)
+    if kind == "mmq-ft":
+        if train_sequences is None:
+            raise MotorecError("mmq-ft needs the users' train sequences for behaviour-aware fine-tuning.")
+        tok.finetune(features, train_sequences, seed=seed)  # type: ignore[attr-defined]
+    codes = tok.encode(features)
+    slots = list(tok.slots)
+    if collision_rate(codes) > 0:
+        suffix, size = suffix_codes(codes)
+        codes = np.column_stack([codes, suffix])
+        slots.append(TokenSlot("joint", len(slots), size, kind="suffix"))
+    return SemanticIDs(codes.astype(np.int64), slots, tok, tok.diagnostics(features))
