@@ -253,13 +253,13 @@ async def main_async(args: argparse.Namespace) -> dict:
     proc = start_server(bundle, port, wal, log)
     health = await wait_healthy(port, proc)
     startup = time.perf_counter() - t0
-    await run_load(port, work, args.warmup, args.rate, args.ingest_share, args.connections)  # warm-up, not measured
+    warm = await run_load(port, work, args.warmup, args.rate, args.ingest_share, args.connections)  # not measured
     cpu0, client0 = cpu_seconds(proc.pid), time.process_time()
     records = await run_load(port, work, args.duration, args.rate, args.ingest_share, args.connections)
     result = {"load": summarize(records, args.duration)}
     result["load"]["server_cpu_ms_per_request"] = round((cpu_seconds(proc.pid) - cpu0) * 1000 / max(1, len(records)), 3)
     result["load"]["client_cpu_ms_per_request"] = round((time.process_time() - client0) * 1000 / max(1, len(records)), 3)
-    acked = [r["id"] for r in records if r["kind"] == "ingest" and r["status"] == 201]
+    acked = [r["id"] for r in warm + records if r["kind"] == "ingest" and r["status"] == 201]
     fault: dict = {}
     if args.fault_duration > 0:
         frec = await run_load(port, work, args.fault_duration, args.rate, args.ingest_share, args.connections,

@@ -19,7 +19,11 @@ def test_template_joins_lists_and_blanks_missing_values():
 
 @pytest.mark.parametrize(
     ("template", "match"),
-    [("{titel}", "'titel' is not a column.*Did you mean 'title'"), ("{0}", "plain field name"), ("{title", "not a valid")],
+    [
+        ("{titel}", "'titel' is not a column.*Did you mean 'title'"),
+        ("{0}", "plain field name"),
+        ("{title", "not a valid"),
+    ],
 )
 def test_bad_template(template, match, tmp_path):
     table = pd.DataFrame({"title": ["A"]})

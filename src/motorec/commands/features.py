@@ -5,11 +5,14 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from motorec.errors import MotorecError, did_you_mean
+
+if TYPE_CHECKING:
+    from motorec.features import CatalogSpec
 
 PRESET_NAMES = ("ml100k", "scientific", "generic")
 MODALITIES = ("text", "image")
@@ -23,15 +26,16 @@ def features(
     out: Path = typer.Option(..., "--out", help="Output folder: *_feat.npy, features.json, i_id_mapping.csv."),
     preset: str = typer.Option("generic", "--preset", help="ml100k | scientific | generic."),
     raw: Optional[Path] = typer.Option(None, "--raw", help="Raw folder of the ml100k / scientific preset."),
-    items: Optional[Path] = typer.Option(None, "--items", help="Item table for generic: csv, tsv, json, jsonl, parquet."),
+    items: Optional[Path] = typer.Option(None, "--items", help="Item table (generic): csv, tsv, json, jsonl, parquet."),
     id_column: Optional[str] = typer.Option(None, "--id-column", help="Column holding item ids (generic)."),
     id_mapping: Optional[Path] = typer.Option(None, "--id-mapping", help="raw id<TAB>itemID file: row i = itemID i."),
     text_template: Optional[str] = typer.Option(None, "--text-template", help='Format string, e.g. "{title}. {desc}".'),
     image_dir: Optional[Path] = typer.Option(None, "--image-dir", help="Folder the image pattern is relative to."),
     image_pattern: Optional[str] = typer.Option(None, "--image-pattern", help='Image path per item, e.g. "{id}.jpg".'),
-    modalities: Optional[str] = typer.Option(None, "--modalities", help="Subset to extract: text, image or text,image."),
+    modalities: Optional[str] = typer.Option(None, "--modalities", help="Subset: text, image or text,image."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N items (to try a recipe)."),
-    batch_size: int = typer.Option(64, "--batch-size", min=1),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Texts per encoder call."),
+    image_batch_size: int = typer.Option(16, "--image-batch-size", min=1, help="Images per encoder call."),
     chunk_size: int = typer.Option(512, "--chunk-size", min=1, help="Rows per resumable chunk."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Reuse finished chunks of an interrupted run."),
@@ -41,22 +45,9 @@ def features(
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    from motorec.features import PRESETS, compare_with_reference, extract_catalog_features, generic
+    from motorec.features import compare_with_reference, extract_catalog_features
 
-    if preset not in PRESET_NAMES:
-        raise MotorecError(f"unknown preset '{preset}'.{did_you_mean(preset, PRESET_NAMES)} Choose from {', '.join(PRESET_NAMES)}.")
-    if preset == "generic":
-        if items is None:
-            raise MotorecError("--preset generic needs --items FILE (the item table).")
-        spec = generic(items, id_column, id_mapping)
-    else:
-        if raw is None:
-            raise MotorecError(f"--preset {preset} needs --raw DIR (the dataset's raw folder).")
-        if not raw.is_dir():
-            raise MotorecError(f"raw folder not found: {raw}")
-        if items is not None or id_column is not None:
-            raise MotorecError("--items and --id-column are for --preset generic; presets know their files.")
-        spec = PRESETS[preset](raw, id_mapping)
+    spec = _load_spec(preset, raw, items, id_column, id_mapping)
     spec.text_template = text_template or spec.text_template
     spec.image_dir = image_dir or spec.image_dir
     spec.image_pattern = image_pattern or spec.image_pattern
@@ -75,6 +66,7 @@ def features(
             id_column=spec.id_column,
             chunk_size=chunk_size,
             batch_size=batch_size,
+            image_batch_size=image_batch_size,
             device=device,
             resume=resume,
             keep_chunks=keep_chunks,
@@ -97,10 +89,35 @@ def features(
     if reference is not None:
         for modality, path in report.files.items():
             cmp = compare_with_reference(path, reference / path.name, rows=len(table))
+            below = len(cmp["rows_below_target"])
             print(
                 f"  {modality} vs {reference / path.name}: min cosine {cmp['min_cosine']:.7f}"
-                f" (row {cmp['worst_row']}), mean {cmp['mean_cosine']:.7f}, {len(cmp['rows_below_target'])} rows below {cmp['target']}"
+                f" (row {cmp['worst_row']}), mean {cmp['mean_cosine']:.7f}, {below} rows below {cmp['target']}"
             )
+
+
+def _load_spec(
+    preset: str, raw: Path | None, items: Path | None, id_column: str | None, id_mapping: Path | None
+) -> CatalogSpec:
+    """The preset's CatalogSpec, after checking that the flags given fit the preset."""
+    from motorec.features import PRESETS, generic
+
+    if preset not in PRESET_NAMES:
+        hint = did_you_mean(preset, PRESET_NAMES)
+        raise MotorecError(f"unknown preset '{preset}'.{hint} Choose from {', '.join(PRESET_NAMES)}.")
+    if preset == "generic":
+        if items is None:
+            raise MotorecError("--preset generic needs --items FILE (the item table).")
+        if raw is not None:
+            raise MotorecError("--raw is for --preset ml100k / scientific; the generic preset reads --items.")
+        return generic(items, id_column, id_mapping)
+    if raw is None:
+        raise MotorecError(f"--preset {preset} needs --raw DIR (the dataset's raw folder).")
+    if not raw.is_dir():
+        raise MotorecError(f"raw folder not found: {raw}")
+    if items is not None or id_column is not None:
+        raise MotorecError("--items and --id-column are for --preset generic; presets know their files.")
+    return PRESETS[preset](raw, id_mapping)
 
 
 def _modalities(requested: str | None, has_text: bool, has_image: bool) -> list[str]:

@@ -69,10 +69,11 @@ class Evaluator:
         label = VALID if split == "valid" else TEST
         gt_csr = self.gt[label]
         users = np.flatnonzero(np.diff(gt_csr.indptr) > 0)
-        sums = {g: {} for g in self.groups}
-        counts = {g: 0 for g in self.groups}
+        # Sums stay on the device (float64) and are read once at the end: no host sync per batch.
+        sums: dict[str, dict[str, torch.Tensor]] = {g: {} for g in self.groups}
+        counts = {g: torch.zeros((), dtype=torch.int64, device=self.device) for g in self.groups}
         covered = torch.zeros(self.n_items, dtype=torch.bool, device=self.device)
-        cold_slots = 0.0
+        cold_slots = torch.zeros((), dtype=torch.float64, device=self.device)
         exported = []
         for start in range(0, len(users), self.batch_size):
             batch = torch.from_numpy(users[start : start + self.batch_size]).to(self.device)
@@ -96,20 +97,22 @@ class Evaluator:
                 n_gt = (gt & item_mask).sum(1) if item_mask is not None else gt.sum(1)
                 per_user = rank_metrics(g_hits, n_gt, self.ks)
                 keep = n_gt > 0
-                counts[group] += int(keep.sum())
+                counts[group] += keep.sum()
                 for name, values in per_user.items():
-                    sums[group][name] = sums[group].get(name, 0.0) + float(values[keep].sum())
+                    total = torch.where(keep, values, 0.0).double().sum()
+                    sums[group][name] = sums[group][name] + total if name in sums[group] else total
             covered[top[:, :20].reshape(-1)] = True
-            cold_slots += float(self.cold[top[:, :20]].sum())
+            cold_slots += self.cold[top[:, :20]].sum()
             if export_topk:
                 exported.append(top[:, :EXPORT_K].cpu().numpy())
-        metrics = {g: {m: v / max(counts[g], 1) for m, v in sums[g].items()} for g in self.groups}
+        n_users = {g: int(c) for g, c in counts.items()}
+        metrics = {g: {m: float(v) / max(n_users[g], 1) for m, v in sums[g].items()} for g in self.groups}
         metrics["all"]["coverage@20"] = float(covered.float().mean())
         if self.cold_split:
-            metrics["all"]["cold_share@20"] = cold_slots / max(1, 20 * len(users))
+            metrics["all"]["cold_share@20"] = float(cold_slots) / max(1, 20 * len(users))
             metrics["all"]["cold_test_share"] = self.cold_test_share
         for g in self.groups:
-            metrics[g]["users"] = counts[g]
+            metrics[g]["users"] = n_users[g]
         topk = np.concatenate(exported) if exported else None
         return EvalResult(metrics=metrics, users=users, topk=topk)
 

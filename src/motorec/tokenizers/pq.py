@@ -49,7 +49,10 @@ class PQConfig:
 
     def validate(self) -> None:
         if self.subspaces < 1 or self.codebook_size < 2 or self.opq_iters < 1 or self.kmeans_iters < 1:
-            raise MotorecError(f"tokenizer 'pq': subspaces >= 1, codebook_size >= 2, iterations >= 1 (got {asdict(self)}).")
+            raise MotorecError(
+                f"tokenizer 'pq': needs subspaces >= 1, codebook_size >= 2, opq_iters and kmeans_iters >= 1 "
+                f"(got {self.subspaces}, {self.codebook_size}, {self.opq_iters}, {self.kmeans_iters})."
+            )
 
 
 @dataclass

@@ -251,7 +251,8 @@ class RQVAEConfig:
             (self.levels >= 1, "levels must be >= 1"),
             (self.latent_dim >= 1, "latent_dim must be >= 1"),
             (all(int(h) >= 1 for h in self.hidden), "hidden sizes must be >= 1"),
-            (self.sparsity_target is None or 0.0 < float(self.sparsity_target) < 1.0, "sparsity_target must be in (0, 1)"),
+            (self.sparsity_target is None or (isinstance(self.sparsity_target, (int, float)) and 0 < self.sparsity_target < 1),
+             "sparsity_target must be a number in (0, 1)"),
             (self.temperature > 0, "temperature must be > 0"),
             (self.collisions in COLLISION_MODES, f"collisions must be one of {', '.join(COLLISION_MODES)}"),
             (self.epochs >= 0 and self.batch_size >= 1 and self.lr > 0, "epochs >= 0, batch_size >= 1, lr > 0"),
@@ -260,7 +261,7 @@ class RQVAEConfig:
         ]
         for ok, message in checks:
             if not ok:
-                raise MotorecError(f"tokenizer 'rqvae': {message} (got {asdict(self)}).")
+                raise MotorecError(f"tokenizer 'rqvae': {message}.")
 
     def model_kwargs(self) -> dict[str, Any]:
         return {
@@ -389,7 +390,7 @@ class RQVAETokenizer(Tokenizer):
         restart_every = cfg.restart_every or math.ceil(n / cfg.batch_size)
         step = 0
         for epoch in range(cfg.epochs):
-            totals: dict[str, float] = {}
+            totals: dict[str, Tensor] = {}  # summed on the device: no sync per step
             restarted = 0
             for idx in torch.randperm(n, generator=g).to(self.device).split(cfg.batch_size):
                 out = model(x[idx], None if w is None else w[idx])
@@ -400,9 +401,10 @@ class RQVAETokenizer(Tokenizer):
                 if step % restart_every == 0:
                     restarted += sum(model.restart_dead_codes())
                 for key, value in out.parts.items():
-                    totals[key] = totals.get(key, 0.0) + float(value) * len(idx) / n
-            self.history.append({"modality": name, "epoch": epoch, "restarted": restarted, **totals})
-            log.info("rqvae %s epoch %d %s restarted=%d", name, epoch, totals, restarted)
+                    totals[key] = totals.get(key, 0.0) + value * (len(idx) / n)
+            self.history.append({"modality": name, "epoch": epoch, "restarted": restarted,
+                                 **{k: float(v) for k, v in totals.items()}})
+            log.info("rqvae %s %s", name, self.history[-1])
         model.eval()
         raw = model.encode(x).cpu().numpy()
         fingerprints = row_fingerprints(feat)

@@ -47,6 +47,24 @@ def evaluate_model(model: Recommender, evaluator: Evaluator, split: str, export_
         model.finish_scoring()
 
 
+def train_epoch(model: Recommender, sampler: BPRSampler, opt: torch.optim.Optimizer, batch_size: int) -> tuple[float, int]:
+    """One pass over the train pairs: (summed batch loss, number of batches).
+
+    The loss is accumulated on the device and read once, so a GPU epoch is not serialised by a
+    host sync per batch.
+    """
+    total = torch.zeros((), device=model.ctx.device)
+    n = 0
+    for users, pos, neg in sampler.epoch(batch_size):
+        losses = model.calculate_loss(users, pos, neg)
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        opt.step()
+        total += losses["loss"].detach()
+        n += 1
+    return float(total), n
+
+
 def fit(
     model: Recommender,
     ds: Dataset,
@@ -90,16 +108,7 @@ def fit(
             model.train()
             model.on_epoch_start(epoch)
             t0 = time.perf_counter()
-            total, n = 0.0, 0
-            for users, pos, neg in sampler.epoch(train_cfg["batch_size"]):
-                losses = model.calculate_loss(users, pos, neg)
-                opt.zero_grad(set_to_none=True)
-                losses["loss"].backward()
-                opt.step()
-                total += float(losses["loss"].detach())
-                n += 1
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            total, n = train_epoch(model, sampler, opt, train_cfg["batch_size"])
             train_time += time.perf_counter() - t0
             if not math.isfinite(total):
                 raise MotorecError(f"{model.name}: training loss became {total} at epoch {epoch}; lower train.lr or raise the regularisation.")
