@@ -197,6 +197,15 @@ async def run_load(port: int, work: Workload, duration: float, rate: float, shar
     return records
 
 
+def uvicorn_impl() -> str:
+    """What uvicorn picks with its 'auto' settings here (httptools/uvloop when installed)."""
+    import importlib.util
+
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    return f"{http}+{loop}"
+
+
 # ----------------------------------------------------------------------------- analysis
 def pct(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 3) if values else None
@@ -285,7 +294,7 @@ async def main_async(args: argparse.Namespace) -> dict:
                    "connections": args.connections, "warmup_s": args.warmup, "fault_duration_s": args.fault_duration},
         "server": {"startup_to_healthy_s": round(startup, 2), "items": health["items_indexed"],
                    "users": health["users"], "model": health["model"], "item_vectors": health["item_vectors"]},
-        "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg(), "platform": platform.platform(),
+        "machine": {"cpus": os.cpu_count(), "uvicorn_http_loop": uvicorn_impl(), "load_average_at_end": os.getloadavg(), "platform": platform.platform(),
                     "python": platform.python_version()},
         "command": " ".join(["python", "benchmarks/serve_load.py", *sys.argv[1:]]),
     })
@@ -297,7 +306,7 @@ def markdown(res: dict) -> str:
     lines = [
         f"# serve_load: {res['server']['model']} bundle, {cfg['duration_s']} s at {cfg['target_rate_rps']} req/s target",
         "", f"Command: `{res['command']}`", "",
-        f"Machine: {res['machine']['cpus']} CPUs, load average at end {tuple(round(x, 2) for x in res['machine']['load_average_at_end'])}; "
+        f"Machine: {res['machine']['cpus']} CPUs, uvicorn {res['machine']['uvicorn_http_loop']}, load average at end {tuple(round(x, 2) for x in res['machine']['load_average_at_end'])}; "
         f"ingest mode: {cfg['ingest_mode']} ({'precomputed feature vectors' if cfg['ingest_mode'] == 'features' else 'raw text, encoded by the server'}).",
         "", f"Sustained throughput: **{ld['throughput_rps']} req/s**, errors: **{ld['errors']}**; CPU per request: "
             f"server {ld['server_cpu_ms_per_request']} ms, load client {ld['client_cpu_ms_per_request']} ms.", "",

@@ -58,7 +58,7 @@ def test_beam_search_matches_brute_force_and_excludes():
     assert not set(top) & set(order[:3].tolist())  # a narrow beam is approximate, but never excluded
 
 
-def cyclic_dataset(n_users: int = 60, n_items: int = 12, length: int = 8) -> Dataset:
+def cyclic_dataset(n_users: int = 120, n_items: int = 40, length: int = 8) -> Dataset:
     """Every user walks items i, i+1, i+2, ... (mod n): the next item is a function of the last."""
     rng = np.random.default_rng(0)
     users, items, times = [], [], []
@@ -76,11 +76,13 @@ def test_tiger_and_sasrec_learn_a_deterministic_sequence():
     data = build_sequences(cyclic_dataset(), max_len=5)
     cfg = LoopConfig(epochs=25, batch_size=64, lr=3e-3, patience=25)
     torch.manual_seed(0)
-    tiger = TIGER(all_codes(12), [3, 2, 2], **SMALL)
+    codes = np.array(list(itertools.product(range(5), range(4), range(2))))
+    tiger = TIGER(codes, [5, 4, 2], **SMALL)
     result = fit(tiger, data, cfg, seed=0)
     assert result["test"]["all"]["recall@5"] > 0.9
     torch.manual_seed(0)
-    sasrec = SASRec(12, d_model=32, n_heads=2, n_layers=1, dropout=0.0, max_len=5)
-    assert fit(sasrec, data, cfg, seed=0)["test"]["all"]["recall@5"] > 0.9
-    # an untrained model does not: the test above can fail
-    assert evaluate(SASRec(12, d_model=32, n_heads=2, n_layers=1, max_len=5), data, "test")["all"]["recall@5"] < 0.9
+    sasrec = SASRec(40, d_model=32, n_heads=2, n_layers=1, dropout=0.0, max_len=5)
+    sas_cfg = LoopConfig(epochs=25, batch_size=16, lr=3e-3, patience=25)  # one window per user: smaller batches
+    assert fit(sasrec, data, sas_cfg, seed=0)["test"]["all"]["recall@5"] > 0.75
+    # an untrained model does not (34 candidates after masking the train items): the test can fail
+    assert evaluate(SASRec(40, d_model=32, n_heads=2, n_layers=1, max_len=5), data, "test")["all"]["recall@5"] < 0.5

@@ -7,8 +7,9 @@ drowned out by the popular head. Forms:
 - "paper": the issue's literal formula, w = 1 / log2(d + 2) for 0 < d < tau, else 1. It gives the
   rare items weights BELOW the head's 1 (0.63 at d = 1, 0.29 at d = 9), the opposite of the
   paper's stated intent, so it is kept only as an option to measure.
-- "amplify": w = 1 + 1 / log2(d + 2) for d < tau (zero-shot cold items included: d = 0 -> 2),
-  else 1. Monotone non-increasing in d, always >= 1: rarer items weigh more, as intended.
+- "amplify": w = 1 + 1 / log2(d + 2) for d < tau, else 1 (d = 0 gives 2, for callers that weigh
+  items without train interactions; MoToRec fits its tokenizer on items with d > 0 only).
+  Monotone non-increasing in d, always >= 1: rarer items weigh more, as intended.
 - "none": w = 1 (the ablation).
 """
 from __future__ import annotations

@@ -102,7 +102,7 @@ class WriteAheadLog:
         data = memoryview(_frame(record))
         while data:
             data = data[os.write(self._fd, data):]
-        os.fsync(self._fd)
+        os.fdatasync(self._fd)  # data + size; cheaper than fsync, same durability for an append
 
     def append(self, record: dict[str, Any]) -> None:
         """Durable once this returns: acknowledge the request only after it."""
