@@ -89,3 +89,19 @@ def test_sampler_never_draws_cold_items_or_seen_items(cold_ds):
         assert seen >= set(zip(users.tolist(), pos.tolist()))
         drawn += len(users)
     assert drawn == train.nnz
+
+
+def test_fast_symmetric_backward_matches_dense_autograd(cold_ds):
+    model, _ = build("lightgcn", cold_ds, n_layers=2, embedding_dim=8)
+    users, pos, neg = torch.tensor([0, 3, 9]), torch.tensor([1, 2, 4]), torch.tensor([7, 8, 5])
+    model.calculate_loss(users, pos, neg)["bpr"].backward()
+    dense = torch.from_numpy(user_item_adjacency(cold_ds.train_matrix).toarray())
+    ego = torch.cat([model.user_emb, model.item_repr()]).detach().requires_grad_(True)
+    out = (ego + dense @ ego + dense @ dense @ ego) / 3
+    isolated = (dense.sum(1) == 0).unsqueeze(1)
+    out = torch.where(isolated, ego, out)
+    u, i = out[: cold_ds.n_users], out[cold_ds.n_users :]
+    loss = -torch.nn.functional.logsigmoid((u[users] * i[pos]).sum(1) - (u[users] * i[neg]).sum(1)).mean()
+    loss.backward()
+    assert torch.allclose(model.user_emb.grad, ego.grad[: cold_ds.n_users], atol=1e-7)
+    assert torch.allclose(model.item_repr.weight.grad, ego.grad[cold_ds.n_users :], atol=1e-7)

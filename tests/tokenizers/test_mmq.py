@@ -107,3 +107,14 @@ def test_user_errors():
     tok = MMQTokenizer(**SMALL).fit(small_features(), seed=0)
     with pytest.raises(MotorecError, match="no user has two"):
         tok.finetune(small_features(), [np.array([1])])
+
+
+def test_diagnostics_report_per_expert_group(fitted):
+    tok, feats = fitted
+    report = tok.diagnostics(feats)
+    assert list(report["modalities"]) == ["shared", "text", "image"]
+    for group in report["modalities"].values():
+        assert len(group["utilisation"]) == 2 and all(0 < u <= 1 for u in group["utilisation"])
+        assert group["reconstruction"]["relative_mse"] < 1.5
+    assert report["collision_rate_joint"] == 0.0
+    assert report["mean_utilisation"] == pytest.approx(np.mean([u for g in report["modalities"].values() for u in g["utilisation"]]))

@@ -85,6 +85,12 @@ def test_compare_writes_one_table_with_na_rows(tmp_path, monkeypatch):
     bpr = json.loads((tmp_path / "compare.json").read_text())[1]
     assert bpr["content_path"] is False and bpr["train_s_per_epoch"] > 0
     assert set(bpr["test"]) == {"all", "warm", "cold@full", "cold@cold"}
+    # a second invocation adds its rows to the same table and replaces re-run cells
+    compare(["content_profile"], ["synthetic"], tmp_path, FAST)
+    table = json.loads((tmp_path / "compare.json").read_text())
+    assert [(r["dataset"], r["model"]) for r in table] == [
+        ("synthetic-cold", "content_profile"), ("synthetic-cold", "bpr"), ("synthetic-cold", "vbpr"),
+        ("synthetic", "content_profile")]
 
 
 def test_cli_tune_and_compare(tmp_path):

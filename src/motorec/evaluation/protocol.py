@@ -60,6 +60,12 @@ class Evaluator:
             self.groups = {"all": None, "warm": ~cold, "cold@full": cold, "cold@cold": cold}
         else:
             self.groups = {"all": None, "longtail": longtail}
+        # |GT ∩ group| per user, from the sparse GT once, instead of a dense (B, n_items) pass per batch
+        self.n_gt = {
+            label: {g: torch.from_numpy(np.asarray(m @ (np.ones(self.n_items) if mask is None else mask.cpu().numpy()))
+                                        .astype(np.int64)).to(self.device) for g, mask in self.groups.items()}
+            for label, m in self.gt.items()
+        }
         test_items = ds.items[ds.labels == TEST]
         self.cold_test_share = float(ds.cold_mask()[test_items].mean()) if self.cold_split and len(test_items) else 0.0
 
@@ -94,7 +100,7 @@ class Evaluator:
                     g_hits = hits_all
                 else:
                     g_hits = hits_all & item_mask[top]
-                n_gt = (gt & item_mask).sum(1) if item_mask is not None else gt.sum(1)
+                n_gt = self.n_gt[label][group][batch]
                 per_user = rank_metrics(g_hits, n_gt, self.ks)
                 keep = n_gt > 0
                 counts[group] += keep.sum()

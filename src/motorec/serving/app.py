@@ -1,16 +1,21 @@
 """The HTTP API (FastAPI, OpenAPI at /docs and /openapi.json) over a RecommenderService.
 
-Reads are `async def` (microseconds of work, no thread hop); writes are plain `def`, so their
-fsync and content encoding run in the thread pool while reads keep being answered.
+Every route is `async def`. Validation, embedding and building the log record run on the event
+loop (well under a millisecond for precomputed features); raw text/image encoding (tens of ms of
+torch) runs in the thread pool; the durable write is awaited from the group committer's thread.
+Worker threads that hold the GIL for long are what make tail latency explode on a busy 2-core
+machine, so only torch (which releases the GIL) and the sync (which does too) leave the loop.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
 from typing import Annotated, Any, Union
 
 from fastapi import FastAPI, File, Form, Path, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -125,15 +130,24 @@ def create_app(service: RecommenderService) -> FastAPI:
         """Top-k items for a user by inner product; `new` marks items ingested online."""
         return JSONResponse(service.recommend(user_id, k, exclude_seen))
 
+    async def ingest(item_id: str, content: ItemContent, title: str | None) -> dict[str, Any]:
+        raw = content.text is not None or content.fields is not None or content.image is not None
+        if raw:
+            record = await run_in_threadpool(service.prepare_item, item_id, content, title)
+        else:
+            record = service.prepare_item(item_id, content, title)
+        version = await asyncio.wrap_future(service.commit(record))
+        return service.item_created(record, version)
+
     @app.post("/items", status_code=201, response_model=ItemCreated, responses=ERRORS)
-    def add_item(item: ItemIn) -> dict[str, Any]:
+    async def add_item(item: ItemIn) -> dict[str, Any]:
         """Ingest an item: content -> features -> tokens -> vector -> log -> index. Returns its tokens."""
         content = ItemContent(features=item.features or {}, text=item.text, fields=item.fields,
                               image=_decode_image(item.image_base64) if item.image_base64 else None)
-        return service.add_item(item.id, content, item.title)
+        return await ingest(item.id, content, item.title)
 
     @app.post("/items/form", status_code=201, response_model=ItemCreated, responses=ERRORS)
-    def add_item_form(id: Annotated[str, Form(pattern=ID_PATTERN, max_length=128)],
+    async def add_item_form(id: Annotated[str, Form(pattern=ID_PATTERN, max_length=128)],
                       title: Annotated[str | None, Form(max_length=1000)] = None,
                       text: Annotated[str | None, Form(min_length=1, max_length=MAX_TEXT)] = None,
                       fields: Annotated[str | None, Form(max_length=MAX_TEXT, description="JSON object of text fields")] = None,
@@ -149,10 +163,10 @@ def create_app(service: RecommenderService) -> FastAPI:
                 raise MotorecError("'fields' must be a JSON object of field name -> text.")
         data = None
         if image is not None:
-            data = image.file.read(MAX_IMAGE_BYTES + 1)
+            data = await image.read(MAX_IMAGE_BYTES + 1)
             if len(data) > MAX_IMAGE_BYTES:
                 raise MotorecError(f"the image is larger than {MAX_IMAGE_BYTES} bytes.")
-        return service.add_item(id, ItemContent(text=text, fields=parsed, image=data), title)
+        return await ingest(id, ItemContent(text=text, fields=parsed, image=data), title)
 
     @app.get("/items/{item_id}", responses=ERRORS)
     async def get_item(item_id: ItemId) -> dict[str, Any]:
@@ -160,9 +174,11 @@ def create_app(service: RecommenderService) -> FastAPI:
         return service.item(item_id)
 
     @app.post("/users/{user_id}/interactions", response_model=InteractionsOut, responses=ERRORS)
-    def add_interactions(user_id: UserId, body: InteractionsIn) -> dict[str, Any]:
+    async def add_interactions(user_id: UserId, body: InteractionsIn) -> dict[str, Any]:
         """Record interactions and fold the user's vector in from item vectors (new users are created)."""
-        return service.add_interactions(user_id, body.items)
+        record = service.prepare_interactions(user_id, body.items)
+        await asyncio.wrap_future(service.commit(record))
+        return service.interactions_added(record)
 
     @app.get("/tokens/{modality}/{level}/{code}", responses=ERRORS)
     async def token(modality: Annotated[str, Path(max_length=64)], level: Annotated[int, Path(ge=0, le=64)],

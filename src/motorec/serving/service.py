@@ -1,9 +1,9 @@
 """The online recommender state behind the HTTP layer: items, users, index, tokens, log.
 
-Every mutation runs validate -> embed -> (one writer at a time) append to the write-ahead log with
-fsync -> apply in memory, so what was acknowledged is on disk, and replaying the log on start
-rebuilds exactly the acknowledged state. Reads (recommend, item lookups) never wait for writers
-except for the index's short lock.
+Every mutation runs validate -> embed -> build its log record (in the request) -> group commit:
+append to the write-ahead log with fdatasync, then apply in memory (one writer thread), so what was
+acknowledged is on disk, and replaying the log on start rebuilds exactly the acknowledged state.
+Reads (recommend, item lookups) never wait for writers except for the index's short lock.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import base64
 import re
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,13 @@ import numpy as np
 
 from motorec.errors import MotorecError
 from motorec.serving.bundle import Bundle
+from motorec.serving.commit import GroupCommitter
 from motorec.serving.content import ContentEncoder, ItemContent
 from motorec.serving.embedder import ItemEmbedder
 from motorec.serving.index import ItemIndex
 from motorec.serving.linalg import fold_in
 from motorec.serving.tokens import TokenIndex, top_words
-from motorec.serving.wal import WriteAheadLog
+from motorec.serving.wal import WriteAheadLog, frame
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 _ID = re.compile(ID_PATTERN)
@@ -109,7 +111,8 @@ class RecommenderService:
         self.user_vectors = Vectors(bundle.user_vectors)
         self.user_prior_new = bundle.user_vectors.mean(0)
         self.online_seen: dict[int, list[int]] = {}
-        self._write_lock = threading.Lock()
+        self._pending: set[str] = set()  # item ids prepared but not yet applied
+        self._pending_lock = threading.Lock()
         self.counters = {"items_ingested": 0, "interactions_added": 0, "users_created": 0}
         self.wal = WriteAheadLog(wal_path, bundle.fingerprint)
         replayed = 0
@@ -117,6 +120,7 @@ class RecommenderService:
             self._apply(record)
             replayed += 1
         self.replayed = replayed
+        self.committer = GroupCommitter(self.wal, self._apply)
         self.started = time.time()
         self.startup_seconds = time.perf_counter() - t0
 
@@ -187,37 +191,61 @@ class RecommenderService:
         }
 
     # ----------------------------------------------------------------- writes
-    def add_item(self, item_id: str, content: ItemContent, title: str | None = None) -> dict[str, Any]:
-        """Features -> vector (+ tokens) -> logged -> indexed; recommendable once this returns."""
+    def prepare_item(self, item_id: str, content: ItemContent, title: str | None = None) -> dict[str, Any]:
+        """Validate, encode and embed a new item; reserves its id until `commit` resolves."""
         check_id(item_id, "item")
-        if item_id in self.item_index:
-            raise Conflict(f"item {item_id!r} already exists; item ids are unique and items are immutable.")
-        feats, imputed, text = self.content.encode(content)
-        vector, tokens = self.embedder.embed(feats)
-        record = {
+        with self._pending_lock:
+            if item_id in self.item_index or item_id in self._pending:
+                raise Conflict(f"item {item_id!r} already exists; item ids are unique and items are immutable.")
+            self._pending.add(item_id)
+        try:
+            feats, imputed, text = self.content.encode(content)
+            vector, tokens = self.embedder.embed(feats)
+        except BaseException:
+            self._release(item_id)
+            raise
+        return {
             "op": "item", "id": item_id, "title": title or "", "text": text or "", "imputed": imputed,
             "fields": content.fields, "features": {m: _b64(f) for m, f in feats.items()}, "vector": _b64(vector),
             "tokens": None if tokens is None else tokens.tolist(), "t": time.time(),
         }
-        with self._write_lock:
-            if item_id in self.item_index:
-                raise Conflict(f"item {item_id!r} already exists; item ids are unique and items are immutable.")
-            self.wal.append(record)
-            version = self._apply(record)
-        return {"id": item_id, "tokens": self._describe_tokens(tokens), "imputed_modalities": imputed,
+
+    def _release(self, item_id: str) -> None:
+        with self._pending_lock:
+            self._pending.discard(item_id)
+
+    def commit(self, record: dict[str, Any]) -> Future:
+        """Log durably, then apply; the future resolves to the index version after the apply."""
+        fut = self.committer.submit(record, frame(record))
+        if record["op"] == "item":
+            fut.add_done_callback(lambda _: self._release(record["id"]))
+        return fut
+
+    def item_created(self, record: dict[str, Any], version: int) -> dict[str, Any]:
+        tokens = None if record["tokens"] is None else np.asarray(record["tokens"])
+        return {"id": record["id"], "tokens": self._describe_tokens(tokens), "imputed_modalities": record["imputed"],
                 "index_version": version, "item_vectors": self.embedder.method}
 
-    def add_interactions(self, user_id: str, item_ids: list[str]) -> dict[str, Any]:
+    def prepare_interactions(self, user_id: str, item_ids: list[str]) -> dict[str, Any]:
         check_id(user_id, "user")
         for iid in item_ids:
             self._item(iid)
-        record = {"op": "interactions", "user": user_id, "items": list(item_ids), "t": time.time()}
-        with self._write_lock:
-            self.wal.append(record)
-            self._apply(record)
-        u = self.user_index[user_id]
-        return {"user_id": user_id, "new_user": u >= len(self.bundle.catalog.user_ids),
+        return {"op": "interactions", "user": user_id, "items": list(item_ids), "t": time.time()}
+
+    def interactions_added(self, record: dict[str, Any]) -> dict[str, Any]:
+        u = self.user_index[record["user"]]
+        return {"user_id": record["user"], "new_user": u >= len(self.bundle.catalog.user_ids),
                 "online_interactions": len(self.online_seen.get(u, []))}
+
+    def add_item(self, item_id: str, content: ItemContent, title: str | None = None) -> dict[str, Any]:
+        """Blocking ingest (library use): recommendable once this returns."""
+        record = self.prepare_item(item_id, content, title)
+        return self.item_created(record, self.commit(record).result())
+
+    def add_interactions(self, user_id: str, item_ids: list[str]) -> dict[str, Any]:
+        record = self.prepare_interactions(user_id, item_ids)
+        self.commit(record).result()
+        return self.interactions_added(record)
 
     def _apply(self, record: dict[str, Any]) -> int:
         """Apply one logged record to memory (also used by replay); returns the index version."""
@@ -252,4 +280,5 @@ class RecommenderService:
         raise MotorecError(f"write-ahead log {self.wal.path}: unknown record type {record['op']!r}.")
 
     def close(self) -> None:
+        self.committer.close()
         self.wal.close()

@@ -489,35 +489,49 @@ class MMQTokenizer(Tokenizer):
                 for (m, j), book in zip(model.expert_names(), model.books)}
 
     def diagnostics(self, features: Features) -> dict[str, Any]:
-        """Per expert utilisation / perplexity; collision rate before and after the suffix;
-        reconstruction (with each item's own gates) per modality; orthogonality loss; mean gates."""
+        """The report shape every tokenizer shares, one entry per expert group ("shared" and each
+        modality): per-expert utilisation / perplexity, the group's collision rate, and the
+        reconstruction of what the group reads (the concatenation for "shared", with each item's
+        own gates); plus the joint collision rate before / after the suffix, the orthogonality
+        loss, the mean gates and the mean utilisation over all experts."""
         model = self._require_fitted()
         codes = self.encode(features)
         x = self._tensors(features)
         raw, gates = model.encode(x)
         with torch.no_grad():
+            xs = model.standardise(x)
+            z = model.fuse([book.unit_embed()[raw[:, e]] for e, book in enumerate(model.books)], gates)
+            concat_hat = model.decoder(z).cpu().numpy()
             recon = model.decode(raw, gates)
             orth = float(model.orthogonality())
-        k = model.codebook_size
-        experts = codes[:, : model.n_experts]
-        report: dict[str, Any] = {
-            "tokenizer": self.name,
-            "n_items": int(codes.shape[0]),
-            "experts": [f"{m}.{j}" for m, j in model.expert_names()],
-            "utilisation": [utilisation(experts[:, e], k) for e in range(model.n_experts)],
-            "perplexity": [perplexity(experts[:, e], k) for e in range(model.n_experts)],
-            "collision_rate_raw": collision_rate(raw.cpu().numpy()),
-            "collision_rate": collision_rate(codes),
-            "suffix_size": self.suffix_size,
-            "orthogonality_loss": orth,
-            "gate_mean": {m: gates[:, i].mean(0).cpu().tolist() for i, m in enumerate(model.modalities)},
-            "reconstruction": {},
-        }
-        report["mean_utilisation"] = float(np.mean(report["utilisation"]))
-        for m in model.modalities:
+        raw_np, k = raw.cpu().numpy(), model.codebook_size
+        groups: dict[str, list[int]] = {}
+        for e, (group, _) in enumerate(model.expert_names()):
+            groups.setdefault(group, []).append(e)
+        report: dict[str, Any] = {"tokenizer": self.name, "n_items": int(codes.shape[0]), "modalities": {}}
+        for group, cols in groups.items():
             err = ReconstructionError()
-            err.update(np.asarray(features[m]), recon[m].cpu().numpy())
-            report["reconstruction"][m] = err.result()
+            if group == "shared":
+                err.update(torch.cat([xs[m] for m in model.modalities], -1).cpu().numpy(), concat_hat)
+            else:
+                err.update(np.asarray(features[group]), recon[group].cpu().numpy())
+            report["modalities"][group] = {
+                "levels": len(cols),
+                "codebook_size": k,
+                "utilisation": [utilisation(raw_np[:, e], k) for e in cols],
+                "perplexity": [perplexity(raw_np[:, e], k) for e in cols],
+                "collision_rate_raw": collision_rate(raw_np[:, cols]),
+                "collision_rate": collision_rate(raw_np[:, cols]),
+                "reconstruction": err.result(),
+            }
+        report.update(
+            collision_rate_raw_joint=collision_rate(raw_np),
+            collision_rate_joint=collision_rate(codes),
+            suffix_size=self.suffix_size,
+            orthogonality_loss=orth,
+            gate_mean={m: gates[:, i].mean(0).cpu().tolist() for i, m in enumerate(model.modalities)},
+            mean_utilisation=float(np.mean([utilisation(raw_np[:, e], k) for e in range(model.n_experts)])),
+        )
         return report
 
     # ---------------------------------------------------------------- persistence

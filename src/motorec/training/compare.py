@@ -1,7 +1,8 @@
 """One comparison: models × datasets × seeds -> one table (compare.md, compare.csv, compare.json).
 
 Each cell is an ordinary `run_experiment` run under OUT/runs/<dataset>/<model> (resumed when it
-exists, so an interrupted comparison continues where it stopped). Cells report mean ± std over
+exists, so an interrupted comparison continues where it stopped); rows accumulate in OUT's table
+across invocations, so cells run with different settings (e.g. epoch caps) share one table. Cells report mean ± std over
 seeds of Recall@20 / NDCG@20 for all, warm, cold@full, cold@cold (cold splits) or all, longtail
 (warm splits), the train time per epoch, and whether the model has a content path for cold items.
 A model that cannot run on a dataset (e.g. too few modalities) becomes an n/a row with the reason.
@@ -72,12 +73,19 @@ def compare(models: list[str], datasets: list[str], out: str | Path, overrides: 
     specs = [DatasetSpec.parse(d) for d in datasets]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows = previous_rows(out)
     for spec in specs:
         for model in models:
-            rows.append(run_cell(spec, model, out, list(overrides or []), Path(tuned) if tuned else None))
+            row = run_cell(spec, model, out, list(overrides or []), Path(tuned) if tuned else None)
+            rows = [r for r in previous_rows(out) if (r["dataset"], r["model"]) != (spec.label, model)] + [row]
             write_tables(rows, out)
-    return rows
+    return [r for r in rows if r["dataset"] in {s.label for s in specs} and r["model"] in models]
+
+
+def previous_rows(out: Path) -> list[dict[str, Any]]:
+    """Rows already in OUT/compare.json: invocations with other models or settings add to one table."""
+    path = out / "compare.json"
+    return json.loads(path.read_text()) if path.is_file() else []
 
 
 def _cell(row: dict[str, Any], group: str, metric: str = "recall@20") -> str:
