@@ -102,4 +102,8 @@ def test_cli_tune_and_compare(tmp_path):
     assert main(["compare", "--models", "content_profile", "--datasets", "synthetic", "--out", str(tmp_path / "c"),
                  *sum((["--set", o] for o in FAST), [])]) == 0
     assert "longtail R@20" in (tmp_path / "c" / "compare.md").read_text()
+    assert main(["compare", "--models", "content_profile,bpr", "--datasets", "synthetic", "--out", str(tmp_path / "c"),
+                 "--no-train"]) == 0
+    md = (tmp_path / "c" / "compare.md").read_text()
+    assert "| content_profile | yes |" in md and "no finished run" in md  # bpr was never trained there
     assert main(["compare", "--models", "nosuch", "--datasets", "synthetic", "--out", str(tmp_path / "c")]) == 2

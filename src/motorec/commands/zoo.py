@@ -34,13 +34,14 @@ def compare(
     out: Path = typer.Option(..., help="Folder for runs/ and compare.md, compare.csv, compare.json (resumed if it exists)."),
     tuned: Optional[Path] = typer.Option(None, help="Folder with <dataset>/<model>.yaml configs (e.g. tune's best.yaml)."),
     set_: list[str] = typer.Option([], "--set", help="Override for every run: key=value (repeatable), e.g. seeds=[2026]."),
+    no_train: bool = typer.Option(False, "--no-train", help="Only tabulate runs already finished in OUT."),
 ) -> None:
     """Train every model on every dataset over the configured seeds and write one comparison table."""
     from motorec.training.compare import compare as run_compare
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     specs = [d.strip() for d in datasets.split(",") if d.strip()]
-    run_compare(names, specs, out, set_, tuned)
+    run_compare(names, specs, out, set_, tuned, train=not no_train)
     console.print((out / "compare.md").read_text())
     console.print(f"wrote {out / 'compare.md'}, {out / 'compare.csv'}, {out / 'compare.json'}")
 

@@ -45,11 +45,11 @@ def load_image_encoder(device: str) -> torch.nn.Module:
     return net.eval().to(device)
 
 
-def open_image(source: ImageInput, name: str | None = None) -> Image.Image:
+def open_image(source: ImageInput) -> Image.Image:
     """A fully decoded RGB image; a missing or corrupt file is a MotorecError naming it."""
     if isinstance(source, Image.Image):
         return source.convert("RGB")
-    label = name or (f"{len(source)} bytes of image data" if isinstance(source, bytes) else str(source))
+    label = f"{len(source)} bytes of image data" if isinstance(source, bytes) else str(source)
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
             return img.convert("RGB")  # convert() forces the full decode, so truncation shows here

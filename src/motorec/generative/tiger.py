@@ -12,6 +12,7 @@ length = history x ID length); "items" feeds one vector per item, the sum of its
 """
 from __future__ import annotations
 
+import warnings
 from typing import Iterator
 
 import numpy as np
@@ -55,10 +56,11 @@ class TIGER(nn.Module):
         self.pos_emb = nn.Embedding(max_len, d_model)
         self.dec_pos = nn.Embedding(self.length, d_model)
         self.bos = nn.Parameter(torch.randn(d_model) * 0.02)
-        self.transformer = nn.Transformer(
-            d_model, n_heads, n_layers, n_layers, ff_dim, dropout, batch_first=True, norm_first=True
-        )
-        self.transformer.encoder.enable_nested_tensor = False  # norm_first layers cannot use it; silences a warning
+        with warnings.catch_warnings():  # norm_first layers cannot use nested tensors; torch warns about it
+            warnings.filterwarnings("ignore", message="enable_nested_tensor")
+            self.transformer = nn.Transformer(
+                d_model, n_heads, n_layers, n_layers, ff_dim, dropout, batch_first=True, norm_first=True
+            )
         self.head = nn.Linear(d_model, vocab)
         self.history_encoding = history_encoding
         self.max_len = max_len

@@ -44,9 +44,15 @@ def _model_vectors(model, feats: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def _fit_tokenizer(spec: str, features: dict[str, np.ndarray], params: dict[str, Any], seed: int) -> Tokenizer:
-    """A saved tokenizer folder, or the name of a registered tokenizer fitted here on item content."""
+    """A saved tokenizer folder, or the name of a registered tokenizer fitted here on item content.
+
+    Fitted here, "rqvae" defaults to raw codes (collisions=none): the service explains tokens, it
+    does not need unique ids, and suffix resolution costs milliseconds per new item.
+    """
     if Path(spec).is_dir():
         return load_tokenizer(spec)
+    if spec == "rqvae":
+        params = {"collisions": "none", **params}
     return build_tokenizer(spec, **params).fit(features, seed=seed)
 
 

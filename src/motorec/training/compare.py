@@ -43,16 +43,24 @@ class DatasetSpec:
         return cls(label, path, split or None)
 
 
-def run_cell(spec: DatasetSpec, model: str, out: Path, overrides: list[str], tuned: Path | None) -> dict[str, Any]:
+def run_cell(spec: DatasetSpec, model: str, out: Path, overrides: list[str], tuned: Path | None,
+             train: bool = True) -> dict[str, Any]:
+    """One table row; with train=False only a finished run is read (else the row says 'not run')."""
     config = tuned / spec.label / f"{model}.yaml" if tuned is not None else None
     config = config if config is not None and config.is_file() else None
     row: dict[str, Any] = {"dataset": spec.label, "model": model, "content_path": model_class(model).content_path,
                            "config": str(config) if config else None}
-    try:
-        res = run_experiment(spec.path, model, out / "runs" / spec.label / model, spec.split, config, overrides,
-                             resume=True)
-    except MotorecError as exc:
-        return {**row, "status": "n/a", "reason": str(exc)}
+    run_dir = out / "runs" / spec.label / model
+    if not train:
+        done = run_dir / "results.json"
+        if not done.is_file():
+            return {**row, "status": "not run", "reason": f"no finished run in {run_dir}"}
+        res = json.loads(done.read_text())
+    else:
+        try:
+            res = run_experiment(spec.path, model, run_dir, spec.split, config, overrides, resume=True)
+        except MotorecError as exc:
+            return {**row, "status": "n/a", "reason": str(exc)}
     runs = res["runs"]
     row.update({
         "status": "ok", "seeds": res["seeds"],
@@ -61,13 +69,16 @@ def run_cell(spec: DatasetSpec, model: str, out: Path, overrides: list[str], tun
         "best_epoch": float(np.mean([r["best_epoch"] for r in runs])),
         "test": {g: {m: [res["test"][g][m], res["test_std"][g][m]] for m in METRICS} for g in GROUPS if g in res["test"]},
         "valid_recall@20": res["valid"]["all"]["recall@20"],
+        "max_epochs": res["config"]["train"]["epochs"], "eval_every": res["config"]["train"]["eval_every"],
+        "patience": res["config"]["train"]["patience"],
     })
     return row
 
 
 def compare(models: list[str], datasets: list[str], out: str | Path, overrides: list[str] | None = None,
-            tuned: str | Path | None = None) -> list[dict[str, Any]]:
-    """Train and evaluate every (dataset, model) cell and write the table files to OUT."""
+            tuned: str | Path | None = None, train: bool = True) -> list[dict[str, Any]]:
+    """Train and evaluate every (dataset, model) cell and write the table files to OUT
+    (train=False: only tabulate the finished runs already in OUT)."""
     for m in models:
         model_class(m)  # unknown names fail before any training
     specs = [DatasetSpec.parse(d) for d in datasets]
@@ -76,7 +87,7 @@ def compare(models: list[str], datasets: list[str], out: str | Path, overrides: 
     rows = previous_rows(out)
     for spec in specs:
         for model in models:
-            row = run_cell(spec, model, out, list(overrides or []), Path(tuned) if tuned else None)
+            row = run_cell(spec, model, out, list(overrides or []), Path(tuned) if tuned else None, train)
             rows = [r for r in previous_rows(out) if (r["dataset"], r["model"]) != (spec.label, model)] + [row]
             write_tables(rows, out)
     return [r for r in rows if r["dataset"] in {s.label for s in specs} and r["model"] in models]
@@ -101,29 +112,32 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     lines: list[str] = []
     for label in dict.fromkeys(r["dataset"] for r in rows):
         group_rows = [r for r in rows if r["dataset"] == label]
+        notes: list[str] = []
         groups = [g for g in GROUPS if any(r["status"] == "ok" and g in r["test"] for r in group_rows)] or ["all"]
         lines += [f"### {label}", "", "| model | content path | " + " | ".join(f"{g} R@20" for g in groups)
-                  + " | all N@20 | s/epoch | epochs | seeds |", "|" + "---|" * (len(groups) + 6)]
+                  + " | all N@20 | s/epoch | epochs run/max | seeds |", "|" + "---|" * (len(groups) + 6)]
         for r in group_rows:
             if r["status"] != "ok":
                 lines.append(f"| {r['model']} | {'yes' if r['content_path'] else 'no'} | "
-                             + " | ".join("n/a" for _ in groups) + f" | n/a | – | – | – |  \n> {r['model']}: {r['reason']}")
+                             + " | ".join(r["status"] for _ in groups) + f" | {r['status']} | – | – | – |")
+                notes.append(f"- {r['model']} ({r['status']}): {r['reason']}")
                 continue
             lines.append(f"| {r['model']} | {'yes' if r['content_path'] else 'no'} | "
                          + " | ".join(_cell(r, g) for g in groups) + f" | {_cell(r, 'all', 'ndcg@20')} | "
-                         f"{r['train_s_per_epoch']:.2f} | {r['epochs_run']:.0f} | {len(r['seeds'])} |")
-        lines.append("")
+                         f"{r['train_s_per_epoch']:.2f} | {r['epochs_run']:.0f}/{r.get('max_epochs', '?')} | {len(r['seeds'])} |")
+        lines += ["", *notes, ""] if notes else [""]
     return "\n".join(lines)
 
 
 def csv_text(rows: list[dict[str, Any]]) -> str:
-    fields = ["dataset", "model", "status", "content_path", "seeds", "train_s_per_epoch", "epochs_run", "best_epoch"]
+    fields = ["dataset", "model", "status", "content_path", "seeds", "train_s_per_epoch", "epochs_run", "best_epoch",
+              "max_epochs", "eval_every", "patience"]
     fields += [f"{g}_{m}_{s}" for g in GROUPS for m in METRICS for s in ("mean", "std")]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields + ["reason"], extrasaction="ignore")
     writer.writeheader()
     for r in rows:
-        flat = {k: r.get(k) for k in fields[:8]}
+        flat = {k: r.get(k) for k in fields[:11]}
         flat["seeds"] = len(r.get("seeds", []))
         for g, metrics in r.get("test", {}).items():
             for m, (mean, std) in metrics.items():
