@@ -240,6 +240,37 @@ def summarize(records: list[dict], duration: float) -> dict:
     return out
 
 
+async def server_histograms(port: int) -> dict[str, dict[str, int]]:
+    """Cumulative latency bucket counts per route from the server's own /metrics."""
+    conn = await connect(port)
+    _, body = await conn.request("GET", "/metrics")
+    conn.writer.close()
+    out: dict[str, dict[str, int]] = {}
+    for line in body.decode().splitlines():
+        if line.startswith("motorec_request_latency_ms_bucket"):
+            labels, value = line.rsplit(" ", 1)
+            route = labels.split('route="')[1].split('"')[0]
+            le = labels.split('le="')[1].split('"')[0]
+            out.setdefault(route, {})[le] = int(value)
+    return out
+
+
+def server_side(before: dict, after: dict) -> dict:
+    """p50/p99 upper bounds (histogram bucket edges, ms) measured inside the server for one phase."""
+    out = {}
+    for route, buckets in after.items():
+        counts = {le: n - before.get(route, {}).get(le, 0) for le, n in buckets.items()}
+        total = counts.get("+Inf", 0)
+        if not total:
+            continue
+        edges = [le for le in buckets if le != "+Inf"] + ["+Inf"]
+        q = {}
+        for name, share in (("p50_ms_at_most", 0.5), ("p99_ms_at_most", 0.99)):
+            q[name] = next(le for le in edges if counts[le] >= share * total)
+        out[route] = {"requests": total, **q}
+    return out
+
+
 async def check_items(port: int, ids: list[str]) -> list[str]:
     conn = await connect(port)
     lost = []
@@ -264,8 +295,10 @@ async def main_async(args: argparse.Namespace) -> dict:
     startup = time.perf_counter() - t0
     warm = await run_load(port, work, args.warmup, args.rate, args.ingest_share, args.connections)  # not measured
     cpu0, client0 = cpu_seconds(proc.pid), time.process_time()
+    hist0 = await server_histograms(port)
     records = await run_load(port, work, args.duration, args.rate, args.ingest_share, args.connections)
     result = {"load": summarize(records, args.duration)}
+    result["load"]["server_side"] = server_side(hist0, await server_histograms(port))
     result["load"]["server_cpu_ms_per_request"] = round((cpu_seconds(proc.pid) - cpu0) * 1000 / max(1, len(records)), 3)
     result["load"]["client_cpu_ms_per_request"] = round((time.process_time() - client0) * 1000 / max(1, len(records)), 3)
     acked = [r["id"] for r in warm + records if r["kind"] == "ingest" and r["status"] == 201]
@@ -318,6 +351,10 @@ def markdown(res: dict) -> str:
         k = ld[kind]
         lines.append(f"| {kind} | {k['requests']} | {k['errors']} | {k['rps']} | {k['p50_ms']} | {k['p99_ms']} | "
                      f"{k['max_ms']} | {k['p99_from_schedule_ms']} |")
+    lines += ["", "Inside the server (request received -> response sent, from its /metrics histogram; bucket upper bounds):", ""]
+    for route, v in ld["server_side"].items():
+        if route != "/metrics":
+            lines.append(f"- `{route}`: {v['requests']} requests, p50 <= {v['p50_ms_at_most']} ms, p99 <= {v['p99_ms_at_most']} ms")
     e2e = ld["ingest_to_recommendable"]
     lines += ["", f"Ingest-to-recommendable (POST sent -> first recommendation served from an index containing the item): "
                   f"p50 {e2e['p50_ms']} ms, p99 {e2e['p99_ms']} ms over {e2e['measured']} items.", ""]

@@ -11,6 +11,7 @@ from motorec.errors import MotorecError
 def test_model_file_overrides_defaults_and_set_overrides_everything(tmp_path):
     base = build_config("lightgcn")
     assert base["model"]["n_layers"] == 3 and base["model_name"] == "lightgcn"
+    assert base["train"]["lr"] == 0.005 and build_config("bpr")["train"]["lr"] == 0.001  # a model file may set train keys
     assert base["train"]["patience"] == 20 and base["eval"]["ks"] == [10, 20, 50]
     file = tmp_path / "mine.yaml"
     file.write_text("train:\n  batch_size: 512\nmodel:\n  n_layers: 2\n")

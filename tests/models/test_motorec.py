@@ -15,7 +15,7 @@ from motorec.models import ModelContext, model_class
 from motorec.models.lightgcn import propagate
 from motorec.models.motorec_model import SymmetricAdjacency
 from motorec.training.runner import set_seed
-from motorec.training.trainer import evaluate_model, fit
+from motorec.training.trainer import fit
 
 SMALL = ["model.embedding_dim=16", "model.tokenizer.codebook_size=16", "model.tokenizer.hidden=[32]",
          "model.tokenizer.latent_dim=8", "model.tokenizer.epochs=5", "model.rq_batch_size=64"]

@@ -10,7 +10,7 @@ import copy
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,12 +22,6 @@ from motorec.generative.sequences import EvalSet, SequenceData
 log = logging.getLogger(__name__)
 
 KS = (5, 10)
-
-
-class NextItemModel(Protocol):
-    def batches(self, data: SequenceData, batch_size: int, g: torch.Generator, limit: int = 0): ...
-    def loss(self, *batch: Tensor) -> Tensor: ...
-    def recommend(self, history: Tensor, k: int, exclude: Tensor | None = None) -> Tensor: ...
 
 
 @dataclass

@@ -32,6 +32,10 @@ class SASRec(nn.Module):
         self.norm = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
         self.n_heads = n_heads
+        for emb in (self.item_emb, self.pos_emb):  # small init (as RecBole): N(0, 1) logits start huge
+            nn.init.normal_(emb.weight, std=0.02)
+        with torch.no_grad():
+            self.item_emb.weight[n_items].zero_()
 
     def hidden(self, seq: Tensor) -> Tensor:
         """(B, H) right-aligned ids (-1 = padding) -> (B, H, d). Padded queries attend to themselves

@@ -83,13 +83,13 @@ class LGMRec(_EmbeddingModel):
 
     def _hypergraph(self, m: str, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         i_logits = self._feat(m) @ self.hyper[m]
-        i_hyper = self._memberships(i_logits)
-        u_hyper = self._memberships(self.interactions @ i_logits)
+        i_hyper = self.drop(self._memberships(i_logits))
+        u_hyper = self.drop(self._memberships(self.interactions @ i_logits))
         i_ret, u_ret = items, None
         for _ in range(self.params["n_hyper_layer"]):
-            lat = self.drop(i_hyper).T @ i_ret
-            i_ret = self.drop(i_hyper) @ lat
-            u_ret = self.drop(u_hyper) @ lat
+            lat = i_hyper.T @ i_ret
+            i_ret = i_hyper @ lat
+            u_ret = u_hyper @ lat
         return u_ret, i_ret
 
     def _forward(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:

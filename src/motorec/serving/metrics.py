@@ -11,7 +11,7 @@ import time
 from collections import defaultdict
 from typing import Any, Callable
 
-BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
+BUCKETS_MS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 200, 500, 1000, 5000)
 
 
 class Histogram:

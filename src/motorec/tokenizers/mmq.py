@@ -333,7 +333,8 @@ class MMQTokenizer(Tokenizer):
                 for m in self.model.modalities}
 
     def _fingerprints(self, features: Features) -> np.ndarray:
-        """One 64-bit hash per item over all its modality rows."""
+        """One 64-bit hash per item over all its modality rows (the per-modality hashes, hashed
+        again as raw bytes: the float32 view only reinterprets them, no value is converted)."""
         assert self.model is not None
         fps = np.stack([row_fingerprints(np.asarray(features[m])) for m in self.model.modalities], 1)
         return row_fingerprints(fps.view(np.float32).reshape(len(fps), -1)) if fps.shape[1] > 1 else fps[:, 0]
