@@ -20,7 +20,6 @@ DEMO_DATA = "synthetic-cold"
 GROUPS = ("all", "warm", "cold@full", "cold@cold")
 # Sized for the 900-item synthetic catalogue and a ~2 minute budget on 2 CPU cores.
 MODEL_OVERRIDES = {
-    "lightgcn": ["train.lr=0.005"],
     "motorec": ["train.lr=0.005", "model.tokenizer.codebook_size=64", "model.tokenizer.hidden=[128]",
                 "model.tokenizer.epochs=20"],
 }

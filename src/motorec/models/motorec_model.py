@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from motorec.data.graph import FrozenSparse
 from motorec.errors import MotorecError
 from motorec.models.base import Recommender, l2_reg, register_model
 from motorec.models.context import ModelContext
@@ -142,7 +143,7 @@ class MoToRec(Recommender):
         # (zero-shot cold) and, like any new item, is only encoded.
         self.register_buffer("fit_items", torch.from_numpy(np.flatnonzero(degree > 0)))
         self.register_buffer("tokenizer_ready", torch.tensor(False))
-        self.adj = SymmetricAdjacency(ctx.norm_adj)
+        self.adj = FrozenSparse(ctx.norm_adj, symmetric=True)
         self._cache: tuple[Tensor, Tensor] | None = None
 
     @staticmethod
@@ -325,34 +326,6 @@ class MoToRec(Recommender):
     def full_sort_predict(self, users: Tensor) -> Tensor:
         u, i = self.embeddings()
         return u[users] @ i.T
-
-
-class _SymmetricSpMM(torch.autograd.Function):
-    """adj @ h for a symmetric sparse adj, with the backward done as adj @ grad.
-
-    torch's generic sparse-CSR backward is ~15x slower than the product on CPU; for a symmetric
-    matrix the gradient w.r.t. h is the same product, so it costs what the forward costs.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, adj: Tensor, h: Tensor) -> Tensor:
-        ctx.adj = adj
-        return adj @ h
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor]:
-        return None, ctx.adj @ grad
-
-
-class SymmetricAdjacency:
-    """Wraps the shared normalised user-item graph so `propagate()` uses `_SymmetricSpMM`."""
-
-    def __init__(self, adj: Tensor) -> None:
-        self.adj = adj
-        self.shape = adj.shape
-
-    def __matmul__(self, h: Tensor) -> Tensor:
-        return _SymmetricSpMM.apply(self.adj, h)
 
 
 def info_nce(a: Tensor, b: Tensor, temperature: float) -> Tensor:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-RIDGE_GRID = (1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)  # lambda relative to the mean squared singular value
+RIDGE_GRID = (1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 10.0, 100.0)  # lambda relative to the mean squared singular value
 FOLD_IN_GRID = (0.01, 0.1, 1.0, 10.0)  # lambda relative to the mean squared item-vector norm
 
 
