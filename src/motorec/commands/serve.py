@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -66,9 +65,6 @@ def serve(
     from motorec.serving.service import RecommenderService
 
     torch.set_num_threads(threads)
-    # The log writer thread needs the GIL back right after each disk sync; the default 5 ms switch
-    # interval lets the busy event loop hold it that long, which shows up in ingest latency.
-    sys.setswitchinterval(0.0005)
     service = RecommenderService(load_bundle(bundle), wal or bundle / "state" / "wal.log", preload)
     console.print(f"serving {bundle} on http://{host}:{port} ({service.health()['items_indexed']} items, "
                   f"{service.replayed} log records replayed, started in {service.startup_seconds:.1f}s)")
