@@ -45,8 +45,9 @@ from motorec.models.rarity import rarity_weights
 from motorec.tokenizers.base import build_tokenizer, load_tokenizer, resolve_params
 from motorec.tokenizers.rqvae import RQVAE, RQVAEConfig, mlp
 
-TOKEN_INPUTS = ("zq", "codes", "both", "continuous")
-READOUTS = ("ego", "propagate")
+TOKEN_INPUTS = ("zq", "codes", "both", "hybrid", "continuous")
+USES_ZQ, USES_CODES, USES_RAW = ("zq", "both", "hybrid"), ("codes", "both", "hybrid"), ("hybrid", "continuous")
+READOUTS = ("ego", "propagate", "mixed")
 
 
 class TokenContent(nn.Module):
@@ -54,8 +55,10 @@ class TokenContent(nn.Module):
 
     token_input: "zq" = linear map of the sum of the item's code vectors (the RQ-VAE's quantised
     latent z_q; gradients reach the codebooks, which is what couples the tokenizer to ranking);
-    "codes" = sum over levels of learned code-embedding tables; "both" = their sum; "continuous" =
-    linear map of the standardised raw features (no tokens: the ablation). A residual MLP then maps
+    "codes" = sum over levels of learned code-embedding tables; "both" = their sum; "hybrid" = both
+    plus a linear map of the raw features (tokens refine a content projection; the quantisation
+    loses detail that the projection keeps); "continuous" = linear map of the standardised raw
+    features only (no tokens: the ablation). A residual MLP then maps
     content to the collaborative space.
     """
 
@@ -67,27 +70,26 @@ class TokenContent(nn.Module):
         if token_input != "continuous":
             self.rqvae = RQVAE(features.shape[1], **tok.model_kwargs())
             self.register_buffer("codes", torch.zeros(features.shape[0], tok.levels, dtype=torch.long))
-        if token_input in ("zq", "both"):
+        if token_input in USES_ZQ:
             self.zq_proj = nn.Linear(tok.latent_dim, dim)
-        if token_input in ("codes", "both"):
+        if token_input in USES_CODES:
             self.tables = nn.ModuleList(nn.Embedding(tok.codebook_size, dim) for _ in range(tok.levels))
             for t in self.tables:
                 nn.init.normal_(t.weight, std=0.1)
-        if token_input == "continuous":
+        if token_input in USES_RAW:
             self.register_buffer("mean", features.mean(0))
             self.register_buffer("scale", features.var(0, unbiased=False).mean().sqrt().clamp_min(1e-8))
             self.raw_proj = nn.Linear(features.shape[1], dim)
         self.head = mlp([dim, dim, dim])
 
     def forward(self) -> Tensor:
-        if self.token_input == "continuous":
-            x = self.raw_proj((self.features - self.mean) / self.scale)
-        else:
-            x = 0.0
-            if self.token_input in ("zq", "both"):
-                x = x + self.zq_proj(self.rqvae.quantizer.lookup(self.codes))
-            if self.token_input in ("codes", "both"):
-                x = x + sum(t(self.codes[:, k]) for k, t in enumerate(self.tables))
+        x = 0.0
+        if self.token_input in USES_RAW:
+            x = x + self.raw_proj((self.features - self.mean) / self.scale)
+        if self.token_input in USES_ZQ:
+            x = x + self.zq_proj(self.rqvae.quantizer.lookup(self.codes))
+        if self.token_input in USES_CODES:
+            x = x + sum(t(self.codes[:, k]) for k, t in enumerate(self.tables))
         return x + self.head(x)
 
     @torch.no_grad()
@@ -142,6 +144,7 @@ class MoToRec(Recommender):
         # The tokenizer learns from items with train interactions only: an item with none is new
         # (zero-shot cold) and, like any new item, is only encoded.
         self.register_buffer("fit_items", torch.from_numpy(np.flatnonzero(degree > 0)))
+        self.register_buffer("warm_items", torch.from_numpy(degree > 0).unsqueeze(1))
         self.register_buffer("tokenizer_ready", torch.tensor(False))
         self.adj = FrozenSparse(ctx.norm_adj, symmetric=True)
         self._cache: tuple[Tensor, Tensor] | None = None
@@ -243,9 +246,15 @@ class MoToRec(Recommender):
         out = propagate(self.adj, torch.cat([torch.cat(users, 1), torch.cat(items, 1)]), self.params["n_layers"])
         n_mod = len(self.mods)
         u_views = list(out[:n_users, : n_mod * dim].split(dim, 1))
-        i_views = ego_items if self.params["item_readout"] == "ego" else list(out[n_users:, : n_mod * dim].split(dim, 1))
+        readout = self.params["item_readout"]
+        i_views = ego_items
+        if readout != "ego":
+            i_views = list(out[n_users:, : n_mod * dim].split(dim, 1))
+        if readout == "mixed":  # warm items propagated, zero-shot cold items their content vector
+            i_views = [torch.where(self.warm_items, v, c) for v, c in zip(i_views, ego_items)]
         enc = {"u_views": u_views, "i_views": i_views, "ego_items": ego_items,
-               "users": self._fuse(u_views), "items": self._fuse(i_views), "u_id": None, "i_id": None}
+               "users": self._fuse(u_views), "items": self._fuse(i_views), "u_id": None, "i_id": None,
+               "items_ego": self._fuse(ego_items) if readout == "mixed" else None}
         if self.item_id is not None:
             enc["u_id"] = out[:n_users, n_mod * dim :]
             enc["i_id"] = out[n_users:, n_mod * dim :] * self.id_mask.unsqueeze(1)
@@ -255,12 +264,16 @@ class MoToRec(Recommender):
     def _items(self, enc: dict[str, Any], idx: Tensor | None = None, drop: float = 0.0) -> Tensor:
         """Final item vectors (all items when idx is None); `drop` zeroes the ID part at random."""
         e = enc["items"] if idx is None else enc["items"][idx]
+        keep = torch.rand(len(e), 1, device=e.device) >= drop if drop > 0 else None
+        if keep is not None and enc["items_ego"] is not None:
+            # cold simulation: a dropped warm item is read out as a cold one (content vector only)
+            e = torch.where(keep, e, enc["items_ego"] if idx is None else enc["items_ego"][idx])
         if enc["i_id"] is None:
             return e
         iid = enc["i_id"] if idx is None else enc["i_id"][idx]
+        if keep is not None:
+            iid = iid * keep
         g = torch.sigmoid(self.gate(torch.cat([e, iid], -1)))
-        if drop > 0:
-            iid = iid * (torch.rand(len(e), 1, device=e.device) >= drop)
         return e + g * iid
 
     # ------------------------------------------------------------------ losses
