@@ -11,7 +11,6 @@ from motorec.serving.bundle import load_bundle
 from motorec.serving.export import export_bundle
 from motorec.training.runner import run_experiment
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 FAST = ["seeds=[7]", "train.epochs=2", "train.threads=1", "train.progress=false"]
 TINY_RQVAE = {"codebook_size": 8, "levels": 2, "latent_dim": 8, "hidden": [16], "epochs": 2, "warmup_epochs": 1,
               "kmeans_iters": 3, "device": "cpu"}
@@ -36,16 +35,3 @@ def bundle_dir(run_dir, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def bundle(bundle_dir):
     return load_bundle(bundle_dir)
-
-
-def features_for_vector(bundle, target: np.ndarray) -> dict[str, list[float]]:
-    """Features whose ridge-mapped item vector is `target` (least-squares inverse of the content map)."""
-    cmap = bundle.content_map
-    z, *_ = np.linalg.lstsq(cmap.weight.T.astype(np.float64), (target - cmap.bias).astype(np.float64), rcond=None)
-    x = z * cmap.scale + cmap.mean
-    out, start = {}, 0
-    for m in sorted(bundle.modalities):
-        d = bundle.modalities[m]
-        out[m] = x[start: start + d].astype(np.float32).tolist()
-        start += d
-    return out

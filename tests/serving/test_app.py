@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import features_for_vector
+from serving_support import features_for_vector
 from fastapi.testclient import TestClient
 
 from motorec.serving.app import create_app

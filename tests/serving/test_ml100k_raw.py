@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
+from serving_support import SHARED_DATA
 from fastapi.testclient import TestClient
 
 from motorec.serving.app import create_app
