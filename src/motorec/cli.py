@@ -30,11 +30,7 @@ COMMAND_MODULES = [
 ]
 
 for _module in COMMAND_MODULES:
-    try:
-        importlib.import_module(_module).register(app)
-    except ModuleNotFoundError as exc:  # a command group not written yet
-        if exc.name != _module:
-            raise
+    importlib.import_module(_module).register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
