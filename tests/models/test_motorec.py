@@ -80,7 +80,8 @@ def test_cold_items_have_no_id_part_and_are_on_the_warm_scale(ds, trained):
 
 
 @pytest.mark.parametrize("overrides", [("model.modalities=[text]",), ("model.token_input=continuous",),
-                                       ("model.id_channel=false", "model.token_input=both")])
+                                       ("model.id_channel=false", "model.token_input=both"),
+                                       ("model.token_input=zq", "model.item_readout=ego")])
 def test_variants_train_and_score(ds, overrides):
     model, result = train(ds, *overrides, epochs=3)
     width = 16 * len(model.mods)
@@ -89,6 +90,22 @@ def test_variants_train_and_score(ds, overrides):
     assert np.isfinite(result.test.get("all", "recall@20"))
     if "model.modalities=[text]" in overrides:
         assert model.mods == ["text"] and set(model.tokens()) == {"text"}
+
+
+def test_mixed_readout_propagates_warm_items_and_simulates_cold_ones(ds, trained):
+    model, _ = trained
+    assert model.params["item_readout"] == "mixed"
+    cold = torch.from_numpy(ds.cold_mask())
+    with torch.no_grad():
+        enc = model._encode()
+        # cold items are read out as their content vector, warm items get graph propagation
+        assert torch.allclose(enc["items"][cold], enc["items_ego"][cold])
+        assert not torch.allclose(enc["items"][~cold], enc["items_ego"][~cold])
+        warm = torch.nonzero(~cold).squeeze(1)[:200]
+        dropped = model._items(enc, warm, drop=1.0)  # every warm item simulated as cold
+        kept = model._items(enc, warm)
+    assert torch.allclose(dropped, enc["items_ego"][warm])
+    assert not torch.allclose(kept, dropped)
 
 
 def test_tokens_come_from_the_pretrained_tokenizer(ds, trained):

@@ -4,20 +4,21 @@ Liu, Zhang & Cheung, "MoToRec: ...", AAAI 2026 (arXiv 2602.11062); graph channel
 (He et al., SIGIR 2020); the ID dropout that forces the content path to rank items on its own is
 DropoutNet's (Volkovs et al., NeurIPS 2017); InfoNCE as in SGL (Wu et al., SIGIR 2021).
 
-Per modality m, an item's content vector c_m is built from its RQ-VAE tokens only (see
-`TokenContent`), so an item never seen in training is placed by its content. Three kinds of
-LightGCN channel share the train graph: one per modality (users free, items c_m) and one ID channel
-(users free, items from the item-representation hook). Fusion per node:
+Per modality m, an item's content vector c_m is built from its RQ-VAE tokens (by default plus a
+projection of its raw features, see `TokenContent`), so an item never seen in training is placed
+by its content. Three kinds of LightGCN channel share the train graph: one per modality (users
+free, items c_m) and one ID channel (users free, items from the item-representation hook). Fusion per node:
     e = alpha * concat(v_1..v_M) + (1 - alpha) * concat(M * a_1 v_1, ..., M * a_M v_M)
 with a = softmax attention over the M views (the attention keeps the concat's width, so both terms
 add up; uniform attention gives back the concat). Items then get the ID channel through a gated
 residual e_i + g_i * id_i, g_i = sigmoid(W [e_i; id_i]); id_i = 0 for zero-shot cold items.
 
-Cold-item scale: in a LightGCN layer mean an isolated node keeps ego / (L + 1), a different scale
-from warm items. With `item_readout: ego` (default) every item is read out as its layer-0 content
-vector c_m, while users are propagated (their vectors aggregate the content of what they used), so
-warm and cold items are scored on the same scale by the same content->collaborative mapping;
-`item_readout: propagate` reads items from the layer mean (the plain LightGCN way, for comparison).
+Cold-item scale: a warm item's propagated vector mixes in its users, a cold item's cannot, so the
+two are on different scales. With `item_readout: mixed` (default) warm items are read out from the
+layer mean and zero-shot cold items as their content vector c_m; in training a share `id_dropout` of
+the batch's items is read out as cold (content vector, no graph or ID part: DropoutNet-style cold
+simulation), which puts content vectors on the warm items' scale. `ego` reads every item at layer 0
+(only users propagated); `propagate` reads all items from the layer mean (plain LightGCN).
 
 Loss: BPR (optionally rarity-weighted) + cl_weight * InfoNCE(modality views; content <-> ID view with
 one modality) + rq_weight * sum_m mean(w_i * L_RQ-VAE,i) + reg_weight * ||ego embeddings||^2.
@@ -46,7 +47,9 @@ from motorec.tokenizers.base import build_tokenizer, load_tokenizer, resolve_par
 from motorec.tokenizers.rqvae import RQVAE, RQVAEConfig, mlp
 
 TOKEN_INPUTS = ("zq", "codes", "both", "hybrid", "continuous")
-USES_ZQ, USES_CODES, USES_RAW = ("zq", "both", "hybrid"), ("codes", "both", "hybrid"), ("hybrid", "continuous")
+USES_ZQ = ("zq", "both", "hybrid")
+USES_CODES = ("codes", "both", "hybrid")
+USES_RAW = ("hybrid", "continuous")
 READOUTS = ("ego", "propagate", "mixed")
 
 
