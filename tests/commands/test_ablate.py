@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from motorec.cli import main
 from motorec.commands.ablate import VARIANTS, ablation_markdown, run_ablation
@@ -13,13 +12,6 @@ from motorec.errors import MotorecError
 TINY = ["seeds=[1]", "train.epochs=2", "train.threads=1", "train.progress=false", "model.embedding_dim=8",
         "model.tokenizer.codebook_size=16", "model.tokenizer.hidden=[16]", "model.tokenizer.epochs=2"]
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_variants_cover_the_issue():

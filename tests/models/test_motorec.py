@@ -18,13 +18,6 @@ SMALL = ["model.embedding_dim=16", "model.tokenizer.codebook_size=16", "model.to
          "model.tokenizer.latent_dim=8", "model.tokenizer.epochs=5", "model.rq_batch_size=64"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def ds():

@@ -1,3 +1,4 @@
+"""Suite-wide fixtures."""
 from __future__ import annotations
 
 import pytest
@@ -6,7 +7,7 @@ import torch
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    """The suite shares a small CPU with other work: keep torch to one thread."""
+    """CI has 2 cores and runs tests beside servers and workers: keep torch to one thread."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
