@@ -48,7 +48,8 @@ class ModelContext:
 
     @cached_property
     def _features(self) -> dict[str, torch.Tensor]:
-        return {m: torch.from_numpy(np.ascontiguousarray(f, dtype=np.float32)).to(self.device)
+        # One copy into memory: the dataset's matrices are read-only memory maps.
+        return {m: torch.from_numpy(np.array(f, dtype=np.float32)).to(self.device)
                 for m, f in self.dataset.modalities.items()}
 
     def features(self, modality: str) -> torch.Tensor:
