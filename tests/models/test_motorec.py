@@ -18,7 +18,6 @@ SMALL = ["model.embedding_dim=16", "model.tokenizer.codebook_size=16", "model.to
          "model.tokenizer.latent_dim=8", "model.tokenizer.epochs=5", "model.rq_batch_size=64"]
 
 
-
 @pytest.fixture(scope="module")
 def ds():
     return cold_split(make_synthetic(n_users=200, n_items=300, dims={"text": 16, "image": 24}, seed=7), 0.2, seed=7)
@@ -134,3 +133,21 @@ def test_rarity_weights_reach_the_bpr_term(ds):
 def test_bad_config_is_a_user_error(ds, override):
     with pytest.raises(MotorecError):
         build(ds, override)
+
+
+def test_serving_hook_embeds_a_new_item_exactly_like_a_cold_item(ds, trained):
+    """features -> tokens -> vector for unseen content must equal the cold items' trained vectors."""
+    model, _ = trained
+    model.eval()
+    for m in model.mods:  # stored codes = what the (jointly fine-tuned) encoder gives now
+        model.content[m].refresh_codes()
+    cold = torch.from_numpy(ds.cold_mask())
+    with torch.no_grad():
+        _, items = model.embeddings()
+        feats = {m: torch.from_numpy(np.asarray(ds.modalities[m], dtype=np.float32))[cold] for m in model.mods}
+        vectors = model.item_vector_from_content(feats)
+        tokens = model.item_tokens_from_content(feats)
+    assert torch.allclose(vectors, items[cold], atol=1e-5)
+    assert tokens.shape == (int(cold.sum()), len(model.token_slots()))
+    stored = torch.cat([model.content[m].codes[cold] for m in model.mods], 1)
+    assert torch.equal(tokens, stored)

@@ -43,7 +43,7 @@ from motorec.models.context import ModelContext
 from motorec.models.item_repr import build_item_repr
 from motorec.models.lightgcn import propagate
 from motorec.models.rarity import rarity_weights
-from motorec.tokenizers.base import build_tokenizer, load_tokenizer, resolve_params
+from motorec.tokenizers.base import TokenSlot, build_tokenizer, load_tokenizer, resolve_params
 from motorec.tokenizers.rqvae import RQVAE, RQVAEConfig, mlp
 
 TOKEN_INPUTS = ("zq", "codes", "both", "hybrid", "continuous")
@@ -86,13 +86,17 @@ class TokenContent(nn.Module):
         self.head = mlp([dim, dim, dim])
 
     def forward(self) -> Tensor:
+        return self.content(self.features, self.codes if self.rqvae is not None else None)
+
+    def content(self, features: Tensor, codes: Tensor | None) -> Tensor:
+        """Content vectors of items given their raw features and codes (any items, new ones too)."""
         x = 0.0
         if self.token_input in USES_RAW:
-            x = x + self.raw_proj((self.features - self.mean) / self.scale)
+            x = x + self.raw_proj((features - self.mean) / self.scale)
         if self.token_input in USES_ZQ:
-            x = x + self.zq_proj(self.rqvae.quantizer.lookup(self.codes))
+            x = x + self.zq_proj(self.rqvae.quantizer.lookup(codes))
         if self.token_input in USES_CODES:
-            x = x + sum(t(self.codes[:, k]) for k, t in enumerate(self.tables))
+            x = x + sum(t(codes[:, k]) for k, t in enumerate(self.tables))
         return x + self.head(x)
 
     @torch.no_grad()
@@ -342,6 +346,33 @@ class MoToRec(Recommender):
     def full_sort_predict(self, users: Tensor) -> Tensor:
         u, i = self.embeddings()
         return u[users] @ i.T
+
+    # ------------------------------------------------------------------ serving protocol
+    @torch.no_grad()
+    def item_tokens_from_content(self, features: dict[str, Tensor]) -> Tensor:
+        """Codes of new items, per modality in `token_slots()` order (features -> tokens)."""
+        if not self.uses_tokens:
+            raise MotorecError("this MoToRec was trained on continuous features (token_input=continuous): it has no tokens.")
+        return torch.cat([self.content[m].rqvae.encode(features[m]) for m in self.mods], 1)
+
+    def token_slots(self) -> list[TokenSlot]:
+        return [TokenSlot(m, k, self.tok_cfg.codebook_size) for m in self.mods for k in range(self.tok_cfg.levels)]
+
+    @torch.no_grad()
+    def item_vector_from_content(self, features: dict[str, Tensor]) -> Tensor:
+        """A new item's final vector: features -> tokens -> content vector, read out like a
+        zero-shot cold item (no graph edges, no ID part), so it is scored on the warm items' scale."""
+        if self.params["item_readout"] == "propagate":
+            raise MotorecError("model.item_readout=propagate scores items from the graph: new items need 'ego' or 'mixed'.")
+        if self.item_id is not None and not getattr(self.item_id, "uses_ids", True):
+            raise MotorecError("with a token item representation in the ID channel (item_repr != id) new items "
+                               "cannot be embedded by the model yet; export falls back to nothing, so train with item_repr=id.")
+        views = []
+        for m in self.mods:
+            tc = self.content[m]
+            codes = tc.rqvae.encode(features[m]) if tc.rqvae is not None else None
+            views.append(tc.content(features[m], codes))
+        return self._fuse(views)
 
 
 def info_nce(a: Tensor, b: Tensor, temperature: float) -> Tensor:
