@@ -20,8 +20,9 @@ from torch import nn
 from motorec.data.graph import FrozenSparse
 from motorec.models.base import register_model
 from motorec.models.context import ModelContext
+from motorec.models.item_repr import uses_ids
 from motorec.models.lightgcn import _EmbeddingModel, propagate
-from motorec.models.multimodal import feature_params, item_vectors, norm_reg, projections, uses_ids, warm_mask
+from motorec.models.multimodal import feature_params, item_vectors, norm_reg, projections, warm_mask
 
 
 def cosine_loss(online: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -44,6 +44,11 @@ def _id_repr(ctx: ModelContext, dim: int) -> nn.Module:
     return IDEmbedding(ctx.n_items, dim)
 
 
+def uses_ids(item_repr: nn.Module) -> bool:
+    """True when the representation is a per-item table (an item without interactions is untrained)."""
+    return bool(getattr(item_repr, "uses_ids", True))
+
+
 def build_item_repr(ctx: ModelContext, dim: int) -> nn.Module:
     name = ctx.config.get("item_repr", "id")
     if name not in ITEM_REPRS:

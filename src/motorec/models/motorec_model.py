@@ -40,7 +40,7 @@ from motorec.data.graph import FrozenSparse
 from motorec.errors import MotorecError
 from motorec.models.base import Recommender, l2_reg, register_model
 from motorec.models.context import ModelContext
-from motorec.models.item_repr import build_item_repr
+from motorec.models.item_repr import build_item_repr, uses_ids
 from motorec.models.lightgcn import propagate
 from motorec.models.rarity import rarity_weights
 from motorec.tokenizers.base import TokenSlot, build_tokenizer, load_tokenizer, resolve_params
@@ -146,7 +146,7 @@ class MoToRec(Recommender):
         self.register_buffer("rarity", torch.from_numpy(w))
         # ID vectors of items without train interactions carry nothing (random init, no gradient):
         # they are masked. A content-based item representation (tokens) keeps them.
-        masks_ids = getattr(self.item_id, "uses_ids", True)
+        masks_ids = uses_ids(self.item_id) if self.item_id is not None else True
         self.register_buffer("id_mask", torch.from_numpy((degree > 0) | (not masks_ids)).float())
         # The tokenizer learns from items with train interactions only: an item with none is new
         # (zero-shot cold) and, like any new item, is only encoded.
@@ -364,7 +364,7 @@ class MoToRec(Recommender):
         zero-shot cold item (no graph edges, no ID part), so it is scored on the warm items' scale."""
         if self.params["item_readout"] == "propagate":
             raise MotorecError("model.item_readout=propagate scores items from the graph: new items need 'ego' or 'mixed'.")
-        if self.item_id is not None and not getattr(self.item_id, "uses_ids", True):
+        if self.item_id is not None and not uses_ids(self.item_id):
             raise MotorecError("with a token item representation in the ID channel (item_repr != id) new items "
                                "cannot be embedded by the model yet; export falls back to nothing, so train with item_repr=id.")
         views = []

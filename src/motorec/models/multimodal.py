@@ -11,15 +11,12 @@ import torch
 from torch import nn
 
 from motorec.models.context import ModelContext
+from motorec.models.item_repr import uses_ids
 
 
 def warm_mask(ctx: ModelContext) -> torch.Tensor:
     """(n_items, 1) float mask: 1 for items with train interactions."""
     return (ctx.item_degree > 0).float().unsqueeze(1)
-
-
-def uses_ids(item_repr: nn.Module) -> bool:
-    return bool(getattr(item_repr, "uses_ids", False))
 
 
 def item_vectors(item_repr: nn.Module, warm: torch.Tensor) -> torch.Tensor:
