@@ -17,15 +17,17 @@ data_app = typer.Typer(help="Inspect and split datasets.", no_args_is_help=True)
 SHOW_METRICS = ("recall@10", "recall@20", "ndcg@20", "precision@20", "hit@20", "map@20")
 
 
-def metrics_table(title: str, metrics: dict[str, dict[str, float]], std: dict | None = None) -> Table:
+def metrics_table(title: str, metrics: dict[str, dict[str, float]], std: dict | None = None,
+                  columns: tuple[str, ...] = SHOW_METRICS) -> Table:
+    """One row per group, one column per metric (with ± std over seeds when given)."""
     table = Table(title=title)
     table.add_column("group")
-    for m in SHOW_METRICS:
+    for m in columns:
         table.add_column(m, justify="right")
     table.add_column("users", justify="right")
     for group, values in metrics.items():
         cells = []
-        for m in SHOW_METRICS:
+        for m in columns:
             cell = f"{values[m]:.4f}"
             if std is not None:
                 cell += f" ± {std[group][m]:.4f}"

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from motorec.commands.core import metrics_table
 from motorec.errors import MotorecError
 
 console = Console()
@@ -87,14 +88,8 @@ def generative(
                "runs": [{k: r.get(k) for k in ("seed", "best_epoch", "epochs_run", "train_seconds", "wall_seconds", "id_length")}
                         for r in runs]}
     atomic_write_text(out / "results.json", json.dumps(summary, indent=2, default=float))
-    table = Table(title=f"{ids} on {ds.name}: test, mean ± std over {len(runs)} seed(s)")
-    table.add_column("group")
-    for m in GEN_METRICS:
-        table.add_column(m, justify="right")
-    table.add_column("users", justify="right")
-    for group, values in test.items():
-        table.add_row(group, *[f"{values[m]:.4f} ± {test_std[group][m]:.4f}" for m in GEN_METRICS], str(int(values["users"])))
-    console.print(table)
+    console.print(metrics_table(f"{ids} on {ds.name}: test, mean ± std over {len(runs)} seed(s)", test, test_std,
+                                columns=GEN_METRICS))
     console.print(f"wrote {out / 'results.json'}")
 
 
