@@ -21,6 +21,7 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "motorec.commands.core",
     "motorec.commands.ablate",
+    "motorec.commands.tradeoff",
     "motorec.commands.tokenize",
     "motorec.commands.features",
     "motorec.commands.zoo",

@@ -151,3 +151,20 @@ def test_serving_hook_embeds_a_new_item_exactly_like_a_cold_item(ds, trained):
     assert tokens.shape == (int(cold.sum()), len(model.token_slots()))
     stored = torch.cat([model.content[m].codes[cold] for m in model.mods], 1)
     assert torch.equal(tokens, stored)
+
+
+def test_cold_pairs_score_every_pair_kind_without_sampling(ds):
+    model, _ = build(ds)
+    assert model.params["cold_pairs"]
+    model.on_epoch_start(0)
+    users, pos, neg = torch.arange(32), torch.arange(32), torch.arange(32, 64)
+    first, second = (model.calculate_loss(users, pos, neg)["bpr"] for _ in range(2))
+    assert torch.equal(first, second)  # every kind is scored: no random read-out
+    model.params["id_dropout"] = 0.0  # weight on the warm/warm kind only = plain BPR on warm read-outs
+    warm_only = model.calculate_loss(users, pos, neg)["bpr"]
+    with torch.no_grad():
+        enc = model._encode()
+        u = enc["users"][users]
+        diff = (u * model._items(enc, pos)).sum(-1) - (u * model._items(enc, neg)).sum(-1)
+    assert torch.allclose(warm_only, -torch.nn.functional.logsigmoid(diff).mean())
+    assert not torch.allclose(warm_only, first)

@@ -15,9 +15,12 @@ residual e_i + g_i * id_i, g_i = sigmoid(W [e_i; id_i]); id_i = 0 for zero-shot 
 
 Cold-item scale: a warm item's propagated vector mixes in its users, a cold item's cannot, so the
 two are on different scales. With `item_readout: mixed` (default) warm items are read out from the
-layer mean and zero-shot cold items as their content vector c_m; in training a share `id_dropout` of
-the batch's items is read out as cold (content vector, no graph or ID part: DropoutNet-style cold
-simulation), which puts content vectors on the warm items' scale. `ego` reads every item at layer 0
+layer mean and zero-shot cold items as their content vector c_m; training simulates cold items
+(content vector, no graph or ID part: DropoutNet-style), which puts content vectors on the warm
+items' scale. With `cold_pairs` (default) every BPR pair is scored in all four kinds (positive and
+negative each read out warm or cold): (1 - id_dropout) weighs warm/warm, id_dropout the three kinds
+with a cold side; without it a share `id_dropout` of the batch's items is read out as cold at random,
+which leaves warm/warm only (1 - id_dropout)^2 of the signal. `ego` reads every item at layer 0
 (only users propagated); `propagate` reads all items from the layer mean (plain LightGCN).
 
 Loss: BPR (optionally rarity-weighted) + cl_weight * InfoNCE(modality views; content <-> ID view with
@@ -288,11 +291,20 @@ class MoToRec(Recommender):
         p = self.params
         enc = self._encode()
         u = enc["users"][users]
+        w = self.rarity[pos] if p["rarity"]["bpr"] else torch.ones(len(pos), device=u.device)
+
+        def bpr_of(pos_s: Tensor, neg_s: Tensor) -> Tensor:
+            return -(w * F.logsigmoid(pos_s - neg_s)).sum() / w.sum()
+
         drop = p["id_dropout"]
-        pos_s = (u * self._items(enc, pos, drop)).sum(-1)
-        neg_s = (u * self._items(enc, neg, drop)).sum(-1)
-        w = self.rarity[pos] if p["rarity"]["bpr"] else torch.ones_like(pos_s)
-        bpr = -(w * F.logsigmoid(pos_s - neg_s)).sum() / w.sum()
+        if p["cold_pairs"] and enc["items_ego"] is not None:
+            # every pair kind at once: warm/warm ranks warm items, the mixed kinds put cold
+            # (content-only) vectors on the warm vectors' scale, cold/cold ranks cold items
+            pw, nw = ((u * self._items(enc, i)).sum(-1) for i in (pos, neg))
+            pc, nc = ((u * enc["items_ego"][i]).sum(-1) for i in (pos, neg))
+            bpr = (1 - drop) * bpr_of(pw, nw) + drop * (bpr_of(pc, nw) + bpr_of(pw, nc) + bpr_of(pc, nc)) / 3
+        else:
+            bpr = bpr_of((u * self._items(enc, pos, drop)).sum(-1), (u * self._items(enc, neg, drop)).sum(-1))
         losses = {"bpr": bpr}
         losses["cl"] = p["cl_weight"] * self._contrastive(enc, users, pos) if p["cl_weight"] > 0 else bpr.new_zeros(())
         losses["rq"] = p["rq_weight"] * self._rq_loss() if self._finetunes_tokenizer else bpr.new_zeros(())
