@@ -154,8 +154,7 @@ def test_serving_hook_embeds_a_new_item_exactly_like_a_cold_item(ds, trained):
 
 
 def test_cold_pairs_score_every_pair_kind_without_sampling(ds):
-    model, _ = build(ds)
-    assert model.params["cold_pairs"]
+    model, _ = build(ds, "model.cold_pairs=true")
     model.on_epoch_start(0)
     users, pos, neg = torch.arange(32), torch.arange(32), torch.arange(32, 64)
     first, second = (model.calculate_loss(users, pos, neg)["bpr"] for _ in range(2))

@@ -23,7 +23,7 @@ VARIANTS: dict[str, list[str]] = {
     "no_rarity": ["model.rarity.form=none"],
     "continuous": ["model.token_input=continuous"],
     "no_id_channel": ["model.id_channel=false"],
-    "sampled_cold": ["model.cold_pairs=false"],
+    "paired_cold": ["model.cold_pairs=true"],
 }
 METRIC = "recall@20"
 
@@ -75,7 +75,7 @@ def ablate(
     resume: bool = typer.Option(False, help="Reuse finished variant seeds and continue interrupted ones."),
 ) -> None:
     """Train MoToRec and its ablations (no sparsity, no rarity, continuous features, no ID channel,
-    sampled instead of paired cold simulation)."""
+    paired instead of sampled cold simulation)."""
     names = [v.strip() for v in variants.split(",") if v.strip()] if variants else None
     report = run_ablation(data, out, split, set_, names, overwrite, resume)
     console.print(ablation_markdown(report))

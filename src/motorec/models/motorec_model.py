@@ -17,11 +17,12 @@ Cold-item scale: a warm item's propagated vector mixes in its users, a cold item
 two are on different scales. With `item_readout: mixed` (default) warm items are read out from the
 layer mean and zero-shot cold items as their content vector c_m; training simulates cold items
 (content vector, no graph or ID part: DropoutNet-style), which puts content vectors on the warm
-items' scale. With `cold_pairs` (default) every BPR pair is scored in all four kinds (positive and
+items' scale. With `cold_pairs` every BPR pair is scored in all four kinds (positive and
 negative each read out warm or cold): (1 - id_dropout) weighs warm/warm, id_dropout the three kinds
-with a cold side; without it a share `id_dropout` of the batch's items is read out as cold at random,
-which leaves warm/warm only (1 - id_dropout)^2 of the signal. `ego` reads every item at layer 0
-(only users propagated); `propagate` reads all items from the layer mean (plain LightGCN).
+with a cold side; without it (default: the two are within noise on validation) a share `id_dropout`
+of the batch's items is read out as cold at random, which leaves warm/warm (1 - id_dropout)^2 of the
+signal. `ego` reads every item at layer 0 (only users propagated); `propagate` reads all items from
+the layer mean (plain LightGCN).
 
 Loss: BPR (optionally rarity-weighted) + cl_weight * InfoNCE(modality views; content <-> ID view with
 one modality) + rq_weight * sum_m mean(w_i * L_RQ-VAE,i) + reg_weight * ||ego embeddings||^2.
