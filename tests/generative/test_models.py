@@ -1,10 +1,12 @@
 """TIGER's constrained beam search is exact where it can be checked by brute force, respects the
-exclusion mask, and both TIGER and SASRec learn a deterministic next-item rule."""
+exclusion mask; the causal all-position loss equals the per-example one and sees no future item;
+TIGER (both encoders) and SASRec learn a deterministic next-item rule."""
 from __future__ import annotations
 
 import itertools
 
 import numpy as np
+import pytest
 import torch
 
 from motorec.data import Dataset, loo_split
@@ -72,14 +74,38 @@ def cyclic_dataset(n_users: int = 120, n_items: int = 40, length: int = 8) -> Da
                              items=np.array(items), timestamps=np.array(times)))
 
 
-def test_tiger_and_sasrec_learn_a_deterministic_sequence():
+@pytest.mark.parametrize("encoding", ["items", "tokens"])
+def test_causal_all_position_loss_is_the_per_example_loss_and_never_sees_the_future(encoding):
+    torch.manual_seed(0)
+    codes = all_codes(12)
+    model = TIGER(codes, [3, 2, 2], **{**SMALL, "max_len": 6}, causal=True, history_encoding=encoding).eval()
+    window = torch.tensor([[-1, -1, 3, 7, 1, 4, 9], [2, 5, 0, 11, 6, 8, 10]])
+    history, target = window[:, :-1], window[:, 1:]
+    last_only = torch.full_like(target, -1)
+    last_only[:, -1] = target[:, -1]
+    with torch.no_grad():  # the target after the last position: the decoder reads the whole memory
+        torch.testing.assert_close(model.loss(history, last_only), model.loss(history, target[:, -1]))
+        at_3 = torch.full_like(target, -1)
+        at_3[:, 3] = target[:, 3]
+        changed = history.clone()
+        changed[:, 4:] = torch.tensor([[0, 2], [3, 1]])  # items after position 3 only
+        torch.testing.assert_close(model.loss(changed, at_3), model.loss(history, at_3))
+        assert not torch.allclose(model.loss(changed, last_only), model.loss(history, last_only))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_tiger_learns_a_deterministic_sequence(causal):
     data = build_sequences(cyclic_dataset(), max_len=5)
-    cfg = LoopConfig(epochs=25, batch_size=64, lr=3e-3, patience=25)
+    cfg = LoopConfig(epochs=25, batch_size=16 if causal else 64, lr=3e-3, patience=25)
     torch.manual_seed(0)
     codes = np.array(list(itertools.product(range(5), range(4), range(2))))
-    tiger = TIGER(codes, [5, 4, 2], **SMALL)
+    tiger = TIGER(codes, [5, 4, 2], **SMALL, causal=causal)
     result = fit(tiger, data, cfg, seed=0)
     assert result["test"]["all"]["recall@5"] > 0.9
+
+
+def test_sasrec_learns_a_deterministic_sequence():
+    data = build_sequences(cyclic_dataset(), max_len=5)
     torch.manual_seed(0)
     sasrec = SASRec(40, d_model=32, n_heads=2, n_layers=1, dropout=0.0, max_len=5)
     sas_cfg = LoopConfig(epochs=25, batch_size=16, lr=3e-3, patience=25)  # one window per user: smaller batches

@@ -2,6 +2,8 @@
 and behaviour-aware fine-tuning."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -118,3 +120,22 @@ def test_diagnostics_report_per_expert_group(fitted):
         assert group["reconstruction"]["relative_mse"] < 1.5
     assert report["collision_rate_joint"] == 0.0
     assert report["mean_utilisation"] == pytest.approx(np.mean([u for g in report["modalities"].values() for u in g["utilisation"]]))
+
+
+def test_finetune_restart_reseeds_codes_no_item_uses(fitted):
+    tok, feats = copy.deepcopy(fitted[0]), fitted[1]
+    model, x = tok.model, tok._tensors(feats)
+    with torch.no_grad():  # point three codes of expert 0 away from every item: nobody uses them
+        away = -torch.nn.functional.normalize(model.expert_outputs(model.standardise(x))[0][0].mean(0), dim=0)
+        model.books[0].embed[:3] = away
+        used_before = set(model.encode(x)[0][:, 0].tolist())
+    assert not used_before & {0, 1, 2}
+    assert tok._restart_unused(x) >= 3
+    with torch.no_grad():
+        assert not torch.allclose(model.books[0].unit_embed()[:3], away.expand(3, -1))
+        assert len(set(model.encode(x)[0][:, 0].tolist())) > len(used_before)
+
+
+def test_fit_without_dead_code_restarts_restarts_nothing():
+    tok = MMQTokenizer(**{**SMALL, "restart_dead": False}).fit(small_features(), seed=0)
+    assert all(h["restarted"] == 0 for h in tok.history if h["stage"] == "fit")

@@ -10,13 +10,12 @@ from __future__ import annotations
 import math
 from typing import Iterator
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from motorec.evaluation import topk_tiebreak
-from motorec.generative.sequences import PAD, SequenceData, right_aligned
+from motorec.generative.sequences import PAD, SequenceData, train_windows
 
 
 class SASRec(nn.Module):
@@ -57,7 +56,7 @@ class SASRec(nn.Module):
     def batches(self, data: SequenceData, batch_size: int, g: torch.Generator, limit: int = 0) -> Iterator[tuple[Tensor, ...]]:
         """Windows of max_len + 1 items over every train sequence (long ones are cut in windows);
         `limit` > 0 draws that many windows per epoch."""
-        windows = _windows(data.train_sequences, self.max_len + 1)
+        windows = train_windows(data.train_sequences, self.max_len + 1)
         device = self.item_emb.weight.device
         order = torch.randperm(len(windows), generator=g)
         for idx in (order[:limit] if limit else order).split(batch_size):
@@ -75,13 +74,3 @@ class SASRec(nn.Module):
             scores = scores.masked_fill(exclude, float("-inf"))
         return topk_tiebreak(scores, k)
 
-
-def _windows(sequences: list[np.ndarray], width: int) -> np.ndarray:
-    """Right-aligned windows ending at len, len - (width - 1), ... (consecutive windows share one item)."""
-    out = []
-    for seq in sequences:
-        end = len(seq)
-        while end >= 2:
-            out.append(right_aligned(seq[max(0, end - width) : end], width))
-            end -= width - 1
-    return np.stack(out) if out else np.zeros((0, width), dtype=np.int64)

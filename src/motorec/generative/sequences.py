@@ -94,3 +94,15 @@ def sequences_with_label(ds: Dataset, label: int) -> list[np.ndarray]:
     sub = Dataset(name=ds.name, n_users=ds.n_users, n_items=ds.n_items, users=ds.users[keep], items=ds.items[keep],
                   timestamps=None if ds.timestamps is None else ds.timestamps[keep])
     return sub.sequences()
+
+
+def train_windows(sequences: list[np.ndarray], width: int) -> np.ndarray:
+    """Right-aligned windows ending at len, len - (width - 1), ... of every sequence (consecutive
+    windows share one item), so models that predict at every position see each target once."""
+    out = []
+    for seq in sequences:
+        end = len(seq)
+        while end >= 2:
+            out.append(right_aligned(seq[max(0, end - width) : end], width))
+            end -= width - 1
+    return np.stack(out) if out else np.zeros((0, width), dtype=np.int64)

@@ -8,7 +8,14 @@ slot sizes (each slot gets its own token range).
 
 `history_encoding`: "tokens" feeds every token of every history item to the encoder (TIGER;
 length = history x ID length); "items" feeds one vector per item, the sum of its token embeddings
-(length = history), which is several times cheaper on CPU and what the acceptance runs use.
+(length = history), which is several times cheaper on CPU.
+
+`causal`: TIGER's encoder is bidirectional, so every (history, next item) training example needs
+its own encoder pass. With `causal=True` history position t attends only to positions <= t, so
+one pass over a window of the user's sequence serves the targets after *every* position: the
+decoder reads all of them at once (block-diagonal self-attention, memory masked to positions
+<= t), as SASRec trains. Same examples, several times less compute per example; inference is
+unchanged (the decoder reads the whole causal memory of the history).
 """
 from __future__ import annotations
 
@@ -21,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from motorec.errors import MotorecError
-from motorec.generative.sequences import SequenceData
+from motorec.generative.sequences import SequenceData, train_windows
 from motorec.generative.trie import PrefixTrie, TorchTrie
 
 HISTORY_ENCODINGS = ("tokens", "items")
@@ -40,6 +47,7 @@ class TIGER(nn.Module):
         dropout: float = 0.1,
         max_len: int = 20,
         history_encoding: str = "items",
+        causal: bool = False,
     ) -> None:
         super().__init__()
         if history_encoding not in HISTORY_ENCODINGS:
@@ -63,6 +71,8 @@ class TIGER(nn.Module):
             )
         self.head = nn.Linear(d_model, vocab)
         self.history_encoding = history_encoding
+        self.causal = causal
+        self.n_heads = n_heads
         self.max_len = max_len
         self._device_trie: TorchTrie | None = None
 
@@ -78,30 +88,77 @@ class TIGER(nn.Module):
             pad = pad.repeat_interleave(self.length, dim=1)
         else:
             x = tok.sum(2) + pos.squeeze(1)
-        return self.transformer.encoder(x, src_key_padding_mask=pad), pad
+        if not self.causal:
+            return self.transformer.encoder(x, src_key_padding_mask=pad), pad
+        step = self.memory_steps(h)
+        mask = self._heads(_blocked(step.unsqueeze(0) > step.unsqueeze(1), step, step, pad))
+        return self.transformer.encoder(x, mask=mask), pad
+
+    def memory_steps(self, h: int) -> Tensor:
+        """History position of every encoder (memory) slot."""
+        step = torch.arange(h, device=self.offsets.device)
+        return step.repeat_interleave(self.length) if self.history_encoding == "tokens" else step
+
+    def _heads(self, blocked: Tensor) -> Tensor:
+        """(B, Lq, Lk) bool -> additive float mask (B * heads, Lq, Lk) for nn.MultiheadAttention."""
+        mask = torch.zeros(blocked.shape, device=blocked.device).masked_fill(blocked, float("-inf"))
+        return mask.repeat_interleave(self.n_heads, 0)
+
+    def decoder_input(self, prefix: Tensor) -> Tensor:
+        """(B, l) global token ids -> (B, l+1, d): BOS then the tokens, plus level positions."""
+        b, l = prefix.shape
+        return torch.cat([self.bos.expand(b, 1, -1), self.token_emb(prefix)], dim=1) + self.dec_pos.weight[: l + 1]
 
     def decode(self, memory: Tensor, pad: Tensor, prefix: Tensor) -> Tensor:
         """Logits (B, l+1, vocab) for prefix (B, l) of global token ids: position i predicts level i."""
-        b, l = prefix.shape
-        tgt = torch.cat([self.bos.expand(b, 1, -1), self.token_emb(prefix)], dim=1) + self.dec_pos.weight[: l + 1]
-        causal = torch.triu(torch.full((l + 1, l + 1), float("-inf"), device=tgt.device), diagonal=1)
+        tgt = self.decoder_input(prefix)
+        l = tgt.shape[1]
+        causal = torch.triu(torch.full((l, l), float("-inf"), device=tgt.device), diagonal=1)
         out = self.transformer.decoder(tgt, memory, tgt_mask=causal, memory_key_padding_mask=pad)
         return self.head(out)
 
     # ------------------------------------------------------------------ training
     def batches(self, data: SequenceData, batch_size: int, g: torch.Generator, limit: int = 0) -> Iterator[tuple[Tensor, ...]]:
-        """(history, target) batches over the train examples; `limit` > 0 draws that many per epoch."""
+        """(history (B, H), target (B,)) batches over the train examples, or with a causal encoder
+        (history (B, H), next item after every position (B, H)) over windows of the train
+        sequences; `limit` > 0 draws that many examples (windows) per epoch."""
         device = self.offsets.device
+        if self.causal:
+            windows = torch.from_numpy(train_windows(data.train_sequences, self.max_len + 1))
+            order = torch.randperm(len(windows), generator=g)
+            for idx in _length_buckets(order[:limit] if limit else order, (windows >= 0).sum(1), batch_size, g):
+                w = _trim(windows[idx]).to(device)
+                yield w[:, :-1], w[:, 1:]
+            return
         order = torch.randperm(len(data.train_target), generator=g)
         for idx in (order[:limit] if limit else order).split(batch_size):
             rows = idx.numpy()
             yield _trim(torch.from_numpy(data.train_history[rows]).to(device)), torch.from_numpy(data.train_target[rows]).to(device)
 
     def loss(self, history: Tensor, target: Tensor) -> Tensor:
-        """Mean cross-entropy of the target's tokens, each level over its own token range."""
+        """Mean cross-entropy of the target's tokens, each level over its own token range.
+        `target` (B,): the item after the whole history; (B, H): after every position (causal)."""
         memory, pad = self.encode(history)
-        tokens = self.item_tokens[target]
-        logits = self.decode(memory, pad, tokens[:, :-1])
+        if target.dim() == 1:
+            tokens = self.item_tokens[target]
+            return self._level_loss(self.decode(memory, pad, tokens[:, :-1]), tokens)
+        b, h = history.shape
+        keep = (target >= 0) & (history >= 0)  # a real target with at least one history item
+        tokens = self.item_tokens[target.clamp_min(0)]  # (B, H, L)
+        tgt = self.decoder_input(tokens[:, :, :-1].reshape(b * h, -1)).reshape(b, h * self.length, -1)
+        # query (t, level i) sees its own target's levels <= i, and the memory of positions <= t
+        q_step = torch.arange(h, device=tgt.device).repeat_interleave(self.length)
+        q_level = torch.arange(self.length, device=tgt.device).repeat(h)
+        self_blocked = (q_step.unsqueeze(1) != q_step.unsqueeze(0)) | (q_level.unsqueeze(1) < q_level.unsqueeze(0))
+        self_mask = torch.zeros(self_blocked.shape, device=tgt.device).masked_fill(self_blocked, float("-inf"))
+        m_step = self.memory_steps(h)
+        memory_mask = self._heads(_blocked(m_step.unsqueeze(0) > q_step.unsqueeze(1), q_step, m_step, pad))
+        out = self.transformer.decoder(tgt, memory, tgt_mask=self_mask, memory_mask=memory_mask)
+        logits = self.head(out).reshape(b, h, self.length, -1)
+        return self._level_loss(logits[keep], tokens[keep])
+
+    def _level_loss(self, logits: Tensor, tokens: Tensor) -> Tensor:
+        """logits (N, L, vocab), tokens (N, L) global ids -> mean per-level cross-entropy."""
         total = logits.new_zeros(())
         for level in range(self.length):
             lo, hi = int(self.offsets[level]), int(self.offsets[level + 1])
@@ -162,6 +219,22 @@ class TIGER(nn.Module):
             prefix = torch.cat([prefix[src], (tok + lo).unsqueeze(1)], dim=1)
         items = torch.where(nodes >= 0, trie.leaf_item[nodes.clamp_min(0)], torch.full_like(nodes, -1))
         return items.reshape(b, beam), scores
+
+
+def _blocked(future: Tensor, q_step: Tensor, k_step: Tensor, pad: Tensor) -> Tensor:
+    """(B, Lq, Lk) attention blocks: `future` (Lq, Lk) plus padded keys; a query may always see
+    the keys of its own position, so no row is empty (padded rows then stay finite, unused)."""
+    own = q_step.unsqueeze(1) == k_step.unsqueeze(0)
+    return (future.unsqueeze(0) | pad.unsqueeze(1)) & ~own.unsqueeze(0)
+
+
+def _length_buckets(order: Tensor, lengths: Tensor, batch_size: int, g: torch.Generator, span: int = 64) -> list[Tensor]:
+    """Batches of similar length (so `_trim` cuts the padding): the shuffled order is sorted by
+    length within runs of `span` batches, then the batches are shuffled again."""
+    batches: list[Tensor] = []
+    for chunk in order.split(batch_size * span):
+        batches += chunk[torch.argsort(lengths[chunk], stable=True)].split(batch_size)
+    return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
 
 
 def _trim(history: Tensor) -> Tensor:

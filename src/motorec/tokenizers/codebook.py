@@ -387,6 +387,34 @@ def suffix_codes(tuples: np.ndarray) -> tuple[np.ndarray, int]:
     return rank, int(rank.max()) + 1 if rank.size else 1
 
 
+def match_rows(corpus_fp: np.ndarray, query_fp: np.ndarray) -> np.ndarray:
+    """Corpus row of each query fingerprint (-1 if unseen); duplicates are matched in row order,
+    so re-encoding a fitted corpus reproduces its code table exactly."""
+    if len(corpus_fp) == 0:
+        return np.full(len(query_fp), -1, dtype=np.int64)
+    order = np.lexsort((group_rank(corpus_fp), corpus_fp))
+    sorted_fp = corpus_fp[order]
+    pos = np.searchsorted(sorted_fp, query_fp, side="left") + group_rank(query_fp)
+    ok = pos < len(sorted_fp)
+    ok[ok] = sorted_fp[pos[ok]] == query_fp[ok]
+    return np.where(ok, order[np.minimum(pos, len(sorted_fp) - 1)], -1)
+
+
+def new_item_suffix(corpus_codes: np.ndarray, raw_new: np.ndarray, suffix_size: int) -> np.ndarray:
+    """Suffix of items outside the fitted corpus: the next free number of their code tuple,
+    clipped to the last value of the slot (the collision then remains and diagnostics show it)."""
+    counts: dict[tuple[int, ...], int] = {}
+    for row in corpus_codes:
+        key = tuple(row.tolist())
+        counts[key] = counts.get(key, 0) + 1
+    out = np.empty(len(raw_new), dtype=np.int64)
+    for i, row in enumerate(raw_new):
+        key = tuple(row.tolist())
+        out[i] = min(counts.get(key, 0), suffix_size - 1)
+        counts[key] = counts.get(key, 0) + 1
+    return out
+
+
 def sinkhorn(cost: Tensor, epsilon: float = 0.05, n_iter: int = 100) -> Tensor:
     """Entropic optimal-transport plan between uniform rows and uniform columns (log domain).
 

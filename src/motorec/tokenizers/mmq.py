@@ -38,9 +38,10 @@ from motorec.tokenizers.codebook import (
     CodebookOutput,
     ReconstructionError,
     collision_rate,
-    group_rank,
     kmeans,
+    match_rows,
     nearest_code,
+    new_item_suffix,
     perplexity,
     resolve_device,
     suffix_codes,
@@ -260,6 +261,7 @@ class MMQConfig:
     batch_size: int = 256
     lr: float = 1e-3
     kmeans_iters: int = 25
+    restart_dead: bool = True  # re-seed unused codes after every fit epoch (False: the ablation without)
     # behaviour-aware fine-tuning (stage 2)
     ft_steps: int = 150
     ft_lr: float = 5e-4
@@ -270,6 +272,7 @@ class MMQConfig:
     ft_batch_size: int = 128
     ft_history: int = 5  # most recent items averaged into the user vector
     ft_temperature: float = 0.1  # of the behavioural softmax over the catalogue
+    ft_restart_every: int = 10  # steps between corpus-wide dead-code restarts (0 = never)
     device: str = "auto"
 
     def validate(self) -> None:
@@ -280,7 +283,8 @@ class MMQConfig:
             (min(self.w_rec, self.w_aux, self.w_orth, self.beta) >= 0, "loss weights must be >= 0"),
             (self.collisions in ("suffix", "none"), "collisions must be suffix or none"),
             (self.epochs >= 0 and self.batch_size >= 1 and self.lr > 0, "epochs >= 0, batch_size >= 1, lr > 0"),
-            (self.ft_steps >= 0 and self.ft_tau > 0 and self.ft_temperature > 0 and self.ft_history >= 1, "fine-tuning knobs out of range"),
+            (self.ft_steps >= 0 and self.ft_tau > 0 and self.ft_temperature > 0 and self.ft_history >= 1
+             and self.ft_restart_every >= 0, "fine-tuning knobs out of range"),
         ]
         for ok, message in checks:
             if not ok:
@@ -289,21 +293,6 @@ class MMQConfig:
     def model_kwargs(self) -> dict[str, Any]:
         keys = ("n_shared", "n_specific", "latent_dim", "hidden", "codebook_size", "beta", "w_rec", "w_aux", "w_orth")
         return {k: getattr(self, k) for k in keys}
-
-
-def new_item_suffix(corpus_codes: np.ndarray, raw_new: np.ndarray, suffix_size: int) -> np.ndarray:
-    """Suffix of items outside the fitted corpus: the next free number of their code tuple,
-    clipped to the last value of the slot (the collision then remains and diagnostics show it)."""
-    counts: dict[tuple[int, ...], int] = {}
-    for row in corpus_codes:
-        key = tuple(row.tolist())
-        counts[key] = counts.get(key, 0) + 1
-    out = np.empty(len(raw_new), dtype=np.int64)
-    for i, row in enumerate(raw_new):
-        key = tuple(row.tolist())
-        out[i] = min(counts.get(key, 0), suffix_size - 1)
-        counts[key] = counts.get(key, 0) + 1
-    return out
 
 
 @register_tokenizer("mmq")
@@ -381,7 +370,7 @@ class MMQTokenizer(Tokenizer):
                     opt.step()
                     for key, value in (("loss", loss), ("recon", out.recon.mean()), ("aux", out.aux.mean()), ("orth", out.orth)):
                         totals[key] += float(value.detach()) * len(idx) / n
-                restarted = self.model.restart_dead_codes()
+                restarted = self.model.restart_dead_codes() if cfg.restart_dead else 0
                 self.history.append({"stage": "fit", "epoch": epoch, "restarted": restarted, **totals})  # type: ignore[dict-item]
                 log.info("mmq epoch %d %s restarted=%d", epoch, totals, restarted)
         self._freeze_corpus(features)
@@ -409,7 +398,9 @@ class MMQTokenizer(Tokenizer):
         and target item of `ft_batch_size` sampled pairs): the user vector is the mean fused latent
         of the `ft_history` items before a target, items are scored by cosine / ft_temperature.
         The fused latents come through the soft index, so the loss moves encoders, gates and
-        codebooks; ft_w_rec * L_recon + ft_w_aux * L_aux keeps the content.
+        codebooks; ft_w_rec * L_recon + ft_w_aux * L_aux keeps the content. Every
+        `ft_restart_every` steps, codes no item of the corpus uses are re-seeded: the behavioural
+        loss pulls co-consumed items onto the same codes and would otherwise empty the codebooks.
         """
         model = self._require_fitted()
         cfg = self.config
@@ -438,9 +429,22 @@ class MMQTokenizer(Tokenizer):
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                self.history.append({"stage": "finetune", "step": step, "behaviour": float(behaviour.detach()), "loss": float(loss.detach())})
+                restarted = self._restart_unused(x) if cfg.ft_restart_every and (step + 1) % cfg.ft_restart_every == 0 else 0
+                self.history.append({"stage": "finetune", "step": step, "behaviour": float(behaviour.detach()),
+                                     "loss": float(loss.detach()), "restarted": restarted})
         self._freeze_corpus(features)
         return self
+
+    @torch.no_grad()
+    def _restart_unused(self, x: dict[str, Tensor]) -> int:
+        """Re-seed the codes no corpus item maps to (usage counted over the whole corpus)."""
+        model = self._require_fitted().train()  # train mode: forward records usage and the input pool
+        for book in model.books:
+            book.reset_usage()
+        n = len(next(iter(x.values())))
+        for idx in torch.arange(n, device=self.device).split(self.config.batch_size):
+            model({m: v[idx] for m, v in x.items()})
+        return model.restart_dead_codes()
 
     # ---------------------------------------------------------------- encode / decode
     def encode(self, features: Features) -> np.ndarray:
@@ -448,7 +452,7 @@ class MMQTokenizer(Tokenizer):
         check_features({m: features[m] for m in model.modalities if m in features},
                        {m: int(getattr(model, f"mean_{m}").numel()) for m in model.modalities})
         n = len(features[model.modalities[0]])
-        corpus_row = _match_rows(self.corpus_fingerprints, self._fingerprints(features))
+        corpus_row = match_rows(self.corpus_fingerprints, self._fingerprints(features))
         codes = np.zeros((n, self.corpus_codes.shape[1]), dtype=np.int64)
         known = corpus_row >= 0
         codes[known] = self.corpus_codes[corpus_row[known]]
@@ -558,18 +562,6 @@ class MMQTokenizer(Tokenizer):
             raise MotorecError(f"saved mmq tokenizer: tensors or meta missing or malformed ({exc}).") from exc
         self.suffix_size = int(meta.get("suffix_size", 0))
         self.model = model.to(self.device).eval()
-
-
-def _match_rows(corpus_fp: np.ndarray, query_fp: np.ndarray) -> np.ndarray:
-    """Corpus row of each query fingerprint (-1 if unseen); duplicate rows match in row order."""
-    if len(corpus_fp) == 0:
-        return np.full(len(query_fp), -1, dtype=np.int64)
-    order = np.lexsort((group_rank(corpus_fp), corpus_fp))
-    sorted_fp = corpus_fp[order]
-    pos = np.searchsorted(sorted_fp, query_fp, side="left") + group_rank(query_fp)
-    ok = pos < len(sorted_fp)
-    ok[ok] = sorted_fp[pos[ok]] == query_fp[ok]
-    return np.where(ok, order[np.minimum(pos, len(sorted_fp) - 1)], -1)
 
 
 def _next_item_pairs(sequences: Sequence[np.ndarray], history: int) -> tuple[np.ndarray, np.ndarray]:

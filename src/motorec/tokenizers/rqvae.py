@@ -32,7 +32,8 @@ from motorec.tokenizers.codebook import (
     bernoulli_kl,
     code_sparsity,
     collision_rate,
-    group_rank,
+    match_rows,
+    new_item_suffix,
     pairwise_sqdist,
     perplexity,
     resolve_device,
@@ -305,20 +306,9 @@ class _Fitted:
     corpus_fingerprints: np.ndarray  # (n_fit,) int64
     suffix_size: int
 
-    def __post_init__(self) -> None:
-        rank = group_rank(self.corpus_fingerprints)
-        self._order = np.lexsort((rank, self.corpus_fingerprints))
-        self._sorted_fp = self.corpus_fingerprints[self._order]
-
     def match(self, fingerprints: np.ndarray) -> np.ndarray:
         """Corpus row of every query row (-1 if new); duplicates are matched in row order."""
-        n_fit = len(self._sorted_fp)
-        if n_fit == 0:
-            return np.full(len(fingerprints), -1, dtype=np.int64)
-        pos = np.searchsorted(self._sorted_fp, fingerprints, side="left") + group_rank(fingerprints)
-        ok = pos < n_fit
-        ok[ok] = self._sorted_fp[pos[ok]] == fingerprints[ok]
-        return np.where(ok, self._order[np.minimum(pos, n_fit - 1)], -1)
+        return match_rows(self.corpus_fingerprints, fingerprints)
 
 
 @register_tokenizer("rqvae")
@@ -459,14 +449,7 @@ class RQVAETokenizer(Tokenizer):
         mode = self.config.collisions
         if mode == "suffix":
             codes[new, :-1] = raw[new]
-            counts: dict[tuple[int, ...], int] = {}
-            for row in fitted.corpus_codes[:, :-1]:
-                key = tuple(row.tolist())
-                counts[key] = counts.get(key, 0) + 1
-            for i in new:
-                key = tuple(raw[i].tolist())
-                codes[i, -1] = min(counts.get(key, 0), fitted.suffix_size - 1)
-                counts[key] = counts.get(key, 0) + 1
+            codes[new, -1] = new_item_suffix(fitted.corpus_codes[:, :-1], raw[new], fitted.suffix_size)
         elif mode == "sinkhorn":
             codes[new] = raw[new]
             taken = {tuple(r.tolist()) for r in fitted.corpus_codes}
