@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from motorec.cli import main
-from motorec.commands.motor import size_of, size_table, tile_catalogue
+from motorec.commands.motor import setting_notes, size_of, size_table, tile_catalogue
 from motorec.data import cold_split, make_synthetic
 from motorec.errors import MotorecError
 from motorec.models import ModelContext
@@ -136,6 +136,51 @@ def test_shared_tokens_move_cold_items(cold_ds, tmp_path):
     assert moved.float().mean() > 0.5
 
 
+def _lightgcn(ds, tmp: Path, item_repr: str, **motor: Any):
+    ctx = ctx_of(ds, tmp, item_repr, **motor)
+    ctx.config = {**ctx.config, "model_name": "lightgcn"}
+    from motorec.models.lightgcn import LightGCN
+
+    return LightGCN(ctx, {"embedding_dim": 8, "n_layers": 3, "reg_weight": 0.0})
+
+
+def test_graph_readout_keeps_cold_token_vectors_whole(cold_ds, tmp_path):
+    """Zero-shot items are isolated nodes: with tokens they are read out as their ego vector, not ego / (L+1)."""
+    cold = torch.from_numpy(cold_ds.cold_items)
+    warm = torch.from_numpy(np.flatnonzero(cold_ds.item_degree > 0))
+    model = _lightgcn(cold_ds, tmp_path, "motor").eval()
+    _, items = model._final()
+    ego = model.item_repr().detach()
+    assert torch.allclose(items[cold], ego[cold])
+    assert not torch.allclose(items[warm], ego[warm])  # warm items keep the layer mean
+    ids = _lightgcn(cold_ds, tmp_path, "id").eval()
+    _, id_items = ids._final()
+    assert torch.allclose(id_items[cold], ids.item_repr()[cold] / 4)  # ID tables: plain layer mean, unchanged
+    plain = _lightgcn(cold_ds, tmp_path, "motor", cold_readout="mean").eval()
+    _, plain_items = plain._final()
+    assert torch.allclose(plain_items[cold], plain.item_repr()[cold] / 4)
+
+
+def test_cold_simulation_reads_a_share_of_warm_items_as_cold(cold_ds, tmp_path):
+    torch.manual_seed(0)
+    warm = torch.from_numpy(np.flatnonzero(cold_ds.item_degree > 0))  # connected nodes
+
+    def share_read_as_ego(model) -> float:
+        _, items = model._final()
+        return torch.isclose(items[warm], model.item_repr()[warm]).all(1).float().mean().item()
+
+    simulated = _lightgcn(cold_ds, tmp_path, "motor", cold_dropout=0.5).train()
+    assert 0.35 < share_read_as_ego(simulated) < 0.65
+    assert share_read_as_ego(simulated.eval()) == 0.0  # scoring: only true zero-shot items
+    assert share_read_as_ego(_lightgcn(cold_ds, tmp_path, "motor", cold_dropout=0.0).train()) == 0.0
+    assert share_read_as_ego(_lightgcn(cold_ds, tmp_path, "motor", cold_readout="mean").train()) == 0.0
+    assert share_read_as_ego(_lightgcn(cold_ds, tmp_path, "id", cold_dropout=0.5).train()) == 0.0
+    with pytest.raises(MotorecError, match="cold_dropout"):
+        _lightgcn(cold_ds, tmp_path, "motor", cold_dropout=1.0)
+    with pytest.raises(MotorecError, match="cold_readout"):
+        _lightgcn(cold_ds, tmp_path, "motor", cold_readout="scaled")
+
+
 # ------------------------------------------------------------------------ token plumbing
 def test_item_tokens_fit_warm_only_drop_suffix_and_cache(cold_ds, tmp_path):
     token_plumbing._MEMO.clear()
@@ -172,8 +217,8 @@ def test_motor_makes_cold_items_recommendable(tmp_path, model):
     ids, motor = _train(tmp_path, model, "id"), _train(tmp_path, model, "motor")
     assert ids["test"]["cold@full"]["recall@20"] < 0.02  # cold ID vectors never trained
     assert motor["test"]["cold@cold"]["recall@20"] > ids["test"]["cold@cold"]["recall@20"] + 0.05
-    if model == "bpr":  # LightGCN shrinks an isolated (cold) node to ego / (L+1): see docs/motor.md
-        assert motor["test"]["cold@full"]["recall@20"] > ids["test"]["cold@full"]["recall@20"] + 0.03
+    # LightGCN reaches the full ranking through the cold-aware readout (read_items), see docs/motor.md
+    assert motor["test"]["cold@full"]["recall@20"] > ids["test"]["cold@full"]["recall@20"] + 0.03
     # the run reloads with the same tokens (checkpoint holds the code table as a buffer)
     from motorec.training.evaluate import evaluate_run
 
@@ -214,3 +259,10 @@ def test_motor_table_collects_without_training(tmp_path, capsys):
     assert main(args) == 0
     table = (tmp_path / "motor_table.md").read_text()
     assert "| bpr | id | 166,784 |" in table and "—" in table  # (943 users + 1663 items) x 64
+
+
+def test_table_notes_non_default_motor_settings():
+    cell = lambda motor: {"config": {"motor": {"cross_layers": 0, "rank": 16, "cold_readout": "ego", "cold_dropout": 0.25, **motor}}}
+    results = {("b1", "lightgcn", "motor"): cell({"cold_readout": "mean"}), ("b2", "lightgcn", "motor"): cell({}),
+               ("b1", "lightgcn", "id"): cell({"rank": 4}), ("b2", "bpr", "motor"): None}
+    assert setting_notes(results) == ["- b1 lightgcn (motor): motor.cold_readout=mean"]

@@ -149,3 +149,14 @@ def test_itemknn_cbf_sums_similarities_of_history():
     expected = ds.train_matrix.toarray() @ top
     scores = model.full_sort_predict(torch.arange(ds.n_users)).numpy()
     np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_lgmrec_info_nce_matches_mmrec_ssl_triple_loss():
+    from motorec.models.lgmrec import TAU, info_nce
+
+    g = torch.Generator().manual_seed(0)
+    a, b, all_b = torch.randn(5, 8, generator=g), torch.randn(5, 8, generator=g), torch.randn(9, 8, generator=g)
+    na, nb, nall = (torch.nn.functional.normalize(x) for x in (a, b, all_b))
+    pos = torch.exp((na * nb).sum(1) / TAU)
+    ttl = torch.exp(na @ nall.T / TAU).sum(1)
+    assert torch.allclose(info_nce(a, b, all_b), -torch.log(pos / ttl).sum(), rtol=1e-5)

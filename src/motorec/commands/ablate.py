@@ -21,6 +21,7 @@ VARIANTS: dict[str, list[str]] = {
     "full": [],
     "no_sparsity": ["model.tokenizer.gamma=0"],
     "no_rarity": ["model.rarity.form=none"],
+    "rarity_amplify": ["model.rarity.form=amplify"],
     "continuous": ["model.token_input=continuous"],
     "no_id_channel": ["model.id_channel=false"],
     "paired_cold": ["model.cold_pairs=true"],
@@ -74,8 +75,8 @@ def ablate(
     overwrite: bool = typer.Option(False, help="Replace existing variant runs."),
     resume: bool = typer.Option(False, help="Reuse finished variant seeds and continue interrupted ones."),
 ) -> None:
-    """Train MoToRec and its ablations (no sparsity, no rarity, continuous features, no ID channel,
-    paired instead of sampled cold simulation)."""
+    """Train MoToRec and its ablations (no sparsity, no rarity, amplifying rarity, continuous
+    features, no ID channel, paired instead of sampled cold simulation)."""
     names = [v.strip() for v in variants.split(",") if v.strip()] if variants else None
     report = run_ablation(data, out, split, set_, names, overwrite, resume)
     console.print(ablation_markdown(report))

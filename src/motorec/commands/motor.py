@@ -153,6 +153,23 @@ def table_markdown(results: dict[tuple[str, str, str], dict | None], benches: li
     return "\n".join(lines)
 
 
+def setting_notes(results: dict[tuple[str, str, str], dict | None]) -> list[str]:
+    """One line per MOTOR cell whose `motor` settings differ from the packaged defaults, so a
+    validation-selected setting (e.g. the cold readout of one benchmark) is visible in the table."""
+    from motorec.config import flatten, load_yaml, packaged
+
+    defaults = flatten({"motor": load_yaml(packaged("defaults.yaml").read_text())["motor"]})
+    notes = []
+    for (bench, model, repr_), res in results.items():
+        if repr_ != "motor" or res is None:
+            continue
+        used = flatten({"motor": res["config"].get("motor", {})})
+        diff = [f"{k}={v}" for k, v in used.items() if defaults.get(k) != v]
+        if diff:
+            notes.append(f"- {bench} {model} (motor): {', '.join(diff)}")
+    return notes
+
+
 def motor_table(
     data_root: Path = typer.Option(Path("../shared/data"), help="Folder holding ml100k-mm/ and amazon-scientific/."),
     out: Path = typer.Option(Path("runs/motor"), help="Run directories go to OUT/<benchmark>/<model>-<id|motor>/."),
@@ -175,6 +192,8 @@ def motor_table(
     rows = size_table(str(data_root / first.folder), first.split, names, [1], set_)
     text = table_markdown(results, benches, names, {(r["model"], r["item_repr"]): r["params"] for r in rows})
     text += f"\n\nTest Recall@20, mean ± std over seeds (validation-selected); params counted on {first.name}.\n"
+    if notes := setting_notes(results):
+        text += "\nMOTOR settings that differ from the defaults:\n" + "\n".join(notes) + "\n"
     atomic_write_text(out / "motor_table.md", text)
     print(text)
 

@@ -36,9 +36,9 @@ def xavier(rows: int, cols: int) -> nn.Parameter:
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, all_b: torch.Tensor) -> torch.Tensor:
     """-Σ log softmax over all rows of `all_b` at the matching row (MMRec's ssl_triple_loss)."""
-    a, b, all_b = F.normalize(a), F.normalize(b), F.normalize(all_b)
-    pos = (a * b).sum(1) / TAU
-    return -(pos - torch.logsumexp(a @ all_b.T / TAU, dim=1)).sum()
+    a = F.normalize(a) / TAU  # scale the (batch, d) side, not the (batch, n) logits
+    b, all_b = F.normalize(b), F.normalize(all_b)
+    return -((a * b).sum(1) - torch.logsumexp(a @ all_b.T, dim=1)).sum()
 
 
 @register_model("lgmrec")

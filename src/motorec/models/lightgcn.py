@@ -11,7 +11,7 @@ from torch import nn
 from motorec.data.graph import FrozenSparse
 from motorec.models.base import Recommender, bpr_loss, l2_reg, register_model
 from motorec.models.context import ModelContext
-from motorec.models.item_repr import build_item_repr
+from motorec.models.item_repr import build_item_repr, uses_ids
 
 
 def propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int) -> torch.Tensor:
@@ -32,10 +32,29 @@ class _EmbeddingModel(Recommender):
         dim = params["embedding_dim"]
         self.user_emb = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, dim)))
         self.item_repr = build_item_repr(ctx, dim)
+        self.register_buffer("isolated", (ctx.item_degree == 0).unsqueeze(1), persistent=False)
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def _final(self) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
+
+    def read_items(self, propagated: torch.Tensor, ego: torch.Tensor) -> torch.Tensor:
+        """Item vectors after graph propagation, cold-aware for ID-free item representations.
+
+        A zero-shot item is an isolated node: the layer mean shrinks it to ego / (L+1) while warm
+        items add their propagated layers, so it never reaches a full ranking. With a token
+        representation its ego vector is meaningful, so it is read out whole; in training a
+        random share `cold_dropout` (set by the representation) of items is read out the same
+        way, DropoutNet's cold simulation (Volkovs et al., NeurIPS 2017), which trains ego vectors
+        to rank on the propagated vectors' scale. ID tables keep the plain layer mean.
+        """
+        if uses_ids(self.item_repr) or getattr(self.item_repr, "cold_readout", "mean") != "ego":
+            return propagated
+        cold = self.isolated
+        share = float(getattr(self.item_repr, "cold_dropout", 0.0))
+        if self.training and share > 0:
+            cold = cold | (torch.rand(cold.shape, device=cold.device) < share)
+        return torch.where(cold, ego, propagated)
 
     def calculate_loss(self, users, pos, neg):
         u_all, i_all = self._final()
@@ -76,6 +95,6 @@ class LightGCN(_EmbeddingModel):
         self.adj = FrozenSparse(ctx.norm_adj, symmetric=True)
 
     def _final(self):
-        ego = torch.cat([self.user_emb, self.item_repr()])
-        out = propagate(self.adj, ego, self.params["n_layers"])
-        return out[: self.n_users], out[self.n_users :]
+        items = self.item_repr()
+        out = propagate(self.adj, torch.cat([self.user_emb, items]), self.params["n_layers"])
+        return out[: self.n_users], self.read_items(out[self.n_users :], items)

@@ -18,6 +18,10 @@ Design (see docs/motor.md):
 - Default `motor.cross_layers: 0` (the residual sum alone) was chosen on validation: on
   ml100k-mm-cold with BPR the cross layers overfit (valid R@20 0.149 with 2 layers, 0.152 with
   1 layer of rank 4, 0.169 without); `--set motor.cross_layers=2` turns crossing on.
+- Graph models: a zero-shot item is an isolated node, so the layer mean would shrink its token
+  vector to ego / (L+1); `motor.cold_readout: ego` (default) reads it out whole and
+  `motor.cold_dropout` (default 0.25) reads that share of training items the same way (cold
+  simulation), see `_EmbeddingModel.read_items` in models/lightgcn.py and docs/motor.md.
 Parameters: sum_s K_s * d (token tables) + L * (2 * S * d * r + S * d) (cross layers): fixed by the
 tokenizer, independent of the number of items. Only the int32 code table (n_items x S, a buffer,
 not trained) grows with the catalogue, and a new or cold item needs nothing but its codes.
@@ -33,6 +37,9 @@ from torch import nn
 from motorec.errors import MotorecError
 from motorec.models.context import ModelContext
 from motorec.models.item_repr import register_item_repr
+
+COLD_READOUTS = ("ego", "mean")
+
 
 class LowRankCross(nn.Module):
     """One DCN-v2 cross layer with W = U V^T: x0 * (U V^T x + b) + x."""
@@ -53,7 +60,8 @@ class TokenCrossNetwork(nn.Module):
 
     uses_ids = False
 
-    def __init__(self, codes: np.ndarray, token_sizes: list[int], dim: int, cross_layers: int = 0, rank: int = 16) -> None:
+    def __init__(self, codes: np.ndarray, token_sizes: list[int], dim: int, cross_layers: int = 0, rank: int = 16,
+                 cold_readout: str = "ego", cold_dropout: float = 0.25) -> None:
         super().__init__()
         codes = np.asarray(codes)
         if codes.ndim != 2 or codes.shape[1] != len(token_sizes) or not token_sizes:
@@ -61,9 +69,14 @@ class TokenCrossNetwork(nn.Module):
         sizes = np.asarray(token_sizes)
         if (codes < 0).any() or (codes >= sizes).any():
             raise MotorecError("item_repr 'motor': token codes must lie in [0, codebook size) of their slot.")
-        if cross_layers < 0 or rank < 1:
-            raise MotorecError(f"config 'motor': cross_layers must be >= 0 and rank >= 1 (got {cross_layers}, {rank}).")
+        if cross_layers < 0 or rank < 1 or not 0.0 <= cold_dropout < 1.0 or cold_readout not in COLD_READOUTS:
+            raise MotorecError(f"config 'motor': cross_layers must be >= 0, rank >= 1, cold_dropout in [0, 1) and "
+                               f"cold_readout one of {', '.join(COLD_READOUTS)} (got {cross_layers}, {rank}, "
+                               f"{cold_dropout}, {cold_readout!r}).")
         self.dim = dim
+        # read by graph models' item readout (_EmbeddingModel.read_items)
+        self.cold_readout = cold_readout
+        self.cold_dropout = cold_dropout
         self.n_slots = len(token_sizes)
         # One table for all slots, each slot owning a contiguous block of rows (one lookup instead of S).
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
@@ -95,8 +108,10 @@ def motor_repr(ctx: ModelContext, dim: int) -> nn.Module:
         )
     if len(ctx.tokens) != ctx.n_items:
         raise MotorecError(f"item_repr 'motor': token table has {len(ctx.tokens)} rows but the dataset has {ctx.n_items} items.")
-    params = {k: int(v) for k, v in ctx.config.get("motor", {}).items()}  # cross_layers, rank
-    return TokenCrossNetwork(ctx.tokens, ctx.token_sizes, dim, **params)
+    p = ctx.config.get("motor", {})
+    return TokenCrossNetwork(ctx.tokens, ctx.token_sizes, dim, cross_layers=int(p.get("cross_layers", 0)),
+                             rank=int(p.get("rank", 16)), cold_readout=str(p.get("cold_readout", "ego")),
+                             cold_dropout=float(p.get("cold_dropout", 0.25)))
 
 
 motor_repr.needs_tokens = True  # type: ignore[attr-defined]  (read by training.tokens)
