@@ -58,11 +58,11 @@ def tradeoff_report(run: Path, offsets: list[float], warm_run: Path | None = Non
         raise MotorecError(f"--warm-run {warm_run} has {len(warm_seeds)} seed(s), {run} has {len(seeds)}: give runs with as many seeds.")
     per_seed = []
     for seed, warm_seed in zip(seeds, warm_seeds):
-        ds, cold_scores = _scores(run, seed)
+        ds, run_scores = _scores(run, seed)
         if not ds.is_cold_split:
             raise MotorecError(f"{run}: trained on a warm split; the trade-off needs a zero-shot cold split.")
         evaluator = Evaluator(ds, "cpu")
-        score_fn = lambda users, s=cold_scores: s[users]  # noqa: E731
+        score_fn = lambda users, s=run_scores: s[users]  # noqa: E731
         if warm_run is not None:
             warm_ds, warm_scores = _scores(warm_run, warm_seed)
             if warm_ds.n_items != ds.n_items or warm_ds.n_users != ds.n_users:
