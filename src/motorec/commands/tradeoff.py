@@ -41,10 +41,9 @@ def _scores(run_dir: Path, seed: int) -> tuple[Any, torch.Tensor]:
 
 
 def _seeds(run_dir: Path) -> list[int]:
-    path = run_dir / "results.json"
-    if not path.is_file():
-        raise MotorecError(f"{path}: not found; is {run_dir} a finished `motorec train` run?")
-    return list(json.loads(path.read_text())["seeds"])
+    from motorec.training.evaluate import read_results
+
+    return list(read_results(run_dir)["seeds"])
 
 
 def tradeoff_report(run: Path, offsets: list[float], warm_run: Path | None = None) -> dict[str, Any]:

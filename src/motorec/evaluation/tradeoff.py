@@ -35,11 +35,9 @@ def standardize_groups(scores: Tensor, cold: Tensor) -> Tensor:
 
 
 def blend(warm_scores: ScoreFn, cold_scores: ScoreFn, cold: Tensor) -> ScoreFn:
-    """Warm items scored by one source, cold items by another, both standardised per group."""
-    def score(users: Tensor) -> Tensor:
-        return torch.where(cold, standardize_groups(cold_scores(users), cold),
-                           standardize_groups(warm_scores(users), cold))
-    return score
+    """Warm items scored by one source, cold items by another; `offset_curve` puts the two
+    groups on one scale (it standardises each group per user), so the raw scores are kept."""
+    return lambda users: torch.where(cold, cold_scores(users), warm_scores(users))
 
 
 @dataclass(frozen=True)

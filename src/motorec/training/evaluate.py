@@ -12,13 +12,18 @@ from motorec.training.runner import build_model, cache_dir_of, resolve_device
 from motorec.training.trainer import evaluate_model
 
 
+def read_results(run_dir: str | Path) -> dict:
+    """The results.json of a finished `motorec train` run (config, seeds, metrics)."""
+    results_path = Path(run_dir) / "results.json"
+    if not results_path.is_file():
+        raise MotorecError(f"{results_path}: not found; is {run_dir} a finished `motorec train` run?")
+    return json.loads(results_path.read_text())
+
+
 def load_trained(run_dir: str | Path, seed: int | None = None):
     """(dataset, config, model with best-valid weights) of a run directory."""
     run_dir = Path(run_dir)
-    results_path = run_dir / "results.json"
-    if not results_path.is_file():
-        raise MotorecError(f"{results_path}: not found; is {run_dir} a finished `motorec train` run?")
-    cfg = json.loads(results_path.read_text())["config"]
+    cfg = read_results(run_dir)["config"]
     seed = cfg["seeds"][0] if seed is None else seed
     ds = load_dataset(cfg["data"]["path"], split=cfg["data"]["split"],
                       drop_users_without_train=cfg["data"]["drop_users_without_train"])
