@@ -387,17 +387,24 @@ def suffix_codes(tuples: np.ndarray) -> tuple[np.ndarray, int]:
     return rank, int(rank.max()) + 1 if rank.size else 1
 
 
-def match_rows(corpus_fp: np.ndarray, query_fp: np.ndarray) -> np.ndarray:
-    """Corpus row of each query fingerprint (-1 if unseen); duplicates are matched in row order,
-    so re-encoding a fitted corpus reproduces its code table exactly."""
-    if len(corpus_fp) == 0:
-        return np.full(len(query_fp), -1, dtype=np.int64)
-    order = np.lexsort((group_rank(corpus_fp), corpus_fp))
-    sorted_fp = corpus_fp[order]
-    pos = np.searchsorted(sorted_fp, query_fp, side="left") + group_rank(query_fp)
-    ok = pos < len(sorted_fp)
-    ok[ok] = sorted_fp[pos[ok]] == query_fp[ok]
-    return np.where(ok, order[np.minimum(pos, len(sorted_fp) - 1)], -1)
+class FingerprintIndex:
+    """Corpus fingerprints sorted once, so matching new rows (every encode, every ingest) is a
+    binary search instead of a re-sort of the corpus."""
+
+    def __init__(self, corpus_fp: np.ndarray) -> None:
+        self._order = np.lexsort((group_rank(corpus_fp), corpus_fp))
+        self._sorted = corpus_fp[self._order]
+
+    def match(self, query_fp: np.ndarray) -> np.ndarray:
+        """Corpus row of each query fingerprint (-1 if unseen); duplicates are matched in row order,
+        so re-encoding a fitted corpus reproduces its code table exactly."""
+        n = len(self._sorted)
+        if n == 0:
+            return np.full(len(query_fp), -1, dtype=np.int64)
+        pos = np.searchsorted(self._sorted, query_fp, side="left") + group_rank(query_fp)
+        ok = pos < n
+        ok[ok] = self._sorted[pos[ok]] == query_fp[ok]
+        return np.where(ok, self._order[np.minimum(pos, n - 1)], -1)
 
 
 def new_item_suffix(corpus_codes: np.ndarray, raw_new: np.ndarray, suffix_size: int) -> np.ndarray:

@@ -36,10 +36,10 @@ from motorec.tokenizers.base import Features, Tokenizer, TokenSlot, check_featur
 from motorec.tokenizers.codebook import (
     Codebook,
     CodebookOutput,
+    FingerprintIndex,
     ReconstructionError,
     collision_rate,
     kmeans,
-    match_rows,
     nearest_code,
     new_item_suffix,
     perplexity,
@@ -452,7 +452,7 @@ class MMQTokenizer(Tokenizer):
         check_features({m: features[m] for m in model.modalities if m in features},
                        {m: int(getattr(model, f"mean_{m}").numel()) for m in model.modalities})
         n = len(features[model.modalities[0]])
-        corpus_row = match_rows(self.corpus_fingerprints, self._fingerprints(features))
+        corpus_row = FingerprintIndex(self.corpus_fingerprints).match(self._fingerprints(features))
         codes = np.zeros((n, self.corpus_codes.shape[1]), dtype=np.int64)
         known = corpus_row >= 0
         codes[known] = self.corpus_codes[corpus_row[known]]

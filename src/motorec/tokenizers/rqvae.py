@@ -18,6 +18,7 @@ import hashlib
 import logging
 import math
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any, Iterator
 
 import numpy as np
@@ -27,12 +28,12 @@ from torch import Tensor, nn
 from motorec.errors import MotorecError
 from motorec.tokenizers.base import Features, Tokenizer, TokenSlot, check_features, register_tokenizer, resolve_params
 from motorec.tokenizers.codebook import (
+    FingerprintIndex,
     ReconstructionError,
     ResidualQuantizer,
     bernoulli_kl,
     code_sparsity,
     collision_rate,
-    match_rows,
     new_item_suffix,
     pairwise_sqdist,
     perplexity,
@@ -306,9 +307,13 @@ class _Fitted:
     corpus_fingerprints: np.ndarray  # (n_fit,) int64
     suffix_size: int
 
+    @cached_property
+    def index(self) -> FingerprintIndex:
+        return FingerprintIndex(self.corpus_fingerprints)
+
     def match(self, fingerprints: np.ndarray) -> np.ndarray:
         """Corpus row of every query row (-1 if new); duplicates are matched in row order."""
-        return match_rows(self.corpus_fingerprints, fingerprints)
+        return self.index.match(fingerprints)
 
 
 @register_tokenizer("rqvae")
