@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from motorec.cli import main
+from motorec.config import build_config
 from motorec.commands.motor import setting_notes, size_of, size_table, tile_catalogue
 from motorec.data import cold_split, make_synthetic
 from motorec.errors import MotorecError
@@ -179,6 +180,28 @@ def test_cold_simulation_reads_a_share_of_warm_items_as_cold(cold_ds, tmp_path):
         _lightgcn(cold_ds, tmp_path, "motor", cold_dropout=1.0)
     with pytest.raises(MotorecError, match="cold_readout"):
         _lightgcn(cold_ds, tmp_path, "motor", cold_readout="scaled")
+
+
+@pytest.mark.parametrize("model", ["lightgcn", "freedom", "lattice", "bm3", "lgmrec"])
+def test_every_graph_model_reads_items_through_the_cold_readout(cold_ds, tmp_path, model, monkeypatch):
+    """The readout lives in the shared base class; each graph model must route its item side through it."""
+    from motorec.models.lightgcn import _EmbeddingModel
+
+    seen: list[int] = []
+    original = _EmbeddingModel.read_items
+
+    def spy(self, propagated, ego):
+        seen.append(propagated.shape[0])
+        return original(self, propagated, ego)
+
+    monkeypatch.setattr(_EmbeddingModel, "read_items", spy)
+    cfg = build_config(model, overrides=["item_repr=motor", "tokens.tokenizer=test_bins",
+                                         "tokens.params={bins: 4, dims: 3}"])
+    net = build_model(cold_ds, {**cfg, "model_name": model}, torch.device("cpu"), tmp_path).eval()
+    with torch.no_grad():
+        scores = net.full_sort_predict(torch.arange(4))
+    assert seen and set(seen) == {cold_ds.n_items}
+    assert torch.isfinite(scores).all()
 
 
 # ------------------------------------------------------------------------ token plumbing

@@ -52,7 +52,7 @@ class BM3(_EmbeddingModel):
         """(users, items) before the predictor: LightGCN output, items plus their ID vectors."""
         ids = item_vectors(self.item_repr, self.warm)
         out = propagate(self.adj, torch.cat([self.user_emb, ids]), self.params["n_layers"])
-        return out[: self.n_users], out[self.n_users :] + ids
+        return out[: self.n_users], self.read_items(out[self.n_users :], ids) + ids
 
     def _modal_online(self) -> dict[str, torch.Tensor]:
         return {m: self.proj[m](self.features[m]) for m in self.features}

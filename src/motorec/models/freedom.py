@@ -65,7 +65,7 @@ class FREEDOM(_EmbeddingModel):
         for _ in range(self.params["n_mm_layers"]):
             h = self.item_graph @ h
         out = propagate(adj, torch.cat([self.user_emb, ids]), self.params["n_ui_layers"])
-        return out[: self.n_users], out[self.n_users :] + h
+        return out[: self.n_users], self.read_items(out[self.n_users :], ids) + h
 
     def _final(self):
         return self._propagated(self.full_adj)

@@ -64,7 +64,7 @@ class LATTICE(_EmbeddingModel):
         for _ in range(self.params["n_layers"]):
             h = torch.sparse.mm(item_graph, h)
         out = propagate(self.adj, torch.cat([self.user_emb, ids]), self.params["n_ui_layers"])
-        return out[: self.n_users], out[self.n_users :] + F.normalize(h, dim=1)
+        return out[: self.n_users], self.read_items(out[self.n_users :], ids) + F.normalize(h, dim=1)
 
     def _final(self):
         return self._propagated(self.learned_graph())

@@ -95,6 +95,7 @@ class LGMRec(_EmbeddingModel):
     def _forward(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         ids = item_vectors(self.item_repr, self.warm)
         cge = propagate(self.adj, torch.cat([self.user_emb, ids]), self.params["n_ui_layers"])
+        cge = torch.cat([cge[: self.n_users], self.read_items(cge[self.n_users :], ids)])
         mge = sum(F.normalize(self._modal_graph(m)) for m in self.trs)
         hyper = {m: torch.cat(self._hypergraph(m, cge[self.n_users :])) for m in self.trs}
         ghe = sum(hyper.values())
