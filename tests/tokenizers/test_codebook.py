@@ -95,3 +95,13 @@ def test_diagnostic_helpers():
     assert float(cb.bernoulli_kl(0.1, torch.tensor(0.1))) < 1e-9
     d = torch.tensor([[0.0, 100.0, 100.0], [0.0, 100.0, 100.0]])
     assert cb.code_sparsity(d, 0.05) > 0.99
+
+
+def test_free_last_codes_takes_the_best_free_tuple_and_claims_it():
+    corpus = np.array([[0, 0], [0, 1], [1, 0]])
+    raw_new = np.array([[0, 0], [0, 0], [1, 0], [2, 5]])
+    preference = np.array([[0, 1, 2, 3], [0, 1, 2, 3], [0, 3, 1, 2], [5, 0, 1, 2]])
+    out = cb.free_last_codes(corpus, raw_new, preference)
+    np.testing.assert_array_equal(out, [2, 3, 3, 5])  # (0,0),(0,1) taken; then (0,2) claimed by the first new item
+    full = np.array([[0, c] for c in range(2)])
+    assert cb.free_last_codes(full, np.array([[0, 1]]), np.array([[1, 0]]))[0] == 1  # nothing free: own nearest code

@@ -58,6 +58,43 @@ def test_save_load_reproduces_codes_and_new_items_get_ids(fitted, tmp_path):
     assert decoded["text"].shape == (5, 12) and decoded["image"].shape == (5, 20)
 
 
+def test_sinkhorn_mode_moves_colliding_items_to_free_last_codes(tmp_path):
+    """Text-only, 2 experts of 8 codes, 30 duplicated rows: tuples collide; sinkhorn spreads them
+    over the last expert's free codes (no suffix slot), saved and new items keep free tuples."""
+    base = small_features(60)["text"]
+    feats = {"text": np.concatenate([base, base[:30]])}
+    params = {**SMALL, "n_shared": 1, "n_specific": 1}
+    suffix = MMQTokenizer(**params).fit(feats, seed=0)
+    raw = suffix.encode(feats)[:, :-1]
+    tok = MMQTokenizer(**params, collisions="sinkhorn").fit(feats, seed=0)
+    codes = tok.encode(feats)
+    assert [s.kind for s in tok.slots] == ["code", "code"] and codes.shape == (90, 2)
+    np.testing.assert_array_equal(codes[:, 0], raw[:, 0])  # only the last expert's code moves
+    assert collision_rate(raw) > 0.3 and collision_rate(codes) < collision_rate(raw) / 2
+    tok.save(tmp_path)
+    again = load_tokenizer(tmp_path)
+    np.testing.assert_array_equal(again.encode(feats), codes)
+    new = again.encode({"text": base[:4] + 0.01})
+    assert new.shape == (4, 2) and (new < 8).all()
+
+
+def test_coarse_shared_codebooks_come_first_in_the_id(tmp_path):
+    feats = small_features()
+    tok = MMQTokenizer(**{**SMALL, "shared_codebook_size": 3}).fit(feats, seed=0)
+    sizes = [s.codebook_size for s in tok.slots if s.kind == "code"]
+    assert sizes == [3, 3, 8, 8, 8, 8]
+    codes = tok.encode(feats)
+    assert (codes[:, :2] < 3).all() and collision_rate(codes) == 0.0
+    diag = tok.diagnostics(feats)["modalities"]
+    assert diag["shared"]["codebook_size"] == 3 and diag["text"]["codebook_size"] == 8
+    tok.save(tmp_path)
+    np.testing.assert_array_equal(load_tokenizer(tmp_path).encode(feats), codes)
+    with pytest.raises(MotorecError, match="codes per expert"):
+        tok.decode(np.column_stack([np.full((1, 1), 5), codes[:1, 1:]]))
+    with pytest.raises(MotorecError, match="shared_codebook_size"):
+        MMQTokenizer(**{**SMALL, "shared_codebook_size": 1})
+
+
 def test_orthogonality_is_zero_for_orthogonal_and_maximal_for_identical_experts():
     model = MMQ({"text": 6, "image": 6}, n_shared=1, n_specific=1, latent_dim=4, hidden=[3])
     experts = [model.shared[0], model.specific["text"][0], model.specific["image"][0]]

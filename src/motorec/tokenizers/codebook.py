@@ -487,6 +487,25 @@ def sinkhorn_resolve(
     return last
 
 
+def free_last_codes(corpus_codes: np.ndarray, raw_new: np.ndarray, preference: np.ndarray) -> np.ndarray:
+    """Last-level codes for new items: each takes its most preferred code whose full tuple is free.
+
+    The sinkhorn counterpart of `new_item_suffix`: `preference` (n_new, K) lists last-level codes
+    best first; new items are placed in order and claim their tuple, so two new items never share
+    one either. An item whose every tuple is taken keeps its own nearest code.
+    """
+    taken = {tuple(r) for r in np.asarray(corpus_codes, dtype=np.int64).tolist()}
+    out = np.asarray(raw_new, dtype=np.int64)[:, -1].copy()
+    for i, row in enumerate(np.asarray(raw_new, dtype=np.int64).tolist()):
+        prefix = tuple(row[:-1])
+        for c in np.asarray(preference[i]).tolist():
+            if prefix + (c,) not in taken:
+                out[i] = c
+                break
+        taken.add(prefix + (int(out[i]),))
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Diagnostics
 # --------------------------------------------------------------------------------------------

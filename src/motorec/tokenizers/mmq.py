@@ -39,11 +39,13 @@ from motorec.tokenizers.codebook import (
     FingerprintIndex,
     ReconstructionError,
     collision_rate,
+    free_last_codes,
     kmeans,
     nearest_code,
     new_item_suffix,
     perplexity,
     resolve_device,
+    sinkhorn_resolve,
     suffix_codes,
     utilisation,
 )
@@ -102,6 +104,7 @@ class MMQ(nn.Module):
         latent_dim: int = 64,
         hidden: Sequence[int] = (256,),
         codebook_size: int = 256,
+        shared_codebook_size: int = 0,
         beta: float = 0.25,
         w_rec: float = 12.0,
         w_aux: float = 10.0,
@@ -116,8 +119,8 @@ class MMQ(nn.Module):
             {m: nn.ModuleList(mlp([d, *hidden, latent_dim]) for _ in range(n_specific)) for m, d in input_dims.items()}
         )
         self.gates = nn.ModuleDict({m: nn.Linear(d, n_specific) for m, d in input_dims.items()})
-        n_experts = n_shared + n_specific * len(input_dims)
-        self.books = nn.ModuleList(CosineCodebook(codebook_size, latent_dim) for _ in range(n_experts))
+        sizes = [shared_codebook_size or codebook_size] * n_shared + [codebook_size] * (n_specific * len(input_dims))
+        self.books = nn.ModuleList(CosineCodebook(k, latent_dim) for k in sizes)
         self.decoder = mlp([latent_dim, *reversed(hidden), concat])
         self.aux_decoders = nn.ModuleDict({m: mlp([latent_dim, *reversed(hidden), d]) for m, d in input_dims.items()})
         for m, d in input_dims.items():
@@ -133,8 +136,9 @@ class MMQ(nn.Module):
         return len(self.books)
 
     @property
-    def codebook_size(self) -> int:
-        return self.books[0].size
+    def book_sizes(self) -> list[int]:
+        """Codes per expert, in code-column order (shared experts may be coarser: coarse-to-fine IDs)."""
+        return [book.size for book in self.books]
 
     def expert_names(self) -> list[tuple[str, int]]:
         """(modality or 'shared', index within the group) of every expert, in code-column order."""
@@ -250,16 +254,18 @@ class MMQConfig:
     n_shared: int = 2
     n_specific: int = 2  # per modality
     codebook_size: int = 256
+    shared_codebook_size: int = 0  # codes of the shared experts (decoded first); 0 = codebook_size
     latent_dim: int = 64
     hidden: list[int] = field(default_factory=lambda: [256])
     beta: float = 0.25
     w_rec: float = 12.0
     w_aux: float = 10.0
     w_orth: float = 0.005
-    collisions: str = "suffix"  # suffix | none
+    collisions: str = "suffix"  # suffix | sinkhorn (re-assign the last expert's code, as rqvae) | none
     epochs: int = 50
     batch_size: int = 256
     lr: float = 1e-3
+    sinkhorn_epsilon: float = 0.05
     kmeans_iters: int = 25
     restart_dead: bool = True  # re-seed unused codes after every fit epoch (False: the ablation without)
     # behaviour-aware fine-tuning (stage 2)
@@ -279,9 +285,11 @@ class MMQConfig:
         checks = [
             (self.n_shared >= 0 and self.n_specific >= 0 and self.n_shared + self.n_specific >= 1, "need at least one expert"),
             (self.codebook_size >= 2 and self.latent_dim >= 1, "codebook_size >= 2 and latent_dim >= 1"),
+            (self.shared_codebook_size == 0 or self.shared_codebook_size >= 2, "shared_codebook_size must be 0 or >= 2"),
             (all(int(h) >= 1 for h in self.hidden), "hidden sizes must be >= 1"),
             (min(self.w_rec, self.w_aux, self.w_orth, self.beta) >= 0, "loss weights must be >= 0"),
-            (self.collisions in ("suffix", "none"), "collisions must be suffix or none"),
+            (self.collisions in ("suffix", "sinkhorn", "none"), "collisions must be suffix, sinkhorn or none"),
+            (self.sinkhorn_epsilon > 0, "sinkhorn_epsilon must be > 0"),
             (self.epochs >= 0 and self.batch_size >= 1 and self.lr > 0, "epochs >= 0, batch_size >= 1, lr > 0"),
             (self.ft_steps >= 0 and self.ft_tau > 0 and self.ft_temperature > 0 and self.ft_history >= 1
              and self.ft_restart_every >= 0, "fine-tuning knobs out of range"),
@@ -291,7 +299,8 @@ class MMQConfig:
                 raise MotorecError(f"tokenizer 'mmq': {message} (got {asdict(self)}).")
 
     def model_kwargs(self) -> dict[str, Any]:
-        keys = ("n_shared", "n_specific", "latent_dim", "hidden", "codebook_size", "beta", "w_rec", "w_aux", "w_orth")
+        keys = ("n_shared", "n_specific", "latent_dim", "hidden", "codebook_size", "shared_codebook_size", "beta",
+                "w_rec", "w_aux", "w_orth")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -385,9 +394,20 @@ class MMQTokenizer(Tokenizer):
         if self.config.collisions == "suffix":
             suffix, self.suffix_size = suffix_codes(raw_np)
             self.corpus_codes = np.column_stack([raw_np, suffix]).astype(np.int64)
+        elif self.config.collisions == "sinkhorn":
+            last_out, book = self._last_expert(features), model.books[-1]
+            raw_np[:, -1] = sinkhorn_resolve(raw_np[:, :-1], raw_np[:, -1], F.normalize(last_out, dim=-1),
+                                             book.unit_embed().detach(), self.config.sinkhorn_epsilon)
+            self.corpus_codes, self.suffix_size = raw_np.astype(np.int64), 0
         else:
             self.corpus_codes, self.suffix_size = raw_np.astype(np.int64), 0
         self.corpus_fingerprints = self._fingerprints(features)
+
+    @torch.no_grad()
+    def _last_expert(self, features: Features, rows: np.ndarray | slice = slice(None)) -> Tensor:
+        """The last expert's output (what its codebook quantises) for the given rows."""
+        model = self._require_fitted()
+        return model.expert_outputs(model.standardise(self._tensors(features, rows)))[0][-1]
 
     # ---------------------------------------------------------------- stage 2
     def finetune(self, features: Features, sequences: Sequence[np.ndarray], seed: int = 0) -> "MMQTokenizer":
@@ -462,6 +482,10 @@ class MMQTokenizer(Tokenizer):
             if self.config.collisions == "suffix":
                 codes[new, :-1] = raw
                 codes[new, -1] = new_item_suffix(self.corpus_codes[:, :-1], raw, self.suffix_size)
+            elif self.config.collisions == "sinkhorn":
+                codes[new] = raw
+                sim = F.normalize(self._last_expert(features, new), dim=-1) @ model.books[-1].unit_embed().t()
+                codes[new, -1] = free_last_codes(self.corpus_codes, raw, sim.argsort(dim=1, descending=True).cpu().numpy())
             else:
                 codes[new] = raw
         return codes
@@ -472,8 +496,9 @@ class MMQTokenizer(Tokenizer):
         if codes.ndim != 2 or codes.shape[1] != len(self.slots):
             raise MotorecError(f"decode: codes must be (n_items, {len(self.slots)}), got shape {codes.shape}.")
         expert = codes[:, : model.n_experts]
-        if (expert < 0).any() or (expert >= model.codebook_size).any():
-            raise MotorecError(f"decode: expert codes must lie in [0, {model.codebook_size}).")
+        sizes = np.array(model.book_sizes)
+        if (expert < 0).any() or (expert >= sizes).any():
+            raise MotorecError(f"decode: expert codes must lie in [0, codes per expert {sizes.tolist()}).")
         with torch.no_grad():
             out = model.decode(torch.from_numpy(expert).to(self.device))
         return {m: v.cpu().numpy() for m, v in out.items()}
@@ -483,7 +508,7 @@ class MMQTokenizer(Tokenizer):
     def slots(self) -> list[TokenSlot]:
         if self.model is None:
             return []
-        slots = [TokenSlot(m, j, self.model.codebook_size) for m, j in self.model.expert_names()]
+        slots = [TokenSlot(m, j, k) for (m, j), k in zip(self.model.expert_names(), self.model.book_sizes)]
         if self.config.collisions == "suffix":
             slots.append(TokenSlot("shared", self.model.n_shared, self.suffix_size, kind="suffix"))
         return slots
@@ -509,7 +534,7 @@ class MMQTokenizer(Tokenizer):
             concat_hat = model.decoder(z).cpu().numpy()
             recon = model.decode(raw, gates)
             orth = float(model.orthogonality())
-        raw_np, k = raw.cpu().numpy(), model.codebook_size
+        raw_np, sizes = raw.cpu().numpy(), model.book_sizes
         groups: dict[str, list[int]] = {}
         for e, (group, _) in enumerate(model.expert_names()):
             groups.setdefault(group, []).append(e)
@@ -522,9 +547,9 @@ class MMQTokenizer(Tokenizer):
                 err.update(np.asarray(features[group]), recon[group].cpu().numpy())
             report["modalities"][group] = {
                 "levels": len(cols),
-                "codebook_size": k,
-                "utilisation": [utilisation(raw_np[:, e], k) for e in cols],
-                "perplexity": [perplexity(raw_np[:, e], k) for e in cols],
+                "codebook_size": sizes[cols[0]],
+                "utilisation": [utilisation(raw_np[:, e], sizes[e]) for e in cols],
+                "perplexity": [perplexity(raw_np[:, e], sizes[e]) for e in cols],
                 "collision_rate_raw": collision_rate(raw_np[:, cols]),
                 "collision_rate": collision_rate(raw_np[:, cols]),
                 "reconstruction": err.result(),
@@ -535,7 +560,7 @@ class MMQTokenizer(Tokenizer):
             suffix_size=self.suffix_size,
             orthogonality_loss=orth,
             gate_mean={m: gates[:, i].mean(0).cpu().tolist() for i, m in enumerate(model.modalities)},
-            mean_utilisation=float(np.mean([utilisation(raw_np[:, e], k) for e in range(model.n_experts)])),
+            mean_utilisation=float(np.mean([utilisation(raw_np[:, e], sizes[e]) for e in range(model.n_experts)])),
         )
         return report
 

@@ -34,6 +34,7 @@ from motorec.tokenizers.codebook import (
     bernoulli_kl,
     code_sparsity,
     collision_rate,
+    free_last_codes,
     new_item_suffix,
     pairwise_sqdist,
     perplexity,
@@ -457,17 +458,10 @@ class RQVAETokenizer(Tokenizer):
             codes[new, -1] = new_item_suffix(fitted.corpus_codes[:, :-1], raw[new], fitted.suffix_size)
         elif mode == "sinkhorn":
             codes[new] = raw[new]
-            taken = {tuple(r.tolist()) for r in fitted.corpus_codes}
             x_new = _tensor(feat[new], self.device)
             residual = self._last_residual(model, x_new, torch.from_numpy(raw[new]).to(self.device))
-            order = pairwise_sqdist(residual, model.quantizer.codebooks[-1].embed).argsort(dim=1).cpu()
-            for j, i in enumerate(new):
-                prefix = tuple(raw[i, :-1].tolist())
-                for c in order[j].tolist():
-                    if prefix + (c,) not in taken:
-                        codes[i, -1] = c
-                        break
-                taken.add(tuple(codes[i].tolist()))
+            order = pairwise_sqdist(residual, model.quantizer.codebooks[-1].embed).argsort(dim=1).cpu().numpy()
+            codes[new, -1] = free_last_codes(fitted.corpus_codes, raw[new], order)
         else:
             codes[new] = raw[new]
         return codes
