@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from motorec.cli import main
-from motorec.config import build_config
 from motorec.commands.motor import setting_notes, size_of, size_table, tile_catalogue
+from motorec.config import build_config
 from motorec.data import cold_split, make_synthetic
 from motorec.errors import MotorecError
 from motorec.models import ModelContext
