@@ -1,6 +1,6 @@
 """TIGER's constrained beam search is exact where it can be checked by brute force, respects the
-exclusion mask; the causal all-position loss equals the per-example one and sees no future item;
-TIGER (both encoders) and SASRec learn a deterministic next-item rule."""
+exclusion mask; the trie level loss is the item's NLL as beam search scores it; the causal
+all-position loss equals the per-example one and sees no future item; TIGER (both encoders) and SASRec learn a deterministic next-item rule."""
 from __future__ import annotations
 
 import itertools
@@ -60,6 +60,25 @@ def test_beam_search_matches_brute_force_and_excludes():
     assert not set(top) & set(order[:3].tolist())  # a narrow beam is approximate, but never excluded
 
 
+def test_trie_level_loss_is_the_items_constrained_nll_and_ignores_determined_levels():
+    torch.manual_seed(0)
+    codes = all_codes(10)  # items 8, 9 share prefix (2, 0): their level 2 is a choice, their level 1 is not
+    model = TIGER(codes, [3, 2, 2], **SMALL, level_loss="trie").eval()
+    history = torch.tensor([[-1, -1, 3, 7, 1]])
+    with torch.no_grad():
+        exact = brute_force_scores(model, history, codes)
+        nll = torch.stack([model.loss(history, torch.tensor([item])) for item in range(len(codes))])
+    torch.testing.assert_close(nll, -exact, rtol=1e-4, atol=1e-4)
+    # a level whose prefix has one valid child costs nothing: its logits get no gradient
+    logits = torch.randn(1, 3, model.head.out_features, requires_grad=True)
+    model._level_loss(logits, torch.tensor([8])).backward()
+    lo, hi = int(model.offsets[1]), int(model.offsets[2])
+    assert logits.grad[0, 1, lo:hi].abs().sum() == 0 and logits.grad[0, 2].abs().sum() > 0
+    full = TIGER(codes, [3, 2, 2], **SMALL, level_loss="full")
+    full._level_loss(logits, torch.tensor([8])).backward()
+    assert logits.grad[0, 1, lo:hi].abs().sum() > 0  # TIGER's full loss does train that level
+
+
 def cyclic_dataset(n_users: int = 120, n_items: int = 40, length: int = 8) -> Dataset:
     """Every user walks items i, i+1, i+2, ... (mod n): the next item is a function of the last."""
     rng = np.random.default_rng(0)
@@ -93,13 +112,13 @@ def test_causal_all_position_loss_is_the_per_example_loss_and_never_sees_the_fut
         assert not torch.allclose(model.loss(changed, last_only), model.loss(history, last_only))
 
 
-@pytest.mark.parametrize("causal", [False, True])
-def test_tiger_learns_a_deterministic_sequence(causal):
+@pytest.mark.parametrize("causal,level_loss", [(False, "full"), (True, "full"), (True, "trie")])
+def test_tiger_learns_a_deterministic_sequence(causal, level_loss):
     data = build_sequences(cyclic_dataset(), max_len=5)
     cfg = LoopConfig(epochs=25, batch_size=16 if causal else 64, lr=3e-3, patience=25)
     torch.manual_seed(0)
     codes = np.array(list(itertools.product(range(5), range(4), range(2))))
-    tiger = TIGER(codes, [5, 4, 2], **SMALL, causal=causal)
+    tiger = TIGER(codes, [5, 4, 2], **SMALL, causal=causal, level_loss=level_loss)
     result = fit(tiger, data, cfg, seed=0)
     assert result["test"]["all"]["recall@5"] > 0.9
 

@@ -138,9 +138,29 @@ def test_finetune_lowers_behaviour_loss_and_keeps_ids_unique():
     assert collision_rate(after) == 0.0 and not np.array_equal(after, before)
 
 
+def test_shared_scope_fine_tunes_only_the_shared_experts_on_behaviour(fitted):
+    tok, feats = fitted
+    model = copy.deepcopy(tok.model).eval()
+    out = model({m: torch.from_numpy(f[:16]) for m, f in feats.items()}, soft_tau=0.1)
+    out.shared.sum().backward()  # what the behavioural loss reads with ft_scope=shared
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for e in model.shared for p in e.parameters())
+    assert all(p.grad is None for m in model.modalities for e in model.specific[m] for p in e.parameters())
+    feats = small_features(seed=3)
+    shared = MMQTokenizer(**{**SMALL, "ft_steps": 60, "ft_batch_size": 32, "ft_lr": 3e-3, "ft_scope": "shared"})
+    shared.fit(feats, seed=0)
+    rng = np.random.default_rng(0)
+    pairs = rng.permutation(120).reshape(60, 2)
+    shared.finetune(feats, [np.r_[pairs[i], pairs[(i + 1) % 60]] for i in range(60) for _ in range(3)], seed=0)
+    behaviour = [h["behaviour"] for h in shared.history if h["stage"] == "finetune"]
+    assert np.mean(behaviour[-10:]) < np.mean(behaviour[:10]) - 0.2
+    assert collision_rate(shared.encode(feats)) == 0.0
+
+
 def test_user_errors():
     with pytest.raises(MotorecError, match="Unknown parameter"):
         MMQTokenizer(codebok_size=8)
+    with pytest.raises(MotorecError, match="ft_scope"):
+        MMQTokenizer(ft_scope="specific")
     with pytest.raises(MotorecError, match="not fitted"):
         MMQTokenizer(**SMALL).encode(small_features())
     tok = MMQTokenizer(**SMALL).fit(small_features(), seed=0)

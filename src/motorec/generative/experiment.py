@@ -19,7 +19,7 @@ from motorec.generative.sasrec import SASRec
 from motorec.generative.sequences import build_sequences, sequences_with_label
 from motorec.generative.tiger import TIGER
 
-TIGER_KEYS = ("d_model", "n_heads", "n_layers", "ff_dim", "dropout", "history_encoding", "causal")
+TIGER_KEYS = ("d_model", "n_heads", "n_layers", "ff_dim", "dropout", "history_encoding", "causal", "level_loss")
 SASREC_KEYS = ("d_model", "n_heads", "n_layers", "dropout")
 
 

@@ -16,6 +16,13 @@ one pass over a window of the user's sequence serves the targets after *every* p
 decoder reads all of them at once (block-diagonal self-attention, memory masked to positions
 <= t), as SASRec trains. Same examples, several times less compute per example; inference is
 unchanged (the decoder reads the whole causal memory of the history).
+
+`level_loss`: "trie" (the default, chosen on valid) normalises each level over the valid children
+of the target's own prefix, as beam search scores it, and sums the levels: the loss is then
+exactly the item's negative log-likelihood under the distribution the decoder is searched with,
+and levels a prefix already determines (most levels of long, parallel IDs such as MMQ's) cost
+nothing and take no share of the gradient. "full" is TIGER's cross-entropy of every level over
+that level's whole token range, averaged over levels.
 """
 from __future__ import annotations
 
@@ -32,6 +39,7 @@ from motorec.generative.sequences import SequenceData, train_windows
 from motorec.generative.trie import PrefixTrie, TorchTrie
 
 HISTORY_ENCODINGS = ("tokens", "items")
+LEVEL_LOSSES = ("full", "trie")
 
 
 class TIGER(nn.Module):
@@ -48,16 +56,20 @@ class TIGER(nn.Module):
         max_len: int = 20,
         history_encoding: str = "items",
         causal: bool = False,
+        level_loss: str = "trie",
     ) -> None:
         super().__init__()
         if history_encoding not in HISTORY_ENCODINGS:
             raise MotorecError(f"history_encoding '{history_encoding}': choose one of {', '.join(HISTORY_ENCODINGS)}.")
+        if level_loss not in LEVEL_LOSSES:
+            raise MotorecError(f"level_loss '{level_loss}': choose one of {', '.join(LEVEL_LOSSES)}.")
         codes = np.asarray(codes, dtype=np.int64)
         self.trie = PrefixTrie(codes, vocab_sizes)
         self.length = codes.shape[1]
         offsets = np.r_[0, np.cumsum(vocab_sizes)].astype(np.int64)
         self.register_buffer("offsets", torch.from_numpy(offsets), persistent=False)
         self.register_buffer("item_tokens", torch.from_numpy(codes + offsets[:-1]), persistent=False)
+        self.register_buffer("item_nodes", torch.from_numpy(self.trie.item_nodes), persistent=False)
         vocab = int(offsets[-1])
         self.token_emb = nn.Embedding(vocab, d_model)
         self.level_emb = nn.Embedding(self.length, d_model)
@@ -72,6 +84,7 @@ class TIGER(nn.Module):
         self.head = nn.Linear(d_model, vocab)
         self.history_encoding = history_encoding
         self.causal = causal
+        self.level_loss = level_loss
         self.n_heads = n_heads
         self.max_len = max_len
         self._device_trie: TorchTrie | None = None
@@ -141,7 +154,7 @@ class TIGER(nn.Module):
         memory, pad = self.encode(history)
         if target.dim() == 1:
             tokens = self.item_tokens[target]
-            return self._level_loss(self.decode(memory, pad, tokens[:, :-1]), tokens)
+            return self._level_loss(self.decode(memory, pad, tokens[:, :-1]), target)
         b, h = history.shape
         keep = (target >= 0) & (history >= 0)  # a real target with at least one history item
         tokens = self.item_tokens[target.clamp_min(0)]  # (B, H, L)
@@ -155,15 +168,22 @@ class TIGER(nn.Module):
         memory_mask = self._heads(_blocked(m_step.unsqueeze(0) > q_step.unsqueeze(1), q_step, m_step, pad))
         out = self.transformer.decoder(tgt, memory, tgt_mask=self_mask, memory_mask=memory_mask)
         logits = self.head(out).reshape(b, h, self.length, -1)
-        return self._level_loss(logits[keep], tokens[keep])
+        return self._level_loss(logits[keep], target[keep])
 
-    def _level_loss(self, logits: Tensor, tokens: Tensor) -> Tensor:
-        """logits (N, L, vocab), tokens (N, L) global ids -> mean per-level cross-entropy."""
+    def _level_loss(self, logits: Tensor, items: Tensor) -> Tensor:
+        """logits (N, L, vocab) for target items (N,) -> per-level cross-entropy: mean over levels of
+        each level's whole token range ("full"), or the item's trie-constrained NLL ("trie")."""
+        tokens = self.item_tokens[items]
         total = logits.new_zeros(())
+        trie = self.device_trie() if self.level_loss == "trie" else None
         for level in range(self.length):
             lo, hi = int(self.offsets[level]), int(self.offsets[level + 1])
-            total = total + F.cross_entropy(logits[:, level, lo:hi], tokens[:, level] - lo)
-        return total / self.length
+            level_logits = logits[:, level, lo:hi]
+            if trie is not None:
+                valid = trie.children[level][self.item_nodes[items, level]] >= 0
+                level_logits = level_logits.masked_fill(~valid, float("-inf"))
+            total = total + F.cross_entropy(level_logits, tokens[:, level] - lo)
+        return total if trie is not None else total / self.length
 
     # ------------------------------------------------------------------ generation
     def device_trie(self) -> TorchTrie:

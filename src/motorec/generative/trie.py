@@ -2,7 +2,8 @@
 
 Level l has one node per distinct ID prefix of length l (level 0: the root). `children[l]` is
 (n_nodes_l, V_l): the node reached by token v, or -1 when no item's ID continues that way, so a
-constrained decoder masks a whole beam with one gather. `leaf_item[node]` maps a full ID to its item.
+constrained decoder masks a whole beam with one gather. `leaf_item[node]` maps a full ID to its item; `item_nodes[i, l]` is the node of item i's prefix of
+length l, so a training loss can mask each level to the children of the target's own prefix.
 """
 from __future__ import annotations
 
@@ -30,8 +31,10 @@ class PrefixTrie:
             )
         self.length = length
         self.children: list[np.ndarray] = []
+        self.item_nodes = np.zeros((n, length), dtype=np.int64)
         parent = np.zeros(n, dtype=np.int64)  # node of each item's prefix at the current level
         for level in range(length):
+            self.item_nodes[:, level] = parent
             keys = parent * self.vocab_sizes[level] + codes[:, level]
             uniq, node = np.unique(keys, return_inverse=True)
             table = np.full((int(parent.max()) + 1, self.vocab_sizes[level]), -1, dtype=np.int64)

@@ -80,11 +80,13 @@ class CosineCodebook(Codebook):
 
 @dataclass
 class MMQOutput:
-    """codes (B, E) one per expert; z (B, D) fused latent; recon/aux/orth/commit scalars;
-    loss_per_item (B,) the weighted training loss of each item (orth shared equally)."""
+    """codes (B, E) one per expert; z (B, D) fused latent; shared (B, D) the shared experts' part
+    of z; recon/aux/orth/commit scalars; loss_per_item (B,) the weighted training loss of each item
+    (orth shared equally)."""
 
     codes: Tensor
     z: Tensor
+    shared: Tensor
     recon: Tensor
     aux: Tensor
     orth: Tensor
@@ -213,13 +215,19 @@ class MMQ(nn.Module):
         w_rec = self.w_rec if w_rec is None else w_rec
         w_aux = self.w_aux if w_aux is None else w_aux
         per_item = w_rec * recon + w_aux * aux + self.w_orth * orth + commit
-        return MMQOutput(torch.stack(codes, 1), z, recon, aux, orth, commit, per_item)  # type: ignore[arg-type]
+        shared = sum(q[: self.n_shared], torch.zeros_like(z))
+        return MMQOutput(torch.stack(codes, 1), z, shared, recon, aux, orth, commit, per_item)  # type: ignore[arg-type]
 
     @torch.no_grad()
     def encode(self, x: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Hard codes (n, E) and gates (n, M, n_specific), no gradient."""
         outs, gates = self.expert_outputs(self.standardise(x))
-        return torch.stack([book.assign(u)[0] for u, book in zip(outs, self.books)], 1), gates
+        return self.assign_codes(outs), gates
+
+    @torch.no_grad()
+    def assign_codes(self, outs: list[Tensor]) -> Tensor:
+        """(n, E) nearest code of every expert's output."""
+        return torch.stack([book.assign(u)[0] for u, book in zip(outs, self.books)], 1)
 
     def decode(self, codes: Tensor, gates: Tensor | None = None) -> dict[str, Tensor]:
         """Raw-scale features per modality from (n, E) codes (corpus-mean gates unless given)."""
@@ -279,6 +287,7 @@ class MMQConfig:
     ft_history: int = 5  # most recent items averaged into the user vector
     ft_temperature: float = 0.1  # of the behavioural softmax over the catalogue
     ft_restart_every: int = 10  # steps between corpus-wide dead-code restarts (0 = never)
+    ft_scope: str = "fused"  # what the behavioural loss reads: fused (every expert) | shared (shared experts only)
     device: str = "auto"
 
     def validate(self) -> None:
@@ -289,6 +298,8 @@ class MMQConfig:
             (all(int(h) >= 1 for h in self.hidden), "hidden sizes must be >= 1"),
             (min(self.w_rec, self.w_aux, self.w_orth, self.beta) >= 0, "loss weights must be >= 0"),
             (self.collisions in ("suffix", "sinkhorn", "none"), "collisions must be suffix, sinkhorn or none"),
+            (self.ft_scope in ("fused", "shared"), "ft_scope must be fused or shared"),
+            (self.ft_scope != "shared" or self.n_shared >= 1, "ft_scope=shared needs n_shared >= 1"),
             (self.sinkhorn_epsilon > 0, "sinkhorn_epsilon must be > 0"),
             (self.epochs >= 0 and self.batch_size >= 1 and self.lr > 0, "epochs >= 0, batch_size >= 1, lr > 0"),
             (self.ft_steps >= 0 and self.ft_tau > 0 and self.ft_temperature > 0 and self.ft_history >= 1
@@ -388,26 +399,26 @@ class MMQTokenizer(Tokenizer):
     def _freeze_corpus(self, features: Features) -> None:
         """Encode the fitted corpus once, resolve collisions, remember the table and gates."""
         model = self._require_fitted().eval()
-        raw, gates = model.encode(self._tensors(features))
+        raw, gates, last_out = self._encode_rows(features)
         model.gate_mean.copy_(gates.mean(0))
         raw_np = raw.cpu().numpy()
         if self.config.collisions == "suffix":
             suffix, self.suffix_size = suffix_codes(raw_np)
             self.corpus_codes = np.column_stack([raw_np, suffix]).astype(np.int64)
         elif self.config.collisions == "sinkhorn":
-            last_out, book = self._last_expert(features), model.books[-1]
-            raw_np[:, -1] = sinkhorn_resolve(raw_np[:, :-1], raw_np[:, -1], F.normalize(last_out, dim=-1),
-                                             book.unit_embed().detach(), self.config.sinkhorn_epsilon)
+            raw_np[:, -1] = sinkhorn_resolve(raw_np[:, :-1], raw_np[:, -1], last_out,
+                                             model.books[-1].unit_embed().detach(), self.config.sinkhorn_epsilon)
             self.corpus_codes, self.suffix_size = raw_np.astype(np.int64), 0
         else:
             self.corpus_codes, self.suffix_size = raw_np.astype(np.int64), 0
         self.corpus_fingerprints = self._fingerprints(features)
 
     @torch.no_grad()
-    def _last_expert(self, features: Features, rows: np.ndarray | slice = slice(None)) -> Tensor:
-        """The last expert's output (what its codebook quantises) for the given rows."""
+    def _encode_rows(self, features: Features, rows: np.ndarray | slice = slice(None)) -> tuple[Tensor, Tensor, Tensor]:
+        """Codes (n, E), gates and the last expert's unit output (what sinkhorn re-assigns), one pass."""
         model = self._require_fitted()
-        return model.expert_outputs(model.standardise(self._tensors(features, rows)))[0][-1]
+        outs, gates = model.expert_outputs(model.standardise(self._tensors(features, rows)))
+        return model.assign_codes(outs), gates, outs[-1]
 
     # ---------------------------------------------------------------- stage 2
     def finetune(self, features: Features, sequences: Sequence[np.ndarray], seed: int = 0) -> "MMQTokenizer":
@@ -418,7 +429,10 @@ class MMQTokenizer(Tokenizer):
         and target item of `ft_batch_size` sampled pairs): the user vector is the mean fused latent
         of the `ft_history` items before a target, items are scored by cosine / ft_temperature.
         The fused latents come through the soft index, so the loss moves encoders, gates and
-        codebooks; ft_w_rec * L_recon + ft_w_aux * L_aux keeps the content. Every
+        codebooks; ft_w_rec * L_recon + ft_w_aux * L_aux keeps the content. `ft_scope=shared`
+        scores with the shared experts' part of the latent only: behaviour then moves the shared
+        experts (the leading ID tokens) while the modality experts keep to content, so co-consumed
+        items share a prefix instead of a whole ID. Every
         `ft_restart_every` steps, codes no item of the corpus uses are re-seeded: the behavioural
         loss pulls co-consumed items onto the same codes and would otherwise empty the codebooks.
         """
@@ -440,7 +454,7 @@ class MMQTokenizer(Tokenizer):
                 h, t = hist_t[batch], target_t[batch]
                 items, inverse = torch.unique(torch.cat([h.flatten(), t]).clamp_min(0), return_inverse=True)
                 out = model({m: v[items] for m, v in x.items()}, soft_tau=cfg.ft_tau, w_rec=cfg.ft_w_rec, w_aux=cfg.ft_w_aux)
-                z = F.normalize(out.z, dim=-1)
+                z = F.normalize(out.shared if cfg.ft_scope == "shared" else out.z, dim=-1)
                 h_local, t_local = inverse[: h.numel()].view_as(h), inverse[h.numel():]
                 mask = (h >= 0).unsqueeze(-1).float()
                 user = F.normalize((z[h_local] * mask).sum(1) / mask.sum(1).clamp_min(1.0), dim=-1)
@@ -478,13 +492,14 @@ class MMQTokenizer(Tokenizer):
         codes[known] = self.corpus_codes[corpus_row[known]]
         new = np.flatnonzero(~known)
         if new.size:
-            raw = model.encode(self._tensors(features, new))[0].cpu().numpy()
+            raw_t, _, last_out = self._encode_rows(features, new)
+            raw = raw_t.cpu().numpy()
             if self.config.collisions == "suffix":
                 codes[new, :-1] = raw
                 codes[new, -1] = new_item_suffix(self.corpus_codes[:, :-1], raw, self.suffix_size)
             elif self.config.collisions == "sinkhorn":
                 codes[new] = raw
-                sim = F.normalize(self._last_expert(features, new), dim=-1) @ model.books[-1].unit_embed().t()
+                sim = last_out @ model.books[-1].unit_embed().t()
                 codes[new, -1] = free_last_codes(self.corpus_codes, raw, sim.argsort(dim=1, descending=True).cpu().numpy())
             else:
                 codes[new] = raw
