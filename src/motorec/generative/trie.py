@@ -2,8 +2,9 @@
 
 Level l has one node per distinct ID prefix of length l (level 0: the root). `children[l]` is
 (n_nodes_l, V_l): the node reached by token v, or -1 when no item's ID continues that way, so a
-constrained decoder masks a whole beam with one gather. `leaf_item[node]` maps a full ID to its item; `item_nodes[i, l]` is the node of item i's prefix of
-length l, so a training loss can mask each level to the children of the target's own prefix.
+constrained decoder masks a whole beam with one gather. `leaf_item[node]` maps a full ID to its
+item; `item_nodes[i, l]` is the node of item i's prefix of length l, so a training loss can mask
+each level to the children of the target's own prefix.
 """
 from __future__ import annotations
 
