@@ -69,7 +69,6 @@ class TIGER(nn.Module):
         offsets = np.r_[0, np.cumsum(vocab_sizes)].astype(np.int64)
         self.register_buffer("offsets", torch.from_numpy(offsets), persistent=False)
         self.register_buffer("item_tokens", torch.from_numpy(codes + offsets[:-1]), persistent=False)
-        self.register_buffer("item_nodes", torch.from_numpy(self.trie.item_nodes), persistent=False)
         vocab = int(offsets[-1])
         self.token_emb = nn.Embedding(vocab, d_model)
         self.level_emb = nn.Embedding(self.length, d_model)
@@ -180,7 +179,7 @@ class TIGER(nn.Module):
             lo, hi = int(self.offsets[level]), int(self.offsets[level + 1])
             level_logits = logits[:, level, lo:hi]
             if trie is not None:
-                valid = trie.children[level][self.item_nodes[items, level]] >= 0
+                valid = trie.children[level][trie.item_nodes[items, level]] >= 0
                 level_logits = level_logits.masked_fill(~valid, float("-inf"))
             total = total + F.cross_entropy(level_logits, tokens[:, level] - lo)
         return total if trie is not None else total / self.length

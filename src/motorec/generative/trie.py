@@ -46,15 +46,17 @@ class PrefixTrie:
         self.leaf_item[parent] = np.arange(n)
 
     def to(self, device: torch.device) -> "TorchTrie":
-        return TorchTrie([torch.from_numpy(c).to(device) for c in self.children], torch.from_numpy(self.leaf_item).to(device))
+        return TorchTrie([torch.from_numpy(c).to(device) for c in self.children], torch.from_numpy(self.leaf_item).to(device),
+                         torch.from_numpy(self.item_nodes).to(device))
 
 
 class TorchTrie:
     """The trie's tables as tensors on the decoder's device."""
 
-    def __init__(self, children: list[torch.Tensor], leaf_item: torch.Tensor) -> None:
+    def __init__(self, children: list[torch.Tensor], leaf_item: torch.Tensor, item_nodes: torch.Tensor) -> None:
         self.children = children
         self.leaf_item = leaf_item
+        self.item_nodes = item_nodes
 
     @property
     def length(self) -> int:
