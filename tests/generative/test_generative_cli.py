@@ -48,6 +48,18 @@ def test_generative_writes_results(tiny_folder, tmp_path, ids):
         assert (out / "seed_1" / "tokenizer" / "tokenizer.json").is_file()
 
 
+def test_generative_fine_tunes_mmq_against_the_generator(tiny_folder, tmp_path):
+    out = tmp_path / "gen"
+    args = ["generative", "--data", str(tiny_folder), "--ids", "mmq-ft", "--out", str(out), *TINY_TIGER,
+            "--set", "ids.mmq.ft_objective=generator", "--set", "train.ft_warmup_epochs=1"]
+    assert main(args) == 0
+    seed = json.loads((out / "seed_1" / "result.json").read_text())
+    joint = seed["generator_finetune"]
+    assert len(joint["steps"]) == 2 and joint["warmup_valid"]["users"] == 30
+    assert 0.0 <= joint["items_with_new_codes"] <= 1.0
+    assert seed["tokenizer_diagnostics"]["collision_rate_joint"] == 0.0
+
+
 def test_rank_writes_auc_per_feature_set(tiny_folder, tmp_path):
     out = tmp_path / "rank"
     args = ["rank", "--data", str(tiny_folder), "--features", "id,sid", "--out", str(out), "--set", "seeds=[1]",
@@ -66,3 +78,7 @@ def test_user_errors_exit_2(tiny_folder, tmp_path, capsys):
     assert main(["generative", "--data", str(tiny_folder), "--ids", "mmq", "--out", str(tmp_path / "z"),
                  "--set", "ids.mmq.w_ortho=0"]) == 2
     assert "unknown config key" in capsys.readouterr().err
+    assert main(["rank", "--data", str(tiny_folder), "--ids", "mmq-ft", "--out", str(tmp_path / "w"),
+                 "--set", "ids.mmq.ft_objective=generator"]) == 2
+    assert "fine-tunes MMQ against the generator's loss" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()

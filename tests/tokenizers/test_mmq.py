@@ -181,13 +181,13 @@ def test_diagnostics_report_per_expert_group(fitted):
 
 def test_finetune_restart_reseeds_codes_no_item_uses(fitted):
     tok, feats = copy.deepcopy(fitted[0]), fitted[1]
-    model, x = tok.model, tok._tensors(feats)
+    model, x = tok.model, tok.tensors(feats)
     with torch.no_grad():  # point three codes of expert 0 away from every item: nobody uses them
         away = -torch.nn.functional.normalize(model.expert_outputs(model.standardise(x))[0][0].mean(0), dim=0)
         model.books[0].embed[:3] = away
         used_before = set(model.encode(x)[0][:, 0].tolist())
     assert not used_before & {0, 1, 2}
-    assert tok._restart_unused(x) >= 3
+    assert tok.restart_unused(x) >= 3
     with torch.no_grad():
         assert not torch.allclose(model.books[0].unit_embed()[:3], away.expand(3, -1))
         assert len(set(model.encode(x)[0][:, 0].tolist())) > len(used_before)

@@ -117,6 +117,9 @@ def rank(
     if ids not in ID_KINDS:
         raise MotorecError(f"--ids '{ids}': choose one of {', '.join(ID_KINDS)}.")
     ds, cfg, device = _setup("dcn", data, config, set_)
+    if ids == "mmq-ft" and cfg["ids"]["mmq"].get("ft_objective") == "generator":
+        raise MotorecError("ids.mmq.ft_objective=generator fine-tunes MMQ against the generator's loss; "
+                           "the ranker fine-tunes with ft_objective=next_item.")
     prepare_run_dir(out, overwrite, resume)
     runs = _run_seeds(out, cfg, resume, lambda seed, d: ranking_seed(ds, sets, ids, cfg, seed, device))
     summary: dict[str, Any] = {"ids": ids, "dataset": ds.name, "config": cfg, "seeds": [r["seed"] for r in runs]}

@@ -12,12 +12,14 @@ from typing import Any
 import torch
 
 from motorec.data import TRAIN, Dataset
-from motorec.generative.ids import semantic_ids
+from motorec.generative.ids import SemanticIDs, ids_from_tokenizer, semantic_ids, tokenizer_features
+from motorec.generative.joint import generator_finetune
 from motorec.generative.loop import LoopConfig, fit
 from motorec.generative.ranking import RankConfig, chronological_split, field_table, fit_ranker
 from motorec.generative.sasrec import SASRec
-from motorec.generative.sequences import build_sequences, sequences_with_label
+from motorec.generative.sequences import SequenceData, build_sequences, sequences_with_label
 from motorec.generative.tiger import TIGER
+from motorec.tokenizers.mmq import MMQTokenizer
 
 TIGER_KEYS = ("d_model", "n_heads", "n_layers", "ff_dim", "dropout", "history_encoding", "causal", "level_loss")
 SASREC_KEYS = ("d_model", "n_heads", "n_layers", "dropout")
@@ -34,17 +36,46 @@ def generative_seed(ds: Dataset, ids: str, cfg: dict[str, Any], seed: int, devic
         model: torch.nn.Module = SASRec(ds.n_items, max_len=int(m["max_len"]), **{k: m[k] for k in SASREC_KEYS})
     else:
         t0 = time.perf_counter()
-        sem = semantic_ids(ds, ids, dict(cfg["ids"][ids.removesuffix("-ft")]), seed, data.train_sequences)
-        info.update(tokenizer_seconds=time.perf_counter() - t0, id_length=sem.codes.shape[1],
-                    vocab_sizes=sem.vocab_sizes, tokenizer_diagnostics=sem.diagnostics)
+        params = dict(cfg["ids"][ids.removesuffix("-ft")])
+        joint = ids == "mmq-ft" and params.get("ft_objective") == "generator"
+        sem = semantic_ids(ds, ids, params, seed, data.train_sequences, generator_follows=joint)
+        info.update(tokenizer_seconds=time.perf_counter() - t0)
+        torch.manual_seed(seed)
+        model = TIGER(sem.codes, sem.vocab_sizes, max_len=int(m["max_len"]), **{k: m[k] for k in TIGER_KEYS}).to(device)
+        if joint:
+            model, sem, info["generator_finetune"] = _generator_finetune(model, sem, ds, data, cfg, seed)
+        info.update(id_length=sem.codes.shape[1], vocab_sizes=sem.vocab_sizes, tokenizer_diagnostics=sem.diagnostics)
         if save_dir is not None:
             sem.tokenizer.save(save_dir / "tokenizer")
-        torch.manual_seed(seed)
-        model = TIGER(sem.codes, sem.vocab_sizes, max_len=int(m["max_len"]), **{k: m[k] for k in TIGER_KEYS})
     model.to(device)
     result = fit(model, data, LoopConfig.from_dict(cfg["train"]), seed)
     info["parameters"] = sum(p.numel() for p in model.parameters())
     return {**info, **result}
+
+
+def _generator_finetune(model: TIGER, sem: SemanticIDs, ds: Dataset, data: SequenceData, cfg: dict[str, Any],
+                        seed: int) -> tuple[TIGER, SemanticIDs, dict[str, Any]]:
+    """Warm-up TIGER on the stage-1 IDs, fine-tune generator and MMQ jointly, re-encode the IDs and
+    carry TIGER over to them (generative.joint); the caller then trains it to early stopping."""
+    train = cfg["train"]
+    params = cfg["ids"]["mmq"]
+    t0 = time.perf_counter()
+    warm_cfg = LoopConfig.from_dict({**train, "epochs": int(train["ft_warmup_epochs"]), "patience": int(train["ft_warmup_epochs"]) + 1})
+    warm = fit(model, data, warm_cfg, seed, test=False) if warm_cfg.epochs else {}
+    tok = sem.tokenizer
+    assert isinstance(tok, MMQTokenizer)
+    features = tokenizer_features(ds, "mmq")
+    steps = generator_finetune(model, tok, features, data, int(params["ft_steps"]), int(train["batch_size"]),
+                               float(train["lr"]), seed)
+    before, experts = sem.codes, tok.model.n_experts if tok.model else 0
+    sem = ids_from_tokenizer(tok, features)
+    moved = float((before[:, :experts] != sem.codes[:, :experts]).any(1).mean())
+    return model.with_codes(sem.codes, sem.vocab_sizes), sem, {
+        "seconds": time.perf_counter() - t0,
+        "warmup_valid": warm.get("valid", {}).get("all"),
+        "steps": steps,
+        "items_with_new_codes": moved,
+    }
 
 
 def ranking_seed(ds: Dataset, feature_sets: list[str], ids: str, cfg: dict[str, Any], seed: int,

@@ -2,7 +2,8 @@
 
 "rqvae" and "pq" read one joint content vector (the L2-normalised modalities concatenated), so an
 item gets one ID as in TIGER; "mmq" reads the modalities separately (its experts need them);
-"mmq-ft" is MMQ after behaviour-aware fine-tuning on the train sequences. Codes that still
+"mmq-ft" is MMQ after behaviour-aware fine-tuning on the train sequences (with the in-batch
+next-item objective; the generator objective runs in `generative.joint`). Codes that still
 collide get a disambiguating suffix slot, so every item has a unique ID for the prefix trie.
 """
 from __future__ import annotations
@@ -47,17 +48,28 @@ def tokenizer_features(ds: Dataset, kind: str) -> dict[str, np.ndarray]:
 
 
 def semantic_ids(ds: Dataset, kind: str, params: dict[str, Any], seed: int,
-                 train_sequences: Sequence[np.ndarray] | None = None) -> SemanticIDs:
-    """Fit the tokenizer on every item's content (no interactions, except mmq-ft's train sequences)."""
+                 train_sequences: Sequence[np.ndarray] | None = None, generator_follows: bool = False) -> SemanticIDs:
+    """Fit the tokenizer on every item's content (no interactions, except mmq-ft's train sequences).
+    mmq-ft with `ft_objective: generator` returns the stage-1 IDs, for a caller that runs the
+    generator fine-tuning itself (`generator_follows`); any other caller gets an error."""
     if kind not in ID_KINDS:
         raise MotorecError(f"--ids '{kind}': choose one of {', '.join(ID_KINDS)}.{did_you_mean(kind, ID_KINDS)}")
     features = tokenizer_features(ds, kind)
     tok = build_tokenizer(kind.removesuffix("-ft"), **params)
+    generator_objective = kind == "mmq-ft" and tok.config.ft_objective == "generator"  # type: ignore[attr-defined]
+    if generator_objective and not generator_follows:
+        raise MotorecError("ids.mmq.ft_objective=generator fine-tunes against the generative task's loss: "
+                           "use it with `motorec generative`; other tasks take ft_objective=next_item.")
     tok.fit(features, seed=seed)
-    if kind == "mmq-ft":
+    if kind == "mmq-ft" and not generator_objective:
         if train_sequences is None:
             raise MotorecError("mmq-ft needs the users' train sequences for behaviour-aware fine-tuning.")
         tok.finetune(features, train_sequences, seed=seed)  # type: ignore[attr-defined]
+    return ids_from_tokenizer(tok, features)
+
+
+def ids_from_tokenizer(tok: Tokenizer, features: dict[str, np.ndarray]) -> SemanticIDs:
+    """Every item's ID from a fitted tokenizer; codes that still collide get a suffix slot."""
     codes = tok.encode(features)
     slots = list(tok.slots)
     if collision_rate(codes) > 0:

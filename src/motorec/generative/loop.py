@@ -76,8 +76,9 @@ def evaluate(model: nn.Module, data: SequenceData, split: str, batch_size: int =
     return out
 
 
-def fit(model: nn.Module, data: SequenceData, cfg: LoopConfig, seed: int) -> dict[str, Any]:
-    """Adam + early stopping on valid recall@10; returns valid/test metrics at the best epoch."""
+def fit(model: nn.Module, data: SequenceData, cfg: LoopConfig, seed: int, test: bool = True) -> dict[str, Any]:
+    """Adam + early stopping on valid recall@10; returns valid (and, with `test`, test) metrics at
+    the best epoch."""
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     valid_rows = None
@@ -113,10 +114,10 @@ def fit(model: nn.Module, data: SequenceData, cfg: LoopConfig, seed: int) -> dic
     if valid_rows is not None or not best_valid:  # report valid on every user, not the stopping subset
         best_valid = evaluate(model, data, "valid", cfg.eval_batch_size)
     t0 = time.perf_counter()
-    test = evaluate(model, data, "test", cfg.eval_batch_size)
+    test_metrics = evaluate(model, data, "test", cfg.eval_batch_size) if test else {}
     return {
         "valid": best_valid,
-        "test": test,
+        "test": test_metrics,
         "best_epoch": best_epoch,
         "epochs_run": len(history) and history[-1]["epoch"] + 1,
         "train_seconds": train_seconds,

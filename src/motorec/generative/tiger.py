@@ -86,14 +86,47 @@ class TIGER(nn.Module):
         self.level_loss = level_loss
         self.n_heads = n_heads
         self.max_len = max_len
+        self.item_table: Tensor | None = None
         self._device_trie: TorchTrie | None = None
+        self._sizes = dict(d_model=d_model, n_heads=n_heads, n_layers=n_layers, ff_dim=ff_dim, dropout=dropout, max_len=max_len,
+                           history_encoding=history_encoding, causal=causal, level_loss=level_loss)
+
+    def with_codes(self, codes: np.ndarray, vocab_sizes: list[int]) -> "TIGER":
+        """A TIGER over new item IDs of the same length, starting from these weights: each level's
+        token embeddings and output rows carry over for the codes both vocabularies have (a
+        tokenizer re-fitted after fine-tuning keeps its codebooks' numbering)."""
+        if np.asarray(codes).shape[1] != self.length:
+            raise MotorecError(f"with_codes: new IDs have {np.asarray(codes).shape[1]} levels, this model {self.length}.")
+        new = TIGER(codes, vocab_sizes, **self._sizes).to(self.offsets.device)
+        state = {k: v for k, v in self.state_dict().items() if not k.startswith(("token_emb.", "head."))}
+        new.load_state_dict(state, strict=False)
+        with torch.no_grad():
+            for level in range(self.length):
+                n = min(int(self.offsets[level + 1] - self.offsets[level]), int(new.offsets[level + 1] - new.offsets[level]))
+                old_rows = slice(int(self.offsets[level]), int(self.offsets[level]) + n)
+                new_rows = slice(int(new.offsets[level]), int(new.offsets[level]) + n)
+                new.token_emb.weight[new_rows] = self.token_emb.weight[old_rows]
+                new.head.weight[new_rows] = self.head.weight[old_rows]
+                new.head.bias[new_rows] = self.head.bias[old_rows]
+        return new
 
     # ------------------------------------------------------------------ parts
+    def item_embeddings(self, items: Tensor) -> Tensor:
+        """(...) item ids -> (..., L, d) embeddings of their ID tokens. `item_table` (n_items, L, d),
+        when set, replaces the lookup: generator fine-tuning feeds the tokenizer's soft index in."""
+        if self.item_table is not None:
+            return self.item_table[items]
+        return self.token_emb(self.item_tokens[items])
+
+    def level_embeddings(self, level: int) -> Tensor:
+        """(vocabulary of `level`, d) token embeddings of one ID level."""
+        return self.token_emb.weight[int(self.offsets[level]) : int(self.offsets[level + 1])]
+
     def encode(self, history: Tensor) -> tuple[Tensor, Tensor]:
         """(B, H) item ids (-1 = padding) -> encoder memory and its padding mask."""
         b, h = history.shape
         pad = history < 0
-        tok = self.token_emb(self.item_tokens[history.clamp_min(0)]) + self.level_emb.weight  # (B, H, L, d)
+        tok = self.item_embeddings(history.clamp_min(0)) + self.level_emb.weight  # (B, H, L, d)
         pos = self.pos_emb.weight[self.max_len - h :].unsqueeze(1)  # right-aligned positions
         if self.history_encoding == "tokens":
             x = (tok + pos).reshape(b, h * self.length, -1)
@@ -117,12 +150,16 @@ class TIGER(nn.Module):
         return mask.repeat_interleave(self.n_heads, 0)
 
     def decoder_input(self, prefix: Tensor) -> Tensor:
-        """(B, l) global token ids -> (B, l+1, d): BOS then the tokens, plus level positions."""
-        b, l = prefix.shape
-        return torch.cat([self.bos.expand(b, 1, -1), self.token_emb(prefix)], dim=1) + self.dec_pos.weight[: l + 1]
+        """(B, l, d) embedded prefix tokens -> (B, l+1, d): BOS then the tokens, plus level positions."""
+        b, l, _ = prefix.shape
+        return torch.cat([self.bos.expand(b, 1, -1), prefix], dim=1) + self.dec_pos.weight[: l + 1]
 
     def decode(self, memory: Tensor, pad: Tensor, prefix: Tensor) -> Tensor:
         """Logits (B, l+1, vocab) for prefix (B, l) of global token ids: position i predicts level i."""
+        return self.decode_embedded(memory, pad, self.token_emb(prefix))
+
+    def decode_embedded(self, memory: Tensor, pad: Tensor, prefix: Tensor) -> Tensor:
+        """`decode` for an already embedded prefix (B, l, d)."""
         tgt = self.decoder_input(prefix)
         l = tgt.shape[1]
         causal = torch.triu(torch.full((l, l), float("-inf"), device=tgt.device), diagonal=1)
@@ -152,12 +189,11 @@ class TIGER(nn.Module):
         `target` (B,): the item after the whole history; (B, H): after every position (causal)."""
         memory, pad = self.encode(history)
         if target.dim() == 1:
-            tokens = self.item_tokens[target]
-            return self._level_loss(self.decode(memory, pad, tokens[:, :-1]), target)
+            return self._level_loss(self.decode_embedded(memory, pad, self.item_embeddings(target)[:, :-1]), target)
         b, h = history.shape
         keep = (target >= 0) & (history >= 0)  # a real target with at least one history item
-        tokens = self.item_tokens[target.clamp_min(0)]  # (B, H, L)
-        tgt = self.decoder_input(tokens[:, :, :-1].reshape(b * h, -1)).reshape(b, h * self.length, -1)
+        prefixes = self.item_embeddings(target.clamp_min(0))[:, :, :-1]  # (B, H, L-1, d)
+        tgt = self.decoder_input(prefixes.reshape(b * h, self.length - 1, -1)).reshape(b, h * self.length, -1)
         # query (t, level i) sees its own target's levels <= i, and the memory of positions <= t
         q_step = torch.arange(h, device=tgt.device).repeat_interleave(self.length)
         q_level = torch.arange(self.length, device=tgt.device).repeat(h)

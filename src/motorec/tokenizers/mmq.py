@@ -82,7 +82,8 @@ class CosineCodebook(Codebook):
 class MMQOutput:
     """codes (B, E) one per expert; z (B, D) fused latent; shared (B, D) the shared experts' part
     of z; recon/aux/orth/commit scalars; loss_per_item (B,) the weighted training loss of each item
-    (orth shared equally)."""
+    (orth shared equally); index: with a soft index, each expert's (B, K) code weights, one-hot
+    in value with the soft index's gradient (a downstream embedding table reads them), else empty."""
 
     codes: Tensor
     z: Tensor
@@ -92,6 +93,7 @@ class MMQOutput:
     orth: Tensor
     commit: Tensor
     loss_per_item: Tensor
+    index: list[Tensor]
 
 
 class MMQ(nn.Module):
@@ -196,7 +198,7 @@ class MMQ(nn.Module):
         `soft_tau`, through the soft index softmax(cos / tau) @ codes (forward value = hard code)."""
         xs = self.standardise(x)
         outs, gates = self.expert_outputs(xs)
-        q, codes = [], []
+        q, codes, index = [], [], []
         commit = outs[0].new_zeros(outs[0].shape[0])
         for u, book in zip(outs, self.books):
             hard = book(u)
@@ -204,7 +206,10 @@ class MMQ(nn.Module):
             if soft_tau is None:
                 q.append(u + (hard.quantized - u).detach())
             else:
-                soft = F.softmax((1.0 - hard.sqdist / 2.0) / soft_tau, dim=-1) @ book.unit_embed()
+                weights = F.softmax((1.0 - hard.sqdist / 2.0) / soft_tau, dim=-1)
+                one_hot = F.one_hot(hard.codes, weights.shape[-1]).to(weights.dtype)
+                index.append(weights + (one_hot - weights).detach())
+                soft = weights @ book.unit_embed()
                 q.append(soft + (hard.quantized - soft).detach())
             codes.append(hard.codes)
         z = self.fuse(q, gates)
@@ -216,7 +221,7 @@ class MMQ(nn.Module):
         w_aux = self.w_aux if w_aux is None else w_aux
         per_item = w_rec * recon + w_aux * aux + self.w_orth * orth + commit
         shared = sum(q[: self.n_shared], torch.zeros_like(z))
-        return MMQOutput(torch.stack(codes, 1), z, shared, recon, aux, orth, commit, per_item)  # type: ignore[arg-type]
+        return MMQOutput(torch.stack(codes, 1), z, shared, recon, aux, orth, commit, per_item, index)  # type: ignore[arg-type]
 
     @torch.no_grad()
     def encode(self, x: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
@@ -288,6 +293,9 @@ class MMQConfig:
     ft_temperature: float = 0.1  # of the behavioural softmax over the catalogue
     ft_restart_every: int = 10  # steps between corpus-wide dead-code restarts (0 = never)
     ft_scope: str = "fused"  # what the behavioural loss reads: fused (every expert) | shared (shared experts only)
+    # next_item: the in-batch next-item loss of `finetune`; generator: the generative task's own loss
+    # through the soft index (run by the generative task, motorec generative --ids mmq-ft)
+    ft_objective: str = "next_item"
     device: str = "auto"
 
     def validate(self) -> None:
@@ -300,6 +308,7 @@ class MMQConfig:
             (self.collisions in ("suffix", "sinkhorn", "none"), "collisions must be suffix, sinkhorn or none"),
             (self.ft_scope in ("fused", "shared"), "ft_scope must be fused or shared"),
             (self.ft_scope != "shared" or self.n_shared >= 1, "ft_scope=shared needs n_shared >= 1"),
+            (self.ft_objective in ("next_item", "generator"), "ft_objective must be next_item or generator"),
             (self.sinkhorn_epsilon > 0, "sinkhorn_epsilon must be > 0"),
             (self.epochs >= 0 and self.batch_size >= 1 and self.lr > 0, "epochs >= 0, batch_size >= 1, lr > 0"),
             (self.ft_steps >= 0 and self.ft_tau > 0 and self.ft_temperature > 0 and self.ft_history >= 1
@@ -336,7 +345,8 @@ class MMQTokenizer(Tokenizer):
         self.history: list[dict[str, float]] = []
 
     # ---------------------------------------------------------------- helpers
-    def _tensors(self, features: Features, rows: np.ndarray | slice = slice(None)) -> dict[str, Tensor]:
+    def tensors(self, features: Features, rows: np.ndarray | slice = slice(None)) -> dict[str, Tensor]:
+        """Raw feature rows of every modality the model reads, on the tokenizer's device."""
         assert self.model is not None
         return {m: torch.from_numpy(np.array(features[m][rows], dtype=np.float32)).to(self.device)
                 for m in self.model.modalities}
@@ -375,7 +385,7 @@ class MMQTokenizer(Tokenizer):
         self.history = []
         with self._seeded(seed):
             self.model = MMQ(dims, **cfg.model_kwargs()).to(self.device)
-            x = self._tensors(features)
+            x = self.tensors(features)
             self.model.init_codebooks(x, seed=seed, n_iter=cfg.kmeans_iters)
             opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
             g = torch.Generator().manual_seed(seed)
@@ -393,10 +403,10 @@ class MMQTokenizer(Tokenizer):
                 restarted = self.model.restart_dead_codes() if cfg.restart_dead else 0
                 self.history.append({"stage": "fit", "epoch": epoch, "restarted": restarted, **totals})  # type: ignore[dict-item]
                 log.info("mmq epoch %d %s restarted=%d", epoch, totals, restarted)
-        self._freeze_corpus(features)
+        self.freeze_corpus(features)
         return self
 
-    def _freeze_corpus(self, features: Features) -> None:
+    def freeze_corpus(self, features: Features) -> None:
         """Encode the fitted corpus once, resolve collisions, remember the table and gates."""
         model = self._require_fitted().eval()
         raw, gates, last_out = self._encode_rows(features)
@@ -417,7 +427,7 @@ class MMQTokenizer(Tokenizer):
     def _encode_rows(self, features: Features, rows: np.ndarray | slice = slice(None)) -> tuple[Tensor, Tensor, Tensor]:
         """Codes (n, E), gates and the last expert's unit output (what sinkhorn re-assigns), one pass."""
         model = self._require_fitted()
-        outs, gates = model.expert_outputs(model.standardise(self._tensors(features, rows)))
+        outs, gates = model.expert_outputs(model.standardise(self.tensors(features, rows)))
         return model.assign_codes(outs), gates, outs[-1]
 
     # ---------------------------------------------------------------- stage 2
@@ -438,11 +448,14 @@ class MMQTokenizer(Tokenizer):
         """
         model = self._require_fitted()
         cfg = self.config
+        if cfg.ft_objective != "next_item":
+            raise MotorecError(f"finetune: ft_objective '{cfg.ft_objective}' is the generative task's own loss; "
+                               "it runs in `motorec generative --ids mmq-ft`, not here.")
         check_features(features, {m: int(getattr(model, f"mean_{m}").numel()) for m in model.modalities})
         hist, target = _next_item_pairs(sequences, cfg.ft_history)
         if len(target) == 0:
             raise MotorecError("finetune: no user has two or more training items; nothing to learn from.")
-        x = self._tensors(features)
+        x = self.tensors(features)
         hist_t = torch.from_numpy(hist).to(self.device)
         target_t = torch.from_numpy(target).to(self.device)
         opt = torch.optim.Adam(model.parameters(), lr=cfg.ft_lr)
@@ -453,7 +466,7 @@ class MMQTokenizer(Tokenizer):
                 batch = torch.randint(len(target), (cfg.ft_batch_size,), generator=g).to(self.device)
                 h, t = hist_t[batch], target_t[batch]
                 items, inverse = torch.unique(torch.cat([h.flatten(), t]).clamp_min(0), return_inverse=True)
-                out = model({m: v[items] for m, v in x.items()}, soft_tau=cfg.ft_tau, w_rec=cfg.ft_w_rec, w_aux=cfg.ft_w_aux)
+                out = self.soft_index({m: v[items] for m, v in x.items()})
                 z = F.normalize(out.shared if cfg.ft_scope == "shared" else out.z, dim=-1)
                 h_local, t_local = inverse[: h.numel()].view_as(h), inverse[h.numel():]
                 mask = (h >= 0).unsqueeze(-1).float()
@@ -463,14 +476,20 @@ class MMQTokenizer(Tokenizer):
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                restarted = self._restart_unused(x) if cfg.ft_restart_every and (step + 1) % cfg.ft_restart_every == 0 else 0
+                restarted = self.restart_unused(x) if cfg.ft_restart_every and (step + 1) % cfg.ft_restart_every == 0 else 0
                 self.history.append({"stage": "finetune", "step": step, "behaviour": float(behaviour.detach()),
                                      "loss": float(loss.detach()), "restarted": restarted})
-        self._freeze_corpus(features)
+        self.freeze_corpus(features)
         return self
 
+    def soft_index(self, x: dict[str, Tensor]) -> MMQOutput:
+        """Stage-2 forward of the items in `x`: soft index (ft_tau) and the content-keeping loss
+        weights (ft_w_rec, ft_w_aux) in `loss_per_item`; a downstream loss is added to it."""
+        cfg = self.config
+        return self._require_fitted()(x, soft_tau=cfg.ft_tau, w_rec=cfg.ft_w_rec, w_aux=cfg.ft_w_aux)
+
     @torch.no_grad()
-    def _restart_unused(self, x: dict[str, Tensor]) -> int:
+    def restart_unused(self, x: dict[str, Tensor]) -> int:
         """Re-seed the codes no corpus item maps to (usage counted over the whole corpus)."""
         model = self._require_fitted().train()  # train mode: forward records usage and the input pool
         for book in model.books:
@@ -541,7 +560,7 @@ class MMQTokenizer(Tokenizer):
         loss, the mean gates and the mean utilisation over all experts."""
         model = self._require_fitted()
         codes = self.encode(features)
-        x = self._tensors(features)
+        x = self.tensors(features)
         raw, gates = model.encode(x)
         with torch.no_grad():
             xs = model.standardise(x)
