@@ -51,13 +51,22 @@ def test_generative_writes_results(tiny_folder, tmp_path, ids):
 def test_generative_fine_tunes_mmq_against_the_generator(tiny_folder, tmp_path):
     out = tmp_path / "gen"
     args = ["generative", "--data", str(tiny_folder), "--ids", "mmq-ft", "--out", str(out), *TINY_TIGER,
-            "--set", "ids.mmq.ft_objective=generator", "--set", "train.ft_warmup_epochs=1"]
+            "--set", "ids.mmq.ft_objective=generator", "--set", "train.warmup_epochs=1"]
     assert main(args) == 0
     seed = json.loads((out / "seed_1" / "result.json").read_text())
-    joint = seed["generator_finetune"]
-    assert len(joint["steps"]) == 2 and joint["warmup_valid"]["users"] == 30
+    joint = seed["warm_restart"]
+    assert joint["joint"] and len(joint["steps"]) == 2 and joint["warmup_valid"]["users"] == 30
     assert 0.0 <= joint["items_with_new_codes"] <= 1.0
     assert seed["tokenizer_diagnostics"]["collision_rate_joint"] == 0.0
+
+
+def test_generative_warm_restart_keeps_the_ids(tiny_folder, tmp_path):
+    out = tmp_path / "restart"
+    args = ["generative", "--data", str(tiny_folder), "--ids", "mmq", "--out", str(out), *TINY_TIGER,
+            "--set", "train.warm_restart=true", "--set", "train.warmup_epochs=1", "--set", "train.restart_steps=3"]
+    assert main(args) == 0
+    restart = json.loads((out / "seed_1" / "result.json").read_text())["warm_restart"]
+    assert not restart["joint"] and len(restart["steps"]) == 3 and restart["items_with_new_codes"] == 0.0
 
 
 def test_rank_writes_auc_per_feature_set(tiny_folder, tmp_path):

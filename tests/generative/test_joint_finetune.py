@@ -10,7 +10,7 @@ import torch
 from motorec.data import Dataset, loo_split
 from motorec.errors import MotorecError
 from motorec.generative.ids import ids_from_tokenizer
-from motorec.generative.joint import generator_finetune, soft_item_table
+from motorec.generative.joint import restart_steps, soft_item_table
 from motorec.generative.sequences import build_sequences
 from motorec.generative.tiger import TIGER
 from motorec.tokenizers.codebook import collision_rate
@@ -59,12 +59,22 @@ def test_soft_table_is_the_hard_lookup_in_value_and_trains_the_tokenizer(setup):
 def test_generator_finetune_lowers_the_generator_loss_and_keeps_ids_unique(setup):
     tok, feats, sem, model = setup
     data = build_sequences(paired_walks(), max_len=5)
-    log = generator_finetune(model, tok, feats, data, steps=60, batch_size=16, lr=3e-3, seed=0)
+    log = restart_steps(model, data, 60, 16, 3e-3, 0, tok, feats)
     losses = [row["generator"] for row in log]
     assert len(losses) == 60 and np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.5
     assert model.item_table is None  # TIGER reads its own table again
     after = ids_from_tokenizer(tok, feats)
     assert collision_rate(after.codes) == 0.0 and not np.array_equal(after.codes, sem.codes)
+
+
+def test_restart_steps_without_a_tokenizer_train_tiger_alone(setup):
+    tok, feats, sem, model = setup
+    mmq_before = {k: v.clone() for k, v in tok.model.state_dict().items()}
+    log = restart_steps(model, build_sequences(paired_walks(), max_len=5), 60, 16, 3e-3, 0)
+    losses = [row["generator"] for row in log]
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.5 and "content" not in log[0]
+    assert all(torch.equal(v, tok.model.state_dict()[k]) for k, v in mmq_before.items())
+    assert np.array_equal(ids_from_tokenizer(tok, feats).codes, sem.codes)
 
 
 def test_with_codes_keeps_every_weight_the_ids_share(setup):

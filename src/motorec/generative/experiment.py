@@ -12,8 +12,9 @@ from typing import Any
 import torch
 
 from motorec.data import TRAIN, Dataset
+from motorec.errors import MotorecError
 from motorec.generative.ids import SemanticIDs, ids_from_tokenizer, semantic_ids, tokenizer_features
-from motorec.generative.joint import generator_finetune
+from motorec.generative.joint import restart_steps
 from motorec.generative.loop import LoopConfig, fit
 from motorec.generative.ranking import RankConfig, chronological_split, field_table, fit_ranker
 from motorec.generative.sasrec import SASRec
@@ -42,8 +43,8 @@ def generative_seed(ds: Dataset, ids: str, cfg: dict[str, Any], seed: int, devic
         info.update(tokenizer_seconds=time.perf_counter() - t0)
         torch.manual_seed(seed)
         model = TIGER(sem.codes, sem.vocab_sizes, max_len=int(m["max_len"]), **{k: m[k] for k in TIGER_KEYS}).to(device)
-        if joint:
-            model, sem, info["generator_finetune"] = _generator_finetune(model, sem, ds, data, cfg, seed)
+        if joint or cfg["train"].get("warm_restart"):
+            model, sem, info["warm_restart"] = _warm_restart(model, sem, ds, data, cfg, seed, joint)
         info.update(id_length=sem.codes.shape[1], vocab_sizes=sem.vocab_sizes, tokenizer_diagnostics=sem.diagnostics)
         if save_dir is not None:
             sem.tokenizer.save(save_dir / "tokenizer")
@@ -53,27 +54,32 @@ def generative_seed(ds: Dataset, ids: str, cfg: dict[str, Any], seed: int, devic
     return {**info, **result}
 
 
-def _generator_finetune(model: TIGER, sem: SemanticIDs, ds: Dataset, data: SequenceData, cfg: dict[str, Any],
-                        seed: int) -> tuple[TIGER, SemanticIDs, dict[str, Any]]:
-    """Warm-up TIGER on the stage-1 IDs, fine-tune generator and MMQ jointly, re-encode the IDs and
-    carry TIGER over to them (generative.joint); the caller then trains it to early stopping."""
+def _warm_restart(model: TIGER, sem: SemanticIDs, ds: Dataset, data: SequenceData, cfg: dict[str, Any], seed: int,
+                  joint: bool) -> tuple[TIGER, SemanticIDs, dict[str, Any]]:
+    """Warm-up TIGER for `train.warmup_epochs`, train `restart_steps` more steps with a fresh
+    optimiser — jointly with MMQ when `joint` (generator fine-tuning, `ids.mmq.ft_steps` steps),
+    then re-encode the IDs and carry TIGER over to them (generative.joint); the caller then trains
+    it to early stopping with another fresh optimiser."""
     train = cfg["train"]
-    params = cfg["ids"]["mmq"]
     t0 = time.perf_counter()
-    warm_cfg = LoopConfig.from_dict({**train, "epochs": int(train["ft_warmup_epochs"]), "patience": int(train["ft_warmup_epochs"]) + 1})
-    warm = fit(model, data, warm_cfg, seed, test=False) if warm_cfg.epochs else {}
-    tok = sem.tokenizer
-    assert isinstance(tok, MMQTokenizer)
-    features = tokenizer_features(ds, "mmq")
-    steps = generator_finetune(model, tok, features, data, int(params["ft_steps"]), int(train["batch_size"]),
-                               float(train["lr"]), seed)
-    before, experts = sem.codes, tok.model.n_experts if tok.model else 0
-    sem = ids_from_tokenizer(tok, features)
-    moved = float((before[:, :experts] != sem.codes[:, :experts]).any(1).mean())
+    epochs = int(train["warmup_epochs"])
+    warm = fit(model, data, LoopConfig.from_dict({**train, "epochs": epochs, "patience": epochs + 1}), seed, test=False) if epochs else {}
+    steps = int(cfg["ids"]["mmq"]["ft_steps"] if joint else train["restart_steps"])
+    tokenizer = sem.tokenizer if joint else None
+    features = tokenizer_features(ds, "mmq") if joint else None
+    if tokenizer is not None and not isinstance(tokenizer, MMQTokenizer):
+        raise MotorecError("generator fine-tuning needs the mmq tokenizer.")
+    log = restart_steps(model, data, steps, int(train["batch_size"]), float(train["lr"]), seed, tokenizer, features)
+    before = sem.codes
+    if tokenizer is not None and features is not None:
+        sem = ids_from_tokenizer(tokenizer, features)
+    content = [i for i, slot in enumerate(sem.slots) if slot.kind == "code"]
+    moved = float((before[:, content] != sem.codes[:, content]).any(1).mean())
     return model.with_codes(sem.codes, sem.vocab_sizes), sem, {
+        "joint": joint,
         "seconds": time.perf_counter() - t0,
         "warmup_valid": warm.get("valid", {}).get("all"),
-        "steps": steps,
+        "steps": log,
         "items_with_new_codes": moved,
     }
 

@@ -11,7 +11,10 @@ encoders, gates and codebooks. Here the downstream model is the TIGER generator 
    generator and tokenizer together; targets and the trie stay the stage-1 IDs, so the loss never
    rewards items for collapsing onto easy codes (code assignment is not differentiable);
 3. the corpus is re-encoded (collisions resolved again) and TIGER carries its weights over to the
-   new IDs, then trains to early stopping as usual.
+   new IDs, then trains to early stopping as usual, with a fresh optimiser.
+
+Steps 1-3 with the tokenizer left out (`train.warm_restart`, any IDs) are the same schedule for
+TIGER alone: the control that tells the tokenizer's adaptation from the restart itself.
 
 The in-batch next-item proxy of `MMQTokenizer.finetune` (`ft_objective: next_item`) needs no
 generator; this one needs the generative task, so it lives here, above tokenizers and generator.
@@ -44,46 +47,57 @@ def soft_item_table(model: TIGER, tokenizer: MMQTokenizer, x: dict[str, torch.Te
     return torch.cat([torch.stack(levels, 1), rest], 1), out.loss_per_item.mean().to(device)
 
 
-def generator_finetune(model: TIGER, tokenizer: MMQTokenizer, features: Features, data: SequenceData,
-                       steps: int, batch_size: int, lr: float, seed: int) -> list[dict[str, Any]]:
-    """Stage 2 of the joint schedule above (`steps` batches), then re-encode the corpus. TIGER and
-    the tokenizer must describe the same items (TIGER built on the tokenizer's corpus codes)."""
-    mmq = tokenizer.model
-    if mmq is None:
-        raise MotorecError("generator fine-tuning: the mmq tokenizer is not fitted.")
-    if tokenizer.corpus_codes.shape[0] != data.n_items:
-        raise MotorecError(f"generator fine-tuning: tokenizer has {tokenizer.corpus_codes.shape[0]} items, "
-                           f"the sequences {data.n_items}.")
-    cfg = tokenizer.config
-    x = tokenizer.tensors(features)
-    opt = torch.optim.Adam([{"params": model.parameters(), "lr": lr}, {"params": mmq.parameters(), "lr": cfg.ft_lr}])
+def restart_steps(model: TIGER, data: SequenceData, steps: int, batch_size: int, lr: float, seed: int,
+                  tokenizer: MMQTokenizer | None = None, features: Features | None = None) -> list[dict[str, Any]]:
+    """`steps` TIGER batches with a fresh optimiser: the middle of the warm-restart schedule.
+
+    With an MMQ `tokenizer` (and its `features`) this is the joint stage: TIGER reads every item's
+    ID through the tokenizer's soft index, the tokenizer's content loss is added, both move, and
+    the corpus is re-encoded at the end. TIGER must be built on the tokenizer's corpus codes."""
+    mmq = tokenizer.model if tokenizer is not None else None
+    if tokenizer is not None:
+        if mmq is None or features is None:
+            raise MotorecError("generator fine-tuning: needs a fitted mmq tokenizer and its features.")
+        if tokenizer.corpus_codes.shape[0] != data.n_items:
+            raise MotorecError(f"generator fine-tuning: tokenizer has {tokenizer.corpus_codes.shape[0]} items, "
+                               f"the sequences {data.n_items}.")
+    groups = [{"params": model.parameters(), "lr": lr}]
+    if tokenizer is not None and mmq is not None:
+        groups.append({"params": mmq.parameters(), "lr": tokenizer.config.ft_lr})
+        x = tokenizer.tensors(features)  # type: ignore[arg-type]
+        mmq.train()
+    opt = torch.optim.Adam(groups)
     g = torch.Generator().manual_seed(seed)
     history: list[dict[str, Any]] = []
     model.train()
-    mmq.train()
     step = 0
     try:
         while step < steps:
             batches = model.batches(data, batch_size, g)
             first = next(batches, None)
             if first is None:
-                raise MotorecError("generator fine-tuning: no train sequence has two or more items; nothing to learn from.")
+                raise MotorecError("warm restart: no train sequence has two or more items; nothing to learn from.")
             for batch in (first, *batches):
-                model.item_table, content = soft_item_table(model, tokenizer, x)
+                row: dict[str, Any] = {"step": step + 1}
+                content = None
+                if tokenizer is not None:
+                    model.item_table, content = soft_item_table(model, tokenizer, x)
                 generator_loss = model.loss(*batch)
-                loss = generator_loss + content
+                loss = generator_loss if content is None else generator_loss + content
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 step += 1
-                every = cfg.ft_restart_every
-                restarted = tokenizer.restart_unused(x) if every and step % every == 0 else 0
-                history.append({"stage": "generator_finetune", "step": step, "generator": float(generator_loss.detach()),
-                                "content": float(content.detach()), "restarted": restarted})
+                row["generator"] = float(generator_loss.detach())
+                if tokenizer is not None and content is not None:
+                    every = tokenizer.config.ft_restart_every
+                    row.update(content=float(content.detach()), restarted=tokenizer.restart_unused(x) if every and step % every == 0 else 0)
+                history.append(row)
                 if step >= steps:
                     break
     finally:
         model.item_table = None
-    log.info("generator fine-tuning: %d steps, last generator loss %.4f", step, history[-1]["generator"] if history else float("nan"))
-    tokenizer.freeze_corpus(features)
+    log.info("warm restart: %d steps, last generator loss %.4f", step, history[-1]["generator"] if history else float("nan"))
+    if tokenizer is not None:
+        tokenizer.freeze_corpus(features)  # type: ignore[arg-type]
     return history
