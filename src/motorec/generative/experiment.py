@@ -73,6 +73,9 @@ def _warm_restart(model: TIGER, sem: SemanticIDs, ds: Dataset, data: SequenceDat
     before = sem.codes
     if tokenizer is not None and features is not None:
         sem = ids_from_tokenizer(tokenizer, features)
+        if sem.codes.shape[1] != before.shape[1]:  # a suffix slot appeared or went: TIGER's levels cannot carry over
+            raise MotorecError(f"generator fine-tuning changed the ID length ({before.shape[1]} -> {sem.codes.shape[1]}) "
+                               f"with ids.mmq.collisions={tokenizer.config.collisions}; use collisions=suffix, which keeps it.")
     content = [i for i, slot in enumerate(sem.slots) if slot.kind == "code"]
     moved = float((before[:, content] != sem.codes[:, content]).any(1).mean())
     return model.with_codes(sem.codes, sem.vocab_sizes), sem, {

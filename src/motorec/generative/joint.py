@@ -1,4 +1,5 @@
-"""MMQ's behaviour-aware fine-tuning against the generator's own loss (`ids.mmq.ft_objective: generator`).
+"""MMQ fine-tuned against the generator's own loss (`ids.mmq.ft_objective: generator`), and the
+warm restart of TIGER that its schedule is built on (`train.warm_restart`, any IDs).
 
 MMQ's second stage adapts the tokenizer to the downstream task through a soft index: each expert's
 code is read as softmax(cos / tau) over its codebook, one-hot in value (straight-through), and the
