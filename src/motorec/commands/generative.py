@@ -105,7 +105,7 @@ def rank(
 ) -> None:
     """Rating > 3 prediction (DCN-V2) with item-ID vs semantic-ID features; AUC and GAUC."""
     from motorec.generative.experiment import ranking_seed
-    from motorec.generative.ids import ID_KINDS
+    from motorec.generative.ids import ID_KINDS, require_task_objective
     from motorec.generative.ranking import FEATURE_SETS
     from motorec.io import atomic_write_text
     from motorec.training.runner import prepare_run_dir, summarize
@@ -117,9 +117,7 @@ def rank(
     if ids not in ID_KINDS:
         raise MotorecError(f"--ids '{ids}': choose one of {', '.join(ID_KINDS)}.")
     ds, cfg, device = _setup("dcn", data, config, set_)
-    if ids == "mmq-ft" and cfg["ids"]["mmq"].get("ft_objective") == "generator":
-        raise MotorecError("ids.mmq.ft_objective=generator fine-tunes MMQ against the generator's loss; "
-                           "the ranker fine-tunes with ft_objective=next_item.")
+    require_task_objective(ids, cfg["ids"]["mmq"])
     prepare_run_dir(out, overwrite, resume)
     runs = _run_seeds(out, cfg, resume, lambda seed, d: ranking_seed(ds, sets, ids, cfg, seed, device))
     summary: dict[str, Any] = {"ids": ids, "dataset": ds.name, "config": cfg, "seeds": [r["seed"] for r in runs]}

@@ -13,7 +13,7 @@ import torch
 
 from motorec.data import TRAIN, Dataset
 from motorec.errors import MotorecError
-from motorec.generative.ids import SemanticIDs, ids_from_tokenizer, semantic_ids, tokenizer_features
+from motorec.generative.ids import SemanticIDs, generator_objective, ids_from_tokenizer, semantic_ids, tokenizer_features
 from motorec.generative.joint import restart_steps
 from motorec.generative.loop import LoopConfig, fit
 from motorec.generative.ranking import RankConfig, chronological_split, field_table, fit_ranker
@@ -38,7 +38,7 @@ def generative_seed(ds: Dataset, ids: str, cfg: dict[str, Any], seed: int, devic
     else:
         t0 = time.perf_counter()
         params = dict(cfg["ids"][ids.removesuffix("-ft")])
-        joint = ids == "mmq-ft" and params.get("ft_objective") == "generator"
+        joint = generator_objective(ids, params)
         sem = semantic_ids(ds, ids, params, seed, data.train_sequences, generator_follows=joint)
         info.update(tokenizer_seconds=time.perf_counter() - t0)
         torch.manual_seed(seed)

@@ -47,6 +47,18 @@ def tokenizer_features(ds: Dataset, kind: str) -> dict[str, np.ndarray]:
     return {"content": np.concatenate(parts, axis=1)}
 
 
+def generator_objective(kind: str, params: dict[str, Any]) -> bool:
+    """Whether these IDs are fine-tuned against the generator's loss (generative.joint)."""
+    return kind == "mmq-ft" and params.get("ft_objective", "next_item") == "generator"
+
+
+def require_task_objective(kind: str, params: dict[str, Any]) -> None:
+    """Tasks other than generation cannot fine-tune against the generator's loss."""
+    if generator_objective(kind, params):
+        raise MotorecError("ids.mmq.ft_objective=generator fine-tunes MMQ against the generator's loss: use it with "
+                           "`motorec generative`; other tasks take ft_objective=next_item.")
+
+
 def semantic_ids(ds: Dataset, kind: str, params: dict[str, Any], seed: int,
                  train_sequences: Sequence[np.ndarray] | None = None, generator_follows: bool = False) -> SemanticIDs:
     """Fit the tokenizer on every item's content (no interactions, except mmq-ft's train sequences).
@@ -56,12 +68,10 @@ def semantic_ids(ds: Dataset, kind: str, params: dict[str, Any], seed: int,
         raise MotorecError(f"--ids '{kind}': choose one of {', '.join(ID_KINDS)}.{did_you_mean(kind, ID_KINDS)}")
     features = tokenizer_features(ds, kind)
     tok = build_tokenizer(kind.removesuffix("-ft"), **params)
-    generator_objective = kind == "mmq-ft" and tok.config.ft_objective == "generator"  # type: ignore[attr-defined]
-    if generator_objective and not generator_follows:
-        raise MotorecError("ids.mmq.ft_objective=generator fine-tunes against the generative task's loss: "
-                           "use it with `motorec generative`; other tasks take ft_objective=next_item.")
+    if not generator_follows:
+        require_task_objective(kind, params)
     tok.fit(features, seed=seed)
-    if kind == "mmq-ft" and not generator_objective:
+    if kind == "mmq-ft" and not generator_objective(kind, params):
         if train_sequences is None:
             raise MotorecError("mmq-ft needs the users' train sequences for behaviour-aware fine-tuning.")
         tok.finetune(features, train_sequences, seed=seed)  # type: ignore[attr-defined]

@@ -22,6 +22,7 @@ generator; this one needs the generative task, so it lives here, above tokenizer
 """
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import Any
 
@@ -74,11 +75,11 @@ def restart_steps(model: TIGER, data: SequenceData, steps: int, batch_size: int,
     step = 0
     try:
         while step < steps:
-            batches = model.batches(data, batch_size, g)
+            batches = iter(model.batches(data, batch_size, g))
             first = next(batches, None)
             if first is None:
                 raise MotorecError("warm restart: no train sequence has two or more items; nothing to learn from.")
-            for batch in (first, *batches):
+            for batch in itertools.chain((first,), batches):
                 row: dict[str, Any] = {"step": step + 1}
                 content = None
                 if tokenizer is not None:
