@@ -58,6 +58,7 @@ def test_generative_fine_tunes_mmq_against_the_generator(tiny_folder, tmp_path):
     assert joint["joint"] and len(joint["steps"]) == 2 and joint["warmup_valid"]["users"] == 30
     assert 0.0 <= joint["items_with_new_codes"] <= 1.0
     assert seed["tokenizer_diagnostics"]["collision_rate_joint"] == 0.0
+    assert joint["stage1_diagnostics"]["collision_rate_joint"] == 0.0 and "mean_utilisation" in joint["stage1_diagnostics"]
 
 
 def test_generative_warm_restart_keeps_the_ids(tiny_folder, tmp_path):
@@ -67,6 +68,7 @@ def test_generative_warm_restart_keeps_the_ids(tiny_folder, tmp_path):
     assert main(args) == 0
     restart = json.loads((out / "seed_1" / "result.json").read_text())["warm_restart"]
     assert not restart["joint"] and len(restart["steps"]) == 3 and restart["items_with_new_codes"] == 0.0
+    assert "stage1_diagnostics" not in restart  # the IDs did not change: the result's diagnostics are theirs
 
 
 def test_rank_writes_auc_per_feature_set(tiny_folder, tmp_path):

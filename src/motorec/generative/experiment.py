@@ -70,7 +70,7 @@ def _warm_restart(model: TIGER, sem: SemanticIDs, ds: Dataset, data: SequenceDat
     if tokenizer is not None and not isinstance(tokenizer, MMQTokenizer):
         raise MotorecError("generator fine-tuning needs the mmq tokenizer.")
     log = restart_steps(model, data, steps, int(train["batch_size"]), float(train["lr"]), seed, tokenizer, features)
-    before = sem.codes
+    before, stage1 = sem.codes, sem.diagnostics
     if tokenizer is not None and features is not None:
         sem = ids_from_tokenizer(tokenizer, features)
         if sem.codes.shape[1] != before.shape[1]:  # a suffix slot appeared or went: TIGER's levels cannot carry over
@@ -84,6 +84,7 @@ def _warm_restart(model: TIGER, sem: SemanticIDs, ds: Dataset, data: SequenceDat
         "warmup_valid": warm.get("valid", {}).get("all"),
         "steps": log,
         "items_with_new_codes": moved,
+        **({"stage1_diagnostics": stage1} if joint else {}),  # the result's own diagnostics are the re-encoded IDs'
     }
 
 
