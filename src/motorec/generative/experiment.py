@@ -13,7 +13,7 @@ import torch
 
 from motorec.data import TRAIN, Dataset
 from motorec.errors import MotorecError
-from motorec.generative.ids import SemanticIDs, generator_objective, ids_from_tokenizer, semantic_ids, tokenizer_features
+from motorec.generative.ids import SemanticIDs, generator_objective, ids_from_tokenizer, semantic_ids
 from motorec.generative.joint import restart_steps
 from motorec.generative.loop import LoopConfig, fit
 from motorec.generative.ranking import RankConfig, chronological_split, field_table, fit_ranker
@@ -44,7 +44,7 @@ def generative_seed(ds: Dataset, ids: str, cfg: dict[str, Any], seed: int, devic
         torch.manual_seed(seed)
         model = TIGER(sem.codes, sem.vocab_sizes, max_len=int(m["max_len"]), **{k: m[k] for k in TIGER_KEYS}).to(device)
         if joint or cfg["train"].get("warm_restart"):
-            model, sem, info["warm_restart"] = _warm_restart(model, sem, ds, data, cfg, seed, joint)
+            model, sem, info["warm_restart"] = _warm_restart(model, sem, data, cfg, seed, joint)
         info.update(id_length=sem.codes.shape[1], vocab_sizes=sem.vocab_sizes, tokenizer_diagnostics=sem.diagnostics)
         if save_dir is not None:
             sem.tokenizer.save(save_dir / "tokenizer")
@@ -54,7 +54,7 @@ def generative_seed(ds: Dataset, ids: str, cfg: dict[str, Any], seed: int, devic
     return {**info, **result}
 
 
-def _warm_restart(model: TIGER, sem: SemanticIDs, ds: Dataset, data: SequenceData, cfg: dict[str, Any], seed: int,
+def _warm_restart(model: TIGER, sem: SemanticIDs, data: SequenceData, cfg: dict[str, Any], seed: int,
                   joint: bool) -> tuple[TIGER, SemanticIDs, dict[str, Any]]:
     """Warm-up TIGER for `train.warmup_epochs`, train `restart_steps` more steps with a fresh
     optimiser — jointly with MMQ when `joint` (generator fine-tuning, `ids.mmq.ft_steps` steps),
@@ -66,7 +66,7 @@ def _warm_restart(model: TIGER, sem: SemanticIDs, ds: Dataset, data: SequenceDat
     warm = fit(model, data, LoopConfig.from_dict({**train, "epochs": epochs, "patience": epochs + 1}), seed, test=False) if epochs else {}
     steps = int(cfg["ids"]["mmq"]["ft_steps"] if joint else train["restart_steps"])
     tokenizer = sem.tokenizer if joint else None
-    features = tokenizer_features(ds, "mmq") if joint else None
+    features = sem.features if joint else None
     if tokenizer is not None and not isinstance(tokenizer, MMQTokenizer):
         raise MotorecError("generator fine-tuning needs the mmq tokenizer.")
     log = restart_steps(model, data, steps, int(train["batch_size"]), float(train["lr"]), seed, tokenizer, features)

@@ -27,6 +27,7 @@ class SemanticIDs:
     slots: list[TokenSlot]
     tokenizer: Tokenizer
     diagnostics: dict[str, Any]
+    features: dict[str, np.ndarray]  # what the tokenizer read: re-encoding after fine-tuning reads them again
 
     @property
     def vocab_sizes(self) -> list[int]:
@@ -86,4 +87,4 @@ def ids_from_tokenizer(tok: Tokenizer, features: dict[str, np.ndarray]) -> Seman
         suffix, size = suffix_codes(codes)
         codes = np.column_stack([codes, suffix])
         slots.append(TokenSlot("joint", len(slots), size, kind="suffix"))
-    return SemanticIDs(codes.astype(np.int64), slots, tok, tok.diagnostics(features))
+    return SemanticIDs(codes.astype(np.int64), slots, tok, tok.diagnostics(features), features)
