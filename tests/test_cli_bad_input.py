@@ -103,12 +103,18 @@ def test_unknown_config_key_suggests_nearest(override, suggestion, tmp_path, cap
     fails_cleanly(argv, capsys, tmp_path / "run", "unknown config key", f"Did you mean '{suggestion}'?")
 
 
-def test_existing_run_dir_is_refused_unless_overwrite(tmp_path, capsys):
+def test_existing_run_dir_is_refused_and_only_motorec_runs_are_replaced(tmp_path, capsys):
     folder = dataset(tmp_path)
     run = tmp_path / "run"
     run.mkdir()
     (run / "notes.txt").write_text("keep me")
-    fails_cleanly(train(folder, run), capsys, run, str(run), "--overwrite")
+    fails_cleanly(train(folder, run), capsys, run, str(run), "holds files motorec did not write")
+    fails_cleanly(train(folder, run, "--overwrite"), capsys, run, str(run), "only replaces run folders it wrote")
     assert (run / "notes.txt").read_text() == "keep me"
+    (run / "notes.txt").unlink()
+    assert main(train(folder, run)) == 0
+    fails_cleanly(train(folder, run), capsys, run, str(run), "--overwrite", "--resume")
+    (run / "seed_1" / "note.txt").write_text("mine")
     assert main(train(folder, run, "--overwrite")) == 0
-    assert (run / "results.json").is_file() and not (run / "notes.txt").exists()
+    assert (run / "results.json").is_file() and not (run / "seed_1" / "note.txt").exists()
+    assert not [p for p in tmp_path.iterdir() if "replaced" in p.name]  # the old run moved aside is gone

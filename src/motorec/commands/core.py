@@ -86,13 +86,15 @@ def train(
     split: Optional[str] = typer.Option(None, help="Split file (.inter) inside the data folder."),
     config: Optional[Path] = typer.Option(None, help="YAML file layered over the packaged configs."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: key=value (repeatable)."),
-    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
-    resume: bool = typer.Option(False, help="Continue an interrupted run from its checkpoints."),
+    overwrite: bool = typer.Option(False, help="Replace an existing run directory written by motorec."),
+    resume: bool = typer.Option(False, help="Continue an interrupted run from its checkpoints (same model, "
+                                            "config, data and split only)."),
+    allow_epochs_change: bool = typer.Option(False, help="With --resume: accept a different train.epochs."),
 ) -> None:
     """Train a model over the configured seeds with validation-only selection; test once."""
     from motorec.training import run_experiment
 
-    results = run_experiment(data, model, out, split, config, set_, overwrite, resume)
+    results = run_experiment(data, model, out, split, config, set_, overwrite, resume, allow_epochs_change)
     console.print(metrics_table(f"{model} on {results['dataset']} — test (mean ± std over {len(results['seeds'])} seeds)",
                                 results["test"], results["test_std"]))
     console.print(f"wrote {out / 'results.json'} and {out / 'topk_test.tsv'}")

@@ -28,10 +28,11 @@ def _setup(model: str, data: str, config: Optional[Path], set_: list[str]) -> tu
 
     from motorec.config import build_config
     from motorec.data import load_dataset
-    from motorec.training.runner import resolve_device
+    from motorec.training.runner import data_ref, resolve_device
 
     cfg = build_config(model, None, config, set_)
     ds = load_dataset(data)
+    cfg["data"]["path"] = data_ref(data)
     if cfg["train"]["threads"]:
         torch.set_num_threads(int(cfg["train"]["threads"]))
     return ds, cfg, resolve_device(cfg["device"])
@@ -73,14 +74,15 @@ def generative(
     from motorec.generative.experiment import generative_seed
     from motorec.generative.ids import ID_KINDS
     from motorec.io import atomic_write_text
-    from motorec.training.runner import prepare_run_dir, summarize
+    from motorec.training.runner import claim_run_dir, run_identity, summarize
 
     if ids not in ("sasrec", *ID_KINDS):
         raise MotorecError(f"--ids '{ids}': choose sasrec or one of {', '.join(ID_KINDS)}.")
     ds, cfg, device = _setup("sasrec" if ids == "sasrec" else "tiger", data, config, set_)
     ds = loo_split(ds)
-    prepare_run_dir(out, overwrite, resume)
-    runs = _run_seeds(out, cfg, resume, lambda seed, d: generative_seed(ds, ids, cfg, seed, device, d))
+    identity = run_identity(f"generative {ids}", cfg, ds.split_sha256())
+    with claim_run_dir(out, overwrite, resume, identity, [data, config]) as out:
+        runs = _run_seeds(out, cfg, resume, lambda seed, d: generative_seed(ds, ids, cfg, seed, device, d))
     test, test_std = summarize([r["test"] for r in runs])
     valid, _ = summarize([r["valid"] for r in runs])
     summary = {"ids": ids, "dataset": ds.name, "split_sha256": ds.split_sha256(), "config": cfg,
@@ -108,7 +110,7 @@ def rank(
     from motorec.generative.ids import ID_KINDS, require_task_objective
     from motorec.generative.ranking import FEATURE_SETS
     from motorec.io import atomic_write_text
-    from motorec.training.runner import prepare_run_dir, summarize
+    from motorec.training.runner import claim_run_dir, run_identity, summarize
 
     sets = [f.strip() for f in features.split(",") if f.strip()]
     bad = [f for f in sets if f not in FEATURE_SETS]
@@ -118,8 +120,9 @@ def rank(
         raise MotorecError(f"--ids '{ids}': choose one of {', '.join(ID_KINDS)}.")
     ds, cfg, device = _setup("dcn", data, config, set_)
     require_task_objective(ids, cfg["ids"]["mmq"])
-    prepare_run_dir(out, overwrite, resume)
-    runs = _run_seeds(out, cfg, resume, lambda seed, d: ranking_seed(ds, sets, ids, cfg, seed, device))
+    identity = run_identity(f"rank {ids} {','.join(sets)}", cfg, ds.split_sha256())
+    with claim_run_dir(out, overwrite, resume, identity, [data, config]) as out:
+        runs = _run_seeds(out, cfg, resume, lambda seed, d: ranking_seed(ds, sets, ids, cfg, seed, device))
     summary: dict[str, Any] = {"ids": ids, "dataset": ds.name, "config": cfg, "seeds": [r["seed"] for r in runs]}
     table = Table(title=f"rating > 3 on {ds.name} ({ids} IDs): test, mean ± std over {len(runs)} seed(s)")
     for col in ("features", "group", "AUC", "GAUC", "rows"):

@@ -3,6 +3,7 @@
 Requests build their log lines themselves (the CPU part) and hand them over; the writer does only
 write + fdatasync + the in-memory apply, so it holds Python's GIL for microseconds and a slow disk
 sync is paid once per batch, not once per request. Log order = apply order = submission order.
+Log maintenance (compaction) runs on the same thread between batches, so it never races an append.
 """
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ class GroupCommitter:
         self._queue.put((record, line, fut))
         return fut
 
+    def run_on_writer(self, task: Callable[[], Any]) -> Future:
+        """Future of task(), run on the writer thread after the records queued before it."""
+        fut: Future = Future()
+        self._queue.put((task, None, fut))
+        return fut
+
     def _run(self) -> None:
         stop = False
         while not stop:
@@ -41,21 +48,30 @@ class GroupCommitter:
                 except queue.Empty:
                     break
             stop = any(job is None for job in batch)
-            batch = [job for job in batch if job is not None]
-            if not batch:
-                continue
-            try:
-                self.wal.append_framed([line for _, line, _ in batch])
-            except BaseException as exc:  # nothing of this batch is acknowledged
-                for _, _, fut in batch:
-                    fut.set_exception(exc)
-                continue
-            self.batches += 1
-            for record, _, fut in batch:
+            tasks = [job for job in batch if job is not None and job[1] is None]
+            batch = [job for job in batch if job is not None and job[1] is not None]
+            if batch:
+                self._commit(batch)
+            for task, _, fut in tasks:
                 try:
-                    fut.set_result(self.apply(record))
+                    fut.set_result(task())
                 except BaseException as exc:
                     fut.set_exception(exc)
+            self.wal.compact_if_due()
+
+    def _commit(self, batch: list[tuple[dict[str, Any], bytes, Future]]) -> None:
+        try:
+            self.wal.append_framed([line for _, line, _ in batch])
+        except BaseException as exc:  # nothing of this batch is acknowledged
+            for _, _, fut in batch:
+                fut.set_exception(exc)
+            return
+        self.batches += 1
+        for record, _, fut in batch:
+            try:
+                fut.set_result(self.apply(record))
+            except BaseException as exc:
+                fut.set_exception(exc)
 
     def close(self) -> None:
         self._queue.put(None)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from motorec.errors import MotorecError
-from motorec.io import atomic_write_text
+from motorec.io import atomic_write_text, claim_report_dir
 from motorec.models import model_class
 from motorec.training.runner import run_experiment
 
@@ -82,14 +82,13 @@ def compare(models: list[str], datasets: list[str], out: str | Path, overrides: 
     for m in models:
         model_class(m)  # unknown names fail before any training
     specs = [DatasetSpec.parse(d) for d in datasets]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = previous_rows(out)
-    for spec in specs:
-        for model in models:
-            row = run_cell(spec, model, out, list(overrides or []), Path(tuned) if tuned else None, train)
-            rows = [r for r in previous_rows(out) if (r["dataset"], r["model"]) != (spec.label, model)] + [row]
-            write_tables(rows, out)
+    with claim_report_dir(out, "compare", "compare.json") as out:
+        rows = previous_rows(out)
+        for spec in specs:
+            for model in models:
+                row = run_cell(spec, model, out, list(overrides or []), Path(tuned) if tuned else None, train)
+                rows = [r for r in previous_rows(out) if (r["dataset"], r["model"]) != (spec.label, model)] + [row]
+                write_tables(rows, out)
     return [r for r in rows if r["dataset"] in {s.label for s in specs} and r["model"] in models]
 
 

@@ -18,7 +18,7 @@ import yaml
 
 from motorec.config import merge, parse_override
 from motorec.errors import MotorecError
-from motorec.io import atomic_write_text
+from motorec.io import atomic_write_text, claim_report_dir
 from motorec.training.runner import load_run_inputs, run_experiment
 from motorec.training.trainer import SELECT_GROUP, SELECT_METRIC
 
@@ -101,10 +101,16 @@ def tune(data: str | Path, model: str, out: str | Path, grid: dict[str, list[Any
          config_file: str | Path | None = None, overrides: list[str] | None = None,
          resume: bool = True) -> dict[str, Any]:
     """Run every grid point (resuming finished ones), choose on valid, report that point's test."""
-    out = Path(out)
     overrides = list(overrides or [])
     points = grid_points(grid)
     _, cfg = load_run_inputs(data, model, split, config_file, overrides + as_overrides(points[0]))  # validates keys
+    with claim_report_dir(out, "tune", "tune.json") as out:
+        return _run_grid(data, model, out, points, split, config_file, overrides, resume, grid, cfg)
+
+
+def _run_grid(data: str | Path, model: str, out: Path, points: list[dict[str, Any]], split: str | None,
+              config_file: str | Path | None, overrides: list[str], resume: bool, grid: dict[str, list[Any]],
+              cfg: dict[str, Any]) -> dict[str, Any]:
     trials = []
     for i, point in enumerate(points):
         run_dir = out / trial_name(point, [model, str(data), split, str(config_file), overrides])
@@ -120,7 +126,6 @@ def tune(data: str | Path, model: str, out: str | Path, grid: dict[str, list[Any
         "best": {"trial": best["trial"], "run_dir": best["run_dir"], "point": best["point"], f"valid_{SELECT_METRIC}": best["valid"],
                  "test": best["_test"], "test_std": best["_test_std"]},
     }
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "tune.json", json.dumps(summary, indent=2))
     atomic_write_text(out / "tune.md", tune_markdown(summary))
     atomic_write_text(out / "best.yaml", yaml.safe_dump(nest(best["point"], cfg), sort_keys=False))
