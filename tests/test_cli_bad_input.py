@@ -2,6 +2,8 @@
 nothing written to RUN_DIR."""
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -28,9 +30,25 @@ def train(folder: Path, run: Path, *extra: str, model: str = "bpr") -> list[str]
     return ["train", "--data", str(folder), "--model", model, "--out", str(run), *FAST, *extra]
 
 
-def fails_cleanly(argv: list[str], capsys, run: Path, *needles: str) -> str:
-    """Exit 2, one `error:` paragraph on stderr containing every needle, RUN_DIR untouched."""
-    before = sorted(p.name for p in run.iterdir()) if run.exists() else None
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every file under `root` with its size, mtime and hash, and every folder."""
+    out: dict[str, tuple] = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_symlink():
+            out[rel] = ("link", os.readlink(p))
+        elif p.is_dir():
+            out[rel] = ("dir",)
+        elif p.is_file():
+            out[rel] = (p.stat().st_size, p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+    return out
+
+
+def fails_cleanly(argv: list[str], capsys, run: Path, *needles: str, root: Path | None = None) -> str:
+    """Exit 2, one `error:` paragraph on stderr containing every needle, no traceback, and nothing
+    under `root` (default: the folder holding RUN_DIR) created, changed or removed."""
+    root = root or run.parent
+    before = snapshot(root)
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2, err
@@ -39,8 +57,7 @@ def fails_cleanly(argv: list[str], capsys, run: Path, *needles: str) -> str:
     flat = " ".join(err.split())
     for needle in needles:
         assert needle in flat, f"{needle!r} not in {flat!r}"
-    after = sorted(p.name for p in run.iterdir()) if run.exists() else None
-    assert after == before, "nothing may be written to RUN_DIR"
+    assert snapshot(root) == before, "a failed command must leave every file as it was"
     return flat
 
 

@@ -298,7 +298,34 @@ def claim_output_dir(
 
 
 def claim_report_dir(out: str | os.PathLike, kind: str, report_file: str):
-    """A folder a command adds its report to on every invocation (compare, tune, ablate, tradeoff):
-    reused when it is one of `kind` (a marker, or `report_file` written by an older motorec),
-    refused when it is someone else's non-empty folder."""
-    return claim_output_dir(out, kind, resume=True, legacy=lambda p: {} if (p / report_file).is_file() else None)
+    """A folder a command adds its report to on every invocation (compare, tune, ablate, tradeoff,
+    motor-table): reused when it is one of `kind` (a marker, or, from an older motorec, its
+    `report_file` or nothing but run folders), refused when it is someone else's non-empty folder.
+    Such a folder is never deleted, only added to."""
+    def legacy(folder: Path) -> dict | None:
+        older = (folder / report_file).is_file() or all(p.is_dir() for p in folder.iterdir())
+        return {} if older else None
+
+    return claim_output_dir(out, kind, resume=True, legacy=legacy)
+
+
+def check_output_file(path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (),
+                      flag: str = "--out") -> Path:
+    """A file a command is about to write: its folder must be creatable, and it may not replace
+    an input of the same command or an existing file inside an input folder (a dataset's .inter,
+    a run's results.json). Returns the resolved path."""
+    given = Path(path)
+    if given.is_dir():
+        raise MotorecError(f"{flag} {given}: is a folder; give a file path.")
+    if given.parent.exists() and not given.parent.is_dir():
+        raise MotorecError(f"{flag} {given}: {given.parent} is a file, so nothing can be written under it.")
+    resolve_output_path(given.parent, flag)
+    target = given.resolve()
+    for item in inputs:
+        if item is None or not Path(item).exists():
+            continue
+        inp = Path(item).resolve()
+        if target == inp or (target.exists() and inp.is_dir() and inp in target.parents):
+            raise MotorecError(f"{flag} {given}: would replace {'an input' if target == inp else 'a file inside the input'} "
+                               f"{item} of this command; choose another path.")
+    return target

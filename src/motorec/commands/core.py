@@ -69,7 +69,10 @@ def data_split(
 ) -> None:
     """Write a reproducible split in MMRec format so it can be shared."""
     from motorec.data import cold_split, load_dataset, loo_split, random_split, write_mmrec
+    from motorec.io import check_output_file
 
+    for target in (out, out.with_name(out.stem + ".cold_items.txt")):
+        check_output_file(target, [path])
     ds = load_dataset(path)
     splitters = {"random": lambda d: random_split(d, seed=seed), "loo": loo_split,
                  "cold": lambda d: cold_split(d, cold_fraction, seed=seed)}
@@ -112,6 +115,10 @@ def evaluate(
 
     if split not in ("valid", "test"):
         raise MotorecError(f"--split '{split}': choose valid or test.")
+    if export is not None:
+        from motorec.io import check_output_file
+
+        check_output_file(export, [run_dir], flag="--export")
     result = evaluate_run(run_dir, split, seed)
     console.print(metrics_table(f"{run_dir} — {split}", result.metrics))
     if export is not None:

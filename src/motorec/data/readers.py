@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -54,8 +55,19 @@ def _integer_column(df: pd.DataFrame, column: str, path: Path) -> np.ndarray:
 
 
 def _clip(value: object, width: int = 40) -> str:
+    """A value for an error message: control characters escaped, long text shortened."""
     text = str(value)
+    text = text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _first_non_utf8_line(path: Path) -> int:
+    for lineno, line in enumerate(path.read_bytes().split(b"\n"), start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            return lineno
+    return 1
 
 
 def id_space(ids: np.ndarray, what: str, path: Path, line_of: Callable[[int], int] | None = lambda row: row + 2) -> int:
@@ -96,7 +108,7 @@ def open_npy(path: Path) -> np.ndarray:
             raise MotorecError(f"{path}: is truncated: its header promises more data than the file holds "
                                f"({path.stat().st_size} bytes).") from exc
         raise MotorecError(f"{path}: not a readable .npy array ({exc}).") from exc
-    except (EOFError, OSError, SyntaxError, TypeError) as exc:
+    except Exception as exc:  # numpy's header parser: EOFError, OSError, SyntaxError, TokenError, ...
         raise MotorecError(f"{path}: not a readable .npy array: the header is damaged or the file is cut "
                            f"({type(exc).__name__}: {_clip(exc, 120)}).") from exc
 
@@ -119,8 +131,14 @@ def read_inter(path: str | Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError as exc:
         raise MotorecError(f"{path}: the file is empty; expected a tab-separated header line "
                            f"({', '.join(INTER_COLUMNS)}) and one line per interaction.") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, csv.Error, OverflowError) as exc:
-        raise MotorecError(f"{path}: not a readable tab-separated file ({_clip(exc, 200)}).") from exc
+    except UnicodeDecodeError as exc:
+        raise MotorecError(f"{path}, line {_first_non_utf8_line(path)}: not UTF-8 text.") from exc
+    except (pd.errors.ParserError, ValueError, csv.Error, OverflowError) as exc:
+        fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if fields:
+            want, line, saw = fields.groups()
+            raise MotorecError(f"{path}, line {line}: {saw} tab-separated fields, but the header has {want}.") from exc
+        raise MotorecError(f"{path}: not a readable tab-separated file ({_clip(str(exc).strip(), 200)}).") from exc
     for col in ("userID", "itemID", "x_label"):
         if col not in df.columns:
             raise MotorecError(
@@ -278,6 +296,8 @@ def check_split(ds: Dataset, path: Path, drop_users_without_train: bool = False)
         )
     if len(orphans):
         keep = train_users[ds.users]
+        if not keep.any():
+            raise MotorecError(f"{path}: no user has train interactions (x_label 0), so nothing is left to train on.")
         warnings.warn(f"{path}: dropped the {int((~keep).sum())} interactions of {len(orphans)} users without train interactions.")
         ds = replace(
             ds,

@@ -60,7 +60,8 @@ class ItemIn(BaseModel):
     title: str | None = Field(None, max_length=1000)
     text: str | None = Field(None, min_length=1, max_length=MAX_TEXT, description="the item text, encoded as is")
     fields: Fields | None = Field(None, description="text fields rendered through the bundle's text template")
-    image_base64: str | None = Field(None, max_length=MAX_IMAGE_BYTES * 4 // 3 + 4)
+    image_base64: str | None = Field(None, description=f"base64 of a JPEG, PNG or WebP image of at most "
+                                                       f"{MAX_IMAGE_BYTES} bytes (larger: 413)")
     features: dict[Annotated[str, Field(max_length=64)], list[FiniteFloat]] | None = Field(
         None, max_length=16, description="precomputed features per modality (as in the training features)")
 

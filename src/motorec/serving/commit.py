@@ -12,7 +12,7 @@ import threading
 from concurrent.futures import Future
 from typing import Any, Callable
 
-from motorec.serving.wal import WriteAheadLog
+from motorec.serving.wal import WalUnavailable, WriteAheadLog
 
 MAX_BATCH = 256
 
@@ -22,20 +22,24 @@ class GroupCommitter:
         self.wal = wal
         self.apply = apply
         self.batches = 0
+        self._closed = False
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="motorec-wal-writer", daemon=True)
         self._thread.start()
 
     def submit(self, record: dict[str, Any], line: bytes) -> Future:
         """Future of apply(record), resolved only after the record is durable."""
-        fut: Future = Future()
-        self._queue.put((record, line, fut))
-        return fut
+        return self._put(record, line)
 
     def run_on_writer(self, task: Callable[[], Any]) -> Future:
         """Future of task(), run on the writer thread after the records queued before it."""
+        return self._put(task, None)
+
+    def _put(self, job: Any, line: bytes | None) -> Future:
+        if self._closed:
+            raise WalUnavailable("the service is shutting down; nothing was written.")
         fut: Future = Future()
-        self._queue.put((task, None, fut))
+        self._queue.put((job, line, fut))
         return fut
 
     def _run(self) -> None:
@@ -58,6 +62,13 @@ class GroupCommitter:
                 except BaseException as exc:
                     fut.set_exception(exc)
             self.wal.compact_if_due()
+        while True:  # submitted while closing: refused, never left waiting
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None:
+                job[2].set_exception(WalUnavailable("the service is shutting down; nothing was written."))
 
     def _commit(self, batch: list[tuple[dict[str, Any], bytes, Future]]) -> None:
         try:
@@ -74,5 +85,6 @@ class GroupCommitter:
                 fut.set_exception(exc)
 
     def close(self) -> None:
+        self._closed = True
         self._queue.put(None)
         self._thread.join(timeout=30)

@@ -95,8 +95,9 @@ class Recovery:
             parts.append(f"dropped a torn, unacknowledged tail of {self.torn_tail_bytes} bytes "
                          f"(kept in {self.torn_tail_file})")
         if self.repaired:
-            parts.append(f"repaired: kept {self.repaired['records_kept']} records, moved "
-                         f"{self.repaired['bytes_moved']} damaged bytes to {self.repaired['moved_to']}")
+            moved = f"moved {self.repaired['bytes_moved']} damaged bytes to {self.repaired['moved_to']}" \
+                if self.repaired["moved_to"] else "the acknowledged records after them are missing"
+            parts.append(f"repaired: kept {self.repaired['records_kept']} records, {moved}")
         return "; ".join(parts + self.notes)
 
 
@@ -193,7 +194,8 @@ class WriteAheadLog:
                     f"with the {max(len(records) - 1, 0)} records before it.")
             moved = self._move_tail(data, where, "damaged")
             self.recovery.repaired = {"record": n, "byte": where, "reason": reason, "bytes_moved": len(data) - where,
-                                      "moved_to": str(moved), "records_kept": max(len(records) - 1, 0)}
+                                      "moved_to": str(moved) if moved else None,
+                                      "records_kept": max(len(records) - 1, 0)}
         elif offset < len(data):
             moved = self._move_tail(data, offset, "torn")
             self.recovery.torn_tail_bytes = len(data) - offset
@@ -221,13 +223,15 @@ class WriteAheadLog:
             raise MotorecError(f"write-ahead log {self.path} belongs to another bundle; point --wal elsewhere or "
                                f"move it aside to serve this bundle from scratch.")
 
-    def _move_tail(self, data: bytes, start: int, kind: str) -> Path:
-        """Copy data[start:] to a side file (synced), then cut the log there."""
-        side = self.path.with_name(f"{self.path.name}.{kind}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
-        with open(side, "wb") as f:
-            f.write(data[start:])
-            f.flush()
-            os.fsync(f.fileno())
+    def _move_tail(self, data: bytes, start: int, kind: str) -> Path | None:
+        """Copy data[start:] to a side file (synced; none when empty), then cut the log there."""
+        side = None
+        if start < len(data):
+            side = self.path.with_name(f"{self.path.name}.{kind}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+            with open(side, "wb") as f:
+                f.write(data[start:])
+                f.flush()
+                os.fsync(f.fileno())
         with open(self.path, "r+b") as f:
             f.truncate(start)
             os.fsync(f.fileno())

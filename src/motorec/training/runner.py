@@ -120,6 +120,10 @@ def load_run_inputs(data: str | Path, model: str, split: str | None, config_file
     probe = build_config(model, None, config_file, overrides)
     split = split or probe["data"]["split"]
     ds = load_dataset(data, split=split, drop_users_without_train=probe["data"]["drop_users_without_train"])
+    for label, name in ((1, "valid"), (2, "test")):
+        if ds.labels is not None and not (ds.labels == label).any():
+            raise MotorecError(f"{ds.source.get('inter', ds.name)}: no {name} interactions (x_label {label}); training "
+                               f"selects on valid and reports test, so the split needs both.")
     cfg = build_config(model, Path(str(data)).name, config_file, overrides)
     cfg["data"]["path"] = data_ref(data)
     cfg["data"]["split"] = (data_ref(split) if Path(str(split)).is_file() else str(split)) if split else None
