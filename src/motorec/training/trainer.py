@@ -16,7 +16,7 @@ from motorec.data.dataset import Dataset
 from motorec.errors import MotorecError
 from motorec.evaluation import EvalResult, Evaluator
 from motorec.models.base import Recommender
-from motorec.training.checkpoint import load_checkpoint, save_checkpoint
+from motorec.checkpoint import load_checkpoint, save_checkpoint
 from motorec.training.sampling import BPRSampler
 
 SELECT_GROUP, SELECT_METRIC = "all", "recall@20"
