@@ -265,18 +265,18 @@ def test_tile_catalogue_and_item_side_growth(cold_ds, tmp_path):
 
 def test_size_cli_and_table_cli(tmp_path, capsys):
     common = ["--set", "tokens.tokenizer=test_bins", "--set", f"data.cache_dir={tmp_path}"]
-    assert main(["size", "--data", "synthetic-cold", "--models", "bpr", "--json", *common]) == 0
+    assert main(["exp", "size", "--data", "synthetic-cold", "--models", "bpr", "--json", *common]) == 0
     rows = json.loads(capsys.readouterr().out)
     motor = {r["n_items"]: r["item_params"] for r in rows if r["item_repr"] == "motor"}
     ident = {r["n_items"]: r["item_params"] for r in rows if r["item_repr"] == "id"}
     assert len(motor) == 2 and len(set(motor.values())) == 1 and len(set(ident.values())) == 2
-    assert main(["motor-table", "--benchmarks", "ml100k", "--no-train"]) == 2
+    assert main(["exp", "motor-table", "--benchmarks", "ml100k", "--no-train"]) == 2
     assert "Did you mean 'ml100k-mm'" in " ".join(capsys.readouterr().err.split())
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data (real datasets) not present")
 def test_motor_table_collects_without_training(tmp_path, capsys):
-    args = ["motor-table", "--data-root", str(DATA), "--out", str(tmp_path), "--models", "bpr",
+    args = ["exp", "motor-table", "--data-root", str(DATA), "--out", str(tmp_path), "--models", "bpr",
             "--benchmarks", "ml100k-mm-cold", "--no-train", "--set", "tokens.tokenizer=test_bins",
             "--set", f"data.cache_dir={tmp_path / 'cache'}"]
     assert main(args) == 0
