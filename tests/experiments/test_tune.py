@@ -7,10 +7,10 @@ import pytest
 import yaml
 
 from motorec.errors import MotorecError
-from motorec.training import compare as compare_mod
-from motorec.training import tune as tune_mod
-from motorec.training.compare import DatasetSpec, compare
-from motorec.training.tune import grid_points, parse_grid, tune
+from motorec.experiments import compare as compare_mod
+from motorec.experiments import tune as tune_mod
+from motorec.experiments.compare import DatasetSpec, compare
+from motorec.experiments.tune import grid_points, parse_grid, tune
 
 FAST = ["seeds=[1]", "train.epochs=2", "train.threads=1", "train.progress=false"]
 
