@@ -123,7 +123,7 @@ def tune(data: str | Path, model: str, out: str | Path, grid: dict[str, list[Any
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "tune.json", json.dumps(summary, indent=2))
     atomic_write_text(out / "tune.md", tune_markdown(summary))
-    atomic_write_text(out / "best.yaml", yaml.safe_dump(nest(best["point"], cfg), sort_keys=False))
+    atomic_write_text(out / "best.yaml", yaml.safe_dump(nest(best["point"], cfg.to_dict()), sort_keys=False))
     return summary
 
 

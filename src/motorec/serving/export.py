@@ -177,7 +177,7 @@ def export_bundle(run_dir: str | os.PathLike, out: str | os.PathLike, seed: int 
     })
     manifest = {
         "source_run": str(Path(run_dir).resolve()),
-        "model": {"name": model.name, "content_path": model.content_path, "config": cfg},
+        "model": {"name": model.name, "content_path": model.content_path, "config": cfg.to_dict()},
         "dataset": {"name": ds.name, "split": cfg["data"]["split"], "split_sha256": ds.split_sha256(),
                     "cold_items": None if ds.cold_items is None else int(len(ds.cold_items)),
                     "cold_items_served": bool(served[ds.cold_mask()].all()) if ds.cold_items is not None else None},

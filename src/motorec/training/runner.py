@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from motorec.config import build_config
+from motorec.config import RunConfig, build_config
 from motorec.data import Dataset, load_dataset
 from motorec.errors import MotorecError
 from motorec.evaluation import Evaluator, write_topk
@@ -49,14 +49,13 @@ def summarize(per_seed: list[dict[str, dict[str, float]]]) -> tuple[dict, dict]:
 
 
 def load_run_inputs(data: str | Path, model: str, split: str | None, config_file: str | Path | None,
-                    overrides: list[str] | None) -> tuple[Dataset, dict[str, Any]]:
+                    overrides: list[str] | None) -> tuple[Dataset, RunConfig]:
     model_class(model)  # unknown model -> error before anything else
-    probe = build_config(model, None, config_file, overrides)
-    split = split or probe["data"]["split"]
-    ds = load_dataset(data, split=split, drop_users_without_train=probe["data"]["drop_users_without_train"])
-    cfg = build_config(model, Path(str(data)).name, config_file, overrides)
-    cfg["data"]["path"] = str(data)
-    cfg["data"]["split"] = str(split) if split else None
+    cfg = build_config(model, config_file, overrides)
+    split = split or cfg.data.split
+    ds = load_dataset(data, split=split, drop_users_without_train=cfg.data.drop_users_without_train)
+    cfg.data.path = str(data)
+    cfg.data.split = str(split) if split else None
     return ds, cfg
 
 
@@ -100,7 +99,7 @@ def run_experiment(
     valid_mean, _ = summarize(per_seed_valid)
     test_mean, test_std = summarize(per_seed_test)
     results = {
-        "config": cfg,
+        "config": cfg.to_dict(),
         "dataset": ds.name,
         "split_sha256": ds.split_sha256(),
         "seeds": cfg["seeds"],

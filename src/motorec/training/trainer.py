@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from motorec.config import TrainConfig
 from motorec.data.dataset import Dataset
 from motorec.evaluation import EvalResult, Evaluator
 from motorec.models.base import Recommender
@@ -67,7 +68,7 @@ def fit(
     model: Recommender,
     ds: Dataset,
     evaluator: Evaluator,
-    train_cfg: dict[str, Any],
+    train_cfg: TrainConfig,
     seed: int,
     checkpoint: Path | None = None,
     resume: bool = False,
@@ -80,7 +81,7 @@ def fit(
         return FitResult(valid, test, 0, 0, 0.0, 0.0)
     sampler = BPRSampler(ds, device, seed)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"])
+    opt = torch.optim.Adam(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     state = None
     if resume and checkpoint is not None and checkpoint.is_file():
         saved = load_checkpoint(checkpoint, device)
@@ -92,7 +93,7 @@ def fit(
 
     def train_one(epoch: int) -> float:
         model.on_epoch_start(epoch)
-        total, n = train_epoch(model, sampler, opt, train_cfg["batch_size"])
+        total, n = train_epoch(model, sampler, opt, train_cfg.batch_size)
         return total / max(n, 1)
 
     def save(state: LoopState) -> None:
@@ -100,9 +101,9 @@ def fit(
             save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(), **state.as_checkpoint(),
                                          "sampler_rng": sampler.generator.get_state(), "torch_rng": torch.get_rng_state()})
 
-    schedule = Schedule(train_cfg["epochs"], train_cfg["patience"], train_cfg["eval_every"], f"valid_{SELECT_METRIC}")
+    schedule = Schedule(train_cfg.epochs, train_cfg.patience, train_cfg.eval_every, f"valid_{SELECT_METRIC}")
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
-                  TimeElapsedColumn(), disable=not train_cfg.get("progress", True), transient=True) as bar:
+                  TimeElapsedColumn(), disable=not train_cfg.progress, transient=True) as bar:
         task = bar.add_task(f"{model.name} seed {seed}", total=schedule.epochs,
                             completed=state.next_epoch if state else 0, status="")
 
