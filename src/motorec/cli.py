@@ -28,6 +28,8 @@ COMMAND_MODULES = [
     "motorec.commands.generative",
     "motorec.commands.serve",
     "motorec.commands.motor",
+    "motorec.commands.report",
+    "motorec.commands.explain",
 ]
 
 for _module in COMMAND_MODULES:

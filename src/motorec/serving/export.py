@@ -96,10 +96,11 @@ def _choose_fold_in(ds: Dataset, users: np.ndarray, items: np.ndarray, target: f
 
 def export_bundle(run_dir: str | os.PathLike, out: str | os.PathLike, seed: int | None = None,
                   drop_cold_items: bool = False, tokenizer: str | None = None,
-                  tokenizer_params: dict[str, Any] | None = None, overwrite: bool = False) -> dict[str, Any]:
-    """Write BUNDLE from RUN_DIR; returns the manifest."""
+                  tokenizer_params: dict[str, Any] | None = None, overwrite: bool = False,
+                  dataset: Dataset | None = None) -> dict[str, Any]:
+    """Write BUNDLE from RUN_DIR (`dataset`: the run's split already in memory); returns the manifest."""
     out = Path(out)
-    ds, cfg, model = load_trained(run_dir, seed)
+    ds, cfg, model = load_trained(run_dir, seed, dataset)
     model.eval()
     with torch.no_grad():
         model.prepare_scoring()

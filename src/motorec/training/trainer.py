@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from motorec.data.dataset import Dataset
 from motorec.errors import MotorecError
 from motorec.evaluation import EvalResult, Evaluator
 from motorec.models.base import Recommender
+from motorec.progress import MetricLog, progress
 from motorec.training.checkpoint import load_checkpoint, save_checkpoint
 from motorec.training.sampling import BPRSampler
 
@@ -73,8 +73,12 @@ def fit(
     seed: int,
     checkpoint: Path | None = None,
     resume: bool = False,
+    metrics_log: MetricLog | None = None,
 ) -> FitResult:
-    """Train with early stopping; the test split is evaluated once, at the best-valid state."""
+    """Train with early stopping; the test split is evaluated once, at the best-valid state.
+
+    `metrics_log` receives the mean train loss and valid recall@20 at every evaluation.
+    """
     device = model.ctx.device
     if not model.trainable:
         valid = evaluate_model(model, evaluator, "valid")
@@ -98,9 +102,8 @@ def fit(
         torch.set_rng_state(state["torch_rng"])
     epochs, patience = train_cfg["epochs"], train_cfg["patience"]
     epochs_done = start_epoch
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
-                  TimeElapsedColumn(), disable=not train_cfg.get("progress", True), transient=True) as bar:
-        task = bar.add_task(f"{model.name} seed {seed}", total=epochs, completed=start_epoch, status="")
+    with progress(enabled=train_cfg.get("progress", True)) as bar:
+        task = bar.task(f"{model.name} seed {seed}", total=epochs, completed=start_epoch)
         for epoch in range(start_epoch, epochs):
             if bad_evals >= patience:
                 break
@@ -113,7 +116,7 @@ def fit(
             if not math.isfinite(total):
                 raise MotorecError(f"{model.name}: training loss became {total} at epoch {epoch}; lower train.lr or raise the regularisation.")
             if (epoch + 1) % train_cfg["eval_every"] and epoch + 1 < epochs:
-                bar.update(task, advance=1)
+                task.advance()
                 continue
             t0 = time.perf_counter()
             valid = evaluate_model(model, evaluator, "valid")
@@ -126,7 +129,9 @@ def fit(
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 bad_evals += 1
-            bar.update(task, advance=1, status=f"loss {total / max(n, 1):.4f} valid R@20 {score:.4f} (best {best_score:.4f} @ {best_epoch})")
+            task.advance(status=f"loss {total / max(n, 1):.4f} valid R@20 {score:.4f} (best {best_score:.4f} @ {best_epoch})")
+            if metrics_log is not None:
+                metrics_log.scalars(epoch, {"train/loss": total / max(n, 1), f"valid/{SELECT_METRIC}": score})
             if checkpoint is not None:
                 save_checkpoint(checkpoint, {
                     "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
