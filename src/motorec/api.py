@@ -144,15 +144,10 @@ class Run:
 
     def evaluate(self, split: str = "test", topk_file: str | os.PathLike | None = None) -> dict[str, dict[str, float]]:
         """Metrics per group of the best-valid checkpoint on valid or test (and the top-50 lists, if asked)."""
-        from motorec.evaluation import Evaluator, write_topk
-        from motorec.training.trainer import evaluate_model
+        from motorec.evaluation import write_topk
+        from motorec.training.evaluate import evaluate_loaded
 
-        if split not in ("valid", "test"):
-            raise MotorecError(f"split '{split}': choose valid or test.")
-        cfg = self.metrics["config"]
-        evaluator = Evaluator(self.dataset, self.model.ctx.device, ks=tuple(cfg["eval"]["ks"]),
-                              batch_size=cfg["eval"]["batch_size"])
-        result = evaluate_model(self.model, evaluator, split, export_topk=topk_file is not None)
+        result = evaluate_loaded(self.dataset, self.metrics["config"], self.model, split, topk_file is not None)
         if topk_file is not None:
             write_topk(topk_file, result.users, result.topk)
         return result.metrics
@@ -185,13 +180,13 @@ def load_run(directory: str | os.PathLike, dataset: Dataset | None = None, seed:
     return Run(directory, dataset, seed)
 
 
-def train(data: str | os.PathLike | Dataset, model: str, *, seeds: list[int] | None = None,
+def train(data: str | os.PathLike | Dataset, model: str, /, *, seeds: list[int] | None = None,
           out: str | os.PathLike | None = None, split: str | None = None, config: str | os.PathLike | None = None,
           settings: list[str] | None = None, overwrite: bool = False, resume: bool = False, **overrides: Any) -> Run:
     """Train `model` on a dataset (a loaded Dataset, a folder or 'synthetic-cold') over `seeds`.
 
-    Config keys are keyword arguments (`train={"epochs": 20}`, `train__epochs=20`, `epochs=20`) or
-    `settings=["train.epochs=20"]` as on the command line. Without `out` the run is written to a
+    Config keys are keyword arguments (`train={"epochs": 20}`, `model={"n_layers": 2}`, `train__lr=0.01`,
+    a bare key naming one config key: `patience=5`) or `settings=["train.epochs=20"]` as on the command line. Without `out` the run is written to a
     fresh temporary folder (`run.dir`; keep it with `run.save(dir)`).
     """
     from motorec.training.runner import run_experiment

@@ -2,8 +2,8 @@
 
 One mechanism for every long loop (tokenizer fitting, feature extraction, training, compare/tune,
 export). On a terminal it is a rich bar with elapsed time and ETA; when stderr is not a terminal
-(a log file, CI, nohup) a bar would print control codes or nothing, so one plain line is written
-at the start, at most every `interval` seconds, and at the end:
+(a log file, CI, nohup) a bar would print control codes or nothing, so a plain line is written
+every `interval` seconds, and a last one at the end (work shorter than `interval` stays silent):
 
     motorec seed 2026: 12/1000 (1%) elapsed 0:00:31 eta 0:42:10 loss 0.4123 valid R@20 0.1934
 
@@ -39,9 +39,9 @@ class Task:
         self._stream, self._bar, self._interval = stream, bar, interval
         self._start = time.perf_counter()
         self._start_done = completed
-        self._last = -float("inf")
+        self._last = self._start
+        self._printed = False
         self._id = bar.add_task(description, total=total, completed=completed, status="") if bar is not None else None
-        self._line(force=True)
 
     def advance(self, n: float = 1, status: str | None = None) -> None:
         self.completed += n
@@ -81,11 +81,11 @@ class Task:
             return
         now = time.perf_counter()
         if force or now - self._last >= self._interval:
-            self._last = now
+            self._last, self._printed = now, True
             print(self.line(), file=self._stream, flush=True)
 
     def finish(self) -> None:
-        if self._stream is not None:
+        if self._stream is not None and self._printed:
             self._line(force=True)
 
 
