@@ -52,40 +52,38 @@ def recall_curves(runs: list[RunSummary], path: Path) -> Path:
     return _save(fig, path)
 
 
+def grouped_bars(runs: list[RunSummary], series: dict[str, list[float]], errors: dict[str, list[float]] | None,
+                 ylabel: str, path: Path) -> Path:
+    """One group of bars per run, one bar per series, each bar labelled with its value."""
+    fig, ax = plt.subplots(figsize=(1.5 + 0.65 * len(runs) * len(series), 3.0))
+    width = 0.8 / len(series)
+    x = np.arange(len(runs))
+    for j, (name, values) in enumerate(series.items()):
+        bars = ax.bar(x + (j - (len(series) - 1) / 2) * width, values, width, capsize=3, label=name,
+                      yerr=None if errors is None else errors[name])
+        ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
+    ax.set_xticks(x, [r.label for r in runs])
+    ax.set_ylabel(ylabel)
+    ax.margins(y=0.35)  # room for the legend above the bars
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
 def group_bars(runs: list[RunSummary], path: Path) -> Path:
     """Recall@20 warm vs cold@full vs cold@cold (or every group of a warm split), bars per model."""
     groups = [g for g in COLD_GROUPS if any(g in r.test for r in runs)] or groups_of(runs)
-    fig, ax = plt.subplots(figsize=(1.2 + 1.3 * len(runs) * len(groups) / 2, 3.0))
-    width = 0.8 / len(groups)
-    x = np.arange(len(runs))
-    for j, group in enumerate(groups):
-        means = [r.test.get(group, {}).get("recall@20", np.nan) for r in runs]
-        stds = [r.test_std.get(group, {}).get("recall@20", 0.0) for r in runs]
-        bars = ax.bar(x + (j - (len(groups) - 1) / 2) * width, means, width, yerr=stds, capsize=3, label=group)
-        ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
-    ax.set_xticks(x, [r.label for r in runs])
-    ax.set_ylabel("test Recall@20")
-    ax.margins(y=0.15)
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    means = {g: [r.test.get(g, {}).get("recall@20", np.nan) for r in runs] for g in groups}
+    stds = {g: [r.test_std.get(g, {}).get("recall@20", 0.0) for r in runs] for g in groups}
+    return grouped_bars(runs, means, stds, "test Recall@20", path)
 
 
 def cold_share_bars(runs: list[RunSummary], path: Path) -> Path:
     """Share of the top-20 slots that cold items take, next to their share of test interactions."""
     runs = [r for r in runs if r.cold_share_top20 is not None]
-    fig, ax = plt.subplots(figsize=(1.5 + 1.2 * len(runs), 3.0))
-    x = np.arange(len(runs))
-    top = ax.bar(x - 0.2, [r.cold_share_top20 for r in runs], 0.4, label=f"cold share of top-{TOP_N}")
-    test = ax.bar(x + 0.2, [r.cold_share_test for r in runs], 0.4, label="cold share of test interactions")
-    for bars in (top, test):
-        ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
-    ax.set_xticks(x, [r.label for r in runs])
-    ax.set_ylabel("share")
-    ax.margins(y=0.2)
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return grouped_bars(runs, {f"cold share of top-{TOP_N}": [r.cold_share_top20 for r in runs],
+                               "cold share of test interactions": [r.cold_share_test for r in runs]},
+                        None, "share", path)
 
 
 def valid_curves(runs: list[RunSummary], path: Path) -> Path:
