@@ -24,7 +24,8 @@ import torch
 from motorec.config import build_config
 from motorec.data import load_dataset
 from motorec.evaluation import Evaluator
-from motorec.training.runner import build_model, set_seed
+from motorec.models.factory import build_model
+from motorec.runtime import set_seed
 from motorec.training.sampling import BPRSampler
 from motorec.training.trainer import evaluate_model, train_epoch
 

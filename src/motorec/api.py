@@ -46,7 +46,7 @@ def _flatten(prefix: str, value: Any) -> Iterable[tuple[str, Any]]:
 def settings_of(seeds: list[int] | None, overrides: Mapping[str, Any]) -> list[str]:
     """Keyword settings as `--set key=value` strings: `train={"epochs": 5}` or `train__epochs=5` or
     a bare key that names one config key (`epochs=5`)."""
-    from motorec.training.tune import as_overrides
+    from motorec.experiments.tune import as_overrides
 
     flat = {"seeds": [int(s) for s in seeds]} if seeds is not None else {}
     for key, value in overrides.items():
@@ -82,7 +82,7 @@ class Run:
         return self.metrics["config"]["model_name"]
 
     def _load(self) -> None:
-        from motorec.training.evaluate import load_trained
+        from motorec.models.factory import load_trained
 
         if self._model is None:
             self._dataset, _, self._model = load_trained(self.dir, self.seed, self._dataset)
@@ -205,8 +205,8 @@ def compare(datasets: Iterable[str | Dataset], models: Iterable[str], seeds: lis
     a temporary folder by default, where an interrupted comparison resumes)."""
     import pandas as pd
 
-    from motorec.training.compare import compare as run_compare
-    from motorec.training.compare import flat_row
+    from motorec.experiments.compare import compare as run_compare
+    from motorec.experiments.compare import flat_row
 
     out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="motorec-compare-"))
     rows = run_compare(list(models), list(datasets), out, settings_of(seeds, overrides))

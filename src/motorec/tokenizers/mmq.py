@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from motorec.errors import MotorecError
 from motorec.progress import progress
 from motorec.tokenizers.base import Features, Tokenizer, TokenSlot, check_features, register_tokenizer, resolve_params
+from motorec.runtime import resolve_device
 from motorec.tokenizers.codebook import (
     Codebook,
     CodebookOutput,
@@ -45,7 +46,6 @@ from motorec.tokenizers.codebook import (
     nearest_code,
     new_item_suffix,
     perplexity,
-    resolve_device,
     sinkhorn_resolve,
     suffix_codes,
     utilisation,

@@ -7,7 +7,6 @@ RUN_DIR/seed_<s>/      checkpoint.pt, result.json, topk_test.tsv of each seed
 from __future__ import annotations
 
 import json
-import random
 import shutil
 import time
 from pathlib import Path
@@ -21,28 +20,11 @@ from motorec.data import Dataset, load_dataset
 from motorec.errors import MotorecError
 from motorec.evaluation import Evaluator, write_topk
 from motorec.io import atomic_write_text
-from motorec.models import ModelContext, model_class
+from motorec.models import model_class
+from motorec.models.factory import build_model, cache_dir_of
 from motorec.progress import MetricLog
-from motorec.training.tokens import attach_tokens
+from motorec.runtime import resolve_device, set_seed
 from motorec.training.trainer import FitResult, fit
-
-
-def resolve_device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise MotorecError(f"config field 'device': '{spec}' requested but CUDA is not available here.")
-    return torch.device(spec)
-
-
-def cache_dir_of(cfg: dict[str, Any]) -> Path:
-    return Path(cfg["data"]["cache_dir"]) if cfg["data"]["cache_dir"] else Path.home() / ".cache" / "motorec"
-
-
-def set_seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> None:
@@ -52,13 +34,6 @@ def prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> None:
     if out.exists() and overwrite and not resume:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-
-
-def build_model(ds: Dataset, cfg: dict[str, Any], device: torch.device, cache_dir: Path | None):
-    ctx = ModelContext(dataset=ds, device=device, config=cfg, cache_dir=cache_dir)
-    attach_tokens(ctx)
-    cls = model_class(cfg["model_name"])
-    return cls(ctx, cfg["model"]).to(device)
 
 
 def summarize(per_seed: list[dict[str, dict[str, float]]]) -> tuple[dict, dict]:
