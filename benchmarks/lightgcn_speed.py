@@ -24,7 +24,8 @@ import torch
 from motorec.config import build_config
 from motorec.data import load_dataset
 from motorec.evaluation import Evaluator
-from motorec.training.runner import build_model, set_seed
+from motorec.models.factory import build_model
+from motorec.runtime import set_seed
 from motorec.training.sampling import BPRSampler
 from motorec.training.trainer import evaluate_model, train_epoch
 
@@ -53,7 +54,7 @@ def timed(fn, device: torch.device, repeats: int) -> tuple[list[float], list[flo
 
 
 def bench_device(ds, device: torch.device, repeats: int, batch_size: int) -> dict:
-    cfg = build_config("lightgcn", None, None, [f"train.batch_size={batch_size}"])
+    cfg = build_config("lightgcn", None, [f"train.batch_size={batch_size}"])
     set_seed(2026)
     model = build_model(ds, cfg, device, None)
     sampler = BPRSampler(ds, device, seed=2026)

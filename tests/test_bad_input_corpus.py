@@ -157,13 +157,13 @@ def test_damaged_results_json(copied, command, content, needle, tmp_path, capsys
     _, run = copied
     (run / "results.json").write_bytes(content.encode("utf-8", "surrogateescape"))
     argv = {"evaluate": ["evaluate", str(run)], "export": ["export", str(run), "--out", str(tmp_path / "b")],
-            "tradeoff": ["tradeoff", str(run), "--out", str(tmp_path / "t")]}[command]
+            "tradeoff": ["exp", "tradeoff", str(run), "--out", str(tmp_path / "t")]}[command]
     fails_cleanly(argv, capsys, run, str(run / "results.json"), needle, root=tmp_path)
 
 
 def test_damaged_checkpoint_and_unknown_seed(copied, tmp_path, capsys):
     _, run = copied
-    fails_cleanly(["evaluate", str(run), "--seed", "99"], capsys, run, "--seed 99", "seeds [1]", root=tmp_path)
+    fails_cleanly(["evaluate", str(run), "--seed", "99"], capsys, run, "seed 99", "seeds [1]", root=tmp_path)
     (run / "seed_1" / "checkpoint.pt").write_bytes(b"PK\x03\x04 not a checkpoint")
     fails_cleanly(["evaluate", str(run)], capsys, run, "checkpoint.pt", "not a readable motorec checkpoint",
                   root=tmp_path)
@@ -281,8 +281,8 @@ def test_commands_never_replace_their_inputs(copied, tmp_path, capsys):
     (foreign / "notes.md").write_text("keep")
     fails_cleanly(["tokenize", "--data", str(folder), "--tokenizer", "pq", "--out", str(foreign), "--overwrite"],
                   capsys, foreign, "holds files motorec did not write", root=tmp_path)
-    fails_cleanly(["compare", "--models", "bpr", "--datasets", str(folder), "--out", str(foreign)], capsys, foreign,
-                  "holds files motorec did not write", root=tmp_path)
+    fails_cleanly(["exp", "compare", "--models", "bpr", "--datasets", str(folder), "--out", str(foreign)], capsys,
+                  foreign, "holds files motorec did not write", root=tmp_path)
 
 
 # ------------------------------------------------------------------------------------ resume

@@ -135,3 +135,14 @@ def test_existing_run_dir_is_refused_and_only_motorec_runs_are_replaced(tmp_path
     assert main(train(folder, run, "--overwrite")) == 0
     assert (run / "results.json").is_file() and not (run / "seed_1" / "note.txt").exists()
     assert not [p for p in tmp_path.iterdir() if "replaced" in p.name]  # the old run moved aside is gone
+
+
+@pytest.mark.parametrize("override", ["train.epochs=0", "train.epochs=-1", "seeds=[]", "train.batch_size=0",
+                                      "train.lr=nan", "eval.ks=[0]", "train.threads=abc", "train.eval_every=0"])
+def test_out_of_range_config_values_stop_before_anything_is_written(tmp_path, capsys, override):
+    out = tmp_path / "run"
+    code = main(["train", "--data", "synthetic-cold", "--model", "bpr", "--out", str(out), "--set", override])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert f"'{override.split('=')[0]}" in err  # the message names the key
+    assert not out.exists()  # no half-made run directory

@@ -11,7 +11,7 @@ from motorec.data.graph import user_item_adjacency
 from motorec.evaluation import Evaluator
 from motorec.models import ModelContext, model_class
 from motorec.models.lightgcn import propagate
-from motorec.training.runner import set_seed
+from motorec.runtime import set_seed
 from motorec.training.trainer import evaluate_model, fit
 
 
@@ -21,7 +21,7 @@ def cold_ds():
 
 
 def build(name: str, ds, **params):
-    cfg = build_config(name, None, None, [f"model.{k}={v}" for k, v in params.items()])
+    cfg = build_config(name, None, [f"model.{k}={v}" for k, v in params.items()])
     set_seed(0)
     return model_class(name)(ModelContext(ds, torch.device("cpu"), cfg), cfg["model"]), cfg
 
@@ -31,7 +31,7 @@ def test_propagate_is_the_mean_of_powers_of_the_normalised_adjacency(cold_ds):
     dense = torch.from_numpy(user_item_adjacency(cold_ds.train_matrix).toarray())
     ego = torch.cat([model.user_emb, model.item_repr()]).detach()
     want = (ego + dense @ ego + dense @ dense @ ego + dense @ dense @ dense @ ego) / 4
-    users, items = model._final()
+    users, items = model.final_vectors()
     got = torch.cat([users, items]).detach()
     assert torch.allclose(got, want, atol=1e-5)
     # a zero-shot cold item has no edges: only its own (untrained) ego vector survives, / (L + 1)
@@ -54,7 +54,7 @@ def test_loss_is_bpr_plus_l2_on_ego_embeddings(cold_ds):
     model, _ = build("lightgcn", cold_ds, embedding_dim=8, reg_weight=0.5)
     users, pos, neg = torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5])
     out = model.calculate_loss(users, pos, neg)
-    u, i = model._final()
+    u, i = model.final_vectors()
     bpr = -torch.nn.functional.logsigmoid((u[users] * i[pos]).sum(1) - (u[users] * i[neg]).sum(1)).mean()
     ego_u, ego_i = model.user_emb, model.item_repr()
     reg = (ego_u[users].pow(2).sum() + ego_i[pos].pow(2).sum() + ego_i[neg].pow(2).sum()) / 2 / 2
@@ -65,7 +65,7 @@ def test_loss_is_bpr_plus_l2_on_ego_embeddings(cold_ds):
 @pytest.mark.parametrize("name", ["bpr", "lightgcn"])
 def test_short_training_learns_warm_items_but_not_cold_ones(name, cold_ds):
     model, cfg = build(name, cold_ds, embedding_dim=32)
-    train_cfg = dict(cfg["train"], epochs=15, progress=False, lr=0.01)
+    train_cfg = cfg.train.model_copy(update={"epochs": 15, "progress": False, "lr": 0.01})
     evaluator = Evaluator(cold_ds)
     before = evaluate_model(model, evaluator, "valid").get()
     result = fit(model, cold_ds, evaluator, train_cfg, seed=0)

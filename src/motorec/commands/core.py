@@ -95,9 +95,10 @@ def train(
     allow_epochs_change: bool = typer.Option(False, help="With --resume: accept a different train.epochs."),
 ) -> None:
     """Train a model over the configured seeds with validation-only selection; test once."""
-    from motorec.training import run_experiment
+    from motorec.api import train as train_run
 
-    results = run_experiment(data, model, out, split, config, set_, overwrite, resume, allow_epochs_change)
+    results = train_run(data, model, out=out, split=split, config=config, settings=set_, overwrite=overwrite,
+                        resume=resume, allow_epochs_change=allow_epochs_change).metrics
     console.print(metrics_table(f"{model} on {results['dataset']} — test (mean ± std over {len(results['seeds'])} seeds)",
                                 results["test"], results["test_std"]))
     console.print(f"wrote {out / 'results.json'} and {out / 'topk_test.tsv'}")
@@ -110,19 +111,15 @@ def evaluate(
     export: Optional[Path] = typer.Option(None, help="Write the top-50 lists (userID + 50 items, TSV)."),
 ) -> None:
     """Re-evaluate a trained run's best-valid checkpoint (and export its top-K lists)."""
-    from motorec.evaluation import write_topk
-    from motorec.training.evaluate import evaluate_run
+    from motorec.api import load_run
 
-    if split not in ("valid", "test"):
-        raise MotorecError(f"--split '{split}': choose valid or test.")
     if export is not None:
         from motorec.io import check_output_file
 
         check_output_file(export, [run_dir], flag="--export")
-    result = evaluate_run(run_dir, split, seed)
-    console.print(metrics_table(f"{run_dir} — {split}", result.metrics))
+    metrics = load_run(run_dir, seed=seed).evaluate(split, topk_file=export)
+    console.print(metrics_table(f"{run_dir} — {split}", metrics))
     if export is not None:
-        write_topk(export, result.users, result.topk)
         console.print(f"wrote {export}")
 
 

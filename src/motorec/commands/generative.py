@@ -26,11 +26,12 @@ def _setup(model: str, data: str, config: Optional[Path], set_: list[str]) -> tu
     """Config (validated --set keys), dataset, device; torch threads as configured."""
     import torch
 
-    from motorec.config import build_config
+    from motorec.config import layered
     from motorec.data import load_dataset
-    from motorec.training.runner import data_ref, resolve_device
+    from motorec.runtime import resolve_device
+    from motorec.training.runner import data_ref
 
-    cfg = build_config(model, None, config, set_)
+    cfg = layered(model, config, set_)
     ds = load_dataset(data)
     cfg["data"]["path"] = data_ref(data)
     if cfg["train"]["threads"]:
@@ -41,7 +42,7 @@ def _setup(model: str, data: str, config: Optional[Path], set_: list[str]) -> tu
 def _run_seeds(out: Path, cfg: dict[str, Any], resume: bool, run_one) -> list[dict[str, Any]]:
     """Run every configured seed (skipping finished ones with --resume); each seed's JSON is kept."""
     from motorec.io import atomic_write_text
-    from motorec.training.runner import set_seed
+    from motorec.runtime import set_seed
 
     results = []
     for seed in cfg["seeds"]:

@@ -12,8 +12,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from motorec.config import ConfigModel, register_params, validate_params
 from motorec.errors import MotorecError, did_you_mean
 from motorec.models.context import ModelContext
+from motorec.models.item_repr import build_item_repr, uses_ids
+from motorec.tokenizers.base import TokenSlot
 
 
 class Recommender(nn.Module):
@@ -26,9 +29,13 @@ class Recommender(nn.Module):
     trainable: ClassVar[bool] = True
     #: Modalities the model needs at least (0 = graph only).
     min_modalities: ClassVar[int] = 0
+    #: The typed parameters the config's `model:` section is validated into (values in configs/models/<name>.yaml).
+    Params: ClassVar[type[ConfigModel] | None] = None
 
-    def __init__(self, ctx: ModelContext, params: dict[str, Any]) -> None:
+    def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__()
+        if self.Params is not None and not isinstance(params, self.Params):
+            params = validate_params(self.Params, params, f"model '{self.name}'")
         if len(ctx.modalities) < self.min_modalities:
             raise MotorecError(
                 f"model '{self.name}' needs at least {self.min_modalities} content modalities; "
@@ -60,6 +67,13 @@ class Recommender(nn.Module):
         """Final (user, item) vectors when scores are their dot product (serving indexes them)."""
         return None
 
+    def token_table(self) -> tuple[np.ndarray, list[TokenSlot]] | None:
+        """(codes (n_items, slots), what each column means) of the item tokens the model reads,
+        or None for a model without tokens. Default: the token item representation's table."""
+        if self.ctx.tokens is None or self.ctx.token_slots is None:
+            return None
+        return np.asarray(self.ctx.tokens), list(self.ctx.token_slots)
+
     # cornac-style convenience API -------------------------------------------------------------
     @torch.no_grad()
     def score(self, user: int, items: np.ndarray | None = None) -> np.ndarray:
@@ -86,6 +100,62 @@ class Recommender(nn.Module):
         return order[:k]
 
 
+class EmbeddingRecommender(Recommender):
+    """Users and items as vectors, score = their dot product: the public base of every embedding model.
+
+    A subclass implements `final_vectors()` (all propagated user and item vectors); this base caches
+    them for evaluation (`prepare_scoring`), scores full rankings, hands the vectors to serving
+    (`embeddings`) and reads zero-shot cold items out of a graph (`read_items`). `init_tables(dim)`
+    adds the usual tables: `user_emb` and `item_repr` (IDs or tokens, from the one
+    item-representation hook); models with their own layout (MoToRec) do not call it.
+    """
+
+    def __init__(self, ctx: ModelContext, params: Any) -> None:
+        super().__init__(ctx, params)
+        self.register_buffer("isolated", (ctx.item_degree == 0).unsqueeze(1), persistent=False)
+        self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def init_tables(self, dim: int) -> None:
+        """The usual layout: `user_emb` (n_users, dim) and `item_repr` (IDs or tokens, from the hook)."""
+        self.user_emb = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, dim)))
+        self.item_repr = build_item_repr(self.ctx, dim)
+
+    def final_vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(user vectors (n_users, d), item vectors (n_items, d)) as scored."""
+        raise NotImplementedError
+
+    def read_items(self, propagated: torch.Tensor, ego: torch.Tensor) -> torch.Tensor:
+        """Item vectors after graph propagation, cold-aware for ID-free item representations.
+
+        A zero-shot item is an isolated node: the layer mean shrinks it to ego / (L+1) while warm
+        items add their propagated layers, so it never reaches a full ranking. With a token
+        representation its ego vector is meaningful, so it is read out whole; in training a
+        random share `cold_dropout` (set by the representation) of items is read out the same
+        way, DropoutNet's cold simulation (Volkovs et al., NeurIPS 2017), which trains ego vectors
+        to rank on the propagated vectors' scale. ID tables keep the plain layer mean.
+        """
+        if uses_ids(self.item_repr) or getattr(self.item_repr, "cold_readout", "mean") != "ego":
+            return propagated
+        cold = self.isolated
+        share = float(getattr(self.item_repr, "cold_dropout", 0.0))
+        if self.training and share > 0:
+            cold = cold | (torch.rand(cold.shape, device=cold.device) < share)
+        return torch.where(cold, ego, propagated)
+
+    def prepare_scoring(self) -> None:
+        self._cache = self.final_vectors()
+
+    def finish_scoring(self) -> None:
+        self._cache = None
+
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._cache if self._cache is not None else self.final_vectors()
+
+    def full_sort_predict(self, users: torch.Tensor) -> torch.Tensor:
+        u_all, i_all = self.embeddings()
+        return u_all[users] @ i_all.T
+
+
 MODELS: dict[str, type[Recommender]] = {}
 
 
@@ -93,6 +163,7 @@ def register_model(name: str) -> Callable[[type[Recommender]], type[Recommender]
     def wrap(cls: type[Recommender]) -> type[Recommender]:
         cls.name = name
         MODELS[name] = cls
+        register_params(name, cls.Params)
         return cls
 
     return wrap

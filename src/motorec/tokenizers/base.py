@@ -226,15 +226,19 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
         raise MotorecError(f"{meta_path}: not valid JSON ({str(exc)[:200]}).") from exc
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not isinstance(meta.get("params", {}), dict):
         raise MotorecError(f"{meta_path}: not a saved motorec tokenizer (fields 'name' and 'params' expected).")
-    tok = build_tokenizer(meta["name"], **meta.get("params", {}))
     tensors_path = directory / "tokenizer.safetensors"
-    try:
-        tok.load_state_tensors(load_file(str(tensors_path)), meta)
-    except MotorecError:
-        raise
-    except FileNotFoundError as exc:
-        raise MotorecError(f"{tensors_path}: missing beside tokenizer.json.") from exc
-    except (SafetensorError, KeyError, TypeError, ValueError, IndexError, RuntimeError, OSError) as exc:
-        raise MotorecError(f"{tensors_path}: does not hold this tokenizer's state, or is damaged "
-                           f"({type(exc).__name__}: {str(exc)[:200]}).") from exc
+    # Rebuilding modules draws initial weights that the saved tensors replace: fork the global RNG so
+    # that loading a cached tokenizer leaves it exactly as fitting one does (a warm cache must not
+    # change a run's results).
+    with torch.random.fork_rng(devices=[]):
+        tok = build_tokenizer(meta["name"], **meta.get("params", {}))
+        try:
+            tok.load_state_tensors(load_file(str(tensors_path)), meta)
+        except MotorecError:
+            raise
+        except FileNotFoundError as exc:
+            raise MotorecError(f"{tensors_path}: missing beside tokenizer.json.") from exc
+        except (SafetensorError, KeyError, TypeError, ValueError, IndexError, RuntimeError, OSError) as exc:
+            raise MotorecError(f"{tensors_path}: does not hold this tokenizer's state, or is damaged "
+                               f"({type(exc).__name__}: {str(exc)[:200]}).") from exc
     return tok

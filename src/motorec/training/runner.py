@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import shutil
 import time
 from pathlib import Path
@@ -18,36 +17,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from motorec.config import build_config, flatten
+from motorec.config import RunConfig, build_config, flatten
 from motorec.data import SYNTHETIC_NAMES, Dataset, load_dataset
 from motorec.errors import MotorecError
 from motorec.evaluation import Evaluator, write_topk
 from motorec.io import atomic_write_text, claim_output_dir
-from motorec.models import ModelContext, model_class
-from motorec.training.tokens import attach_tokens
+from motorec.models import model_class
+from motorec.models.factory import build_model, cache_dir_of
+from motorec.progress import MetricLog
+from motorec.runtime import resolve_device, set_seed
 from motorec.training.trainer import FitResult, fit
 
 
-def resolve_device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise MotorecError(f"config field 'device': '{spec}' requested but CUDA is not available here.")
-    return torch.device(spec)
-
-
-def cache_dir_of(cfg: dict[str, Any]) -> Path:
-    return Path(cfg["data"]["cache_dir"]) if cfg["data"]["cache_dir"] else Path.home() / ".cache" / "motorec"
-
-
-def set_seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 # Keys that change how a run executes, not what it computes: they may differ on --resume.
-RUN_ONLY_KEYS = ("train.progress", "train.threads", "device", "data.cache_dir", "eval.batch_size", "data.path")
+RUN_ONLY_KEYS = ("train.progress", "train.threads", "device", "data.cache_dir", "eval.batch_size", "data.path",
+                 "log.tensorboard")
 EPOCHS_KEY = "config.train.epochs"
 
 
@@ -60,12 +44,14 @@ def data_ref(data: str | Path) -> str:
     return str(Path(text).resolve())
 
 
-def run_identity(model: str, cfg: dict[str, Any], split_sha256: str) -> dict[str, Any]:
+def run_identity(model: str, cfg: RunConfig | dict[str, Any], split_sha256: str) -> dict[str, Any]:
     """What a run computes: `--resume` continues a run only when this matches what it recorded."""
+    cfg = cfg.to_dict() if isinstance(cfg, RunConfig) else cfg
     config = {k: v for k, v in flatten(cfg).items() if k not in RUN_ONLY_KEYS and k != "model_name"}
     digest = hashlib.sha256(json.dumps({k: v for k, v in config.items() if k != "train.epochs"},
                                        sort_keys=True, default=str).encode()).hexdigest()
-    return {"model": model, "data": data_ref(cfg["data"]["path"]), "split_sha256": split_sha256,
+    path = cfg["data"]["path"]
+    return {"model": model, "data": data_ref(path) if path else None, "split_sha256": split_sha256,
             "config_sha256": digest, "config": config}
 
 
@@ -94,11 +80,11 @@ def claim_run_dir(out: str | Path, overwrite: bool, resume: bool, identity: dict
                             inputs=inputs, legacy=legacy_run_identity)
 
 
-def build_model(ds: Dataset, cfg: dict[str, Any], device: torch.device, cache_dir: Path | None):
-    ctx = ModelContext(dataset=ds, device=device, config=cfg, cache_dir=cache_dir)
-    attach_tokens(ctx)
-    cls = model_class(cfg["model_name"])
-    return cls(ctx, cfg["model"]).to(device)
+def require_valid_and_test(ds: Dataset) -> None:
+    for label, name in ((1, "valid"), (2, "test")):
+        if ds.labels is not None and not (ds.labels == label).any():
+            raise MotorecError(f"{ds.source.get('inter', ds.name)}: no {name} interactions (x_label {label}); training "
+                               f"selects on valid and reports test, so the split needs both.")
 
 
 def summarize(per_seed: list[dict[str, dict[str, float]]]) -> tuple[dict, dict]:
@@ -114,24 +100,34 @@ def summarize(per_seed: list[dict[str, dict[str, float]]]) -> tuple[dict, dict]:
     return mean, std
 
 
-def load_run_inputs(data: str | Path, model: str, split: str | None, config_file: str | Path | None,
-                    overrides: list[str] | None) -> tuple[Dataset, dict[str, Any]]:
+def load_run_inputs(data: str | Path | Dataset, model: str, split: str | None, config_file: str | Path | None,
+                    overrides: list[str] | None) -> tuple[Dataset, RunConfig]:
+    """The dataset and the validated config of one run; `data` is a path or an already loaded Dataset.
+
+    A Dataset opened by `motorec.data.load_dataset` remembers where it came from, so its run can be
+    reloaded later (`evaluate`, `export`); one built in memory records `data.path: null`.
+    """
     model_class(model)  # unknown model -> error before anything else
-    probe = build_config(model, None, config_file, overrides)
-    split = split or probe["data"]["split"]
-    ds = load_dataset(data, split=split, drop_users_without_train=probe["data"]["drop_users_without_train"])
-    for label, name in ((1, "valid"), (2, "test")):
-        if ds.labels is not None and not (ds.labels == label).any():
-            raise MotorecError(f"{ds.source.get('inter', ds.name)}: no {name} interactions (x_label {label}); training "
-                               f"selects on valid and reports test, so the split needs both.")
-    cfg = build_config(model, Path(str(data)).name, config_file, overrides)
-    cfg["data"]["path"] = data_ref(data)
-    cfg["data"]["split"] = (data_ref(split) if Path(str(split)).is_file() else str(split)) if split else None
+    cfg = build_config(model, config_file, overrides)
+    if isinstance(data, Dataset):
+        if split is not None:
+            raise MotorecError("split: a loaded Dataset already carries its split; load it with that split instead.")
+        ds = data
+        origin = ds.source.get("load") or {}
+        cfg.data.path, cfg.data.split = origin.get("path"), origin.get("split")
+        cfg.data.drop_users_without_train = bool(origin.get("drop_users_without_train", False))
+        require_valid_and_test(ds)
+        return ds, cfg
+    split = split or cfg.data.split
+    ds = load_dataset(data, split=split, drop_users_without_train=cfg.data.drop_users_without_train)
+    require_valid_and_test(ds)
+    cfg.data.path = data_ref(data)
+    cfg.data.split = (data_ref(split) if Path(str(split)).is_file() else str(split)) if split else None
     return ds, cfg
 
 
 def run_experiment(
-    data: str | Path,
+    data: str | Path | Dataset,
     model: str,
     out: str | Path,
     split: str | None = None,
@@ -148,12 +144,13 @@ def run_experiment(
     cache_dir = cache_dir_of(cfg)
     build_model(ds, cfg, device, cache_dir)  # validates model params against the data before writing
     identity = run_identity(model, cfg, ds.split_sha256())
-    with claim_run_dir(out, overwrite, resume, identity, [data, split, config_file], allow_epochs_change) as out:
-        return _run_seeds(ds, cfg, model, out, device, cache_dir, resume)
+    inputs = [None if isinstance(data, Dataset) else data, split, config_file]
+    with claim_run_dir(out, overwrite, resume, identity, inputs, allow_epochs_change) as out:
+        return _run_seeds(ds, cfg, model, out, device, cache_dir, resume, identity["config_sha256"])
 
 
-def _run_seeds(ds: Dataset, cfg: dict[str, Any], model: str, out: Path, device: torch.device,
-               cache_dir: Path, resume: bool) -> dict[str, Any]:
+def _run_seeds(ds: Dataset, cfg: RunConfig, model: str, out: Path, device: torch.device, cache_dir: Path | None,
+               resume: bool, config_sha256: str) -> dict[str, Any]:
     evaluator = Evaluator(ds, device, ks=tuple(cfg["eval"]["ks"]), batch_size=cfg["eval"]["batch_size"])
     per_seed_valid, per_seed_test, seed_info = [], [], []
     for seed in cfg["seeds"]:
@@ -166,7 +163,13 @@ def _run_seeds(ds: Dataset, cfg: dict[str, Any], model: str, out: Path, device: 
             set_seed(seed)
             model_obj = build_model(ds, cfg, device, cache_dir)
             t0 = time.perf_counter()
-            fitted = fit(model_obj, ds, evaluator, cfg["train"], seed, seed_dir / "checkpoint.pt", resume)
+            metrics_log = MetricLog(Path(cfg["log"]["tensorboard"]) / f"{out.name}_seed_{seed}"
+                                    if cfg["log"]["tensorboard"] else None)
+            try:
+                fitted = fit(model_obj, ds, evaluator, cfg["train"], seed, seed_dir / "checkpoint.pt", resume,
+                             metrics_log)
+            finally:
+                metrics_log.close()
             result = seed_result(fitted, seed, time.perf_counter() - t0)
             write_topk(seed_dir / "topk_test.tsv", fitted.test.users, fitted.test.topk)
             atomic_write_text(done, json.dumps(result, indent=2))
@@ -176,11 +179,11 @@ def _run_seeds(ds: Dataset, cfg: dict[str, Any], model: str, out: Path, device: 
     valid_mean, _ = summarize(per_seed_valid)
     test_mean, test_std = summarize(per_seed_test)
     results = {
-        "config": cfg,
+        "config": cfg.to_dict(),
         "dataset": ds.name,
         "split_sha256": ds.split_sha256(),
         "seeds": cfg["seeds"],
-        "config_sha256": run_identity(model, cfg, ds.split_sha256())["config_sha256"],
+        "config_sha256": config_sha256,
         "cwd": os.getcwd(),
         "runs": seed_info,
         "content_path": model_class(model).content_path,
