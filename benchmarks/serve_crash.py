@@ -238,55 +238,60 @@ def run(args: argparse.Namespace) -> dict:
     kills_during_compaction = 0
     generations: set[str] = set()  # a compaction starts a new log generation
     t_start = time.time()
-    for cycle in range(args.cycles + 1):
-        port = free_port()
-        t0 = time.time()
-        proc = ctx.Process(target=serve_child, args=(str(args.bundle), str(wal), port, args.compact_bytes,
-                                                     str(server_log)))
-        proc.start()
-        try:
-            health = wait_ready(port, proc)
-        except RuntimeError as exc:
-            failures.append({"cycle": cycle, "error": str(exc)})
-            break
-        restart_s = time.time() - t0
-        check = verify(port, wal, ledger, health, cycle - 1, rng, expected_torn)
-        row = {"cycle": cycle, "restart_seconds": round(restart_s, 3), "replayed": health["replayed_on_start"],
-               "acknowledged_items": len(ledger.items), **check}
-        if cycle == args.cycles:  # final: every acknowledged item over HTTP
-            client = Client(port)
-            row["final_items_not_served"] = sum(client.call("GET", f"/items/{i}")[0] != 200 for i in ledger.items)
-            client.close()
+    try:
+        for cycle in range(args.cycles + 1):
+            port = free_port()
+            t0 = time.time()
+            proc = ctx.Process(target=serve_child, args=(str(args.bundle), str(wal), port, args.compact_bytes,
+                                                         str(server_log)))
+            proc.start()
+            try:
+                health = wait_ready(port, proc)
+            except RuntimeError as exc:
+                failures.append({"cycle": cycle, "error": str(exc)})
+                break
+            restart_s = time.time() - t0
+            check = verify(port, wal, ledger, health, cycle - 1, rng, expected_torn)
+            row = {"cycle": cycle, "restart_seconds": round(restart_s, 3), "replayed": health["replayed_on_start"],
+                   "acknowledged_items": len(ledger.items), **check}
+            if cycle == args.cycles:  # final: every acknowledged item over HTTP
+                client = Client(port)
+                row["final_items_not_served"] = sum(client.call("GET", f"/items/{i}")[0] != 200 for i in ledger.items)
+                client.close()
+                proc.kill()
+                proc.join()
+                cycles.append(row)
+                break
+            stop = threading.Event()
+            threads = [threading.Thread(target=writer, args=(port, cycle, t, ledger, dims, stop, args.item_share,
+                                                             rng.randrange(2**31)), daemon=True)
+                       for t in range(args.writers)]
+            threads.append(threading.Thread(target=compactor, args=(port, ledger, stop, rng.randrange(2**31)),
+                                            daemon=True))
+            for t in threads:
+                t.start()
+            time.sleep(rng.uniform(args.min_run, args.max_run))
+            near_compaction = rng.random() < 0.5
+            if near_compaction:
+                request_compaction_without_waiting(port)
+                time.sleep(rng.uniform(0, 0.01))
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.join()
+            stop.set()
+            for t in threads:
+                t.join(timeout=10)
+            during = (work / "wal.log.compact.tmp").exists()
+            kills_during_compaction += during
+            data = wal.read_bytes()
+            expected_torn = len(data) - (data.rfind(b"\n") + 1)
+            generations.add(json.loads(data[9: data.find(b"\n")])["generation"])
+            row.update({"kill_after_compaction_request": near_compaction, "killed_during_compaction": during,
+                        "torn_tail_left_by_kill": expected_torn, "log_bytes_at_kill": len(data)})
+            cycles.append(row)
+    finally:  # never leave a server behind (an exception, Ctrl-C)
+        if proc is not None and proc.is_alive():
             proc.kill()
             proc.join()
-            cycles.append(row)
-            break
-        stop = threading.Event()
-        threads = [threading.Thread(target=writer, args=(port, cycle, t, ledger, dims, stop, args.item_share,
-                                                         rng.randrange(2**31)), daemon=True)
-                   for t in range(args.writers)]
-        threads.append(threading.Thread(target=compactor, args=(port, ledger, stop, rng.randrange(2**31)),
-                                        daemon=True))
-        for t in threads:
-            t.start()
-        time.sleep(rng.uniform(args.min_run, args.max_run))
-        near_compaction = rng.random() < 0.5
-        if near_compaction:
-            request_compaction_without_waiting(port)
-            time.sleep(rng.uniform(0, 0.01))
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.join()
-        stop.set()
-        for t in threads:
-            t.join(timeout=10)
-        during = (work / "wal.log.compact.tmp").exists()
-        kills_during_compaction += during
-        data = wal.read_bytes()
-        expected_torn = len(data) - (data.rfind(b"\n") + 1)
-        generations.add(json.loads(data[9: data.find(b"\n")])["generation"])
-        row.update({"kill_after_compaction_request": near_compaction, "killed_during_compaction": during,
-                    "torn_tail_left_by_kill": expected_torn, "log_bytes_at_kill": len(data)})
-        cycles.append(row)
     lost = sum(c["n_lost_items"] + c["n_lost_interactions"] + c["n_items_not_served"] + c["n_interactions_not_served"]
                + c.get("final_items_not_served", 0) for c in cycles)
     torn_bad = sum(not c["torn_tail_report_ok"] for c in cycles)
@@ -358,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, default=None, help="where the log lives (default: a temporary folder)")
     p.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
     args = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup in `run` on a plain kill too
     own_workdir = args.workdir is None
     if own_workdir:
         args.workdir = Path(tempfile.mkdtemp(prefix="motorec-crash-"))

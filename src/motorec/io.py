@@ -273,10 +273,18 @@ def claim_output_dir(
                     raise MotorecError(f"--overwrite {label}: refused, {path / sub} holds state written after "
                                        f"the {kind} was made (e.g. a service's log); move it away first.")
             aside = path.with_name(f".{path.name}.replaced-{os.getpid()}-{int(time.time())}")
-            os.replace(path, aside)
+            try:
+                os.replace(path, aside)
+            except OSError as exc:
+                raise MotorecError(f"--overwrite {label}: cannot move the old folder aside "
+                                   f"({exc.strerror or exc}).") from exc
             claim.replaced = aside
-            path.mkdir()
-            write_marker(path, kind, identity)
+            try:
+                path.mkdir()
+                write_marker(path, kind, identity)
+            except BaseException:
+                claim.abandon()
+                raise
     else:
         top = path
         while not top.parent.exists():
@@ -326,6 +334,6 @@ def check_output_file(path: str | os.PathLike, inputs: Iterable[str | os.PathLik
             continue
         inp = Path(item).resolve()
         if target == inp or (target.exists() and inp.is_dir() and inp in target.parents):
-            raise MotorecError(f"{flag} {given}: would replace {'an input' if target == inp else 'a file inside the input'} "
-                               f"{item} of this command; choose another path.")
+            what = "an input" if target == inp else "a file inside the input"
+            raise MotorecError(f"{flag} {given}: would replace {what} {item} of this command; choose another path.")
     return target

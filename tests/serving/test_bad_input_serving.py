@@ -315,3 +315,22 @@ def test_public_host_warns_and_the_api_key_comes_from_the_environment(bundle_dir
     client = TestClient(no_server["app"])  # the service behind it is closed once `serve` returns: 503
     assert client.post("/admin/compact").status_code == 401
     assert client.post("/admin/compact", headers={"X-API-Key": KEY}).status_code == 503
+
+
+def test_a_compaction_that_fails_is_503_and_keeps_the_log(served, bundle, monkeypatch):
+    import os
+
+    client, service = served
+    feats = {m: [0.0] * d for m, d in bundle.modalities.items()}
+    assert client.post("/items", json={"id": "keep-me", "features": feats}).status_code == 201
+    before = service.wal.path.read_bytes()
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    r = client.post("/admin/compact")
+    monkeypatch.undo()
+    assert r.status_code == 503 and "compaction failed (No space left on device)" in r.json()["detail"]
+    assert service.wal.path.read_bytes() == before and not list(service.wal.path.parent.glob("*.compact.tmp"))
+    assert client.post("/admin/compact").status_code == 200 and client.get("/items/keep-me").status_code == 200

@@ -287,57 +287,68 @@ class WriteAheadLog:
 
     def compact(self) -> dict[str, Any]:
         """Rewrite the log as a snapshot of its state (see the module docstring); returns what it did.
-        Call it where no append runs concurrently (the service's writer thread)."""
+        Call it where no append runs concurrently (the service's writer thread). A failure leaves
+        the log in use complete (the old one, or the new one once renamed) and raises WalUnavailable."""
         with self._lock:
-            t0 = time.perf_counter()
-            before_bytes, before_records = self._size, self.records
-            tmp = self.path.with_name(self.path.name + COMPACT_TMP)
-            generation = uuid.uuid4().hex
-            users: dict[str, dict[str, None]] = {}  # user -> its items in first-seen order
-            last_t: dict[str, float] = {}
-            kept = 0
-            with open(self.path, "rb") as src, open(tmp, "wb") as dst:
-                first = True
-                for line in src:
-                    record, why = _parse(line.rstrip(b"\n")) if line.endswith(b"\n") else (None, "unterminated")
-                    if record is None:
-                        raise MotorecError(f"write-ahead log {self.path}: a record became unreadable on disk ({why}); "
-                                           f"compaction skipped, the log is left as it is.")
-                    if first:
-                        first = False
-                        dst.write(frame({**self._header(), "generation": generation, "compacted": {
-                            "records": before_records, "bytes": before_bytes, "t": time.time()}}))
-                        continue
-                    if record["op"] == "interactions":
-                        users.setdefault(record["user"], {}).update(dict.fromkeys(record["items"]))
-                        last_t[record["user"]] = record.get("t", 0.0)
-                    else:
-                        dst.write(line)
-                        kept += 1
-                for user, items in users.items():
-                    dst.write(frame({"op": "interactions", "user": user, "items": list(items),
-                                     "t": last_t[user], "merged": True}))
-                dst.flush()
-                os.fsync(dst.fileno())
-                size = dst.tell()
-            new_fd = os.open(tmp, os.O_WRONLY | os.O_APPEND)  # opened before the rename: no window without one
             try:
-                os.replace(tmp, self.path)
-            except BaseException:
-                os.close(new_fd)
-                raise
-            old_fd, self._fd = self._fd, new_fd
-            os.close(old_fd)
-            self.generation, self._size = generation, size
-            self.records = kept + len(users)
-            self._write_synced()
-            self._fsync_dir()
-            self._since_compaction = (self._size, self.records)
-            self.compactions += 1
-            self.last_compaction = {"bytes_before": before_bytes, "bytes_after": size, "records_before": before_records,
-                                    "records_after": self.records, "seconds": round(time.perf_counter() - t0, 4),
-                                    "t": time.time()}
-            return self.last_compaction
+                return self._compact()
+            except (OSError, MotorecError) as exc:
+                self.path.with_name(self.path.name + COMPACT_TMP).unlink(missing_ok=True)
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise WalUnavailable(f"write-ahead log {self.path}: compaction failed ({reason}); nothing "
+                                     f"acknowledged is lost, the log keeps growing until a compaction succeeds.") \
+                    from exc
+
+    def _compact(self) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        before_bytes, before_records = self._size, self.records
+        tmp = self.path.with_name(self.path.name + COMPACT_TMP)
+        generation = uuid.uuid4().hex
+        users: dict[str, dict[str, None]] = {}  # user -> its items in first-seen order
+        last_t: dict[str, float] = {}
+        kept = 0
+        with open(self.path, "rb") as src, open(tmp, "wb") as dst:
+            first = True
+            for line in src:
+                record, why = _parse(line.rstrip(b"\n")) if line.endswith(b"\n") else (None, "unterminated")
+                if record is None:
+                    raise MotorecError(f"write-ahead log {self.path}: a record became unreadable on disk ({why}); "
+                                       f"compaction skipped, the log is left as it is.")
+                if first:
+                    first = False
+                    dst.write(frame({**self._header(), "generation": generation, "compacted": {
+                        "records": before_records, "bytes": before_bytes, "t": time.time()}}))
+                    continue
+                if record["op"] == "interactions":
+                    users.setdefault(record["user"], {}).update(dict.fromkeys(record["items"]))
+                    last_t[record["user"]] = record.get("t", 0.0)
+                else:
+                    dst.write(line)
+                    kept += 1
+            for user, items in users.items():
+                dst.write(frame({"op": "interactions", "user": user, "items": list(items),
+                                 "t": last_t[user], "merged": True}))
+            dst.flush()
+            os.fsync(dst.fileno())
+            size = dst.tell()
+        new_fd = os.open(tmp, os.O_WRONLY | os.O_APPEND)  # opened before the rename: no window without one
+        try:
+            os.replace(tmp, self.path)
+        except BaseException:
+            os.close(new_fd)
+            raise
+        old_fd, self._fd = self._fd, new_fd
+        os.close(old_fd)
+        self.generation, self._size = generation, size
+        self.records = kept + len(users)
+        self._write_synced()
+        self._fsync_dir()
+        self._since_compaction = (self._size, self.records)
+        self.compactions += 1
+        self.last_compaction = {"bytes_before": before_bytes, "bytes_after": size, "records_before": before_records,
+                                "records_after": self.records, "seconds": round(time.perf_counter() - t0, 4),
+                                "t": time.time()}
+        return self.last_compaction
 
     def compact_if_due(self) -> None:
         """Compaction when due; a failure leaves the old log in place and is reported in /health."""
@@ -346,10 +357,8 @@ class WriteAheadLog:
         try:
             self.compact()
             self.last_compaction_error = None
-        except Exception as exc:  # maintenance: never take the writer down; the old log stays valid
-            tmp = self.path.with_name(self.path.name + COMPACT_TMP)
-            if tmp.exists():
-                tmp.unlink()
+        except Exception as exc:  # maintenance: never take the writer down; the log in use stays valid
+            self.path.with_name(self.path.name + COMPACT_TMP).unlink(missing_ok=True)
             self.last_compaction_error = str(exc)
             self._since_compaction = (self._size, self.records)  # retry after the log grows again
 
