@@ -224,3 +224,16 @@ def test_a_failed_write_stops_further_writes(tmp_path, monkeypatch):
     with pytest.raises(WalUnavailable, match="restart"):
         wal.append({"op": "item", "i": 1})
     assert wal.status()["write_error"] == "Input/output error"
+
+
+def test_an_emptied_log_is_an_error_a_removed_one_starts_afresh(tmp_path):
+    path = tmp_path / "wal.log"
+    written(path, 2)
+    path.write_bytes(b"")
+    with pytest.raises(WalDamaged, match="is empty, but .* bytes of it were acknowledged"):
+        WriteAheadLog(path, "bundle-a")
+    got, wal = ids(path, repair=True)
+    assert got == [] and wal.recovery.repaired["reason"] == "the log was emptied"
+    path.unlink()  # moved aside on purpose: a new log, no complaint
+    got, wal = ids(path)
+    assert got == [] and not wal.recovery.summary()

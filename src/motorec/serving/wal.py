@@ -156,17 +156,27 @@ class WriteAheadLog:
         if stale.is_file():
             stale.unlink()
 
-    def _acknowledged(self, generation: str) -> int | None:
-        """Bytes of this log generation acknowledged before the last stop, if recorded."""
+    def _acknowledged(self, generation: str | None) -> int | None:
+        """Bytes of this log generation (None: of any) acknowledged before the last stop, if recorded."""
         try:
             gen, size = self.synced_path.read_text().split()
-            return int(size) if gen == generation else None
+            return int(size) if generation is None or gen == generation else None
         except (OSError, ValueError):
             return None
 
     def _recover(self, repair: bool) -> tuple[list[dict[str, Any]], str | None, int]:
         """(records after the header, generation, valid length); see the module docstring."""
-        if not self.path.is_file() or self.path.stat().st_size == 0:
+        if not self.path.is_file():  # no log (a first start, or one moved aside on purpose): a new one
+            return [], None, 0
+        if self.path.stat().st_size == 0:
+            acked = self._acknowledged(None)
+            if acked and not repair:
+                raise WalDamaged(f"write-ahead log {self.path}: is empty, but {acked} bytes of it were acknowledged "
+                                 f"({self.synced_path.name}); the file was emptied. `motorec serve ... --repair-wal` "
+                                 f"starts a new log from the bundle.")
+            if acked:
+                self.recovery.repaired = {"record": 1, "byte": 0, "reason": "the log was emptied", "bytes_moved": 0,
+                                          "moved_to": None, "records_kept": 0}
             return [], None, 0
         try:
             data = self.path.read_bytes()
