@@ -16,7 +16,8 @@ import numpy as np
 from motorec.data import Dataset
 from motorec.errors import MotorecError, did_you_mean
 from motorec.tokenizers import TokenSlot, Tokenizer, build_tokenizer
-from motorec.tokenizers.codebook import collision_rate, suffix_codes
+from motorec.tokenizers.codebook import collision_rate
+from motorec.tokenizers.collisions import SuffixResolver
 
 ID_KINDS = ("rqvae", "pq", "mmq", "mmq-ft")
 
@@ -84,7 +85,7 @@ def ids_from_tokenizer(tok: Tokenizer, features: dict[str, np.ndarray]) -> Seman
     codes = tok.encode(features)
     slots = list(tok.slots)
     if collision_rate(codes) > 0:
-        suffix, size = suffix_codes(codes)
-        codes = np.column_stack([codes, suffix])
-        slots.append(TokenSlot("joint", len(slots), size, kind="suffix"))
+        joint = SuffixResolver()
+        codes = joint.fit(codes)
+        slots += joint.slots("joint", len(slots))
     return SemanticIDs(codes.astype(np.int64), slots, tok, tok.diagnostics(features), features)

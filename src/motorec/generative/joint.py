@@ -60,8 +60,8 @@ def restart_steps(model: TIGER, data: SequenceData, steps: int, batch_size: int,
     if tokenizer is not None:
         if mmq is None or features is None:
             raise MotorecError("generator fine-tuning: needs a fitted mmq tokenizer and its features.")
-        if tokenizer.corpus_codes.shape[0] != data.n_items:
-            raise MotorecError(f"generator fine-tuning: tokenizer has {tokenizer.corpus_codes.shape[0]} items, "
+        if tokenizer.corpus.codes.shape[0] != data.n_items:
+            raise MotorecError(f"generator fine-tuning: tokenizer has {tokenizer.corpus.codes.shape[0]} items, "
                                f"the sequences {data.n_items}.")
     groups = [{"params": model.parameters(), "lr": lr}]
     if tokenizer is not None and mmq is not None:
