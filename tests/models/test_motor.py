@@ -208,9 +208,11 @@ def test_every_graph_model_reads_items_through_the_cold_readout(cold_ds, tmp_pat
 def test_item_tokens_fit_warm_only_drop_suffix_and_cache(cold_ds, tmp_path):
     token_plumbing._MEMO.clear()
     BinTokenizer.fits.clear()
-    codes, sizes = token_plumbing.item_tokens(cold_ds, SPEC, tmp_path)
+    codes, slots = token_plumbing.item_tokens(cold_ds, SPEC, tmp_path)
     n_mod = len(cold_ds.modalities)
+    sizes = [s.codebook_size for s in slots]
     assert codes.shape == (cold_ds.n_items, 3 * n_mod) and sizes == [4] * (3 * n_mod)  # suffix slot dropped
+    assert {s.kind for s in slots} == {"code"}
     assert BinTokenizer.fits == [cold_ds.n_items - len(cold_ds.cold_items)]  # cold items only encoded
     assert len(list((tmp_path / "tokens").iterdir())) == 1
     token_plumbing._MEMO.clear()

@@ -16,6 +16,7 @@ from motorec.config import ConfigModel, register_params, validate_params
 from motorec.errors import MotorecError, did_you_mean
 from motorec.models.context import ModelContext
 from motorec.models.item_repr import build_item_repr, uses_ids
+from motorec.tokenizers.base import TokenSlot
 
 
 class Recommender(nn.Module):
@@ -65,6 +66,13 @@ class Recommender(nn.Module):
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Final (user, item) vectors when scores are their dot product (serving indexes them)."""
         return None
+
+    def token_table(self) -> tuple[np.ndarray, list[TokenSlot]] | None:
+        """(codes (n_items, slots), what each column means) of the item tokens the model reads,
+        or None for a model without tokens. Default: the token item representation's table."""
+        if self.ctx.tokens is None or self.ctx.token_slots is None:
+            return None
+        return np.asarray(self.ctx.tokens), list(self.ctx.token_slots)
 
     # cornac-style convenience API -------------------------------------------------------------
     @torch.no_grad()

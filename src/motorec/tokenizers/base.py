@@ -233,9 +233,13 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
         raise MotorecError(f"{meta_path}: no saved tokenizer here (tokenizer.json missing).") from exc
     except json.JSONDecodeError as exc:
         raise MotorecError(f"{meta_path}: not valid JSON ({exc}).") from exc
-    try:
-        tok = build_tokenizer(meta["name"], **meta.get("params", {}))
-    except MotorecError as exc:
-        raise MotorecError(f"{meta_path}: {exc}") from None
-    tok.load_state_tensors(load_file(str(directory / "tokenizer.safetensors")), meta)
+    # Rebuilding modules draws initial weights that the saved tensors replace: fork the global RNG so
+    # that loading a cached tokenizer leaves it exactly as fitting one does (a warm cache must not
+    # change a run's results).
+    with torch.random.fork_rng(devices=[]):
+        try:
+            tok = build_tokenizer(meta["name"], **meta.get("params", {}))
+        except MotorecError as exc:
+            raise MotorecError(f"{meta_path}: {exc}") from None
+        tok.load_state_tensors(load_file(str(directory / "tokenizer.safetensors")), meta)
     return tok

@@ -22,6 +22,7 @@ from motorec.evaluation import Evaluator, write_topk
 from motorec.io import atomic_write_text
 from motorec.models import model_class
 from motorec.models.factory import build_model, cache_dir_of
+from motorec.progress import MetricLog
 from motorec.runtime import resolve_device, set_seed
 from motorec.training.trainer import FitResult, fit
 
@@ -48,10 +49,23 @@ def summarize(per_seed: list[dict[str, dict[str, float]]]) -> tuple[dict, dict]:
     return mean, std
 
 
-def load_run_inputs(data: str | Path, model: str, split: str | None, config_file: str | Path | None,
+def load_run_inputs(data: str | Path | Dataset, model: str, split: str | None, config_file: str | Path | None,
                     overrides: list[str] | None) -> tuple[Dataset, RunConfig]:
+    """The dataset and the validated config of one run; `data` is a path or an already loaded Dataset.
+
+    A Dataset opened by `motorec.data.load_dataset` remembers where it came from, so its run can be
+    reloaded later (`evaluate`, `export`); one built in memory records `data.path: null`.
+    """
     model_class(model)  # unknown model -> error before anything else
     cfg = build_config(model, config_file, overrides)
+    if isinstance(data, Dataset):
+        if split is not None:
+            raise MotorecError("split: a loaded Dataset already carries its split; load it with that split instead.")
+        ds = data
+        origin = ds.source.get("load") or {}
+        cfg.data.path, cfg.data.split = origin.get("path"), origin.get("split")
+        cfg.data.drop_users_without_train = bool(origin.get("drop_users_without_train", False))
+        return ds, cfg
     split = split or cfg.data.split
     ds = load_dataset(data, split=split, drop_users_without_train=cfg.data.drop_users_without_train)
     cfg.data.path = str(data)
@@ -60,7 +74,7 @@ def load_run_inputs(data: str | Path, model: str, split: str | None, config_file
 
 
 def run_experiment(
-    data: str | Path,
+    data: str | Path | Dataset,
     model: str,
     out: str | Path,
     split: str | None = None,
@@ -89,7 +103,13 @@ def run_experiment(
             set_seed(seed)
             model_obj = build_model(ds, cfg, device, cache_dir)
             t0 = time.perf_counter()
-            fitted = fit(model_obj, ds, evaluator, cfg["train"], seed, seed_dir / "checkpoint.pt", resume)
+            metrics_log = MetricLog(Path(cfg["log"]["tensorboard"]) / f"{out.name}_seed_{seed}"
+                                    if cfg["log"]["tensorboard"] else None)
+            try:
+                fitted = fit(model_obj, ds, evaluator, cfg["train"], seed, seed_dir / "checkpoint.pt", resume,
+                             metrics_log)
+            finally:
+                metrics_log.close()
             result = seed_result(fitted, seed, time.perf_counter() - t0)
             write_topk(seed_dir / "topk_test.tsv", fitted.test.users, fitted.test.topk)
             atomic_write_text(done, json.dumps(result, indent=2))

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from motorec.config import TrainConfig
 from motorec.data.dataset import Dataset
 from motorec.evaluation import EvalResult, Evaluator
 from motorec.models.base import Recommender
+from motorec.progress import MetricLog, progress
 from motorec.checkpoint import load_checkpoint, save_checkpoint
 from motorec.training import loop
 from motorec.training.loop import LoopState, Schedule
@@ -72,8 +72,12 @@ def fit(
     seed: int,
     checkpoint: Path | None = None,
     resume: bool = False,
+    metrics_log: MetricLog | None = None,
 ) -> FitResult:
-    """Train with early stopping; the test split is evaluated once, at the best-valid state."""
+    """Train with early stopping; the test split is evaluated once, at the best-valid state.
+
+    `metrics_log` receives the mean train loss and valid recall@20 at every evaluation.
+    """
     device = model.ctx.device
     if not model.trainable:
         valid = evaluate_model(model, evaluator, "valid")
@@ -102,14 +106,16 @@ def fit(
                                          "sampler_rng": sampler.generator.get_state(), "torch_rng": torch.get_rng_state()})
 
     schedule = Schedule(train_cfg.epochs, train_cfg.patience, train_cfg.eval_every, f"valid_{SELECT_METRIC}")
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
-                  TimeElapsedColumn(), disable=not train_cfg.progress, transient=True) as bar:
-        task = bar.add_task(f"{model.name} seed {seed}", total=schedule.epochs,
-                            completed=state.next_epoch if state else 0, status="")
+    with progress(enabled=train_cfg.progress) as bar:
+        task = bar.task(f"{model.name} seed {seed}", total=schedule.epochs, completed=state.next_epoch if state else 0)
 
         def show(epoch: int, loss: float, score: float | None, st: LoopState) -> None:
-            status = f"loss {loss:.4f} valid R@20 {score:.4f} (best {st.best_score:.4f} @ {st.best_epoch})" if score is not None else None
-            bar.update(task, advance=1, **({"status": status} if status else {}))
+            if score is None:
+                task.advance()
+                return
+            task.advance(status=f"loss {loss:.4f} valid R@20 {score:.4f} (best {st.best_score:.4f} @ {st.best_epoch})")
+            if metrics_log is not None:
+                metrics_log.scalars(epoch, {"train/loss": loss, f"valid/{SELECT_METRIC}": score})
 
         result = loop.run(model, schedule, train_one, lambda: evaluate_model(model, evaluator, "valid").get(SELECT_GROUP, SELECT_METRIC),
                           state, on_evaluated=save, on_epoch=show, name=model.name)
