@@ -14,15 +14,17 @@ def test_packaged_tasks_validate_with_their_measured_defaults():
     gen, sasrec, rank = load_task(GenerativeTask), load_task(SASRecTask), load_task(RankTask)
     assert gen.seeds == sasrec.seeds == rank.seeds == [2026, 2027, 2028] and gen.device == "auto"
     assert (gen.train.epochs, gen.train.batch_size, gen.train.patience, gen.train.eval_batch_size) == (30, 256, 4, 256)
-    assert (sasrec.train.epochs, sasrec.train.batch_size, sasrec.train.patience, sasrec.train.eval_batch_size) == (100, 128, 5, 512)
+    s = sasrec.train
+    assert (s.epochs, s.batch_size, s.patience, s.eval_batch_size) == (100, 128, 5, 512)
     assert (rank.train.epochs, rank.train.batch_size, rank.train.weight_decay, rank.train.patience) == (20, 1024, 1e-6, 2)
     assert gen.model.causal and gen.model.level_loss == "trie" and sasrec.model.n_heads == 2 and rank.model.hidden == [128, 64]
     assert (rank.split.test_frac, rank.split.valid_frac) == (0.1, 0.1)
     # one ids block: the tasks differ only where generation measured other MMQ fine-tuning values
     differs = {k for k, v in gen.ids.mmq.model_dump().items() if rank.ids.mmq.model_dump()[k] != v}
     assert differs == {"ft_steps", "ft_lr", "ft_scope", "ft_objective"}
-    assert (gen.ids.mmq.ft_steps, gen.ids.mmq.ft_lr, gen.ids.mmq.ft_scope, gen.ids.mmq.ft_objective) == (200, 5e-5, "shared", "generator")
-    assert (rank.ids.mmq.ft_steps, rank.ids.mmq.ft_lr, rank.ids.mmq.ft_scope, rank.ids.mmq.ft_objective) == (150, 5e-4, "fused", "next_item")
+    g, r = gen.ids.mmq, rank.ids.mmq
+    assert (g.ft_steps, g.ft_lr, g.ft_scope, g.ft_objective) == (200, 5e-5, "shared", "generator")
+    assert (r.ft_steps, r.ft_lr, r.ft_scope, r.ft_objective) == (150, 5e-4, "fused", "next_item")
     assert gen.ids.rqvae == rank.ids.rqvae and gen.ids.pq == rank.ids.pq and gen.ids.rqvae.codebook_size == 256
     assert "ids" not in SASRecTask.model_fields  # item IDs: no tokenizer
     for name in ("tiger", "sasrec", "dcn"):  # not registered Recommenders: no model config of `motorec train`

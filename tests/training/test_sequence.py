@@ -1,6 +1,5 @@
 """The next-item trainer: TIGER (both encoders, both level losses) and SASRec learn a deterministic
-next-item rule through `fit` (the one early-stopping loop), an untrained model does not; the
-models honour the SequenceRecommender contract."""
+next-item rule through `fit` (the one early-stopping loop), an untrained model does not."""
 from __future__ import annotations
 
 import itertools
@@ -10,7 +9,6 @@ import pytest
 import torch
 
 from motorec.data import Dataset, loo_split
-from motorec.generative.base import SequenceRecommender
 from motorec.generative.sasrec import SASRec
 from motorec.generative.sequences import build_sequences
 from motorec.generative.tiger import TIGER

@@ -28,7 +28,14 @@ import torch
 
 from motorec.data import TRAIN, Dataset, load_dataset, loo_split
 from motorec.errors import MotorecError
-from motorec.generative.ids import ID_KINDS, SemanticIDs, generator_objective, ids_from_tokenizer, require_task_objective, semantic_ids
+from motorec.generative.ids import (
+    ID_KINDS,
+    SemanticIDs,
+    generator_objective,
+    ids_from_tokenizer,
+    require_task_objective,
+    semantic_ids,
+)
 from motorec.generative.ranking import DCN, FEATURE_SETS, chronological_split, field_table
 from motorec.generative.sasrec import SASRec
 from motorec.generative.sequences import SequenceData, build_sequences, sequences_with_label
@@ -79,7 +86,9 @@ def warm_restart(model: TIGER, sem: SemanticIDs, data: SequenceData, task: Gener
     train = task.train
     t0 = time.perf_counter()
     epochs = train.warmup_epochs
-    warm = fit(model, data, train.model_copy(update={"epochs": epochs, "patience": epochs + 1}), seed, test=False) if epochs else {}
+    warm: dict[str, Any] = {}
+    if epochs:  # no early stopping in the warm-up: patience outlasts it
+        warm = fit(model, data, train.model_copy(update={"epochs": epochs, "patience": epochs + 1}), seed, test=False)
     steps = task.ids.mmq.ft_steps if joint else train.restart_steps
     tokenizer = sem.tokenizer if joint else None
     features = sem.features if joint else None
@@ -155,7 +164,8 @@ def run_generative(data: str, ids: str, out: Path, config: Path | None = None, o
     """Every configured seed of the generative task; returns (and writes) OUT/results.json's summary."""
     if ids not in GENERATORS:
         raise MotorecError(f"--ids '{ids}': choose sasrec or one of {', '.join(ID_KINDS)}.")
-    task = load_task(SASRecTask if ids == "sasrec" else GenerativeTask, config, overrides)
+    task: GenerativeTask | SASRecTask = (load_task(SASRecTask, config, overrides) if ids == "sasrec"
+                                         else load_task(GenerativeTask, config, overrides))
     device = _setup(task, task.train.threads)
     ds = loo_split(load_dataset(data))
     prepare_run_dir(out, overwrite, resume)

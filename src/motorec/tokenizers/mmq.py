@@ -285,7 +285,8 @@ class MMQConfig(CollisionConfig, TokenizerConfig):
     n_shared: NonNegativeInt = 2
     n_specific: NonNegativeInt = 2  # per modality
     codebook_size: Annotated[int, Field(ge=2)] = 256
-    shared_codebook_size: Annotated[NonNegativeInt, AfterValidator(_zero_or_at_least_two)] = 0  # codes of the shared experts (decoded first); 0 = codebook_size
+    # codes of the shared experts (decoded first); 0 = codebook_size
+    shared_codebook_size: Annotated[NonNegativeInt, AfterValidator(_zero_or_at_least_two)] = 0
     latent_dim: PositiveInt = 64
     hidden: list[PositiveInt] = [256]
     beta: NonNegativeFloat = 0.25
@@ -303,7 +304,8 @@ class MMQConfig(CollisionConfig, TokenizerConfig):
     ft_tau: PositiveFloat = 0.1  # soft-index temperature over cosine similarity
     ft_batch_size: PositiveInt = 128
     ft_restart_every: NonNegativeInt = 10  # steps between corpus-wide dead-code restarts (0 = never)
-    ft_scope: Literal["fused", "shared"] = "fused"  # what the behavioural loss reads: fused (every expert) | shared (shared experts only)
+    # what the behavioural loss reads: fused (every expert) | shared (the shared experts only)
+    ft_scope: Literal["fused", "shared"] = "fused"
     # next_item: the in-batch next-item loss of `finetune`; generator: the generative task's own loss
     # through the soft index (run by the generative task, motorec exp generative --ids mmq-ft)
     ft_objective: Literal["next_item", "generator"] = "next_item"
@@ -344,7 +346,7 @@ class MMQTokenizer(Tokenizer):
         super().__init__(**params)
         self.model: MMQ | None = None
         self.corpus = CorpusCodes(np.zeros((0, 0)), np.zeros(0), make_resolver(self.config))
-        self.history: list[dict[str, float]] = []
+        self.history: list[dict[str, Any]] = []
 
     @property
     def suffix_size(self) -> int:
@@ -393,7 +395,7 @@ class MMQTokenizer(Tokenizer):
                         for key, value in (("loss", loss), ("recon", out.recon.mean()), ("aux", out.aux.mean()), ("orth", out.orth)):
                             totals[key] += float(value.detach()) * len(idx) / n
                     restarted = self.model.restart_dead_codes() if cfg.restart_dead else 0
-                    self.history.append({"stage": "fit", "epoch": epoch, "restarted": restarted, **totals})  # type: ignore[dict-item]
+                    self.history.append({"stage": "fit", "epoch": epoch, "restarted": restarted, **totals})
                     log.info("mmq epoch %d %s restarted=%d", epoch, totals, restarted)
                     task.advance(status=f"loss {totals['loss']:.4f}")
         self.freeze_corpus(features)

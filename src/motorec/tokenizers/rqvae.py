@@ -467,9 +467,10 @@ class RQVAETokenizer(Tokenizer):
         for name, info in meta.get("modalities", {}).items():
             prefix = f"{name}.model."
             model = RQVAE(int(info["input_dim"]), **self.config.model_kwargs())
+            what = f"saved rqvae tokenizer, modality '{name}'"
             try:
                 model.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
             except RuntimeError as exc:
-                raise MotorecError(f"saved rqvae tokenizer: tensors for modality '{name}' are missing or malformed ({exc}).") from exc
-            corpus = CorpusCodes.load(tensors, info, make_resolver(self.config), f"{name}.", f"saved rqvae tokenizer, modality '{name}'")
+                raise MotorecError(f"{what}: model tensors are missing or malformed ({exc}).") from exc
+            corpus = CorpusCodes.load(tensors, info, make_resolver(self.config), f"{name}.", what)
             self._fitted[name] = _Fitted(model.to(self.device).eval(), corpus)
