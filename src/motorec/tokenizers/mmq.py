@@ -264,7 +264,7 @@ class MMQ(nn.Module):
 # Tokenizer
 # --------------------------------------------------------------------------------------------
 
-# Stage-2 constants (the paper's; no packaged config or documented experiment varies them):
+# Stage-2 constants (no packaged config or documented experiment varies them; they were ft_* keys):
 FT_W_REC = FT_W_AUX = 0.5  # weights of L_recon and L_aux that keep the content while behaviour moves the IDs
 BEHAVIOUR_HISTORY = 5  # most recent items averaged into the user vector of the in-batch next-item loss
 BEHAVIOUR_TEMPERATURE = 0.1  # of that loss' softmax over the batch's items
