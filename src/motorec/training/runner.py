@@ -44,13 +44,15 @@ def data_ref(data: str | Path) -> str:
     return str(Path(text).resolve())
 
 
-def run_identity(model: str, cfg: RunConfig | dict[str, Any], split_sha256: str) -> dict[str, Any]:
-    """What a run computes: `--resume` continues a run only when this matches what it recorded."""
+def run_identity(model: str, cfg: RunConfig | dict[str, Any], split_sha256: str,
+                 data: str | Path | None = None) -> dict[str, Any]:
+    """What a run computes: `--resume` continues a run only when this matches what it recorded
+    (`data`: the data path when the config does not hold it)."""
     cfg = cfg.to_dict() if isinstance(cfg, RunConfig) else cfg
     config = {k: v for k, v in flatten(cfg).items() if k not in RUN_ONLY_KEYS and k != "model_name"}
     digest = hashlib.sha256(json.dumps({k: v for k, v in config.items() if k != "train.epochs"},
                                        sort_keys=True, default=str).encode()).hexdigest()
-    path = cfg["data"]["path"]
+    path = data if data is not None else (cfg.get("data") or {}).get("path")
     return {"model": model, "data": data_ref(path) if path else None, "split_sha256": split_sha256,
             "config_sha256": digest, "config": config}
 
