@@ -46,7 +46,7 @@ from motorec.runtime import resolve_device, set_seed
 from motorec.tokenizers.mmq import MMQTokenizer
 from motorec.training.joint import restart_steps
 from motorec.training.ranking import fit_ranker
-from motorec.training.runner import prepare_run_dir, summarize
+from motorec.training.runner import claim_run_dir, run_identity, summarize
 from motorec.training.sequence import fit
 
 GENERATORS = ("sasrec", *ID_KINDS)
@@ -168,8 +168,9 @@ def run_generative(data: str, ids: str, out: Path, config: Path | None = None, o
                                          else load_task(GenerativeTask, config, overrides))
     device = _setup(task, task.train.threads)
     ds = loo_split(load_dataset(data))
-    prepare_run_dir(out, overwrite, resume)
-    runs = run_seeds(out, task.seeds, resume, lambda seed, d: generative_seed(ds, ids, task, seed, device, d))
+    identity = run_identity(f"generative {ids}", task.model_dump(mode="json"), ds.split_sha256(), data)
+    with claim_run_dir(out, overwrite, resume, identity, [data, config]) as out:
+        runs = run_seeds(out, task.seeds, resume, lambda seed, d: generative_seed(ds, ids, task, seed, device, d))
     test, test_std = summarize([r["test"] for r in runs])
     valid, _ = summarize([r["valid"] for r in runs])
     summary = {"ids": ids, "dataset": ds.name, "split_sha256": ds.split_sha256(), "config": task.model_dump(mode="json"),
@@ -196,8 +197,11 @@ def run_rank(data: str, feature_sets: list[str], ids: str, out: Path, config: Pa
     require_task_objective(ids, task.ids.of(ids))
     device = _setup(task, task.train.threads)
     ds = load_dataset(data)
-    prepare_run_dir(out, overwrite, resume)
-    runs = run_seeds(out, task.seeds, resume, lambda seed, d: ranking_seed(ds, feature_sets, ids, task, seed, device))
+    identity = run_identity(f"rank {ids} {','.join(feature_sets)}", task.model_dump(mode="json"), ds.split_sha256(),
+                            data)
+    with claim_run_dir(out, overwrite, resume, identity, [data, config]) as out:
+        runs = run_seeds(out, task.seeds, resume,
+                         lambda seed, d: ranking_seed(ds, feature_sets, ids, task, seed, device))
     summary: dict[str, Any] = {"ids": ids, "dataset": ds.name, "config": task.model_dump(mode="json"),
                                "seeds": [r["seed"] for r in runs]}
     for f in feature_sets:

@@ -21,6 +21,7 @@ from typing import Any, Callable, ClassVar, Iterator, Mapping
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from motorec.config import ConfigModel, Device, validate_params
@@ -231,8 +232,11 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
         meta = json.loads(meta_path.read_text())
     except FileNotFoundError as exc:
         raise MotorecError(f"{meta_path}: no saved tokenizer here (tokenizer.json missing).") from exc
-    except json.JSONDecodeError as exc:
-        raise MotorecError(f"{meta_path}: not valid JSON ({exc}).") from exc
+    except (ValueError, RecursionError) as exc:
+        raise MotorecError(f"{meta_path}: not valid JSON ({str(exc)[:200]}).") from exc
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not isinstance(meta.get("params", {}), dict):
+        raise MotorecError(f"{meta_path}: not a saved motorec tokenizer (fields 'name' and 'params' expected).")
+    tensors_path = directory / "tokenizer.safetensors"
     # Rebuilding modules draws initial weights that the saved tensors replace: fork the global RNG so
     # that loading a cached tokenizer leaves it exactly as fitting one does (a warm cache must not
     # change a run's results).
@@ -241,5 +245,13 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
             tok = build_tokenizer(meta["name"], **meta.get("params", {}))
         except MotorecError as exc:
             raise MotorecError(f"{meta_path}: {exc}") from None
-        tok.load_state_tensors(load_file(str(directory / "tokenizer.safetensors")), meta)
+        try:
+            tok.load_state_tensors(load_file(str(tensors_path)), meta)
+        except MotorecError:
+            raise
+        except FileNotFoundError as exc:
+            raise MotorecError(f"{tensors_path}: missing beside tokenizer.json.") from exc
+        except (SafetensorError, KeyError, TypeError, ValueError, IndexError, RuntimeError, OSError) as exc:
+            raise MotorecError(f"{tensors_path}: does not hold this tokenizer's state, or is damaged "
+                               f"({type(exc).__name__}: {str(exc)[:200]}).") from exc
     return tok
