@@ -10,6 +10,7 @@ command that made the folder and the machine it ran on, so the file says how to 
 number in it. Several folders (the cells of `motorec exp compare`) go into one file under "cells",
 keyed by their last two path parts (dataset/model).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,18 @@ import torch
 from motorec.io import atomic_write_text
 from motorec.models.factory import read_results
 
-KEPT = ("dataset", "split_sha256", "seeds", "config", "config_sha256", "runs", "content_path", "valid", "test", "test_std")
+KEPT = (
+    "dataset",
+    "split_sha256",
+    "seeds",
+    "config",
+    "config_sha256",
+    "runs",
+    "content_path",
+    "valid",
+    "test",
+    "test_std",
+)
 
 
 def kept(run_dir: Path) -> dict:

@@ -7,6 +7,7 @@ comment) and equal, at the precision shown, a number stored in one of those file
 may also be the stored share times 100). Editing a figure by hand, or citing one without its file,
 fails here.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,7 +58,7 @@ def stored_numbers(files: list[str], doc: Path) -> list[float]:
 def matches(shown: str, percent: bool, values: list[float]) -> bool:
     x = float(shown)
     decimals = len(shown.split(".")[1])
-    tol = 0.5 * 10 ** -decimals + 1e-9
+    tol = 0.5 * 10**-decimals + 1e-9
     candidates = values + ([v * 100 for v in values] if percent else [])
     return any(abs(abs(v) - abs(x)) <= tol for v in candidates)
 
@@ -90,7 +91,9 @@ def test_every_figure_is_backed_by_its_results_file(doc):
     cache: dict[tuple[str, ...], list[float]] = {}
     for lineno, shown, percent, files in figures(doc):
         if not files:
-            problems.append(f"{doc.name}:{lineno}: {shown}{'%' if percent else ''} has no <!-- figures: FILE --> source")
+            problems.append(
+                f"{doc.name}:{lineno}: {shown}{'%' if percent else ''} has no <!-- figures: FILE --> source"
+            )
             continue
         key = tuple(files)
         if key not in cache:
@@ -105,7 +108,9 @@ def test_the_check_catches_a_hand_edited_figure(tmp_path):
     (RESULTS / "figures_selftest.json").write_text(json.dumps({"test": {"all": {"recall@20": 0.20801}}}))
     try:
         doc = tmp_path / "page.md"
-        doc.write_text("<!-- figures: figures_selftest.json -->\n| all | 0.2080 |\n| edited | 0.2090 |\n\n# next\nloose 0.5 here\n")
+        doc.write_text(
+            "<!-- figures: figures_selftest.json -->\n| all | 0.2080 |\n| edited | 0.2090 |\n\n# next\nloose 0.5 here\n"
+        )
         found = {(shown, bool(files)) for _, shown, _, files in figures(doc)}
         assert found == {("0.2080", True), ("0.2090", True), ("0.5", False)}
         values = stored_numbers(["figures_selftest.json"], doc)
