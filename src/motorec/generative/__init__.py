@@ -1,2 +1,2 @@
 """Downstream tasks over semantic IDs: TIGER-style generative retrieval (with SASRec as the item-ID
-baseline) and DCN-V2 rating prediction with item-ID vs semantic-ID features. See docs/mmq.md."""
+baseline) and DCN-V2 rating prediction with item-ID vs semantic-ID features. See docs/generative.md."""
