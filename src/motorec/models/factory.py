@@ -41,15 +41,30 @@ def read_results(run_dir: str | Path) -> dict[str, Any]:
     return json.loads(results_path.read_text())
 
 
-def load_trained(run_dir: str | Path, seed: int | None = None) -> tuple[Dataset, dict[str, Any], Recommender]:
-    """(dataset, config, model with best-valid weights) of a run directory."""
+def load_trained(run_dir: str | Path, seed: int | None = None,
+                 dataset: Dataset | None = None) -> tuple[Dataset, dict[str, Any], Recommender]:
+    """(dataset, config, model with best-valid weights) of a run directory.
+
+    A seed that ran with its own warm backbone (cold-start specialists) is rebuilt on that backbone.
+    `dataset`, when given, is used instead of reading the run's data again; it must be the run's split.
+    """
     run_dir = Path(run_dir)
-    cfg = read_results(run_dir)["config"]
+    results = read_results(run_dir)
+    cfg = results["config"]
     seed = cfg["seeds"][0] if seed is None else seed
-    ds = load_dataset(cfg["data"]["path"], split=cfg["data"]["split"],
-                      drop_users_without_train=cfg["data"]["drop_users_without_train"])
+    seed_result = run_dir / f"seed_{seed}" / "result.json"
+    if seed_result.is_file():
+        backbone = json.loads(seed_result.read_text()).get("backbone")
+        if backbone is not None:
+            cfg["model"]["backbone"] = backbone
+    if dataset is None:
+        dataset = load_dataset(cfg["data"]["path"], split=cfg["data"]["split"],
+                               drop_users_without_train=cfg["data"]["drop_users_without_train"])
+    elif dataset.split_sha256() != results["split_sha256"]:
+        raise MotorecError(f"{run_dir}: trained on another split of the data (split hash {results['split_sha256'][:12]}, "
+                           f"this dataset {dataset.split_sha256()[:12]}).")
     device = resolve_device(cfg["device"])
-    model = build_model(ds, cfg, device, cache_dir_of(cfg))
+    model = build_model(dataset, cfg, device, cache_dir_of(cfg))
     if model.trainable:
         model.load_state_dict(load_checkpoint(run_dir / f"seed_{seed}" / "checkpoint.pt", device)["best_state"])
-    return ds, cfg, model
+    return dataset, cfg, model

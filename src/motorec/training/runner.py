@@ -23,6 +23,7 @@ from motorec.io import atomic_write_text
 from motorec.models import model_class
 from motorec.models.factory import build_model, cache_dir_of
 from motorec.runtime import resolve_device, set_seed
+from motorec.training.backbone import backbone_seconds, backbone_spec, resolve_backbone
 from motorec.training.trainer import FitResult, fit
 
 
@@ -76,7 +77,8 @@ def run_experiment(
     if cfg["train"]["threads"]:
         torch.set_num_threads(int(cfg["train"]["threads"]))
     cache_dir = cache_dir_of(cfg)
-    build_model(ds, cfg, device, cache_dir)  # validates model params against the data before writing
+    # validates model params against the data before writing (a backbone model first gets its backbone)
+    build_model(ds, resolve_backbone(cfg, cfg["seeds"][0], ds), device, cache_dir)
     prepare_run_dir(out, overwrite, resume)
     evaluator = Evaluator(ds, device, ks=tuple(cfg["eval"]["ks"]), batch_size=cfg["eval"]["batch_size"])
     per_seed_valid, per_seed_test, seed_info = [], [], []
@@ -87,16 +89,21 @@ def run_experiment(
         if resume and done.is_file():
             result = json.loads(done.read_text())
         else:
+            seed_cfg = resolve_backbone(cfg, seed, ds)
             set_seed(seed)
-            model_obj = build_model(ds, cfg, device, cache_dir)
+            model_obj = build_model(ds, seed_cfg, device, cache_dir)
             t0 = time.perf_counter()
             fitted = fit(model_obj, ds, evaluator, cfg["train"], seed, seed_dir / "checkpoint.pt", resume)
             result = seed_result(fitted, seed, time.perf_counter() - t0)
+            spec = backbone_spec(seed_cfg)
+            if spec is not None:  # which backbone run this seed read (load_trained rebuilds the model from it)
+                result["backbone"], result["backbone_seconds"] = spec, backbone_seconds(spec)
             write_topk(seed_dir / "topk_test.tsv", fitted.test.users, fitted.test.topk)
             atomic_write_text(done, json.dumps(result, indent=2))
         per_seed_valid.append(result["valid"])
         per_seed_test.append(result["test"])
-        seed_info.append({k: result[k] for k in ("seed", "best_epoch", "epochs_run", "train_seconds_per_epoch", "eval_seconds", "wall_seconds")})
+        seed_info.append({k: result[k] for k in ("seed", "best_epoch", "epochs_run", "train_seconds_per_epoch", "eval_seconds", "wall_seconds",
+                                                 "backbone", "backbone_seconds") if k in result})
     valid_mean, _ = summarize(per_seed_valid)
     test_mean, test_std = summarize(per_seed_test)
     results = {

@@ -1,0 +1,1 @@
+"""Experiments: orchestration over training runs (top layer), one module per benchmark."""

@@ -1,0 +1,117 @@
+"""The cold-start benchmark: tune every row per dataset on valid, then one 3-seed comparison table.
+
+The plan (`configs/experiments/coldstart.yaml`, or `--plan FILE`) lists the datasets, the seeds and
+the rows: a label, its model, fixed settings (`set`) and a grid (`grid`, or `dataset_grid` per
+dataset). For each dataset and row:
+
+1. `motorec tune` over the grid with the tuning seed only (selection on valid Recall@20, group all);
+   a row without a grid keeps its packaged defaults;
+2. the chosen point plus the row's fixed settings become `OUT/tuned/<dataset>/<label>.yaml`;
+3. `motorec compare` runs every row with its tuned config over the plan's seeds and writes one table
+   (`OUT/compare.{md,csv,json}`).
+
+OUT gets only small files (tables, tuned configs, tune summaries, `coldstart.json` with the plan,
+the grids and the chosen points); runs, checkpoints and top-K lists go under RUNS. Everything
+resumes: finished trials and cells are read back, so an interrupted benchmark continues and a row
+added later (`--rows motorec`) joins the same table.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from motorec.config import load_yaml, packaged
+from motorec.errors import MotorecError
+from motorec.io import atomic_write_text
+from motorec.training.compare import DatasetSpec, compare
+from motorec.training.runner import load_run_inputs
+from motorec.training.tune import as_overrides, grid_points, nest, tune
+
+
+def load_plan(path: str | Path | None = None) -> dict[str, Any]:
+    """The benchmark plan (packaged by default), checked for the fields the benchmark reads."""
+    source = Path(path) if path is not None else packaged("experiments/coldstart.yaml")
+    if not source.is_file():
+        raise MotorecError(f"{source}: plan file not found.")
+    plan = load_yaml(source.read_text()) or {}
+    for key in ("datasets", "seeds", "tune_seed", "rows"):
+        if key not in plan:
+            raise MotorecError(f"{source}: the plan has no '{key}'.")
+    for label, row in plan["rows"].items():
+        if not isinstance(row, dict) or "model" not in row:
+            raise MotorecError(f"{source}: row '{label}' needs a 'model'.")
+    return plan
+
+
+def row_grid(row: dict[str, Any], dataset: str) -> dict[str, list[Any]]:
+    """The grid of one row on one dataset (`dataset_grid` replaces `grid` for that dataset)."""
+    return dict((row.get("dataset_grid") or {}).get(dataset, row.get("grid") or {}))
+
+
+def select(names: list[str] | None, known: list[str], what: str) -> list[str]:
+    if not names:
+        return known
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise MotorecError(f"unknown {what} {', '.join(unknown)}; the plan has {', '.join(known)}.")
+    return names
+
+
+def run_coldstart(out: str | Path, runs: str | Path, plan_path: str | Path | None = None,
+                  data_root: str | Path = "../shared/data", rows: list[str] | None = None,
+                  datasets: list[str] | None = None, overrides: list[str] | None = None,
+                  train: bool = True) -> dict[str, Any]:
+    """Tune (on valid, one seed) and compare (all seeds) the selected rows on the selected datasets."""
+    plan = load_plan(plan_path)
+    out, runs, overrides = Path(out), Path(runs), list(overrides or [])
+    specs = {s.label: s for s in (DatasetSpec.parse(f"{Path(data_root) / d}") for d in plan["datasets"])}
+    labels = select(rows, list(plan["rows"]), "rows")
+    chosen_specs = [specs[d] for d in select(datasets, list(specs), "datasets")]
+    summary_path = out / "coldstart.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {"tuning": {}}
+    for spec in chosen_specs:
+        for label in labels:
+            row = plan["rows"][label]
+            entry = tune_row(spec, label, row, plan["tune_seed"], out, runs, overrides, train)
+            summary["tuning"].setdefault(spec.label, {})[label] = entry
+            atomic_write_text(summary_path, json.dumps({**summary, "plan": plan}, indent=2))
+    seeds = "seeds=" + json.dumps(plan["seeds"])
+    table = compare([f"{label}={plan['rows'][label]['model']}" for label in labels],
+                    [f"{s.path}:{s.split}" if s.split else s.path for s in chosen_specs],
+                    out, overrides + [seeds], tuned=out / "tuned", train=train, runs=runs / "compare")
+    atomic_write_text(summary_path, json.dumps({**summary, "plan": plan}, indent=2))
+    return {"tuning": summary["tuning"], "table": table}
+
+
+def tune_row(spec: DatasetSpec, label: str, row: dict[str, Any], tune_seed: int, out: Path, runs: Path,
+             overrides: list[str], train: bool) -> dict[str, Any]:
+    """Tune one row on one dataset (or keep its defaults) and write its config to OUT/tuned."""
+    fixed = dict(row.get("set") or {})
+    grid = row_grid(row, spec.label)
+    base = overrides + as_overrides(fixed)
+    _, cfg = load_run_inputs(spec.path, row["model"], spec.split, None, base)  # validates the row's settings
+    entry: dict[str, Any] = {"model": row["model"], "set": fixed, "grid": grid,
+                             "points": len(grid_points(grid)) if grid else 0}
+    chosen = dict(fixed)
+    if grid:
+        if not train and not (runs / "tune" / spec.label / label / "tune.json").is_file():
+            return {**entry, "status": "not tuned"}
+        summary = tune(spec.path, row["model"], runs / "tune" / spec.label / label, grid, spec.split, None,
+                       base + [f"seeds=[{tune_seed}]"])
+        for name in ("tune.json", "tune.md"):
+            target = out / "tune" / spec.label / f"{label}.{name.split('.')[1]}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(runs / "tune" / spec.label / label / name, target)
+        best = summary["best"]
+        chosen.update(best["point"])
+        entry.update(chosen_point=best["point"], valid_recall=best["valid_recall@20"],
+                     trials=[{"point": t["point"], "valid_recall@20": t["valid_recall@20"]} for t in summary["trials"]])
+    tuned = out / "tuned" / spec.label / f"{label}.yaml"
+    tuned.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(tuned, yaml.safe_dump(nest(chosen, cfg), sort_keys=False) if chosen else "{}\n")
+    return {**entry, "status": "ok", "config": str(tuned)}
+

@@ -1,0 +1,93 @@
+"""What the cold-start specialists share: the warm backbone, the content input, the readout.
+
+Every specialist is used as in practice: a warm model (any finished motorec embedding run, BPR-MF or
+LightGCN) has already placed users and warm items; the specialist learns, from the warm items, how
+to place an item from its content, and at scoring time a zero-shot cold item (no train
+interactions) gets the generated vector while warm items keep the backbone's
+(`warm_cold_readout`). Which backbone run a seed reads is decided by the training layer
+(`training/backbone.py`: paired seed, trained once and cached); this module only loads it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from motorec.errors import MotorecError
+from motorec.models.base import EmbeddingRecommender
+from motorec.models.content import centred_unit, selected_modalities
+from motorec.models.context import ModelContext
+from motorec.tokenizers.rqvae import mlp  # noqa: F401  (the one MLP: Linear + ReLU, re-exported for the specialists)
+
+
+def load_backbone(ctx: ModelContext, spec: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(user vectors, item vectors) of the backbone run `spec["run"]` at seed `spec["seed"]`, frozen."""
+    from motorec.models.factory import load_trained  # the factory imports the model registry
+
+    if not spec.get("run"):
+        raise MotorecError("model.backbone.run is not set: train through `motorec train` (it trains or reuses the "
+                           "backbone) or pass --set model.backbone.run=RUN_DIR of a finished bpr/lightgcn run.")
+    _, _, model = load_trained(spec["run"], spec.get("seed"), dataset=ctx.dataset)
+    if not isinstance(model, EmbeddingRecommender):
+        raise MotorecError(f"model.backbone.run {spec['run']}: model '{model.name}' does not score by user and item "
+                           "vectors; use an embedding model (bpr, lightgcn, ...).")
+    model.eval()
+    with torch.no_grad():
+        users, items = model.final_vectors()
+    return users.detach().to(ctx.device).clone(), items.detach().to(ctx.device).clone()
+
+
+def content_matrix(ctx: ModelContext, modalities: list[str] | None) -> torch.Tensor:
+    """Item content: each modality centred and L2-normalised, then concatenated (each weighs the same)."""
+    return torch.cat([centred_unit(ctx.features(m)) for m in selected_modalities(ctx, modalities)], dim=1)
+
+
+def per_item(net: torch.nn.Module, inputs: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """net(inputs[keys]) computed once per distinct key: a BPR batch repeats popular items many times,
+    and the content layers (1664 inputs on ml100k-mm) dominate a specialist's cost. Same values and
+    gradients as the row-by-row call."""
+    distinct, inverse = torch.unique(keys, return_inverse=True)
+    return net(inputs[distinct])[inverse]
+
+
+def warm_cold_readout(users: torch.Tensor, warm_items: torch.Tensor, cold_items: torch.Tensor, cold: torch.Tensor,
+                      cold_users: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Warm items keep their vectors, cold items (`cold`, (n_items, 1) bool) get the generated ones.
+
+    With `cold_users` (a method that also maps users for the cold side, e.g. ALDI's f_U) a warm item is
+    scored by users · warm and a cold item by cold_users · generated: users become [users ; cold_users]
+    and items [warm ; 0] or [0 ; generated], so one dot product still scores every item.
+    """
+    if cold_users is None:
+        return users, torch.where(cold, cold_items, warm_items)
+    warm = warm_items * (~cold).float()
+    generated = cold_items * cold.float()
+    return torch.cat([users, cold_users], dim=1), torch.cat([warm, generated], dim=1)
+
+
+class ColdStartRecommender(EmbeddingRecommender):
+    """Base of the specialists: content input (`self.content`), the cold mask, and, when the
+    parameters have a `backbone` section, the frozen backbone vectors `self.user_warm`, `self.item_warm`.
+
+    Cold items are the zero-shot ones (no train interactions: `self.isolated`); the BPR sampler never
+    draws them, so a specialist learns only from warm items and generates vectors for the cold ones.
+    """
+
+    content_path = True
+    min_modalities = 1
+
+    def __init__(self, ctx: ModelContext, params: dict[str, Any], dim: int | None = None) -> None:
+        super().__init__(ctx, params, dim=dim)
+        self.register_buffer("content", content_matrix(ctx, params.get("modalities")), persistent=False)
+        if isinstance(params.get("backbone"), dict):
+            users, items = load_backbone(ctx, params["backbone"])
+            self.register_buffer("user_warm", users, persistent=False)
+            self.register_buffer("item_warm", items, persistent=False)
+
+    @property
+    def content_dim(self) -> int:
+        return int(self.content.shape[1])
+
+    @property
+    def backbone_dim(self) -> int:
+        return int(self.item_warm.shape[1])
