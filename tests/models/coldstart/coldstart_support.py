@@ -9,7 +9,7 @@ import torch
 from motorec.config import build_config
 from motorec.models import ModelContext, model_class
 
-SPECIALISTS = ["deepmusic", "dropoutnet", "heater", "clcrec", "gar", "aldi", "gorec"]
+SPECIALISTS = ["deepmusic", "dropoutnet", "heater", "clcrec", "gar", "aldi", "gorec", "cgrc"]
 
 
 def build(name: str, ds, run: Path, **params):

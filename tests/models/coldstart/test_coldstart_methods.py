@@ -131,3 +131,15 @@ def test_gorec_kl_and_generation_from_the_content_prior(cold_data, backbone_run)
         model.item_warm[cold] = torch.randn(int(cold.sum()), model.backbone_dim)  # no warm vector reaches a cold item
         torch.testing.assert_close(model.final_vectors()[1][cold], before)
         torch.testing.assert_close(before, model.generate(model.content[cold]))
+
+
+def test_cgrc_completes_fresh_items_with_inferred_edges_only(cold_data, backbone_run):
+    model = build("cgrc", cold_data, backbone_run, inferred_edges=3)
+    degree = torch.from_numpy(cold_data.item_degree)
+    fresh = model.isolated.clone()
+    fresh[torch.nonzero(degree > 0)[:5, 0]] = True  # five warm items masked as fresh
+    adj = model.completed_graph(fresh).a
+    item_rows = adj.crow_indices().diff()[model.n_users:]  # neighbours of each item node
+    is_fresh = fresh.squeeze(1)
+    assert (item_rows[is_fresh] == 3).all()  # a fresh item has exactly its inferred users, its own edges are masked
+    torch.testing.assert_close(item_rows[~is_fresh], degree[~is_fresh].to(item_rows.dtype))  # others untouched
