@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -46,6 +47,10 @@ def test_tunes_on_valid_then_one_table_over_the_seeds(tmp_path, plan):
     md = (out / "compare.md").read_text()
     assert "cold@cold N@20" in md and "backbone s/run" in md
     assert not any(p.suffix == ".pt" for p in out.rglob("*"))  # only small files in OUT
+    # the table's tuning seed is the chosen trial's run, copied rather than trained again
+    cell = json.loads((runs / "compare" / "synthetic-cold" / "deepmusic" / "seed_1" / "result.json").read_text())
+    trial = json.loads((Path(tuning["deepmusic"]["chosen_run"]) / "seed_1" / "result.json").read_text())
+    assert cell == trial
     # a row added later joins the same table; finished rows are read back, not retrained
     run_coldstart(out, runs, plan, data_root=".", rows=["bpr-l2"], overrides=FAST + [f"data.cache_dir={tmp_path / 'cache'}"])
     rows = json.loads((out / "compare.json").read_text())

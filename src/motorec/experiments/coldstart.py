@@ -8,7 +8,8 @@ dataset). For each dataset and row:
    a row without a grid keeps its packaged defaults;
 2. the chosen point plus the row's fixed settings become `OUT/tuned/<dataset>/<label>.yaml`;
 3. `motorec compare` runs every row with its tuned config over the plan's seeds and writes one table
-   (`OUT/compare.{md,csv,json}`).
+   (`OUT/compare.{md,csv,json}`). The tuning seed of a cell is the chosen trial's run itself (copied,
+   not retrained) when its config is the cell's config up to the seed list.
 
 OUT gets only small files (tables, tuned configs, tune summaries, `coldstart.json` with the plan,
 the grids and the chosen points); runs, checkpoints and top-K lists go under RUNS. Everything
@@ -80,6 +81,11 @@ def run_coldstart(out: str | Path, runs: str | Path, plan_path: str | Path | Non
             summary["tuning"].setdefault(spec.label, {})[label] = entry
             atomic_write_text(summary_path, json.dumps({**summary, "plan": plan}, indent=2))
     seeds = "seeds=" + json.dumps(plan["seeds"])
+    for spec in chosen_specs:
+        for label in labels:
+            entry = summary["tuning"][spec.label][label]
+            if entry.get("chosen_run"):
+                reuse_tuning_run(spec, label, entry, runs / "compare", overrides + [seeds], plan["tune_seed"])
     table = compare([f"{label}={plan['rows'][label]['model']}" for label in labels],
                     [f"{s.path}:{s.split}" if s.split else s.path for s in chosen_specs],
                     out, overrides + [seeds], tuned=out / "tuned", train=train, runs=runs / "compare")
@@ -108,10 +114,32 @@ def tune_row(spec: DatasetSpec, label: str, row: dict[str, Any], tune_seed: int,
             shutil.copyfile(runs / "tune" / spec.label / label / name, target)
         best = summary["best"]
         chosen.update(best["point"])
-        entry.update(chosen_point=best["point"], valid_recall=best["valid_recall@20"],
+        entry.update(chosen_point=best["point"], valid_recall=best["valid_recall@20"], chosen_run=best["run_dir"],
                      trials=[{"point": t["point"], "valid_recall@20": t["valid_recall@20"]} for t in summary["trials"]])
     tuned = out / "tuned" / spec.label / f"{label}.yaml"
     tuned.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(tuned, yaml.safe_dump(nest(chosen, cfg), sort_keys=False) if chosen else "{}\n")
     return {**entry, "status": "ok", "config": str(tuned)}
 
+
+
+def _without_seeds(cfg: dict[str, Any]) -> str:
+    return json.dumps({k: v for k, v in cfg.items() if k != "seeds"}, sort_keys=True, default=str)
+
+
+def reuse_tuning_run(spec: DatasetSpec, label: str, entry: dict[str, Any], cells: Path, overrides: list[str],
+                     tune_seed: int) -> bool:
+    """Copy the chosen trial's tuning-seed run into the table cell (`cells/<dataset>/<label>`) when the
+    trial's config is the cell's config up to the seed list: the same seed of the same config would
+    train the same model again. Returns whether it copied."""
+    trial = Path(entry["chosen_run"])
+    source, target = trial / f"seed_{tune_seed}", cells / spec.label / label / f"seed_{tune_seed}"
+    if not (source / "result.json").is_file() or target.exists():
+        return False
+    trial_cfg = json.loads((trial / "results.json").read_text())["config"]
+    _, cell_cfg = load_run_inputs(spec.path, entry["model"], spec.split, entry["config"], overrides)
+    if _without_seeds(trial_cfg) != _without_seeds(cell_cfg):
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, target)
+    return True
