@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from motorec.config import build_config
 from motorec.data import load_dataset
 from motorec.errors import MotorecError
 from motorec.models.factory import load_trained
@@ -43,12 +44,12 @@ def test_trained_once_per_seed_then_reused(tmp_path, monkeypatch):
     assert cfg["model"]["backbone"]["run"] is None  # the input config is left alone
 
 
-def test_digest_ignores_how_a_run_executes_but_not_what_it_is(tmp_path):
-    _, cfg = load_run_inputs("synthetic-cold", "bpr", None, None, FAST)
-    base = backbone_digest(cfg, "split")
-    assert backbone_digest({**cfg, "device": "cuda", "train": {**cfg["train"], "threads": 8}}, "split") == base
-    assert backbone_digest({**cfg, "model": {**cfg["model"], "reg_weight": 0.5}}, "split") != base
-    assert backbone_digest(cfg, "other split") != base
+def test_digest_ignores_how_a_run_executes_but_not_what_it_is():
+    base = backbone_digest(build_config("bpr", None, FAST), "split")
+    assert backbone_digest(build_config("bpr", None, FAST + ["device=cuda", "train.threads=8",
+                                                             "data.cache_dir=/elsewhere"]), "split") == base
+    assert backbone_digest(build_config("bpr", None, FAST + ["model.reg_weight=0.5"]), "split") != base
+    assert backbone_digest(build_config("bpr", None, FAST), "other split") != base
 
 
 def test_given_run_pairs_seeds_and_checks_them(tmp_path):
@@ -60,7 +61,7 @@ def test_given_run_pairs_seeds_and_checks_them(tmp_path):
     _, pinned = spec_cfg(tmp_path, f"model.backbone.run={run}", "model.backbone.seed=9")
     with pytest.raises(MotorecError, match="has seeds"):
         resolve_backbone(pinned, 1, ds)
-    with pytest.raises(MotorecError, match="trained on another split"):  # a backbone of another split is refused
+    with pytest.raises(MotorecError, match="not the split this run was trained on"):  # a backbone of another split is refused
         load_trained(run, 1, dataset=load_dataset("synthetic"))
 
 

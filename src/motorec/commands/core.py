@@ -90,9 +90,10 @@ def train(
     resume: bool = typer.Option(False, help="Continue an interrupted run from its checkpoints."),
 ) -> None:
     """Train a model over the configured seeds with validation-only selection; test once."""
-    from motorec.training import run_experiment
+    from motorec.api import train as train_run
 
-    results = run_experiment(data, model, out, split, config, set_, overwrite, resume)
+    results = train_run(data, model, out=out, split=split, config=config, settings=set_, overwrite=overwrite,
+                        resume=resume).metrics
     console.print(metrics_table(f"{model} on {results['dataset']} — test (mean ± std over {len(results['seeds'])} seeds)",
                                 results["test"], results["test_std"]))
     console.print(f"wrote {out / 'results.json'} and {out / 'topk_test.tsv'}")
@@ -105,15 +106,11 @@ def evaluate(
     export: Optional[Path] = typer.Option(None, help="Write the top-50 lists (userID + 50 items, TSV)."),
 ) -> None:
     """Re-evaluate a trained run's best-valid checkpoint (and export its top-K lists)."""
-    from motorec.evaluation import write_topk
-    from motorec.training.evaluate import evaluate_run
+    from motorec.api import load_run
 
-    if split not in ("valid", "test"):
-        raise MotorecError(f"--split '{split}': choose valid or test.")
-    result = evaluate_run(run_dir, split, seed)
-    console.print(metrics_table(f"{run_dir} — {split}", result.metrics))
+    metrics = load_run(run_dir, seed=seed).evaluate(split, topk_file=export)
+    console.print(metrics_table(f"{run_dir} — {split}", metrics))
     if export is not None:
-        write_topk(export, result.users, result.topk)
         console.print(f"wrote {export}")
 
 

@@ -28,9 +28,9 @@ import yaml
 from motorec.config import load_yaml, packaged
 from motorec.errors import MotorecError
 from motorec.io import atomic_write_text
-from motorec.training.compare import DatasetSpec, compare
+from motorec.experiments.compare import DatasetSpec, compare
 from motorec.training.runner import load_run_inputs
-from motorec.training.tune import as_overrides, grid_points, nest, tune
+from motorec.experiments.tune import as_overrides, grid_points, nest, tune
 
 
 def load_plan(path: str | Path | None = None) -> dict[str, Any]:
@@ -118,7 +118,7 @@ def tune_row(spec: DatasetSpec, label: str, row: dict[str, Any], tune_seed: int,
                      trials=[{"point": t["point"], "valid_recall@20": t["valid_recall@20"]} for t in summary["trials"]])
     tuned = out / "tuned" / spec.label / f"{label}.yaml"
     tuned.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(tuned, yaml.safe_dump(nest(chosen, cfg), sort_keys=False) if chosen else "{}\n")
+    atomic_write_text(tuned, yaml.safe_dump(nest(chosen, cfg.to_dict()), sort_keys=False) if chosen else "{}\n")
     return {**entry, "status": "ok", "config": str(tuned)}
 
 
@@ -138,7 +138,7 @@ def reuse_tuning_run(spec: DatasetSpec, label: str, entry: dict[str, Any], cells
         return False
     trial_cfg = json.loads((trial / "results.json").read_text())["config"]
     _, cell_cfg = load_run_inputs(spec.path, entry["model"], spec.split, entry["config"], overrides)
-    if _without_seeds(trial_cfg) != _without_seeds(cell_cfg):
+    if _without_seeds(trial_cfg) != _without_seeds(cell_cfg.to_dict()):
         return False
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(source, target)

@@ -15,8 +15,6 @@ from typing import Any, Callable, Hashable, Iterator
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from motorec.errors import MotorecError
 from motorec.features.chunks import Chunk, ChunkStore, plan_chunks
@@ -26,6 +24,7 @@ from motorec.features.tables import require_column
 from motorec.features.template import field_text, render_texts, template_fields
 from motorec.features.text import TEXT_MODEL, encode_texts
 from motorec.io import atomic_open, atomic_write_text
+from motorec.progress import progress as progress_bar
 
 FEATURE_FILES = {"text": "text_feat.npy", "image": "image_feat.npy"}
 METADATA_FILE = "features.json"
@@ -224,16 +223,15 @@ def _compute_missing_chunks(
     jobs: list[_Job], store: ChunkStore, device: str, progress: bool, n_items: int, report: FeatureReport
 ) -> None:
     """Encode every chunk not already in the store, one progress bar per modality."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), disable=not progress) as bar:
+    with progress_bar(enabled=progress) as bar:
         for job in jobs:
-            task = bar.add_task(f"{job.modality} features", total=n_items)
+            task = bar.task(f"{job.modality} features", total=n_items)
             for chunk in job.chunks:
                 if store.has(chunk):
                     report.reused_chunks += 1
-                    bar.advance(task, chunk.stop - chunk.start)
+                    task.advance(chunk.stop - chunk.start)
                     continue
-                feats, info = job.compute(chunk, job.inputs, job.batch_size, device, lambda n: bar.advance(task, n))
+                feats, info = job.compute(chunk, job.inputs, job.batch_size, device, task.advance)
                 store.save(chunk, feats, info)
                 report.computed_chunks += 1
 

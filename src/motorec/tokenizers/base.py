@@ -223,6 +223,10 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
         raise MotorecError(f"{meta_path}: no saved tokenizer here (tokenizer.json missing).") from exc
     except json.JSONDecodeError as exc:
         raise MotorecError(f"{meta_path}: not valid JSON ({exc}).") from exc
-    tok = build_tokenizer(meta["name"], **meta.get("params", {}))
-    tok.load_state_tensors(load_file(str(directory / "tokenizer.safetensors")), meta)
+    # Rebuilding modules draws initial weights that the saved tensors replace: fork the global RNG so
+    # that loading a cached tokenizer leaves it exactly as fitting one does (a warm cache must not
+    # change a run's results).
+    with torch.random.fork_rng(devices=[]):
+        tok = build_tokenizer(meta["name"], **meta.get("params", {}))
+        tok.load_state_tensors(load_file(str(directory / "tokenizer.safetensors")), meta)
     return tok

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from motorec.errors import MotorecError
+from motorec.progress import progress
 from motorec.tokenizers.base import Features, Tokenizer, TokenSlot, check_features, register_tokenizer, resolve_params
 from motorec.runtime import resolve_device
 from motorec.tokenizers.codebook import (
@@ -385,22 +386,25 @@ class RQVAETokenizer(Tokenizer):
         model.init_codebooks_kmeans(x, seed=seed, n_iter=cfg.kmeans_iters)
         restart_every = cfg.restart_every or math.ceil(n / cfg.batch_size)
         step = 0
-        for epoch in range(cfg.epochs):
-            totals: dict[str, Tensor] = {}  # summed on the device: no sync per step
-            restarted = 0
-            for idx in torch.randperm(n, generator=g).to(self.device).split(cfg.batch_size):
-                out = model(x[idx], None if w is None else w[idx])
-                opt.zero_grad(set_to_none=True)
-                out.loss.backward()
-                opt.step()
-                step += 1
-                if step % restart_every == 0:
-                    restarted += sum(model.restart_dead_codes())
-                for key, value in out.parts.items():
-                    totals[key] = totals.get(key, 0.0) + value * (len(idx) / n)
-            self.history.append({"modality": name, "epoch": epoch, "restarted": restarted,
-                                 **{k: float(v) for k, v in totals.items()}})
-            log.info("rqvae %s %s", name, self.history[-1])
+        with progress() as bar:
+            task = bar.task(f"rqvae {name}", total=cfg.epochs)
+            for epoch in range(cfg.epochs):
+                totals: dict[str, Tensor] = {}  # summed on the device: no sync per step
+                restarted = 0
+                for idx in torch.randperm(n, generator=g).to(self.device).split(cfg.batch_size):
+                    out = model(x[idx], None if w is None else w[idx])
+                    opt.zero_grad(set_to_none=True)
+                    out.loss.backward()
+                    opt.step()
+                    step += 1
+                    if step % restart_every == 0:
+                        restarted += sum(model.restart_dead_codes())
+                    for key, value in out.parts.items():
+                        totals[key] = totals.get(key, 0.0) + value * (len(idx) / n)
+                self.history.append({"modality": name, "epoch": epoch, "restarted": restarted,
+                                     **{k: float(v) for k, v in totals.items()}})
+                log.info("rqvae %s %s", name, self.history[-1])
+                task.advance(status=f"loss {self.history[-1].get('loss', float('nan')):.4f}")
         model.eval()
         raw = model.encode(x).cpu().numpy()
         fingerprints = row_fingerprints(feat)

@@ -13,97 +13,85 @@ seed before the model is built:
   config and the `set` overrides) and the seed. A finished run there is reused, an interrupted one
   resumed.
 
-Device, thread count, progress bar, cache folder and evaluation batch size are passed through from
-the specialist's config: they change how the backbone runs, not what it is, so they are left out
-of the digest.
+Device, thread count, progress bar and cache folder are passed through from the specialist's config:
+they change how the backbone runs, not what it is, so they are left out of the digest
+(`RunConfig.identity_hash`).
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
-from motorec.config import build_config
+from motorec.config import RunConfig, build_config
 from motorec.data import Dataset
 from motorec.errors import MotorecError
+from motorec.models.coldstart.common import BackboneSpec
 from motorec.models.factory import cache_dir_of, read_results
 
-#: config keys that change how a run executes, not its result: passed to the backbone, not hashed
-RUN_ONLY = (("device",), ("train", "threads"), ("train", "progress"), ("data", "cache_dir"), ("eval", "batch_size"))
+#: config keys that change how a run executes, not its result: passed on to the backbone run
+RUN_ONLY = (("device",), ("train", "threads"), ("train", "progress"), ("data", "cache_dir"))
 
 
-def backbone_spec(cfg: dict[str, Any]) -> dict[str, Any] | None:
+def backbone_spec(cfg: RunConfig) -> BackboneSpec | None:
     """The model's `backbone` section, or None for models without a warm backbone."""
-    spec = cfg.get("model", {}).get("backbone")
-    return spec if isinstance(spec, dict) else None
+    return getattr(cfg.model, "backbone", None)
 
 
-def _get(cfg: dict[str, Any], path: tuple[str, ...]) -> Any:
-    for key in path:
-        cfg = cfg[key]
-    return cfg
-
-
-def backbone_overrides(cfg: dict[str, Any], spec: dict[str, Any], seed: int) -> list[str]:
+def backbone_overrides(cfg: RunConfig, spec: BackboneSpec, seed: int) -> list[str]:
     """--set overrides of the backbone run: the run-only keys of `cfg`, the spec's `set`, one seed."""
-    set_ = spec.get("set") or []
-    if not isinstance(set_, list) or not all(isinstance(s, str) for s in set_):
-        raise MotorecError(f"model.backbone.set: expected a list of 'key=value' strings, got {set_!r}.")
-    passed = [f"{'.'.join(path)}={json.dumps(_get(cfg, path))}" for path in RUN_ONLY]
-    return passed + list(set_) + [f"seeds=[{seed}]"]
-
-
-def backbone_digest(backbone_cfg: dict[str, Any], split_sha256: str) -> str:
-    """Hash of what defines the backbone's result: its config without run-only keys, and the split."""
-    keyed = copy.deepcopy(backbone_cfg)
+    values = cfg.to_dict()
+    passed = []
     for path in RUN_ONLY:
-        parent = _get(keyed, path[:-1]) if len(path) > 1 else keyed
-        parent.pop(path[-1], None)
-    text = json.dumps([keyed, split_sha256], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+        value = values
+        for key in path:
+            value = value[key]
+        passed.append(f"{'.'.join(path)}={json.dumps(value)}")
+    return passed + list(spec.set) + [f"seeds=[{seed}]"]
 
 
-def train_backbone(cfg: dict[str, Any], spec: dict[str, Any], seed: int, ds: Dataset) -> Path:
+def backbone_digest(backbone_cfg: RunConfig, split_sha256: str) -> str:
+    """Hash of what defines the backbone's result: its config's identity (run-only keys left out) and the split."""
+    return hashlib.sha256(f"{backbone_cfg.identity_hash()}:{split_sha256}".encode()).hexdigest()[:12]
+
+
+def train_backbone(cfg: RunConfig, spec: BackboneSpec, seed: int, ds: Dataset) -> Path:
     """The cached backbone run for this seed, trained (or resumed) when it is not finished yet."""
     from motorec.training.runner import run_experiment  # runner imports this module
 
-    data, split = cfg["data"].get("path"), cfg["data"].get("split")
+    data, split = cfg.data.path, cfg.data.split
     if not data:
         raise MotorecError("model.backbone.run is null and the config names no data.path to train a backbone on; "
                            "train through `motorec train` or pass --set model.backbone.run=RUN_DIR.")
-    name = str(spec.get("model") or "")
     overrides = backbone_overrides(cfg, spec, seed)
-    backbone_cfg = build_config(name, Path(str(data)).name, None, overrides)
-    digest = backbone_digest(backbone_cfg, ds.split_sha256())
-    run_dir = cache_dir_of(cfg) / "backbones" / f"{ds.name}-{name}-seed{seed}-{digest}"
+    digest = backbone_digest(build_config(spec.model, None, overrides), ds.split_sha256())
+    run_dir = cache_dir_of(cfg) / "backbones" / f"{ds.name}-{spec.model}-seed{seed}-{digest}"
     done = run_dir / "results.json"
     if not (done.is_file() and seed in json.loads(done.read_text())["seeds"]):
-        run_experiment(data, name, run_dir, split, None, overrides, resume=True)
+        run_experiment(data, spec.model, run_dir, split, None, overrides, resume=True)
     return run_dir
 
 
-def resolve_backbone(cfg: dict[str, Any], seed: int, ds: Dataset) -> dict[str, Any]:
+def resolve_backbone(cfg: RunConfig, seed: int, ds: Dataset) -> RunConfig:
     """`cfg` with `model.backbone.run` and `.seed` filled in for this seed (unchanged without a backbone)."""
     spec = backbone_spec(cfg)
     if spec is None:
         return cfg
-    out = copy.deepcopy(cfg)
-    if spec.get("run"):
-        run = Path(spec["run"])
+    if spec.run:
+        run = Path(spec.run)
         seeds = read_results(run)["seeds"]
-        chosen = spec["seed"] if spec.get("seed") is not None else (seed if seed in seeds else seeds[0])
+        chosen = spec.seed if spec.seed is not None else (seed if seed in seeds else seeds[0])
         if chosen not in seeds:
             raise MotorecError(f"model.backbone.seed {chosen}: run {run} has seeds {seeds}.")
     else:
-        chosen = spec["seed"] if spec.get("seed") is not None else seed
+        chosen = spec.seed if spec.seed is not None else seed
         run = train_backbone(cfg, spec, chosen, ds)
-    out["model"]["backbone"].update(run=str(run), seed=int(chosen))
+    out = cfg.model_copy(deep=True)
+    out.model.backbone = spec.model_copy(update={"run": str(run), "seed": int(chosen)})
     return out
 
 
-def backbone_seconds(spec: dict[str, Any]) -> float | None:
+def backbone_seconds(spec: BackboneSpec) -> float | None:
     """Wall seconds the resolved backbone's seed took to train (None when not recorded)."""
-    path = Path(spec["run"]) / f"seed_{spec['seed']}" / "result.json"
+    path = Path(spec.run) / f"seed_{spec.seed}" / "result.json"
     return float(json.loads(path.read_text())["wall_seconds"]) if path.is_file() else None

@@ -14,14 +14,14 @@ SPECIALISTS = ["deepmusic", "dropoutnet", "heater", "clcrec", "gar", "aldi", "go
 
 def build(name: str, ds, run: Path, **params):
     """A specialist on `ds` reading the backbone run (model params overridden by `params`)."""
-    cfg = build_config(name)
-    cfg["device"] = "cpu"
-    if "backbone" in cfg["model"]:
-        cfg["model"]["backbone"].update(run=str(run), seed=1)
-    cfg["model"].update(params)
+    cfg = build_config(name, overrides=["device=cpu"])
+    model_params = cfg.model.model_dump()
+    if "backbone" in model_params:
+        model_params["backbone"].update(run=str(run), seed=1)
+    model_params.update(params)
     torch.manual_seed(0)
     ctx = ModelContext(dataset=ds, device=torch.device("cpu"), config=cfg)
-    return model_class(name)(ctx, cfg["model"])
+    return model_class(name)(ctx, model_params)
 
 
 def batch(ds, n: int = 64) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

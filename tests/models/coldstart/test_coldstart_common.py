@@ -6,7 +6,7 @@ import torch
 
 from motorec.errors import MotorecError
 from motorec.models import MODELS
-from motorec.models.coldstart.common import load_backbone, warm_cold_readout
+from motorec.models.coldstart.common import BackboneSpec, load_backbone, warm_cold_readout
 from motorec.models.factory import load_trained
 
 from coldstart_support import SPECIALISTS, batch, build
@@ -18,7 +18,8 @@ def test_registered_with_content_path():
 
 
 def test_backbone_vectors_are_the_runs_final_vectors(cold_data, backbone_run):
-    users, items = load_backbone(build("deepmusic", cold_data, backbone_run).ctx, {"run": str(backbone_run), "seed": 1})
+    spec = BackboneSpec(model="bpr", run=str(backbone_run), seed=1)
+    users, items = load_backbone(build("deepmusic", cold_data, backbone_run).ctx, spec)
     _, _, bpr = load_trained(backbone_run, 1)
     expect_users, expect_items = bpr.final_vectors()
     torch.testing.assert_close(users, expect_users.detach())
@@ -61,5 +62,5 @@ def test_trains_on_warm_items_and_scores_cold_items_by_content(cold_data, backbo
         after = model.full_sort_predict(torch.arange(cold_data.n_users))
     assert before.shape == (cold_data.n_users, cold_data.n_items) and torch.isfinite(before).all()
     assert not torch.allclose(before[:, cold], after[:, cold])  # cold items are scored through their content
-    if "backbone" in model.params:  # a backbone model keeps the backbone's vectors for warm items
+    if hasattr(model.params, "backbone"):  # a backbone model keeps the backbone's vectors for warm items
         torch.testing.assert_close(before[:, ~cold], after[:, ~cold])

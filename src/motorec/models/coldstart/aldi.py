@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from motorec.models.base import register_model
-from motorec.models.coldstart.common import ColdStartRecommender, mlp, per_item, warm_cold_readout
+from motorec.config import NonNegativeFloat, PositiveFloat
+from motorec.models.coldstart.common import ColdStartRecommender, SpecialistParams, mlp, per_item, warm_cold_readout
 from motorec.models.context import ModelContext
 
 Triple = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -58,16 +59,26 @@ def alignment_losses(student: Triple, teacher: Triple, weight: torch.Tensor) -> 
     return {"rating": rating, "ranking": ranking, "identification": identification}
 
 
+class ALDIParams(SpecialistParams):
+    alpha: NonNegativeFloat  # ranking alignment weight
+    beta: NonNegativeFloat  # identification alignment weight
+    gamma: NonNegativeFloat  # rating-distribution alignment weight
+    popularity_weight: bool  # teacher-qualifying weights w_i; false = all 1
+    weight_cap: PositiveFloat  # M: the cap tanh(M) and the slope a = M / mean(q)
+
+
 @register_model("aldi")
 class ALDI(ColdStartRecommender):
     """A content student distilled from the warm teacher (rating, ranking and identification alignment)."""
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    Params = ALDIParams
+
+    def __init__(self, ctx: ModelContext, params: ALDIParams) -> None:
         super().__init__(ctx, params)
-        d = self.backbone_dim
-        self.item_student = mlp([self.content_dim, *params["hidden"], d])
-        self.user_student = mlp([d, *params["hidden"], d])
-        weights = teacher_weights(ctx.dataset.train_matrix, params["weight_cap"]) if params["popularity_weight"] \
+        d, p = self.backbone_dim, self.params
+        self.item_student = mlp([self.content_dim, *p.hidden, d])
+        self.user_student = mlp([d, *p.hidden, d])
+        weights = teacher_weights(ctx.dataset.train_matrix, p.weight_cap) if p.popularity_weight \
             else np.ones(ctx.n_items, dtype=np.float32)
         self.register_buffer("teacher_weight", torch.from_numpy(weights).to(ctx.device), persistent=False)
 
@@ -79,7 +90,7 @@ class ALDI(ColdStartRecommender):
         supervised = -F.logsigmoid((student[0] * (student[1] - student[2])).sum(-1)).mean()
         align = alignment_losses(student, teacher, self.teacher_weight[pos])
         p = self.params
-        loss = supervised + p["alpha"] * align["ranking"] + p["beta"] * align["identification"] + p["gamma"] * align["rating"]
+        loss = supervised + p.alpha * align["ranking"] + p.beta * align["identification"] + p.gamma * align["rating"]
         return {"loss": loss, "supervised": supervised, **align}
 
     def final_vectors(self):

@@ -23,18 +23,33 @@ import torch.nn.functional as F
 
 from motorec.data.graph import FrozenSparse, to_torch_sparse, user_item_adjacency
 from motorec.models.base import bpr_loss, l2_reg, register_model
+from motorec.config import NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
+from motorec.models.content import ContentParams
 from motorec.models.coldstart.common import ColdStartRecommender, mlp
 from motorec.models.context import ModelContext
 from motorec.models.lightgcn import propagate
+
+
+class CGRCParams(ContentParams):
+    embedding_dim: PositiveInt
+    n_layers: NonNegativeInt  # LightGCN layers of encoder and recommender
+    hidden: list[PositiveInt]  # content encoder hidden layers
+    reg_weight: NonNegativeFloat  # L2 on the batch's ego vectors
+    mask_rate: Probability  # share of warm items whose edges are masked each epoch
+    inferred_edges: PositiveInt  # users linked to each fresh item by the decoder
+    recon_weight: NonNegativeFloat  # weight of the masked-edge reconstruction loss
 
 
 @register_model("cgrc")
 class CGRC(ColdStartRecommender):
     """LightGCN over the train graph completed with content-inferred edges for fresh (masked or cold) items."""
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
-        super().__init__(ctx, params, dim=params["embedding_dim"])
-        self.encoder = mlp([self.content_dim, *params["hidden"], params["embedding_dim"]])
+    Params = CGRCParams
+
+    def __init__(self, ctx: ModelContext, params: CGRCParams) -> None:
+        super().__init__(ctx, params)
+        self.init_tables(self.params.embedding_dim)
+        self.encoder = mlp([self.content_dim, *self.params.hidden, self.params.embedding_dim])
         self.register_buffer("fresh", self.isolated.clone(), persistent=False)
         self.adj = FrozenSparse(ctx.norm_adj, symmetric=True)
 
@@ -55,8 +70,8 @@ class CGRC(ColdStartRecommender):
         masked.eliminate_zeros()
         ego, content = self.ego(fresh)
         adj = FrozenSparse(to_torch_sparse(user_item_adjacency(masked), self.ctx.device), symmetric=True)
-        users = propagate(adj, ego, self.params["n_layers"])[: self.n_users]
-        k = min(int(self.params["inferred_edges"]), self.n_users)
+        users = propagate(adj, ego, self.params.n_layers)[: self.n_users]
+        k = min(int(self.params.inferred_edges), self.n_users)
         top = (users @ content[fresh_items].T).topk(k, dim=0).indices  # (k, n_fresh) users per fresh item
         inferred = sp.csr_matrix((np.ones(top.numel(), np.float32),
                                   (top.reshape(-1).cpu().numpy(), np.tile(fresh_items, k))), shape=train.shape)
@@ -64,14 +79,14 @@ class CGRC(ColdStartRecommender):
 
     def on_epoch_start(self, epoch: int) -> None:
         warm = ~self.isolated.squeeze(1)
-        masked = warm & (torch.rand(self.n_items, device=warm.device) < self.params["mask_rate"])
+        masked = warm & (torch.rand(self.n_items, device=warm.device) < self.params.mask_rate)
         self.fresh = (self.isolated.squeeze(1) | masked).unsqueeze(1)
         self.adj = self.completed_graph(self.fresh)
 
     def propagated(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(propagated node vectors, ego node vectors, content embeddings) on the current graph."""
         ego, content = self.ego(self.fresh)
-        return propagate(self.adj, ego, self.params["n_layers"]), ego, content
+        return propagate(self.adj, ego, self.params.n_layers), ego, content
 
     def calculate_loss(self, users, pos, neg):
         out, ego, content = self.propagated()
@@ -79,8 +94,8 @@ class CGRC(ColdStartRecommender):
         rec = bpr_loss((u * items[pos]).sum(-1), (u * items[neg]).sum(-1))
         fresh_pos = self.fresh.squeeze(1)[pos]
         recon = (-F.logsigmoid((u * (content[pos] - content[neg])).sum(-1)) * fresh_pos).sum() / fresh_pos.sum().clamp_min(1)
-        reg = self.params["reg_weight"] * l2_reg(ego[users], ego[self.n_users + pos], ego[self.n_users + neg])
-        loss = rec + self.params["recon_weight"] * recon + reg
+        reg = self.params.reg_weight * l2_reg(ego[users], ego[self.n_users + pos], ego[self.n_users + neg])
+        loss = rec + self.params.recon_weight * recon + reg
         return {"loss": loss, "bpr": rec, "reconstruction": recon, "reg": reg}
 
     def prepare_scoring(self) -> None:

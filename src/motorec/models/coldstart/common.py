@@ -12,24 +12,42 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from pydantic import Field
 
+from motorec.config import ConfigModel, PositiveInt, Seed
 from motorec.errors import MotorecError
 from motorec.models.base import EmbeddingRecommender
-from motorec.models.content import centred_unit, selected_modalities
+from motorec.models.content import ContentParams, centred_unit, selected_modalities
 from motorec.models.context import ModelContext
 from motorec.tokenizers.rqvae import mlp  # noqa: F401  (the one MLP: Linear + ReLU, re-exported for the specialists)
 
 
-def load_backbone(ctx: ModelContext, spec: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(user vectors, item vectors) of the backbone run `spec["run"]` at seed `spec["seed"]`, frozen."""
+class BackboneSpec(ConfigModel):
+    """`model.backbone`: which warm model a specialist learns from (resolved per seed by training/backbone.py)."""
+
+    model: str  # bpr, lightgcn or any motorec embedding model
+    run: str | None = None  # a finished run; null = trained once per seed into <cache_dir>/backbones
+    seed: Seed | None = None  # which of its seeds; null = the specialist's own seed (paired)
+    set: list[str] = Field(default_factory=list)  # --set overrides of a cached backbone run
+
+
+class SpecialistParams(ContentParams):
+    """Parameters every backbone specialist has: its backbone, content modalities, MLP hidden layers."""
+
+    backbone: BackboneSpec
+    hidden: list[PositiveInt]
+
+
+def load_backbone(ctx: ModelContext, spec: BackboneSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """(user vectors, item vectors) of the backbone run `spec.run` at seed `spec.seed`, frozen."""
     from motorec.models.factory import load_trained  # the factory imports the model registry
 
-    if not spec.get("run"):
+    if not spec.run:
         raise MotorecError("model.backbone.run is not set: train through `motorec train` (it trains or reuses the "
                            "backbone) or pass --set model.backbone.run=RUN_DIR of a finished bpr/lightgcn run.")
-    _, _, model = load_trained(spec["run"], spec.get("seed"), dataset=ctx.dataset)
+    _, _, model = load_trained(spec.run, spec.seed, dataset=ctx.dataset)
     if not isinstance(model, EmbeddingRecommender):
-        raise MotorecError(f"model.backbone.run {spec['run']}: model '{model.name}' does not score by user and item "
+        raise MotorecError(f"model.backbone.run {spec.run}: model '{model.name}' does not score by user and item "
                            "vectors; use an embedding model (bpr, lightgcn, ...).")
     model.eval()
     with torch.no_grad():
@@ -76,11 +94,12 @@ class ColdStartRecommender(EmbeddingRecommender):
     content_path = True
     min_modalities = 1
 
-    def __init__(self, ctx: ModelContext, params: dict[str, Any], dim: int | None = None) -> None:
-        super().__init__(ctx, params, dim=dim)
-        self.register_buffer("content", content_matrix(ctx, params.get("modalities")), persistent=False)
-        if isinstance(params.get("backbone"), dict):
-            users, items = load_backbone(ctx, params["backbone"])
+    def __init__(self, ctx: ModelContext, params: Any) -> None:
+        super().__init__(ctx, params)
+        self.register_buffer("content", content_matrix(ctx, self.params.modalities), persistent=False)
+        backbone = getattr(self.params, "backbone", None)
+        if backbone is not None:
+            users, items = load_backbone(ctx, backbone)
             self.register_buffer("user_warm", users, persistent=False)
             self.register_buffer("item_warm", items, persistent=False)
 

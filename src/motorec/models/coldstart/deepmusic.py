@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from motorec.models.base import register_model
-from motorec.models.coldstart.common import ColdStartRecommender, mlp, per_item, warm_cold_readout
+from motorec.models.coldstart.common import ColdStartRecommender, SpecialistParams, mlp, per_item, warm_cold_readout
 from motorec.models.context import ModelContext
 
 
@@ -17,9 +17,11 @@ from motorec.models.context import ModelContext
 class DeepMusic(ColdStartRecommender):
     """Content -> warm item vector regression (MSE); cold items get the regressed vector."""
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    Params = SpecialistParams
+
+    def __init__(self, ctx: ModelContext, params: SpecialistParams) -> None:
         super().__init__(ctx, params)
-        self.generator = mlp([self.content_dim, *params["hidden"], self.backbone_dim])
+        self.generator = mlp([self.content_dim, *self.params.hidden, self.backbone_dim])
 
     def calculate_loss(self, users, pos, neg):
         items = torch.cat([pos, neg])

@@ -11,19 +11,26 @@ from __future__ import annotations
 import torch
 
 from motorec.models.base import register_model
-from motorec.models.coldstart.common import ColdStartRecommender, mlp, per_item
+from motorec.config import UnitInterval
+from motorec.models.coldstart.common import ColdStartRecommender, SpecialistParams, mlp, per_item
 from motorec.models.context import ModelContext
+
+
+class DropoutNetParams(SpecialistParams):
+    dropout: UnitInterval  # probability that a training pair's item preference input is zeroed
 
 
 @register_model("dropoutnet")
 class DropoutNet(ColdStartRecommender):
     """Two towers trained to reproduce the backbone's scores with input dropout of item preferences."""
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    Params = DropoutNetParams
+
+    def __init__(self, ctx: ModelContext, params: DropoutNetParams) -> None:
         super().__init__(ctx, params)
         d = self.backbone_dim
-        self.user_tower = mlp([d, *params["hidden"], d])
-        self.item_tower = mlp([d + self.content_dim, *params["hidden"], d])
+        self.user_tower = mlp([d, *self.params.hidden, d])
+        self.item_tower = mlp([d + self.content_dim, *self.params.hidden, d])
 
     def item_vectors(self, items: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """Item tower output with the preference input zeroed where keep is False."""
@@ -33,7 +40,7 @@ class DropoutNet(ColdStartRecommender):
 
     def calculate_loss(self, users, pos, neg):
         users2, items = users.repeat(2), torch.cat([pos, neg])
-        keep = torch.rand(len(items), device=items.device) >= self.params["dropout"]
+        keep = torch.rand(len(items), device=items.device) >= self.params.dropout
         pred = (self.user_tower(self.user_warm[users2]) * self.item_vectors(items, keep)).sum(-1)
         target = (self.user_warm[users2] * self.item_warm[items]).sum(-1)
         mse = (pred - target).pow(2).mean()

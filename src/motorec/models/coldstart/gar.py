@@ -20,7 +20,8 @@ from torch import nn
 from torch.func import functional_call
 
 from motorec.models.base import register_model
-from motorec.models.coldstart.common import ColdStartRecommender, mlp, per_item
+from motorec.config import PositiveInt, UnitInterval
+from motorec.models.coldstart.common import ColdStartRecommender, SpecialistParams, mlp, per_item
 from motorec.models.context import ModelContext
 
 
@@ -29,20 +30,28 @@ def frozen(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return functional_call(module, {k: v.detach() for k, v in module.named_parameters()}, (x,))
 
 
+class GARParams(SpecialistParams):
+    tower_hidden: list[PositiveInt]  # hidden layers of the recommender's user and item towers
+    alpha: UnitInterval  # recommender loss: weight of the real negative against the generated positive
+    beta: UnitInterval  # generator loss: weight of the L1 anchor against the adversarial term
+
+
 @register_model("gar")
 class GAR(ColdStartRecommender):
     """A content generator trained adversarially against a recommender that must tell it from warm vectors."""
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    Params = GARParams
+
+    def __init__(self, ctx: ModelContext, params: GARParams) -> None:
         super().__init__(ctx, params)
-        d = self.backbone_dim
-        self.generator = mlp([self.content_dim, *params["hidden"], d])
-        self.user_tower = mlp([d, *params["tower_hidden"], d])
-        self.item_tower = mlp([d, *params["tower_hidden"], d])
+        d, p = self.backbone_dim, self.params
+        self.generator = mlp([self.content_dim, *p.hidden, d])
+        self.user_tower = mlp([d, *p.tower_hidden, d])
+        self.item_tower = mlp([d, *p.tower_hidden, d])
 
     def losses(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
         """The two players' losses separately (each only has gradients for its own parameters)."""
-        alpha, beta = self.params["alpha"], self.params["beta"]
+        alpha, beta = self.params.alpha, self.params.beta
         u, real, negative = self.user_warm[users], self.item_warm[pos], self.item_warm[neg]
         fake = per_item(self.generator, self.content, pos)
         fu = self.user_tower(u)

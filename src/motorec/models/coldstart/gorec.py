@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from motorec.models.base import register_model
-from motorec.models.coldstart.common import ColdStartRecommender, mlp, warm_cold_readout
+from motorec.config import NonNegativeFloat, PositiveInt, Probability
+from motorec.models.coldstart.common import ColdStartRecommender, SpecialistParams, mlp, warm_cold_readout
 from motorec.models.context import ModelContext
 
 
@@ -33,17 +34,26 @@ def uniformity(x: torch.Tensor, t: float = 2.0) -> torch.Tensor:
     return torch.logsumexp(-t * sq[off], dim=0) - torch.log(torch.tensor(float(off.sum()), device=x.device))
 
 
+class GoRecParams(SpecialistParams):
+    latent_dim: PositiveInt  # size of z
+    beta: NonNegativeFloat  # KL(q(z|V,c) || p(z|c)) weight
+    uniformity: NonNegativeFloat  # weight of the uniformity loss on the posterior means
+    content_dropout: Probability  # dropout on the decoder's content input
+
+
 @register_model("gorec")
 class GoRec(ColdStartRecommender):
     """A conditional VAE of warm item vectors given content; cold items are decoded from the content prior."""
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    Params = GoRecParams
+
+    def __init__(self, ctx: ModelContext, params: GoRecParams) -> None:
         super().__init__(ctx, params)
-        d, c, z, hidden = self.backbone_dim, self.content_dim, params["latent_dim"], params["hidden"]
+        d, c, z, hidden = self.backbone_dim, self.content_dim, self.params.latent_dim, self.params.hidden
         self.encoder = mlp([d + c, *hidden, 2 * z])
         self.prior = mlp([c, *hidden, 2 * z])
         self.decoder = mlp([z + c, *hidden, d])
-        self.content_dropout = nn.Dropout(params["content_dropout"])
+        self.content_dropout = nn.Dropout(self.params.content_dropout)
 
     def generate(self, content: torch.Tensor) -> torch.Tensor:
         """Decoded vector at the content prior's mean (the cold-item inference path)."""
@@ -60,7 +70,7 @@ class GoRec(ColdStartRecommender):
         kl = gaussian_kl(mu_q, logvar_q, mu_p, logvar_p).mean()
         uni = uniformity(mu_q)
         p = self.params
-        return {"loss": rec + p["beta"] * kl + p["uniformity"] * uni, "reconstruction": rec, "kl": kl, "uniformity": uni}
+        return {"loss": rec + p.beta * kl + p.uniformity * uni, "reconstruction": rec, "kl": kl, "uniformity": uni}
 
     def final_vectors(self):
         return warm_cold_readout(self.user_warm, self.item_warm, self.generate(self.content), self.isolated)

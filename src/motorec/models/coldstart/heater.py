@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from motorec.models.base import register_model
-from motorec.models.coldstart.common import ColdStartRecommender, mlp, per_item
+from motorec.config import NonNegativeFloat, PositiveInt, UnitInterval
+from motorec.models.coldstart.common import ColdStartRecommender, SpecialistParams, mlp, per_item
 from motorec.models.context import ModelContext
 
 
@@ -37,26 +38,35 @@ class MixtureOfExperts(nn.Module):
         return (self.weights(x).unsqueeze(-1) * outputs).sum(1)
 
 
+class HeaterParams(SpecialistParams):
+    n_experts: PositiveInt  # experts in the mixture (softmax gate over them)
+    tower_hidden: list[PositiveInt]  # hidden layers of the final user and item towers
+    dropout: UnitInterval  # randomised training: probability that an item enters the tower as Φ(x)
+    alpha: NonNegativeFloat  # weight of the similarity constraint ||Φ(x) − V||²
+
+
 @register_model("heater")
 class Heater(ColdStartRecommender):
     """Randomised replacement of warm item vectors by a mixture-of-experts content transform."""
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    Params = HeaterParams
+
+    def __init__(self, ctx: ModelContext, params: HeaterParams) -> None:
         super().__init__(ctx, params)
-        d = self.backbone_dim
-        self.transform = MixtureOfExperts(self.content_dim, params["hidden"], d, params["n_experts"])
-        self.user_tower = mlp([d, *params["tower_hidden"], d])
-        self.item_tower = mlp([d, *params["tower_hidden"], d])
+        d, p = self.backbone_dim, self.params
+        self.transform = MixtureOfExperts(self.content_dim, p.hidden, d, p.n_experts)
+        self.user_tower = mlp([d, *p.tower_hidden, d])
+        self.item_tower = mlp([d, *p.tower_hidden, d])
 
     def calculate_loss(self, users, pos, neg):
         users2, items = users.repeat(2), torch.cat([pos, neg])
         phi, warm = per_item(self.transform, self.content, items), self.item_warm[items]
-        replace = (torch.rand(len(items), device=items.device) < self.params["dropout"]).unsqueeze(1)
+        replace = (torch.rand(len(items), device=items.device) < self.params.dropout).unsqueeze(1)
         pred = (self.user_tower(self.user_warm[users2]) * self.item_tower(torch.where(replace, phi, warm))).sum(-1)
         target = (self.user_warm[users2] * warm).sum(-1)
         mse = (pred - target).pow(2).mean()
         similarity = (phi - warm).pow(2).sum(-1).mean()
-        return {"loss": mse + self.params["alpha"] * similarity, "mse": mse, "similarity": similarity}
+        return {"loss": mse + self.params.alpha * similarity, "mse": mse, "similarity": similarity}
 
     def final_vectors(self):
         items = torch.where(self.isolated, self.transform(self.content), self.item_warm)

@@ -4,8 +4,7 @@ A row is a model name, or `LABEL=MODEL` for a second row of the same model with 
 (e.g. `lightgcn-motor=lightgcn` with `item_repr: motor` in its tuned config). Each cell is an
 ordinary `run_experiment` run under RUNS/<dataset>/<label> (RUNS = OUT/runs unless given; resumed
 when it exists, so an interrupted comparison continues where it stopped), configured by
-TUNED/<dataset>/<label>.yaml
-when `tuned` has one; rows accumulate in OUT's table across invocations, so cells run with
+TUNED/<dataset>/<label>.yaml when `tuned` has one; rows accumulate in OUT's table across invocations, so cells run with
 different settings (e.g. epoch caps) share one table. Cells report mean ± std over seeds of
 Recall@20 / NDCG@20 for all, warm, cold@full, cold@cold (cold splits) or all, longtail (warm
 splits), the seconds per run (train + per-epoch evaluation of one seed, without the warm backbone
@@ -24,9 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from motorec.data.dataset import Dataset
 from motorec.errors import MotorecError
 from motorec.io import atomic_write_text
 from motorec.models import model_class
+from motorec.progress import progress
 from motorec.training.runner import run_experiment
 
 GROUPS = ("all", "warm", "cold@full", "cold@cold", "longtail")
@@ -36,7 +37,7 @@ METRICS = ("recall@20", "ndcg@20")
 @dataclass(frozen=True)
 class DatasetSpec:
     label: str
-    path: str
+    path: str | Dataset  # a folder, 'synthetic[-cold]', or a Dataset already in memory (Python API)
     split: str | None
 
     @classmethod
@@ -47,6 +48,10 @@ class DatasetSpec:
             raise MotorecError(f"--datasets '{text}': expected DIR or DIR:SPLIT.")
         label = Path(split).name.removesuffix(".inter") if split else Path(path).name
         return cls(label, path, split or None)
+
+    @classmethod
+    def of(cls, data: "str | Dataset") -> "DatasetSpec":
+        return cls(data.name, data, None) if isinstance(data, Dataset) else cls.parse(data)
 
 
 def parse_row(text: str) -> tuple[str, str]:
@@ -99,22 +104,26 @@ def run_cell(spec: DatasetSpec, row_spec: str, runs: Path, overrides: list[str],
     return row
 
 
-def compare(models: list[str], datasets: list[str], out: str | Path, overrides: list[str] | None = None,
+def compare(models: list[str], datasets: "list[str | Dataset]", out: str | Path, overrides: list[str] | None = None,
             tuned: str | Path | None = None, train: bool = True, runs: str | Path | None = None) -> list[dict[str, Any]]:
     """Train and evaluate every (dataset, row) cell and write the table files to OUT
     (train=False: only tabulate the finished runs already there). `models` are rows: MODEL or LABEL=MODEL;
     the runs go under `runs` (default OUT/runs)."""
     labels = [parse_row(m)[0] for m in models]  # unknown names fail before any training
-    specs = [DatasetSpec.parse(d) for d in datasets]
+    specs = [DatasetSpec.of(d) for d in datasets]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = Path(runs) if runs is not None else out / "runs"
     rows = previous_rows(out)
-    for spec in specs:
-        for model in models:
-            row = run_cell(spec, model, runs, list(overrides or []), Path(tuned) if tuned else None, train)
-            rows = [r for r in previous_rows(out) if (r["dataset"], r["model"]) != (spec.label, row["model"])] + [row]
-            write_tables(rows, out)
+    with progress(enabled=train) as bar:
+        task = bar.task("compare", total=len(specs) * len(models))
+        for spec in specs:
+            for model in models:
+                task.update(f"{spec.label} / {model}")
+                row = run_cell(spec, model, runs, list(overrides or []), Path(tuned) if tuned else None, train)
+                rows = [r for r in previous_rows(out) if (r["dataset"], r["model"]) != (spec.label, row["model"])] + [row]
+                write_tables(rows, out)
+                task.advance()
     return [r for r in rows if r["dataset"] in {s.label for s in specs} and r["model"] in labels]
 
 
@@ -161,21 +170,29 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+CSV_FIELDS = ["dataset", "model", "model_name", "status", "content_path", "seeds", "wall_s_per_run", "backbone_s_per_run",
+              "train_s_per_epoch", "epochs_run", "best_epoch", "max_epochs", "eval_every", "patience"]
+META_FIELDS = len(CSV_FIELDS)
+CSV_FIELDS += [f"{g}_{m}_{s}" for g in GROUPS for m in METRICS for s in ("mean", "std")]
+
+
+def flat_row(r: dict[str, Any]) -> dict[str, Any]:
+    """One table row as flat columns (compare.csv, and the Python API's DataFrame)."""
+    flat = {k: r.get(k) for k in CSV_FIELDS[:META_FIELDS]}
+    flat["seeds"] = len(r.get("seeds", []))
+    for g, metrics in r.get("test", {}).items():
+        for m, (mean, std) in metrics.items():
+            flat[f"{g}_{m}_mean"], flat[f"{g}_{m}_std"] = mean, std
+    flat["reason"] = r.get("reason", "")
+    return flat
+
+
 def csv_text(rows: list[dict[str, Any]]) -> str:
-    meta = ["dataset", "model", "model_name", "status", "content_path", "seeds", "wall_s_per_run", "backbone_s_per_run",
-            "train_s_per_epoch", "epochs_run", "best_epoch", "max_epochs", "eval_every", "patience"]
-    fields = meta + [f"{g}_{m}_{s}" for g in GROUPS for m in METRICS for s in ("mean", "std")]
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields + ["reason"], extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS + ["reason"], extrasaction="ignore")
     writer.writeheader()
     for r in rows:
-        flat = {k: r.get(k) for k in meta}
-        flat["seeds"] = len(r.get("seeds", []))
-        for g, metrics in r.get("test", {}).items():
-            for m, (mean, std) in metrics.items():
-                flat[f"{g}_{m}_mean"], flat[f"{g}_{m}_std"] = mean, std
-        flat["reason"] = r.get("reason", "")
-        writer.writerow(flat)
+        writer.writerow(flat_row(r))
     return buf.getvalue()
 
 
