@@ -142,7 +142,7 @@ def test_weights_and_bad_input_errors(features):
         build_tokenizer("rqvae", **FAST_RQVAE).fit(bad)
     with pytest.raises(MotorecError, match="Did you mean 'codebook_size'"):
         build_tokenizer("rqvae", codebook_sizes=8)
-    with pytest.raises(MotorecError, match="collisions must be one of"):
+    with pytest.raises(MotorecError, match="config key 'collisions': must be one of"):
         build_tokenizer("rqvae", collisions="hash")
     tok = build_tokenizer("rqvae", **FAST_RQVAE).fit({"text": features["text"]})
     with pytest.raises(MotorecError, match="fitted on 24-d features, got 40-d"):
