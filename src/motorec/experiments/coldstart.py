@@ -30,7 +30,7 @@ from motorec.errors import MotorecError
 from motorec.io import atomic_write_text
 from motorec.experiments.compare import DatasetSpec, compare
 from motorec.training.runner import load_run_inputs
-from motorec.experiments.tune import as_overrides, grid_points, nest, tune
+from motorec.experiments.tune import as_overrides, grid_points, nest, tune, tune_markdown
 
 
 def load_plan(path: str | Path | None = None) -> dict[str, Any]:
@@ -104,14 +104,17 @@ def tune_row(spec: DatasetSpec, label: str, row: dict[str, Any], tune_seed: int,
                              "points": len(grid_points(grid)) if grid else 0}
     chosen = dict(fixed)
     if grid:
-        if not train and not (runs / "tune" / spec.label / label / "tune.json").is_file():
+        # one trial folder per model: rows of one model share trials with equal settings (a trial's
+        # folder name hashes its point and fixed settings), e.g. a BPR-backbone row and the BPR half
+        # of a grid over backbones
+        trials = runs / "tune" / spec.label / row["model"]
+        target = out / "tune" / spec.label / f"{label}.json"
+        if not train and not target.is_file():
             return {**entry, "status": "not tuned"}
-        summary = tune(spec.path, row["model"], runs / "tune" / spec.label / label, grid, spec.split, None,
-                       base + [f"seeds=[{tune_seed}]"])
-        for name in ("tune.json", "tune.md"):
-            target = out / "tune" / spec.label / f"{label}.{name.split('.')[1]}"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(runs / "tune" / spec.label / label / name, target)
+        summary = tune(spec.path, row["model"], trials, grid, spec.split, None, base + [f"seeds=[{tune_seed}]"])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(target, json.dumps(summary, indent=2))
+        atomic_write_text(target.with_suffix(".md"), tune_markdown(summary))
         best = summary["best"]
         chosen.update(best["point"])
         entry.update(chosen_point=best["point"], valid_recall=best["valid_recall@20"], chosen_run=best["run_dir"],
