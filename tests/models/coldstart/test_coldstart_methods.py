@@ -89,6 +89,14 @@ def test_gar_players_only_update_their_own_parameters(cold_data, backbone_run):
     assert sum(g.abs().sum() for g in r_tower) > 0
 
 
+def test_gar_recommender_starts_as_the_backbone_and_is_fine_tuned(cold_data, backbone_run):
+    model = build("gar", cold_data, backbone_run).eval()
+    warm = ~model.isolated.squeeze(1)
+    with torch.no_grad():
+        users, items = model.final_vectors()
+        torch.testing.assert_close((users @ items.T)[:, warm], (model.user_warm @ model.item_warm.T)[:, warm])
+
+
 def test_aldi_alignment_is_zero_when_the_student_equals_the_teacher():
     teacher = (torch.randn(16, 8), torch.randn(16, 8), torch.randn(16, 8))
     weight = torch.rand(16)

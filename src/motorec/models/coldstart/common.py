@@ -68,6 +68,23 @@ def per_item(net: torch.nn.Module, inputs: torch.Tensor, keys: torch.Tensor) -> 
     return net(inputs[distinct])[inverse]
 
 
+class ResidualTower(torch.nn.Module):
+    """x + MLP(x) with the MLP's output layer starting at zero: a tower that starts as the identity.
+
+    A recommender built over the backbone's vectors (GAR's R) then starts as the backbone's own dot
+    product and is fine-tuned from there, instead of re-learning warm ranking from random towers.
+    """
+
+    def __init__(self, dim: int, hidden: list[int]) -> None:
+        super().__init__()
+        self.net = mlp([dim, *hidden, dim])
+        torch.nn.init.zeros_(self.net[-1].weight)
+        torch.nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.net(x)
+
+
 def warm_cold_readout(users: torch.Tensor, warm_items: torch.Tensor, cold_items: torch.Tensor, cold: torch.Tensor,
                       cold_users: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Warm items keep their vectors, cold items (`cold`, (n_items, 1) bool) get the generated ones.

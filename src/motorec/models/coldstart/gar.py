@@ -2,7 +2,9 @@
 Recommendation", SIGIR 2022.
 
 A generator G maps content to a warm-like item vector; a recommender R(u, v) = f_U(U_u) · f_I(v)
-(two towers over the backbone's vectors) scores users against item vectors. They are trained
+(two towers over the backbone's vectors) scores users against item vectors. R is the warm
+recommender fine-tuned, as in the paper: its towers are residual (x + MLP(x)) and start as the
+identity, so R starts as the backbone's own U_u · V_i. They are trained
 adversarially on the batch (u, i, j) with positive i and negative j:
 - recommender: L_R = −log σ(R(u, V_i) − α R(u, V_j) − (1 − α) R(u, G(x_i))): rank the real
   positive above both a real negative and the generated ("fake") positive;
@@ -21,7 +23,7 @@ from torch.func import functional_call
 
 from motorec.models.base import register_model
 from motorec.config import PositiveInt, UnitInterval
-from motorec.models.coldstart.common import ColdStartRecommender, SpecialistParams, mlp, per_item
+from motorec.models.coldstart.common import ColdStartRecommender, ResidualTower, SpecialistParams, mlp, per_item
 from motorec.models.context import ModelContext
 
 
@@ -46,8 +48,8 @@ class GAR(ColdStartRecommender):
         super().__init__(ctx, params)
         d, p = self.backbone_dim, self.params
         self.generator = mlp([self.content_dim, *p.hidden, d])
-        self.user_tower = mlp([d, *p.tower_hidden, d])
-        self.item_tower = mlp([d, *p.tower_hidden, d])
+        self.user_tower = ResidualTower(d, p.tower_hidden)
+        self.item_tower = ResidualTower(d, p.tower_hidden)
 
     def losses(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
         """The two players' losses separately (each only has gradients for its own parameters)."""
