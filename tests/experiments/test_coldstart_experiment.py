@@ -18,6 +18,7 @@ def plan(tmp_path):
     path = tmp_path / "plan.yaml"
     path.write_text(yaml.safe_dump({
         "datasets": ["synthetic-cold"], "seeds": [1, 2], "tune_seed": 1,
+        "paired": [{"reference": "content_profile", "group": "cold@cold"}],
         "rows": {
             "content_profile": {"model": "content_profile"},
             "bpr-l2": {"model": "bpr", "set": {"model.reg_weight": 0.01}},
@@ -51,12 +52,22 @@ def test_tunes_on_valid_then_one_table_over_the_seeds(tmp_path, plan):
     cell = json.loads((runs / "compare" / "synthetic-cold" / "deepmusic" / "seed_1" / "result.json").read_text())
     trial = json.loads((Path(tuning["deepmusic"]["chosen_run"]) / "seed_1" / "result.json").read_text())
     assert cell == trial
+    # paired per-seed difference against the content profile, with its standard error and verdict
+    paired = result["paired"]
+    assert [(p["model"], p["reference"], p["group"]) for p in paired] == [("deepmusic", "content_profile", "cold@cold")]
+    ref = [json.loads((runs / "compare" / "synthetic-cold" / m / f"seed_{s}" / "result.json").read_text())["test"]
+           ["cold@cold"]["recall@20"] for m in ("deepmusic", "content_profile") for s in (1, 2)]
+    assert paired[0]["mean_difference"] == pytest.approx((ref[0] - ref[2] + ref[1] - ref[3]) / 2)
+    assert paired[0]["verdict"] in {"win", "level", "loss"} and "Paired differences" in (out / "coldstart.md").read_text()
     # a row added later joins the same table; finished rows are read back, not retrained
     run_coldstart(out, runs, plan, data_root=".", rows=["bpr-l2"], overrides=FAST + [f"data.cache_dir={tmp_path / 'cache'}"])
     rows = json.loads((out / "compare.json").read_text())
     assert [r["model"] for r in rows] == ["content_profile", "deepmusic", "bpr-l2"]
     assert yaml.safe_load((out / "tuned" / "synthetic-cold" / "bpr-l2.yaml").read_text())["model"]["reg_weight"] == 0.01
     assert rows[2]["config"].endswith("bpr-l2.yaml")
+    # --no-train tabulates what is finished and trains nothing
+    again = run_coldstart(out, runs, plan, data_root=".", overrides=FAST, train=False)
+    assert [r["status"] for r in again["table"]] == ["ok", "ok", "ok"]
 
 
 def test_plan_errors_name_the_problem(tmp_path, plan):

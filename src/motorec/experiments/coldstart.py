@@ -23,6 +23,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from motorec.config import load_yaml, packaged
@@ -84,13 +85,16 @@ def run_coldstart(out: str | Path, runs: str | Path, plan_path: str | Path | Non
     for spec in chosen_specs:
         for label in labels:
             entry = summary["tuning"][spec.label][label]
-            if entry.get("chosen_run"):
+            if train and entry.get("chosen_run"):
                 reuse_tuning_run(spec, label, entry, runs / "compare", overrides + [seeds], plan["tune_seed"])
     table = compare([f"{label}={plan['rows'][label]['model']}" for label in labels],
                     [f"{s.path}:{s.split}" if s.split else s.path for s in chosen_specs],
                     out, overrides + [seeds], tuned=out / "tuned", train=train, runs=runs / "compare")
+    summary["paired"] = paired_table(runs / "compare", json.loads((out / "compare.json").read_text()),
+                                     plan.get("paired") or [])
     atomic_write_text(summary_path, json.dumps({**summary, "plan": plan}, indent=2))
-    return {"tuning": summary["tuning"], "table": table}
+    atomic_write_text(out / "coldstart.md", report(summary, plan))
+    return {"tuning": summary["tuning"], "table": table, "paired": summary["paired"]}
 
 
 def tune_row(spec: DatasetSpec, label: str, row: dict[str, Any], tune_seed: int, out: Path, runs: Path,
@@ -109,12 +113,15 @@ def tune_row(spec: DatasetSpec, label: str, row: dict[str, Any], tune_seed: int,
         # of a grid over backbones
         trials = runs / "tune" / spec.label / row["model"]
         target = out / "tune" / spec.label / f"{label}.json"
-        if not train and not target.is_file():
+        if train:
+            summary = tune(spec.path, row["model"], trials, grid, spec.split, None, base + [f"seeds=[{tune_seed}]"])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(target, json.dumps(summary, indent=2))
+            atomic_write_text(target.with_suffix(".md"), tune_markdown(summary))
+        elif target.is_file():
+            summary = json.loads(target.read_text())
+        else:
             return {**entry, "status": "not tuned"}
-        summary = tune(spec.path, row["model"], trials, grid, spec.split, None, base + [f"seeds=[{tune_seed}]"])
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(target, json.dumps(summary, indent=2))
-        atomic_write_text(target.with_suffix(".md"), tune_markdown(summary))
         best = summary["best"]
         chosen.update(best["point"])
         entry.update(chosen_point=best["point"], valid_recall=best["valid_recall@20"], chosen_run=best["run_dir"],
@@ -146,3 +153,59 @@ def reuse_tuning_run(spec: DatasetSpec, label: str, entry: dict[str, Any], cells
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(source, target)
     return True
+
+
+def seed_metrics(cell: Path, group: str, metric: str) -> dict[int, float]:
+    """Test `metric` of `group` for each finished seed of one table cell."""
+    out = {}
+    for path in cell.glob("seed_*/result.json"):
+        result = json.loads(path.read_text())
+        if group in result["test"]:
+            out[int(result["seed"])] = float(result["test"][group][metric])
+    return out
+
+
+def paired_table(cells: Path, rows: list[dict[str, Any]], comparisons: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """Each row against a reference row on one group, seed by seed: mean paired difference, its standard
+    error (sample std / sqrt(n)) and the verdict (win / loss beyond two standard errors, else level)."""
+    out = []
+    for comp in comparisons:
+        group, metric, ref = comp["group"], comp.get("metric", "recall@20"), comp["reference"]
+        for row in rows:
+            if row["status"] != "ok" or row["model"] == ref:
+                continue
+            mine = seed_metrics(cells / row["dataset"] / row["model"], group, metric)
+            theirs = seed_metrics(cells / row["dataset"] / ref, group, metric)
+            seeds = sorted(set(mine) & set(theirs))
+            if len(seeds) < 2:
+                continue
+            diff = np.array([mine[s] - theirs[s] for s in seeds])
+            se = float(diff.std(ddof=1) / np.sqrt(len(diff)))
+            mean = float(diff.mean())
+            verdict = "win" if mean > 2 * se else "loss" if mean < -2 * se else "level"
+            out.append({"dataset": row["dataset"], "model": row["model"], "reference": ref, "group": group,
+                        "metric": metric, "seeds": seeds, "mean_difference": mean, "standard_error": se,
+                        "verdict": verdict})
+    return out
+
+
+def report(summary: dict[str, Any], plan: dict[str, Any]) -> str:
+    """coldstart.md: what each row was tuned over and chose, and the paired comparisons."""
+    lines = ["# Cold-start benchmark: tuning and paired comparisons", "",
+             f"Tuning: one seed ({plan['tune_seed']}), selection on valid Recall@20 (group all); "
+             f"table: seeds {plan['seeds']}.", ""]
+    for dataset, rows in summary["tuning"].items():
+        lines += [f"## {dataset}", "", "| row | model | grid points | chosen (valid R@20) |", "|---|---|---|---|"]
+        for label, e in rows.items():
+            chosen = ", ".join(f"{k}={v}" for k, v in (e.get("chosen_point") or {}).items()) or "packaged defaults"
+            valid = f" ({e['valid_recall']:.4f})" if "valid_recall" in e else ""
+            lines.append(f"| {label} | {e['model']} | {e['points']} | {chosen}{valid} |")
+        lines.append("")
+    if summary.get("paired"):
+        lines += ["## Paired differences (test, per seed; verdict beyond two standard errors)", "",
+                  "| dataset | row | reference | group | mean difference | s.e. | verdict |", "|---|---|---|---|---|---|---|"]
+        for p in summary["paired"]:
+            lines.append(f"| {p['dataset']} | {p['model']} | {p['reference']} | {p['group']} {p['metric']} | "
+                         f"{p['mean_difference']:+.4f} | {p['standard_error']:.4f} | {p['verdict']} |")
+        lines.append("")
+    return "\n".join(lines)
