@@ -1,4 +1,5 @@
-"""`motorec tune` (validation-only grid search) and `motorec compare` (models × datasets table)."""
+"""`motorec tune` (validation-only grid search), `motorec compare` (rows × datasets table) and
+`motorec coldstart` (the cold-start benchmark: tune every row, then one 3-seed table)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,6 +47,26 @@ def compare(
     console.print(f"wrote {out / 'compare.md'}, {out / 'compare.csv'}, {out / 'compare.json'}")
 
 
+def coldstart(
+    out: Path = typer.Option(Path("benchmarks/results/coldstart"), help="Folder for the small result files: compare.{md,csv,json}, tuned/, tune/, coldstart.json."),
+    runs: Path = typer.Option(Path("runs/coldstart"), help="Folder for the runs (tuning trials, table cells; checkpoints and top-K lists)."),
+    plan: Optional[Path] = typer.Option(None, help="Benchmark plan YAML (default: the packaged configs/experiments/coldstart.yaml)."),
+    data_root: Path = typer.Option(Path("../shared/data"), help="Folder holding the plan's datasets."),
+    rows: str = typer.Option("", help="Comma-separated row labels to run (default: every row of the plan)."),
+    datasets: str = typer.Option("", help="Comma-separated dataset labels (e.g. ml100k-mm-cold; default: all)."),
+    set_: list[str] = typer.Option([], "--set", help="Override for every run: key=value (repeatable), e.g. train.threads=1."),
+    no_train: bool = typer.Option(False, "--no-train", help="Only tabulate what is already finished."),
+) -> None:
+    """The cold-start benchmark: tune each row per dataset on valid (one seed), then one table over three seeds."""
+    from motorec.experiments.coldstart import run_coldstart
+
+    split = lambda text: [t.strip() for t in text.split(",") if t.strip()] or None
+    run_coldstart(out, runs, plan, data_root, split(rows), split(datasets), set_, train=not no_train)
+    console.print((out / "compare.md").read_text())
+    console.print(f"wrote {out / 'compare.md'}, {out / 'compare.csv'}, {out / 'compare.json'}, {out / 'coldstart.json'}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(tune)
     app.command()(compare)
+    app.command()(coldstart)

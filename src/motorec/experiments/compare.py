@@ -1,11 +1,16 @@
-"""One comparison: models × datasets × seeds -> one table (compare.md, compare.csv, compare.json).
+"""One comparison: rows × datasets × seeds -> one table (compare.md, compare.csv, compare.json).
 
-Each cell is an ordinary `run_experiment` run under OUT/runs/<dataset>/<model> (resumed when it
-exists, so an interrupted comparison continues where it stopped); rows accumulate in OUT's table
-across invocations, so cells run with different settings (e.g. epoch caps) share one table. Cells report mean ± std over
-seeds of Recall@20 / NDCG@20 for all, warm, cold@full, cold@cold (cold splits) or all, longtail
-(warm splits), the train time per epoch, and whether the model has a content path for cold items.
-A model that cannot run on a dataset (e.g. too few modalities) becomes an n/a row with the reason.
+A row is a model name, or `LABEL=MODEL` for a second row of the same model with other settings
+(e.g. `lightgcn-motor=lightgcn` with `item_repr: motor` in its tuned config). Each cell is an
+ordinary `run_experiment` run under RUNS/<dataset>/<label> (RUNS = OUT/runs unless given; resumed
+when it exists, so an interrupted comparison continues where it stopped), configured by
+TUNED/<dataset>/<label>.yaml when `tuned` has one; rows accumulate in OUT's table across invocations, so cells run with
+different settings (e.g. epoch caps) share one table. Cells report mean ± std over seeds of
+Recall@20 / NDCG@20 for all, warm, cold@full, cold@cold (cold splits) or all, longtail (warm
+splits), the seconds per run (train + per-epoch evaluation of one seed, without the warm backbone
+a specialist reads; the backbone's own seconds are a separate column), the train time per epoch,
+and whether the model has a content path for cold items. A model that cannot run on a dataset
+(e.g. too few modalities) becomes an n/a row with the reason.
 """
 from __future__ import annotations
 
@@ -49,14 +54,30 @@ class DatasetSpec:
         return cls(data.name, data, None) if isinstance(data, Dataset) else cls.parse(data)
 
 
-def run_cell(spec: DatasetSpec, model: str, out: Path, overrides: list[str], tuned: Path | None,
+def parse_row(text: str) -> tuple[str, str]:
+    """`MODEL` or `LABEL=MODEL` -> (label, model name); the model must be registered."""
+    label, _, model = text.partition("=")
+    label, model = label.strip(), (model or label).strip()
+    if not label or not model:
+        raise MotorecError(f"row '{text}': expected MODEL or LABEL=MODEL.")
+    model_class(model)
+    return label, model
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(np.mean(known)) if known else None
+
+
+def run_cell(spec: DatasetSpec, row_spec: str, runs: Path, overrides: list[str], tuned: Path | None,
              train: bool = True) -> dict[str, Any]:
     """One table row; with train=False only a finished run is read (else the row says 'not run')."""
-    config = tuned / spec.label / f"{model}.yaml" if tuned is not None else None
+    label, model = parse_row(row_spec)
+    config = tuned / spec.label / f"{label}.yaml" if tuned is not None else None
     config = config if config is not None and config.is_file() else None
-    row: dict[str, Any] = {"dataset": spec.label, "model": model, "content_path": model_class(model).content_path,
-                           "config": str(config) if config else None}
-    run_dir = out / "runs" / spec.label / model
+    row: dict[str, Any] = {"dataset": spec.label, "model": label, "model_name": model,
+                           "content_path": model_class(model).content_path, "config": str(config) if config else None}
+    run_dir = runs / spec.label / label
     if not train:
         done = run_dir / "results.json"
         if not done.is_file():
@@ -67,12 +88,14 @@ def run_cell(spec: DatasetSpec, model: str, out: Path, overrides: list[str], tun
             res = run_experiment(spec.path, model, run_dir, spec.split, config, overrides, resume=True)
         except MotorecError as exc:
             return {**row, "status": "n/a", "reason": str(exc)}
-    runs = res["runs"]
+    seed_runs = res["runs"]
     row.update({
         "status": "ok", "seeds": res["seeds"],
-        "train_s_per_epoch": float(np.mean([r["train_seconds_per_epoch"] for r in runs])),
-        "epochs_run": float(np.mean([r["epochs_run"] for r in runs])),
-        "best_epoch": float(np.mean([r["best_epoch"] for r in runs])),
+        "train_s_per_epoch": float(np.mean([r["train_seconds_per_epoch"] for r in seed_runs])),
+        "wall_s_per_run": float(np.mean([r["wall_seconds"] for r in seed_runs])),
+        "backbone_s_per_run": _mean([r.get("backbone_seconds") for r in seed_runs]),
+        "epochs_run": float(np.mean([r["epochs_run"] for r in seed_runs])),
+        "best_epoch": float(np.mean([r["best_epoch"] for r in seed_runs])),
         "test": {g: {m: [res["test"][g][m], res["test_std"][g][m]] for m in METRICS} for g in GROUPS if g in res["test"]},
         "valid_recall@20": res["valid"]["all"]["recall@20"],
         "max_epochs": res["config"]["train"]["epochs"], "eval_every": res["config"]["train"]["eval_every"],
@@ -82,23 +105,24 @@ def run_cell(spec: DatasetSpec, model: str, out: Path, overrides: list[str], tun
 
 
 def compare(models: list[str], datasets: "list[str | Dataset]", out: str | Path, overrides: list[str] | None = None,
-            tuned: str | Path | None = None, train: bool = True) -> list[dict[str, Any]]:
-    """Train and evaluate every (dataset, model) cell and write the table files to OUT
-    (train=False: only tabulate the finished runs already in OUT)."""
-    for m in models:
-        model_class(m)  # unknown names fail before any training
+            tuned: str | Path | None = None, train: bool = True, runs: str | Path | None = None) -> list[dict[str, Any]]:
+    """Train and evaluate every (dataset, row) cell and write the table files to OUT
+    (train=False: only tabulate the finished runs already there). `models` are rows: MODEL or LABEL=MODEL;
+    the runs go under `runs` (default OUT/runs)."""
+    labels = [parse_row(m)[0] for m in models]  # unknown names fail before any training
     specs = [DatasetSpec.of(d) for d in datasets]
     with claim_report_dir(out, "compare", "compare.json") as out, progress(enabled=train) as bar:
+        runs = Path(runs) if runs is not None else out / "runs"
         rows = previous_rows(out)
         task = bar.task("compare", total=len(specs) * len(models))
         for spec in specs:
             for model in models:
                 task.update(f"{spec.label} / {model}")
-                row = run_cell(spec, model, out, list(overrides or []), Path(tuned) if tuned else None, train)
-                rows = [r for r in previous_rows(out) if (r["dataset"], r["model"]) != (spec.label, model)] + [row]
+                row = run_cell(spec, model, runs, list(overrides or []), Path(tuned) if tuned else None, train)
+                rows = [r for r in previous_rows(out) if (r["dataset"], r["model"]) != (spec.label, row["model"])] + [row]
                 write_tables(rows, out)
                 task.advance()
-    return [r for r in rows if r["dataset"] in {s.label for s in specs} and r["model"] in models]
+    return [r for r in rows if r["dataset"] in {s.label for s in specs} and r["model"] in labels]
 
 
 def previous_rows(out: Path) -> list[dict[str, Any]]:
@@ -116,35 +140,43 @@ def _cell(row: dict[str, Any], group: str, metric: str = "recall@20") -> str:
     return f"{mean:.4f} ± {std:.4f}"
 
 
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}"
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines: list[str] = []
     for label in dict.fromkeys(r["dataset"] for r in rows):
         group_rows = [r for r in rows if r["dataset"] == label]
         notes: list[str] = []
         groups = [g for g in GROUPS if any(r["status"] == "ok" and g in r["test"] for r in group_rows)] or ["all"]
-        lines += [f"### {label}", "", "| model | content path | " + " | ".join(f"{g} R@20" for g in groups)
-                  + " | all N@20 | s/epoch | epochs run/max | seeds |", "|" + "---|" * (len(groups) + 6)]
+        columns = [(g, m) for g in groups for m in METRICS]
+        header = " | ".join(f"{g} {'R' if m.startswith('recall') else 'N'}@20" for g, m in columns)
+        lines += [f"### {label}", "", f"| model | content path | {header} | s/run | backbone s/run | s/epoch | epochs run/max | seeds |",
+                  "|" + "---|" * (len(columns) + 7)]
         for r in group_rows:
             if r["status"] != "ok":
                 lines.append(f"| {r['model']} | {'yes' if r['content_path'] else 'no'} | "
-                             + " | ".join(r["status"] for _ in groups) + f" | {r['status']} | – | – | – |")
+                             + " | ".join(r["status"] for _ in columns) + " | – | – | – | – | – |")
                 notes.append(f"- {r['model']} ({r['status']}): {r['reason']}")
                 continue
             lines.append(f"| {r['model']} | {'yes' if r['content_path'] else 'no'} | "
-                         + " | ".join(_cell(r, g) for g in groups) + f" | {_cell(r, 'all', 'ndcg@20')} | "
+                         + " | ".join(_cell(r, g, m) for g, m in columns)
+                         + f" | {_seconds(r.get('wall_s_per_run'))} | {_seconds(r.get('backbone_s_per_run'))} | "
                          f"{r['train_s_per_epoch']:.2f} | {r['epochs_run']:.0f}/{r.get('max_epochs', '?')} | {len(r['seeds'])} |")
         lines += ["", *notes, ""] if notes else [""]
     return "\n".join(lines)
 
 
-CSV_FIELDS = ["dataset", "model", "status", "content_path", "seeds", "train_s_per_epoch", "epochs_run", "best_epoch",
-              "max_epochs", "eval_every", "patience"]
+CSV_FIELDS = ["dataset", "model", "model_name", "status", "content_path", "seeds", "wall_s_per_run", "backbone_s_per_run",
+              "train_s_per_epoch", "epochs_run", "best_epoch", "max_epochs", "eval_every", "patience"]
+META_FIELDS = len(CSV_FIELDS)
 CSV_FIELDS += [f"{g}_{m}_{s}" for g in GROUPS for m in METRICS for s in ("mean", "std")]
 
 
 def flat_row(r: dict[str, Any]) -> dict[str, Any]:
     """One table row as flat columns (compare.csv, and the Python API's DataFrame)."""
-    flat = {k: r.get(k) for k in CSV_FIELDS[:11]}
+    flat = {k: r.get(k) for k in CSV_FIELDS[:META_FIELDS]}
     flat["seeds"] = len(r.get("seeds", []))
     for g, metrics in r.get("test", {}).items():
         for m, (mean, std) in metrics.items():

@@ -8,6 +8,7 @@ from motorec.models import bm3  # noqa: F401  (registers bm3)
 from motorec.models import lgmrec  # noqa: F401  (registers lgmrec)
 from motorec.models import motor  # noqa: F401  (registers item_repr 'motor')
 from motorec.models import motorec_model  # noqa: F401  (registers motorec)
+from motorec.models import coldstart  # noqa: F401  (registers the cold-start specialists)
 from motorec.models.base import MODELS, Recommender, model_class, register_model
 from motorec.models.context import ModelContext
 

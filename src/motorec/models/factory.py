@@ -75,13 +75,19 @@ def load_trained(run_dir: str | Path, seed: int | None = None,
     """(dataset, config, model with best-valid weights) of a run directory.
 
     The dataset is reopened from the run's config unless given; either way it must be the split
-    the run was trained on (same split hash).
+    the run was trained on (same split hash). A seed that ran on its own warm backbone (cold-start
+    specialists: paired seeds) is rebuilt on that backbone.
     """
     run_dir = Path(run_dir)
     results = read_results(run_dir)
     model_class(results["config"].get("model_name", ""))  # an unknown model is named before validation
-    cfg = saved_run_config(results["config"], str(run_dir / "results.json"))
-    seed = cfg.seeds[0] if seed is None else seed
+    saved = results["config"]
+    seed = saved["seeds"][0] if seed is None else seed
+    seed_result = run_dir / f"seed_{seed}" / "result.json"
+    backbone = json.loads(seed_result.read_text()).get("backbone") if seed_result.is_file() else None
+    if backbone is not None:
+        saved["model"]["backbone"] = backbone
+    cfg = saved_run_config(saved, str(run_dir / "results.json"))
     if seed not in cfg.seeds:
         raise MotorecError(f"seed {seed}: run {run_dir} was trained with seeds {cfg.seeds}.")
     if dataset is None:

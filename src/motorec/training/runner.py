@@ -26,6 +26,7 @@ from motorec.models import model_class
 from motorec.models.factory import build_model, cache_dir_of
 from motorec.progress import MetricLog
 from motorec.runtime import resolve_device, set_seed
+from motorec.training.backbone import backbone_seconds, backbone_spec, resolve_backbone
 from motorec.training.trainer import FitResult, fit
 
 
@@ -144,7 +145,8 @@ def run_experiment(
     if cfg["train"]["threads"]:
         torch.set_num_threads(int(cfg["train"]["threads"]))
     cache_dir = cache_dir_of(cfg)
-    build_model(ds, cfg, device, cache_dir)  # validates model params against the data before writing
+    # validates model params against the data before writing (a backbone model first gets its backbone)
+    build_model(ds, resolve_backbone(cfg, cfg["seeds"][0], ds), device, cache_dir)
     identity = run_identity(model, cfg, ds.split_sha256())
     inputs = [None if isinstance(data, Dataset) else data, split, config_file]
     with claim_run_dir(out, overwrite, resume, identity, inputs, allow_epochs_change) as out:
@@ -162,8 +164,9 @@ def _run_seeds(ds: Dataset, cfg: RunConfig, model: str, out: Path, device: torch
         if resume and done.is_file():
             result = json.loads(done.read_text())
         else:
+            seed_cfg = resolve_backbone(cfg, seed, ds)
             set_seed(seed)
-            model_obj = build_model(ds, cfg, device, cache_dir)
+            model_obj = build_model(ds, seed_cfg, device, cache_dir)
             t0 = time.perf_counter()
             metrics_log = MetricLog(Path(cfg["log"]["tensorboard"]) / f"{out.name}_seed_{seed}"
                                     if cfg["log"]["tensorboard"] else None)
@@ -173,11 +176,15 @@ def _run_seeds(ds: Dataset, cfg: RunConfig, model: str, out: Path, device: torch
             finally:
                 metrics_log.close()
             result = seed_result(fitted, seed, time.perf_counter() - t0)
+            spec = backbone_spec(seed_cfg)
+            if spec is not None:  # which backbone run this seed read (load_trained rebuilds the model from it)
+                result["backbone"], result["backbone_seconds"] = spec.model_dump(mode="json"), backbone_seconds(spec)
             write_topk(seed_dir / "topk_test.tsv", fitted.test.users, fitted.test.topk)
             atomic_write_text(done, json.dumps(result, indent=2))
         per_seed_valid.append(result["valid"])
         per_seed_test.append(result["test"])
-        seed_info.append({k: result[k] for k in ("seed", "best_epoch", "epochs_run", "train_seconds_per_epoch", "eval_seconds", "wall_seconds")})
+        seed_info.append({k: result[k] for k in ("seed", "best_epoch", "epochs_run", "train_seconds_per_epoch", "eval_seconds", "wall_seconds",
+                                                 "backbone", "backbone_seconds") if k in result})
     valid_mean, _ = summarize(per_seed_valid)
     test_mean, test_std = summarize(per_seed_test)
     results = {
