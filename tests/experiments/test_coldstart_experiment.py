@@ -39,13 +39,13 @@ def test_tunes_on_valid_then_one_table_over_the_seeds(tmp_path, plan):
     assert tuning["deepmusic"]["chosen_point"] == best["point"]  # chosen on valid
     tuned = yaml.safe_load((out / "tuned" / "synthetic-cold" / "deepmusic.yaml").read_text())
     assert tuned["model"]["hidden"] == best["point"]["model.hidden"] and tuned["model"]["backbone"]["model"] == "bpr"
-    rows = json.loads((out / "compare.json").read_text())
+    rows = json.loads((out / "table" / "compare.json").read_text())
     assert [r["model"] for r in rows] == ["content_profile", "deepmusic"]
     deepmusic = rows[1]
     assert deepmusic["status"] == "ok" and deepmusic["seeds"] == [1, 2]
     assert deepmusic["backbone_s_per_run"] > 0 and deepmusic["wall_s_per_run"] > 0
     assert set(deepmusic["test"]) == {"all", "warm", "cold@full", "cold@cold"}
-    md = (out / "compare.md").read_text()
+    md = (out / "table" / "compare.md").read_text()
     assert "cold@cold N@20" in md and "backbone s/run" in md
     assert not any(p.suffix == ".pt" for p in out.rglob("*"))  # only small files in OUT
     # the table's tuning seed is the chosen trial's run, copied rather than trained again
@@ -61,7 +61,7 @@ def test_tunes_on_valid_then_one_table_over_the_seeds(tmp_path, plan):
     assert paired[0]["verdict"] in {"win", "level", "loss"} and "Paired differences" in (out / "coldstart.md").read_text()
     # a row added later joins the same table; finished rows are read back, not retrained
     run_coldstart(out, runs, plan, data_root=".", rows=["bpr-l2"], overrides=FAST + [f"data.cache_dir={tmp_path / 'cache'}"])
-    rows = json.loads((out / "compare.json").read_text())
+    rows = json.loads((out / "table" / "compare.json").read_text())
     assert [r["model"] for r in rows] == ["content_profile", "deepmusic", "bpr-l2"]
     assert yaml.safe_load((out / "tuned" / "synthetic-cold" / "bpr-l2.yaml").read_text())["model"]["reg_weight"] == 0.01
     assert rows[2]["config"].endswith("bpr-l2.yaml")

@@ -28,9 +28,9 @@ import yaml
 
 from motorec.config import load_yaml, packaged
 from motorec.errors import MotorecError
-from motorec.io import atomic_write_text, claim_report_dir
+from motorec.io import atomic_write_text, claim_report_dir, read_marker, write_marker
 from motorec.experiments.compare import DatasetSpec, compare
-from motorec.training.runner import load_run_inputs
+from motorec.training.runner import load_run_inputs, run_identity
 from motorec.experiments.tune import as_overrides, grid_points, nest, tune, tune_markdown
 
 
@@ -148,11 +148,13 @@ def reuse_tuning_run(spec: DatasetSpec, label: str, entry: dict[str, Any], cells
     if not (source / "result.json").is_file() or target.exists():
         return False
     trial_cfg = json.loads((trial / "results.json").read_text())["config"]
-    _, cell_cfg = load_run_inputs(spec.path, entry["model"], spec.split, entry["config"], overrides)
+    ds, cell_cfg = load_run_inputs(spec.path, entry["model"], spec.split, entry["config"], overrides)
     if _without_seeds(trial_cfg) != _without_seeds(cell_cfg.to_dict()):
         return False
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(source, target)
+    if read_marker(target.parent) is None:  # the cell is a run folder the table's resume will recognise
+        write_marker(target.parent, "run", run_identity(entry["model"], cell_cfg, ds.split_sha256()))
     return True
 
 
