@@ -23,8 +23,7 @@ import torch
 
 from motorec.config import build_config
 from motorec.data import load_dataset
-from motorec.evaluation import Evaluator
-from motorec.training.runner import build_model, set_seed
+from motorec.training.runner import build_model, make_evaluator, set_seed
 from motorec.training.sampling import BPRSampler
 from motorec.training.trainer import evaluate_model, train_epoch
 
@@ -58,7 +57,7 @@ def bench_device(ds, device: torch.device, repeats: int, batch_size: int) -> dic
     model = build_model(ds, cfg, device, None)
     sampler = BPRSampler(ds, device, seed=2026)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["train"]["lr"])
-    evaluator = Evaluator(ds, device, ks=tuple(cfg["eval"]["ks"]), batch_size=cfg["eval"]["batch_size"])
+    evaluator = make_evaluator(ds, cfg, device)
 
     def one_epoch() -> None:
         model.train()

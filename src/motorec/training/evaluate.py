@@ -6,9 +6,9 @@ from pathlib import Path
 
 from motorec.data import load_dataset
 from motorec.errors import MotorecError
-from motorec.evaluation import EvalResult, Evaluator
+from motorec.evaluation import EvalResult
 from motorec.training.checkpoint import load_checkpoint
-from motorec.training.runner import build_model, cache_dir_of, resolve_device
+from motorec.training.runner import build_model, cache_dir_of, make_evaluator, resolve_device
 from motorec.training.trainer import evaluate_model
 
 
@@ -37,5 +37,5 @@ def load_trained(run_dir: str | Path, seed: int | None = None):
 
 def evaluate_run(run_dir: str | Path, split: str = "test", seed: int | None = None) -> EvalResult:
     ds, cfg, model = load_trained(run_dir, seed)
-    evaluator = Evaluator(ds, model.ctx.device, ks=tuple(cfg["eval"]["ks"]), batch_size=cfg["eval"]["batch_size"])
+    evaluator = make_evaluator(ds, cfg, model.ctx.device)
     return evaluate_model(model, evaluator, split, export_topk=True)

@@ -60,6 +60,12 @@ def build_model(ds: Dataset, cfg: dict[str, Any], device: torch.device, cache_di
     return cls(ctx, cfg["model"]).to(device)
 
 
+def make_evaluator(ds: Dataset, cfg: dict[str, Any], device: torch.device) -> Evaluator:
+    """The evaluator of a run's config (ks, batch size, memory budget)."""
+    ev = cfg["eval"]
+    return Evaluator(ds, device, ks=tuple(ev["ks"]), batch_size=ev["batch_size"], memory_mb=ev["memory_mb"])
+
+
 def summarize(per_seed: list[dict[str, dict[str, float]]]) -> tuple[dict, dict]:
     """Mean and std over seeds, group by group."""
     mean: dict[str, dict[str, float]] = {}
@@ -103,7 +109,7 @@ def run_experiment(
     cache_dir = cache_dir_of(cfg)
     build_model(ds, cfg, device, cache_dir)  # validates model params against the data before writing
     prepare_run_dir(out, overwrite, resume)
-    evaluator = Evaluator(ds, device, ks=tuple(cfg["eval"]["ks"]), batch_size=cfg["eval"]["batch_size"])
+    evaluator = make_evaluator(ds, cfg, device)
     per_seed_valid, per_seed_test, seed_info = [], [], []
     for seed in cfg["seeds"]:
         seed_dir = out / f"seed_{seed}"

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from motorec.data.dataset import Dataset
 from motorec.errors import MotorecError
-from motorec.evaluation import EvalResult, Evaluator
+from motorec.evaluation import DotScorer, EvalResult, Evaluator
 from motorec.models.base import Recommender
 from motorec.training.checkpoint import load_checkpoint, save_checkpoint
 from motorec.training.sampling import BPRSampler
@@ -34,7 +34,10 @@ class FitResult:
 
 
 def score_fn(model: Recommender):
-    return lambda users: model.full_sort_predict(users)
+    """What the evaluator ranks: the model's embeddings when its scores are their dot product (the
+    evaluator then scores item blocks itself, never users x all items), else full_sort_predict."""
+    emb = model.embeddings()
+    return DotScorer(*emb) if emb is not None else (lambda users: model.full_sort_predict(users))
 
 
 @torch.no_grad()

@@ -1,0 +1,118 @@
+"""Data-parallel context: which process this is and the few collectives motorec needs.
+
+Training, evaluation, tokenizer fitting and feature extraction consult one `DistContext`: in a
+plain process it is rank 0 of 1 and every collective is a no-op; under `torchrun` it wraps the
+torch.distributed process group (gloo on CPU, NCCL on CUDA). Work is split into contiguous
+shards (`shard`), so concatenating the ranks' results in rank order gives the single-process
+order. A collective that fails because another rank died or stalled past the timeout raises a
+MotorecError saying so, instead of hanging or surfacing a backend traceback.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from motorec.errors import MotorecError
+
+DEFAULT_TIMEOUT_S = 300
+
+
+class PeerFailure(MotorecError):
+    """Another process of a distributed run stopped or did not answer within the timeout."""
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, n: int, rank: int | None = None) -> slice:
+        """This rank's contiguous share of range(n) (sizes differ by at most one)."""
+        r = self.rank if rank is None else rank
+        base, extra = divmod(n, self.world)
+        start = r * base + min(r, extra)
+        return slice(start, start + base + (r < extra))
+
+    def _run(self, what: str, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (RuntimeError, dist.DistError) as exc:
+            raise PeerFailure(
+                f"rank {self.rank}/{self.world}: {what} failed: another process of this run stopped or did not "
+                f"answer within {self.timeout_s:g}s ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})."
+            ) from exc
+
+    def all_reduce_sum(self, t: torch.Tensor, what: str = "all-reduce") -> torch.Tensor:
+        """Sum `t` over ranks, in place (returned for chaining)."""
+        if self.enabled:
+            self._run(what, dist.all_reduce, t, op=dist.ReduceOp.SUM)
+        return t
+
+    def barrier(self, what: str = "barrier") -> None:
+        if self.enabled:
+            # a tensor collective rather than dist.barrier(): it honours the timeout on gloo and NCCL alike
+            self.all_reduce_sum(torch.zeros(1, device=self.device), what)
+
+    def gather_rows(self, rows: np.ndarray, what: str = "gather") -> np.ndarray:
+        """Every rank's rows concatenated in rank order (on every rank); rows share dtype and width."""
+        if not self.enabled:
+            return rows
+        local = torch.from_numpy(np.ascontiguousarray(rows)).to(self.device)
+        sizes = torch.zeros(self.world, dtype=torch.int64, device=self.device)
+        sizes[self.rank] = len(local)
+        self.all_reduce_sum(sizes, what)
+        width = tuple(local.shape[1:])
+        padded = torch.zeros((int(sizes.max()), *width), dtype=local.dtype, device=self.device)
+        padded[: len(local)] = local
+        parts = [torch.empty_like(padded) for _ in range(self.world)]
+        self._run(what, dist.all_gather, parts, padded)
+        return torch.cat([p[: int(n)] for p, n in zip(parts, sizes.tolist())]).cpu().numpy()
+
+    def broadcast(self, t: torch.Tensor, what: str = "broadcast") -> torch.Tensor:
+        """Rank 0's tensor on every rank, in place."""
+        if self.enabled:
+            self._run(what, dist.broadcast, t, src=0)
+        return t
+
+
+SINGLE = DistContext()
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init_distributed(device: torch.device, timeout_s: float = DEFAULT_TIMEOUT_S) -> DistContext:
+    """The context of this process: joins the torchrun process group when launched by torchrun.
+
+    gloo on CPU, NCCL on CUDA (each rank then takes the GPU of its LOCAL_RANK).
+    """
+    if not launched_by_torchrun():
+        return DistContext(device=device, timeout_s=timeout_s)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+    return DistContext(dist.get_rank(), dist.get_world_size(), device, timeout_s)
+
+
+def shutdown(ctx: DistContext) -> None:
+    if ctx.enabled and dist.is_initialized():
+        dist.destroy_process_group()
