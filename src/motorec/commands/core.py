@@ -79,6 +79,23 @@ def data_split(
     console.print(f"wrote {written}")
 
 
+@data_app.command("synthetic")
+def data_synthetic(
+    out: Path = typer.Option(..., help="New folder for the MMRec-layout dataset (<name>.inter + text_feat.npy)."),
+    items: int = typer.Option(..., help="Catalogue size."),
+    users: int = typer.Option(..., help="Number of users."),
+    interactions: int = typer.Option(..., help="About this many interactions (at least 5 per user)."),
+    text_dim: int = typer.Option(384, help="Width of the text features."),
+    seed: int = typer.Option(2026),
+    cold: bool = typer.Option(False, help="Zero-shot cold split (20% of items) instead of a per-user random split."),
+) -> None:
+    """Generate a seeded synthetic catalogue of any size (topic model, long-tailed popularity)."""
+    from motorec.data import write_synthetic
+
+    written = write_synthetic(out, items, users, interactions, text_dim, seed, cold)
+    console.print(f"wrote {written} and {out / 'text_feat.npy'}")
+
+
 def train(
     data: str = typer.Option(..., help="Dataset folder (MMRec or LC-Rec layout) or 'synthetic[-cold]'."),
     model: str = typer.Option(..., help="Model name (see `motorec models`)."),
