@@ -55,6 +55,12 @@ def serve(
     threads: int = typer.Option(1, help="torch CPU threads for content encoding."),
     preload: bool = typer.Option(True, help="Load the text/image encoders before accepting requests."),
     log_level: str = typer.Option("warning", help="uvicorn log level."),
+    index: str = typer.Option("auto", help="Item index: auto (exact up to --index-exact-max items, IVF above), "
+                                           "flat, ivf or hnsw."),
+    index_exact_max: int = typer.Option(200_000, help="auto: largest catalogue searched exactly."),
+    nprobe: int = typer.Option(0, help="IVF cells probed per search (0 = calibrated on user vectors to "
+                                       "--index-recall@20 against exact search)."),
+    index_recall: float = typer.Option(0.98, help="Recall@20 against exact search that the IVF calibration aims for."),
 ) -> None:
     """Serve recommendations over HTTP; new items and interactions are logged and replayed on start."""
     import torch
@@ -62,11 +68,15 @@ def serve(
 
     from motorec.serving.app import create_app
     from motorec.serving.bundle import load_bundle
+    from motorec.serving.index import IndexConfig
     from motorec.serving.service import RecommenderService
 
     torch.set_num_threads(threads)
-    service = RecommenderService(load_bundle(bundle), wal or bundle / "state" / "wal.log", preload)
+    index_config = IndexConfig(kind=index, exact_max_items=index_exact_max, nprobe=nprobe, target_recall=index_recall)
+    index_config.validate()
+    service = RecommenderService(load_bundle(bundle), wal or bundle / "state" / "wal.log", preload, index_config)
     console.print(f"serving {bundle} on http://{host}:{port} ({service.health()['items_indexed']} items, "
+                  f"{service.index.kind} index, "
                   f"{service.replayed} log records replayed, started in {service.startup_seconds:.1f}s)")
     try:
         uvicorn.run(create_app(service), host=host, port=port, log_level=log_level, access_log=False)

@@ -22,7 +22,7 @@ from motorec.serving.bundle import Bundle
 from motorec.serving.commit import GroupCommitter
 from motorec.serving.content import ContentEncoder, ItemContent
 from motorec.serving.embedder import ItemEmbedder
-from motorec.serving.index import ItemIndex
+from motorec.serving.index import IndexConfig, ItemIndex
 from motorec.serving.linalg import fold_in
 from motorec.serving.tokens import TokenIndex, top_words
 from motorec.serving.wal import WriteAheadLog, frame
@@ -78,10 +78,17 @@ class Vectors:
         self._data[idx] = row
 
 
+def calibration_queries(bundle: Bundle, n: int = 1000) -> np.ndarray:
+    """A seeded sample of trained user vectors: what an approximate index is calibrated and checked on."""
+    users = bundle.user_vectors
+    return users[np.sort(np.random.default_rng(0).choice(len(users), size=min(n, len(users)), replace=False))]
+
+
 class RecommenderService:
     """All serving state; thread-safe for concurrent readers and serialised writers."""
 
-    def __init__(self, bundle: Bundle, wal_path: str | Path, preload_encoders: bool = True) -> None:
+    def __init__(self, bundle: Bundle, wal_path: str | Path, preload_encoders: bool = True,
+                 index_config: IndexConfig = IndexConfig()) -> None:
         t0 = time.perf_counter()
         self.bundle = bundle
         m = bundle.manifest
@@ -104,8 +111,7 @@ class RecommenderService:
         served = np.flatnonzero(bundle.served)
         if self.token_index is not None:
             self.token_index.add_many(served, bundle.item_tokens[served])
-        self.index = ItemIndex(bundle.dim)
-        self.index.add(served, bundle.item_vectors[served])
+        self.index = ItemIndex.build(served, bundle.item_vectors[served], index_config, calibration_queries(bundle))
         self.user_ids: list[str] = list(cat.user_ids)
         self.user_index = {uid: u for u, uid in enumerate(cat.user_ids)}
         self.user_vectors = Vectors(bundle.user_vectors)
@@ -184,7 +190,7 @@ class RecommenderService:
         return {
             "status": "ok", "model": m["model"]["name"], "dataset": m["dataset"]["name"],
             "item_vectors": m["item_vectors"]["method"], "tokens": bool(self.token_index),
-            "items_indexed": len(self.index), "items_new": len(self.item_ids) - self.n_base_items,
+            "items_indexed": len(self.index), "index": self.index.kind, "items_new": len(self.item_ids) - self.n_base_items,
             "users": len(self.user_ids), "index_version": self.index.version, "wal_records": self.wal.records,
             "replayed_on_start": self.replayed, "uptime_seconds": round(time.time() - self.started, 3),
             "raw_content_modalities": sorted(self.content.raw),
