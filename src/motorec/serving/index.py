@@ -14,6 +14,7 @@ an add on the same index.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -98,6 +99,7 @@ class ItemIndex:
         n, dim = vectors.shape
         kind = config.resolve(n)
         info: dict[str, Any] = {"kind": kind, "config": asdict(config), "items_at_build": int(n)}
+        t0 = time.perf_counter()
         if config.build_threads:
             faiss.omp_set_num_threads(config.build_threads)
         else:
@@ -127,6 +129,7 @@ class ItemIndex:
         if kind == "ivf" and "nprobe" not in info:
             index.nprobe = min(info["nlist"], config.nprobe or 32)
             info["nprobe"] = int(index.nprobe)
+        info["build_seconds"] = time.perf_counter() - t0
         built = cls(dim, index, info)
         built.version = int(n > 0)  # the initial catalogue counts as the first add
         return built
