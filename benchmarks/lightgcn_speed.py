@@ -23,7 +23,9 @@ import torch
 
 from motorec.config import build_config
 from motorec.data import load_dataset
-from motorec.training.runner import build_model, make_evaluator, set_seed
+from motorec.evaluation import Evaluator
+from motorec.models.factory import build_model
+from motorec.runtime import set_seed
 from motorec.training.sampling import BPRSampler
 from motorec.training.trainer import evaluate_model, train_epoch
 
@@ -57,7 +59,7 @@ def bench_device(ds, device: torch.device, repeats: int, batch_size: int) -> dic
     model = build_model(ds, cfg, device, None)
     sampler = BPRSampler(ds, device, seed=2026)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["train"]["lr"])
-    evaluator = make_evaluator(ds, cfg, device)
+    evaluator = Evaluator.from_config(ds, device, cfg["eval"])
 
     def one_epoch() -> None:
         model.train()

@@ -85,7 +85,9 @@ def worker_tokenizer(data: str, overrides: list[str], out: Path) -> None:
     """MoToRec's tokenizer fit + encode of every item, timed without data loading."""
     import torch
 
-    from motorec.training.runner import build_model, cache_dir_of, load_run_inputs, resolve_device
+    from motorec.models.factory import build_model, cache_dir_of
+    from motorec.runtime import resolve_device
+    from motorec.training.runner import load_run_inputs
 
     ds, cfg = load_run_inputs(data, "motorec", None, None, overrides)
     torch.set_num_threads(int(cfg["train"]["threads"]) or torch.get_num_threads())

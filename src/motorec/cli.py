@@ -18,20 +18,28 @@ app = typer.Typer(
 )
 
 # Each module defines register(app); listed here so import order (and help order) is explicit.
+# Product commands sit at the top level; experiments (tables, ablations, searches) under `motorec exp`.
 COMMAND_MODULES = [
     "motorec.commands.core",
-    "motorec.commands.ablate",
-    "motorec.commands.tradeoff",
     "motorec.commands.tokenize",
     "motorec.commands.features",
-    "motorec.commands.zoo",
-    "motorec.commands.generative",
     "motorec.commands.serve",
+]
+EXPERIMENT_MODULES = [
+    "motorec.commands.zoo",
+    "motorec.commands.ablate",
+    "motorec.commands.tradeoff",
     "motorec.commands.motor",
+    "motorec.commands.generative",
 ]
 
+exp_app = typer.Typer(help="Experiments: comparisons, tuning, ablations and other tables from the docs.",
+                      no_args_is_help=True)
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
+for _module in EXPERIMENT_MODULES:
+    importlib.import_module(_module).register(exp_app)
+app.add_typer(exp_app, name="exp")
 
 
 def main(argv: list[str] | None = None) -> int:

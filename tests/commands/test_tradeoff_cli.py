@@ -22,7 +22,7 @@ def runs(tmp_path_factory):
 
 def test_tradeoff_writes_the_curve_and_the_valid_choice(runs, tmp_path):
     out = tmp_path / "to"
-    assert main(["tradeoff", str(runs / "vbpr"), "--warm-run", str(runs / "lightgcn"), "--out", str(out),
+    assert main(["exp", "tradeoff", str(runs / "vbpr"), "--warm-run", str(runs / "lightgcn"), "--out", str(out),
                  "--offsets", "-100,0,100"]) == 0
     report = json.loads((out / "tradeoff.json").read_text())
     assert [r["offset"] for r in report["rows"]] == [-100, -100, 0, 0, 100, 100]
@@ -34,6 +34,6 @@ def test_tradeoff_writes_the_curve_and_the_valid_choice(runs, tmp_path):
 
 
 def test_bad_offsets_and_missing_runs_are_user_errors(runs, tmp_path):
-    assert main(["tradeoff", str(runs / "vbpr"), "--out", str(tmp_path / "x"), "--offsets", "a,b"]) == 2
+    assert main(["exp", "tradeoff", str(runs / "vbpr"), "--out", str(tmp_path / "x"), "--offsets", "a,b"]) == 2
     with pytest.raises(MotorecError, match="not found"):
         tradeoff_report(tmp_path / "nothing", [0.0])

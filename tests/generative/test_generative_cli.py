@@ -33,7 +33,7 @@ def tiny_folder(tmp_path_factory):
 @pytest.mark.parametrize("ids", ["mmq-ft", "sasrec"])
 def test_generative_writes_results(tiny_folder, tmp_path, ids):
     out = tmp_path / ids
-    args = ["generative", "--data", str(tiny_folder), "--ids", ids, "--out", str(out)]
+    args = ["exp", "generative", "--data", str(tiny_folder), "--ids", ids, "--out", str(out)]
     if ids == "sasrec":
         args += ["--set", "seeds=[1]", "--set", "train.epochs=1", "--set", "model.d_model=16"]
     else:
@@ -50,7 +50,7 @@ def test_generative_writes_results(tiny_folder, tmp_path, ids):
 
 def test_generative_fine_tunes_mmq_against_the_generator(tiny_folder, tmp_path):
     out = tmp_path / "gen"
-    args = ["generative", "--data", str(tiny_folder), "--ids", "mmq-ft", "--out", str(out), *TINY_TIGER,
+    args = ["exp", "generative", "--data", str(tiny_folder), "--ids", "mmq-ft", "--out", str(out), *TINY_TIGER,
             "--set", "ids.mmq.ft_objective=generator", "--set", "train.warmup_epochs=1"]
     assert main(args) == 0
     seed = json.loads((out / "seed_1" / "result.json").read_text())
@@ -63,7 +63,7 @@ def test_generative_fine_tunes_mmq_against_the_generator(tiny_folder, tmp_path):
 
 def test_generative_warm_restart_keeps_the_ids(tiny_folder, tmp_path):
     out = tmp_path / "restart"
-    args = ["generative", "--data", str(tiny_folder), "--ids", "mmq", "--out", str(out), *TINY_TIGER,
+    args = ["exp", "generative", "--data", str(tiny_folder), "--ids", "mmq", "--out", str(out), *TINY_TIGER,
             "--set", "train.warm_restart=true", "--set", "train.warmup_epochs=1", "--set", "train.restart_steps=3"]
     assert main(args) == 0
     restart = json.loads((out / "seed_1" / "result.json").read_text())["warm_restart"]
@@ -73,7 +73,7 @@ def test_generative_warm_restart_keeps_the_ids(tiny_folder, tmp_path):
 
 def test_rank_writes_auc_per_feature_set(tiny_folder, tmp_path):
     out = tmp_path / "rank"
-    args = ["rank", "--data", str(tiny_folder), "--features", "id,sid", "--out", str(out), "--set", "seeds=[1]",
+    args = ["exp", "rank", "--data", str(tiny_folder), "--features", "id,sid", "--out", str(out), "--set", "seeds=[1]",
             "--set", "train.epochs=1", "--set", "ids.mmq.epochs=1", "--set", "ids.mmq.codebook_size=4",
             "--set", "ids.mmq.hidden=[8]", "--set", "ids.mmq.latent_dim=4"]
     assert main(args) == 0
@@ -83,13 +83,13 @@ def test_rank_writes_auc_per_feature_set(tiny_folder, tmp_path):
 
 
 def test_user_errors_exit_2(tiny_folder, tmp_path, capsys):
-    assert main(["generative", "--data", str(tiny_folder), "--ids", "rqvea", "--out", str(tmp_path / "x")]) == 2
+    assert main(["exp", "generative", "--data", str(tiny_folder), "--ids", "rqvea", "--out", str(tmp_path / "x")]) == 2
     assert "choose sasrec or one of" in capsys.readouterr().err
-    assert main(["rank", "--data", str(tiny_folder), "--features", "id,foo", "--out", str(tmp_path / "y")]) == 2
-    assert main(["generative", "--data", str(tiny_folder), "--ids", "mmq", "--out", str(tmp_path / "z"),
+    assert main(["exp", "rank", "--data", str(tiny_folder), "--features", "id,foo", "--out", str(tmp_path / "y")]) == 2
+    assert main(["exp", "generative", "--data", str(tiny_folder), "--ids", "mmq", "--out", str(tmp_path / "z"),
                  "--set", "ids.mmq.w_ortho=0"]) == 2
     assert "unknown config key" in capsys.readouterr().err
-    assert main(["rank", "--data", str(tiny_folder), "--ids", "mmq-ft", "--out", str(tmp_path / "w"),
+    assert main(["exp", "rank", "--data", str(tiny_folder), "--ids", "mmq-ft", "--out", str(tmp_path / "w"),
                  "--set", "ids.mmq.ft_objective=generator"]) == 2
     assert "fine-tunes MMQ against the generator's loss" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()

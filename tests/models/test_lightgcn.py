@@ -11,7 +11,7 @@ from motorec.data.graph import user_item_adjacency
 from motorec.evaluation import Evaluator
 from motorec.models import ModelContext, model_class
 from motorec.models.lightgcn import propagate
-from motorec.training.runner import set_seed
+from motorec.runtime import set_seed
 from motorec.training.trainer import evaluate_model, fit
 
 
@@ -31,7 +31,7 @@ def test_propagate_is_the_mean_of_powers_of_the_normalised_adjacency(cold_ds):
     dense = torch.from_numpy(user_item_adjacency(cold_ds.train_matrix).toarray())
     ego = torch.cat([model.user_emb, model.item_repr()]).detach()
     want = (ego + dense @ ego + dense @ dense @ ego + dense @ dense @ dense @ ego) / 4
-    users, items = model._final()
+    users, items = model.final_vectors()
     got = torch.cat([users, items]).detach()
     assert torch.allclose(got, want, atol=1e-5)
     # a zero-shot cold item has no edges: only its own (untrained) ego vector survives, / (L + 1)
@@ -54,7 +54,7 @@ def test_loss_is_bpr_plus_l2_on_ego_embeddings(cold_ds):
     model, _ = build("lightgcn", cold_ds, embedding_dim=8, reg_weight=0.5)
     users, pos, neg = torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5])
     out = model.calculate_loss(users, pos, neg)
-    u, i = model._final()
+    u, i = model.final_vectors()
     bpr = -torch.nn.functional.logsigmoid((u[users] * i[pos]).sum(1) - (u[users] * i[neg]).sum(1)).mean()
     ego_u, ego_i = model.user_emb, model.item_repr()
     reg = (ego_u[users].pow(2).sum() + ego_i[pos].pow(2).sum() + ego_i[neg].pow(2).sum()) / 2 / 2

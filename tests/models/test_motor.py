@@ -19,8 +19,8 @@ from motorec.models.item_repr import build_item_repr
 from motorec.models.motor import TokenCrossNetwork
 from motorec.tokenizers.base import Tokenizer, TokenSlot, register_tokenizer
 from motorec.training import run_experiment
-from motorec.training import tokens as token_plumbing
-from motorec.training.runner import build_model
+from motorec.models import tokens as token_plumbing
+from motorec.models.factory import build_model
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -150,15 +150,15 @@ def test_graph_readout_keeps_cold_token_vectors_whole(cold_ds, tmp_path):
     cold = torch.from_numpy(cold_ds.cold_items)
     warm = torch.from_numpy(np.flatnonzero(cold_ds.item_degree > 0))
     model = _lightgcn(cold_ds, tmp_path, "motor").eval()
-    _, items = model._final()
+    _, items = model.final_vectors()
     ego = model.item_repr().detach()
     assert torch.allclose(items[cold], ego[cold])
     assert not torch.allclose(items[warm], ego[warm])  # warm items keep the layer mean
     ids = _lightgcn(cold_ds, tmp_path, "id").eval()
-    _, id_items = ids._final()
+    _, id_items = ids.final_vectors()
     assert torch.allclose(id_items[cold], ids.item_repr()[cold] / 4)  # ID tables: plain layer mean, unchanged
     plain = _lightgcn(cold_ds, tmp_path, "motor", cold_readout="mean").eval()
-    _, plain_items = plain._final()
+    _, plain_items = plain.final_vectors()
     assert torch.allclose(plain_items[cold], plain.item_repr()[cold] / 4)
 
 
@@ -167,7 +167,7 @@ def test_cold_simulation_reads_a_share_of_warm_items_as_cold(cold_ds, tmp_path):
     warm = torch.from_numpy(np.flatnonzero(cold_ds.item_degree > 0))  # connected nodes
 
     def share_read_as_ego(model) -> float:
-        _, items = model._final()
+        _, items = model.final_vectors()
         return torch.isclose(items[warm], model.item_repr()[warm]).all(1).float().mean().item()
 
     simulated = _lightgcn(cold_ds, tmp_path, "motor", cold_dropout=0.5).train()
@@ -185,16 +185,16 @@ def test_cold_simulation_reads_a_share_of_warm_items_as_cold(cold_ds, tmp_path):
 @pytest.mark.parametrize("model", ["lightgcn", "freedom", "lattice", "bm3", "lgmrec"])
 def test_every_graph_model_reads_items_through_the_cold_readout(cold_ds, tmp_path, model, monkeypatch):
     """The readout lives in the shared base class; each graph model must route its item side through it."""
-    from motorec.models.lightgcn import _EmbeddingModel
+    from motorec.models.base import EmbeddingRecommender
 
     seen: list[int] = []
-    original = _EmbeddingModel.read_items
+    original = EmbeddingRecommender.read_items
 
     def spy(self, propagated, ego):
         seen.append(propagated.shape[0])
         return original(self, propagated, ego)
 
-    monkeypatch.setattr(_EmbeddingModel, "read_items", spy)
+    monkeypatch.setattr(EmbeddingRecommender, "read_items", spy)
     cfg = build_config(model, overrides=["item_repr=motor", "tokens.tokenizer=test_bins",
                                          "tokens.params={bins: 4, dims: 3}"])
     net = build_model(cold_ds, {**cfg, "model_name": model}, torch.device("cpu"), tmp_path).eval()
@@ -265,18 +265,18 @@ def test_tile_catalogue_and_item_side_growth(cold_ds, tmp_path):
 
 def test_size_cli_and_table_cli(tmp_path, capsys):
     common = ["--set", "tokens.tokenizer=test_bins", "--set", f"data.cache_dir={tmp_path}"]
-    assert main(["size", "--data", "synthetic-cold", "--models", "bpr", "--json", *common]) == 0
+    assert main(["exp", "size", "--data", "synthetic-cold", "--models", "bpr", "--json", *common]) == 0
     rows = json.loads(capsys.readouterr().out)
     motor = {r["n_items"]: r["item_params"] for r in rows if r["item_repr"] == "motor"}
     ident = {r["n_items"]: r["item_params"] for r in rows if r["item_repr"] == "id"}
     assert len(motor) == 2 and len(set(motor.values())) == 1 and len(set(ident.values())) == 2
-    assert main(["motor-table", "--benchmarks", "ml100k", "--no-train"]) == 2
+    assert main(["exp", "motor-table", "--benchmarks", "ml100k", "--no-train"]) == 2
     assert "Did you mean 'ml100k-mm'" in " ".join(capsys.readouterr().err.split())
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data (real datasets) not present")
 def test_motor_table_collects_without_training(tmp_path, capsys):
-    args = ["motor-table", "--data-root", str(DATA), "--out", str(tmp_path), "--models", "bpr",
+    args = ["exp", "motor-table", "--data-root", str(DATA), "--out", str(tmp_path), "--models", "bpr",
             "--benchmarks", "ml100k-mm-cold", "--no-train", "--set", "tokens.tokenizer=test_bins",
             "--set", f"data.cache_dir={tmp_path / 'cache'}"]
     assert main(args) == 0

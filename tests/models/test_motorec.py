@@ -11,7 +11,7 @@ from motorec.data import cold_split, make_synthetic
 from motorec.errors import MotorecError
 from motorec.evaluation import Evaluator
 from motorec.models import ModelContext, model_class
-from motorec.training.runner import set_seed
+from motorec.runtime import set_seed
 from motorec.training.trainer import fit
 
 SMALL = ["model.embedding_dim=16", "model.tokenizer.codebook_size=16", "model.tokenizer.hidden=[32]",

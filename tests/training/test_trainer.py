@@ -12,7 +12,7 @@ import torch
 import motorec.training.trainer as trainer
 from motorec.cli import main
 from motorec.data import load_dataset
-from motorec.training.checkpoint import load_checkpoint
+from motorec.checkpoint import load_checkpoint
 
 BASE = ["--set", "train.progress=false", "--set", "train.threads=1", "--set", "model.embedding_dim=16"]
 

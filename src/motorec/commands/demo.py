@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from motorec.training import run_experiment
-from motorec.training.evaluate import load_trained
+from motorec.models.factory import load_trained
 
 console = Console()
 DEMO_DATA = "synthetic-cold"

@@ -28,7 +28,7 @@ def _setup(model: str, data: str, config: Optional[Path], set_: list[str]) -> tu
 
     from motorec.config import build_config
     from motorec.data import load_dataset
-    from motorec.training.runner import resolve_device
+    from motorec.runtime import resolve_device
 
     cfg = build_config(model, None, config, set_)
     ds = load_dataset(data)
@@ -40,7 +40,7 @@ def _setup(model: str, data: str, config: Optional[Path], set_: list[str]) -> tu
 def _run_seeds(out: Path, cfg: dict[str, Any], resume: bool, run_one) -> list[dict[str, Any]]:
     """Run every configured seed (skipping finished ones with --resume); each seed's JSON is kept."""
     from motorec.io import atomic_write_text
-    from motorec.training.runner import set_seed
+    from motorec.runtime import set_seed
 
     results = []
     for seed in cfg["seeds"]:

@@ -74,7 +74,8 @@ def size_of(model: torch.nn.Module) -> dict[str, int]:
 
 def size_table(data: str, split: str | None, models: list[str], scales: list[int], overrides: list[str]) -> list[dict[str, Any]]:
     """One row per model x item representation x catalogue scale."""
-    from motorec.training.runner import build_model, cache_dir_of, load_run_inputs
+    from motorec.models.factory import build_model, cache_dir_of
+    from motorec.training.runner import load_run_inputs
 
     rows = []
     for model in models:

@@ -26,7 +26,7 @@ DEFAULT_OFFSETS = "-100,-2,-1,-0.5,-0.25,0,0.25,0.5,1,2"
 
 def _scores(run_dir: Path, seed: int) -> tuple[Any, torch.Tensor]:
     """(dataset, full score matrix) of one seed's best-valid checkpoint."""
-    from motorec.training.evaluate import load_trained
+    from motorec.models.factory import load_trained
 
     ds, _, model = load_trained(run_dir, seed)
     model.eval()
@@ -41,7 +41,7 @@ def _scores(run_dir: Path, seed: int) -> tuple[Any, torch.Tensor]:
 
 
 def _seeds(run_dir: Path) -> list[int]:
-    from motorec.training.evaluate import read_results
+    from motorec.models.factory import read_results
 
     return list(read_results(run_dir)["seeds"])
 

@@ -21,7 +21,7 @@ def tune(
     set_: list[str] = typer.Option([], "--set", help="Fixed override for every point: key=value (repeatable)."),
 ) -> None:
     """Grid search choosing by valid Recall@20; test is reported for the chosen point only."""
-    from motorec.training.tune import parse_grid, tune as run_tune
+    from motorec.experiments.tune import parse_grid, tune as run_tune
 
     summary = run_tune(data, model, out, parse_grid(grid, grid_file), split, config, set_)
     console.print((out / "tune.md").read_text())
@@ -37,7 +37,7 @@ def compare(
     no_train: bool = typer.Option(False, "--no-train", help="Only tabulate runs already finished in OUT."),
 ) -> None:
     """Train every model on every dataset over the configured seeds and write one comparison table."""
-    from motorec.training.compare import compare as run_compare
+    from motorec.experiments.compare import compare as run_compare
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     specs = [d.strip() for d in datasets.split(",") if d.strip()]

@@ -127,6 +127,12 @@ class Evaluator:
         self.cold_test_share = float(ds.cold_mask()[test_items].mean()) if self.cold_split and len(test_items) else 0.0
         self.metric_names = list(rank_metrics(torch.zeros(0, self.max_k), torch.zeros(0, dtype=torch.int64), self.ks))
 
+    @classmethod
+    def from_config(cls, ds: Dataset, device: str | torch.device, eval_cfg: dict, dist: DistContext = SINGLE) -> "Evaluator":
+        """The evaluator a run's `eval` config section describes (ks, batch_size, memory_mb)."""
+        return cls(ds, device, ks=tuple(eval_cfg["ks"]), batch_size=eval_cfg["batch_size"],
+                   memory_mb=eval_cfg["memory_mb"], dist=dist)
+
     def _members(self, m: sp.csr_matrix, rows: np.ndarray, top: torch.Tensor) -> torch.Tensor:
         """(B, K) bool: is top[b, j] a stored entry of row rows[b] of m (sparse lookup, no dense row)."""
         local, cols = _row_entries(m, rows, self.device)

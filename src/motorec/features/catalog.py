@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from motorec.errors import MotorecError
 from motorec.features.chunks import Chunk, ChunkStore, plan_chunks
-from motorec.features.device import resolve_device
+from motorec.runtime import resolve_device
 from motorec.features.image import IMAGE_DIM, IMAGE_MODEL, IMAGE_PREPROCESS, encode_images, open_image
 from motorec.features.tables import require_column
 from motorec.features.template import field_text, render_texts, template_fields
@@ -167,7 +167,7 @@ def extract_catalog_features(
     image_root = Path(image_dir) if image_dir is not None else None
     if image_root is not None and not image_root.is_dir():
         raise MotorecError(f"image folder not found: {image_root}")
-    device = resolve_device(device)
+    device = str(resolve_device(device))
     out_dir = Path(out_dir)
     store = ChunkStore(out_dir / "chunks")
     if not resume:

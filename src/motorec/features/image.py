@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from motorec.errors import MotorecError
-from motorec.features.device import resolve_device
+from motorec.runtime import resolve_device
 
 IMAGE_DIM = 1280
 IMAGE_SIZE = 224
@@ -70,7 +70,7 @@ def encode_images(images: Sequence[ImageInput], batch_size: int = 16, device: st
     images = list(images)
     if not images:
         return np.zeros((0, IMAGE_DIM), dtype=np.float32)
-    device = resolve_device(device)
+    device = str(resolve_device(device))
     net = load_image_encoder(device)
     out = []
     for start in range(0, len(images), batch_size):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from motorec.errors import MotorecError
-from motorec.features.device import resolve_device
+from motorec.runtime import resolve_device
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -48,7 +48,7 @@ def encode_texts(texts: Sequence[str], batch_size: int = 64, device: str | None 
             raise MotorecError(f"text {i} is empty (got {text!r}): every item needs some text to encode.")
     if not texts:
         return np.zeros((0, TEXT_DIM), dtype=np.float32)
-    model = load_text_encoder(resolve_device(device))
+    model = load_text_encoder(str(resolve_device(device)))
     out = model.encode(
         texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
     )

@@ -14,6 +14,7 @@ from torch import nn
 
 from motorec.errors import MotorecError, did_you_mean
 from motorec.models.context import ModelContext
+from motorec.models.item_repr import build_item_repr, uses_ids
 
 
 class Recommender(nn.Module):
@@ -84,6 +85,60 @@ class Recommender(nn.Module):
             scores[seen] = -np.inf
         order = np.lexsort((np.arange(self.n_items), -scores))
         return order[:k]
+
+
+class EmbeddingRecommender(Recommender):
+    """Users and items as vectors, score = their dot product: the public base of every embedding model.
+
+    A subclass implements `final_vectors()` (all propagated user and item vectors); this base caches
+    them for evaluation (`prepare_scoring`), scores full rankings, hands the vectors to serving
+    (`embeddings`) and reads zero-shot cold items out of a graph (`read_items`). With `dim` it also
+    owns the usual tables: `user_emb` (n_users, dim) and `item_repr` (IDs or tokens, from the one
+    item-representation hook); models with their own layout (MoToRec) pass no `dim`.
+    """
+
+    def __init__(self, ctx: ModelContext, params: Any, dim: int | None = None) -> None:
+        super().__init__(ctx, params)
+        if dim is not None:
+            self.user_emb = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, dim)))
+            self.item_repr = build_item_repr(ctx, dim)
+        self.register_buffer("isolated", (ctx.item_degree == 0).unsqueeze(1), persistent=False)
+        self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def final_vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(user vectors (n_users, d), item vectors (n_items, d)) as scored."""
+        raise NotImplementedError
+
+    def read_items(self, propagated: torch.Tensor, ego: torch.Tensor) -> torch.Tensor:
+        """Item vectors after graph propagation, cold-aware for ID-free item representations.
+
+        A zero-shot item is an isolated node: the layer mean shrinks it to ego / (L+1) while warm
+        items add their propagated layers, so it never reaches a full ranking. With a token
+        representation its ego vector is meaningful, so it is read out whole; in training a
+        random share `cold_dropout` (set by the representation) of items is read out the same
+        way, DropoutNet's cold simulation (Volkovs et al., NeurIPS 2017), which trains ego vectors
+        to rank on the propagated vectors' scale. ID tables keep the plain layer mean.
+        """
+        if uses_ids(self.item_repr) or getattr(self.item_repr, "cold_readout", "mean") != "ego":
+            return propagated
+        cold = self.isolated
+        share = float(getattr(self.item_repr, "cold_dropout", 0.0))
+        if self.training and share > 0:
+            cold = cold | (torch.rand(cold.shape, device=cold.device) < share)
+        return torch.where(cold, ego, propagated)
+
+    def prepare_scoring(self) -> None:
+        self._cache = self.final_vectors()
+
+    def finish_scoring(self) -> None:
+        self._cache = None
+
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._cache if self._cache is not None else self.final_vectors()
+
+    def full_sort_predict(self, users: torch.Tensor) -> torch.Tensor:
+        u_all, i_all = self.embeddings()
+        return u_all[users] @ i_all.T
 
 
 MODELS: dict[str, type[Recommender]] = {}

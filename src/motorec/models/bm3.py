@@ -21,7 +21,7 @@ from motorec.data.graph import FrozenSparse
 from motorec.models.base import register_model
 from motorec.models.context import ModelContext
 from motorec.models.item_repr import uses_ids
-from motorec.models.lightgcn import _EmbeddingModel, propagate
+from motorec.models.lightgcn import IDEmbeddingModel, propagate
 from motorec.models.multimodal import feature_params, item_vectors, norm_reg, projections, warm_mask
 
 
@@ -30,7 +30,7 @@ def cosine_loss(online: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 @register_model("bm3")
-class BM3(_EmbeddingModel):
+class BM3(IDEmbeddingModel):
     """Bootstrapped self-supervision without negatives (Zhou et al., WWW 2023)."""
 
     content_path = True
@@ -57,7 +57,7 @@ class BM3(_EmbeddingModel):
     def _modal_online(self) -> dict[str, torch.Tensor]:
         return {m: self.proj[m](self.features[m]) for m in self.features}
 
-    def _final(self):
+    def final_vectors(self):
         users, items = self._online()
         if uses_ids(self.item_repr) and bool((self.warm == 0).any()):
             content = torch.stack([self.predictor(f) for f in self._modal_online().values()]).mean(0)

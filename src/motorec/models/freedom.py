@@ -17,7 +17,7 @@ import torch
 from motorec.data.graph import FrozenSparse, degree_sensitive_prune, mix_graphs
 from motorec.models.base import bpr_loss, register_model
 from motorec.models.context import ModelContext
-from motorec.models.lightgcn import _EmbeddingModel, propagate
+from motorec.models.lightgcn import IDEmbeddingModel, propagate
 from motorec.models.multimodal import feature_params, item_vectors, projections, warm_mask
 
 IMAGE = "image"
@@ -38,7 +38,7 @@ def frozen_item_graph(ctx: ModelContext, k: int, image_weight: float) -> FrozenS
 
 
 @register_model("freedom")
-class FREEDOM(_EmbeddingModel):
+class FREEDOM(IDEmbeddingModel):
     """Frozen modality item-item graph + degree-sensitive pruning of the user-item graph (Zhou & Shen, MM 2023)."""
 
     content_path = True
@@ -67,7 +67,7 @@ class FREEDOM(_EmbeddingModel):
         out = propagate(adj, torch.cat([self.user_emb, ids]), self.params["n_ui_layers"])
         return out[: self.n_users], self.read_items(out[self.n_users :], ids) + h
 
-    def _final(self):
+    def final_vectors(self):
         return self._propagated(self.full_adj)
 
     def calculate_loss(self, users, pos, neg):

@@ -18,12 +18,12 @@ from torch import nn
 from motorec.data.graph import FrozenSparse, mix_graphs, sparse_sym_normalize, topk_cosine
 from motorec.models.base import bpr_loss, l2_reg, register_model
 from motorec.models.context import ModelContext
-from motorec.models.lightgcn import _EmbeddingModel, propagate
+from motorec.models.lightgcn import IDEmbeddingModel, propagate
 from motorec.models.multimodal import feature_params, item_vectors, projections, warm_mask
 
 
 @register_model("lattice")
-class LATTICE(_EmbeddingModel):
+class LATTICE(IDEmbeddingModel):
     """Learned modality item-item graph mixed with the frozen k-NN graph (Zhang et al., MM 2021)."""
 
     content_path = True
@@ -66,7 +66,7 @@ class LATTICE(_EmbeddingModel):
         out = propagate(self.adj, torch.cat([self.user_emb, ids]), self.params["n_ui_layers"])
         return out[: self.n_users], self.read_items(out[self.n_users :], ids) + F.normalize(h, dim=1)
 
-    def _final(self):
+    def final_vectors(self):
         return self._propagated(self.learned_graph())
 
     def calculate_loss(self, users, pos, neg):

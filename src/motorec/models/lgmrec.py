@@ -24,7 +24,7 @@ from torch import nn
 from motorec.data.graph import FrozenSparse, row_normalize, to_torch_sparse
 from motorec.models.base import bpr_loss, register_model
 from motorec.models.context import ModelContext
-from motorec.models.lightgcn import _EmbeddingModel, propagate
+from motorec.models.lightgcn import IDEmbeddingModel, propagate
 from motorec.models.multimodal import item_vectors, norm_reg, warm_mask
 
 TAU = 0.2
@@ -42,7 +42,7 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, all_b: torch.Tensor) -> torch.Ten
 
 
 @register_model("lgmrec")
-class LGMRec(_EmbeddingModel):
+class LGMRec(IDEmbeddingModel):
     """Local graph + global hypergraph embeddings per modality (Guo et al., AAAI 2024)."""
 
     content_path = True
@@ -102,7 +102,7 @@ class LGMRec(_EmbeddingModel):
         out = cge + mge + self.params["alpha"] * F.normalize(ghe)
         return out[: self.n_users], out[self.n_users :], hyper
 
-    def _final(self):
+    def final_vectors(self):
         users, items, _ = self._forward()
         return users, items
 

@@ -21,7 +21,7 @@ Design (see docs/motor.md):
 - Graph models: a zero-shot item is an isolated node, so the layer mean would shrink its token
   vector to ego / (L+1); `motor.cold_readout: ego` (default) reads it out whole and
   `motor.cold_dropout` (default 0.25) reads that share of training items the same way (cold
-  simulation), see `_EmbeddingModel.read_items` in models/lightgcn.py and docs/motor.md.
+  simulation), see `EmbeddingRecommender.read_items` in models/base.py and docs/motor.md.
 Parameters: sum_s K_s * d (token tables) + L * (2 * S * d * r + S * d) (cross layers): fixed by the
 tokenizer, independent of the number of items. Only the int32 code table (n_items x S, a buffer,
 not trained) grows with the catalogue, and a new or cold item needs nothing but its codes.
@@ -74,7 +74,7 @@ class TokenCrossNetwork(nn.Module):
                                f"cold_readout one of {', '.join(COLD_READOUTS)} (got {cross_layers}, {rank}, "
                                f"{cold_dropout}, {cold_readout!r}).")
         self.dim = dim
-        # read by graph models' item readout (_EmbeddingModel.read_items)
+        # read by graph models' item readout (EmbeddingRecommender.read_items)
         self.cold_readout = cold_readout
         self.cold_dropout = cold_dropout
         self.n_slots = len(token_sizes)
@@ -114,4 +114,4 @@ def motor_repr(ctx: ModelContext, dim: int) -> nn.Module:
                              cold_dropout=float(p.get("cold_dropout", 0.25)))
 
 
-motor_repr.needs_tokens = True  # type: ignore[attr-defined]  (read by training.tokens)
+motor_repr.needs_tokens = True  # type: ignore[attr-defined]  (read by models.tokens)

@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from motorec.data.graph import FrozenSparse
 from motorec.errors import MotorecError
-from motorec.models.base import Recommender, l2_reg, register_model
+from motorec.models.base import EmbeddingRecommender, l2_reg, register_model
 from motorec.models.context import ModelContext
 from motorec.models.item_repr import build_item_repr, uses_ids
 from motorec.models.lightgcn import propagate
@@ -119,7 +119,7 @@ class TokenContent(nn.Module):
 
 
 @register_model("motorec")
-class MoToRec(Recommender):
+class MoToRec(EmbeddingRecommender):
     """MoToRec: RQ-VAE semantic tokens + multi-source LightGCN channels; cold items via tokens."""
 
     content_path = True
@@ -162,7 +162,6 @@ class MoToRec(Recommender):
         self.register_buffer("warm_items", torch.from_numpy(degree > 0).unsqueeze(1))
         self.register_buffer("tokenizer_ready", torch.tensor(False))
         self.adj = FrozenSparse(ctx.norm_adj, symmetric=True)
-        self._cache: tuple[Tensor, Tensor] | None = None
 
     @staticmethod
     def _modalities(ctx: ModelContext, wanted: str | list[str]) -> list[str]:
@@ -347,22 +346,9 @@ class MoToRec(Recommender):
         return total
 
     # ------------------------------------------------------------------ scoring
-    def _final(self) -> tuple[Tensor, Tensor]:
+    def final_vectors(self) -> tuple[Tensor, Tensor]:
         enc = self._encode()
         return enc["users"], self._items(enc)
-
-    def prepare_scoring(self) -> None:
-        self._cache = self._final()
-
-    def finish_scoring(self) -> None:
-        self._cache = None
-
-    def embeddings(self) -> tuple[Tensor, Tensor]:
-        return self._cache if self._cache is not None else self._final()
-
-    def full_sort_predict(self, users: Tensor) -> Tensor:
-        u, i = self.embeddings()
-        return u[users] @ i.T
 
     # ------------------------------------------------------------------ serving protocol
     @torch.no_grad()

@@ -11,12 +11,12 @@ from torch import nn
 
 from motorec.models.base import bpr_loss, l2_reg, register_model
 from motorec.models.context import ModelContext
-from motorec.models.lightgcn import _EmbeddingModel
+from motorec.models.lightgcn import IDEmbeddingModel
 from motorec.models.multimodal import item_vectors, warm_mask
 
 
 @register_model("vbpr")
-class VBPR(_EmbeddingModel):
+class VBPR(IDEmbeddingModel):
     """Matrix factorisation plus a linear visual/content term (He & McAuley, AAAI 2016)."""
 
     content_path = True
@@ -32,12 +32,12 @@ class VBPR(_EmbeddingModel):
         nn.init.xavier_normal_(self.content_proj.weight)
         self.register_buffer("warm", warm_mask(ctx), persistent=False)
 
-    def _final(self):
+    def final_vectors(self):
         items = torch.cat([item_vectors(self.item_repr, self.warm), self.content_proj(self.content)], dim=1)
         return self.user_emb, items
 
     def calculate_loss(self, users, pos, neg):
-        u_all, i_all = self._final()
+        u_all, i_all = self.final_vectors()
         u, p, n = u_all[users], i_all[pos], i_all[neg]
         mf = bpr_loss((u * p).sum(-1), (u * n).sum(-1))
         reg = self.params["reg_weight"] * l2_reg(u, p, n)

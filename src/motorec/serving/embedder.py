@@ -16,7 +16,7 @@ from motorec.errors import MotorecError
 from motorec.serving.bundle import Bundle
 from motorec.serving.export import MODEL_DIR, TOKENIZER_DIR, concat_features
 from motorec.tokenizers.base import load_tokenizer
-from motorec.training.runner import build_model
+from motorec.models.factory import build_model
 
 
 def rebuild_model(bundle: Bundle) -> torch.nn.Module:

@@ -28,7 +28,7 @@ from motorec.serving.catalog import load_catalog
 from motorec.serving.linalg import FOLD_IN_GRID, RIDGE_GRID, RidgePath, fold_in_many, select_ridge
 from motorec.serving.protocol import ContentToTokens, ContentToVector
 from motorec.tokenizers.base import Tokenizer, build_tokenizer, load_tokenizer
-from motorec.training.evaluate import load_trained
+from motorec.models.factory import load_trained
 
 MODEL_DIR = "model"
 TOKENIZER_DIR = "tokenizer"

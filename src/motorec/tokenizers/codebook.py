@@ -24,13 +24,6 @@ from torch import Tensor, nn
 CHUNK_ELEMENTS = 1 << 24
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' -> CUDA when present, else CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def pairwise_sqdist(x: Tensor, codebook: Tensor) -> Tensor:
     """(n, K) squared Euclidean distances, expanded so no (n, K, D) tensor is ever built."""
     d = x.pow(2).sum(-1, keepdim=True) - 2.0 * (x @ codebook.t()) + codebook.pow(2).sum(-1)

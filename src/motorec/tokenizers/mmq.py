@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from motorec.errors import MotorecError
 from motorec.tokenizers.base import Features, Tokenizer, TokenSlot, check_features, register_tokenizer, resolve_params
+from motorec.runtime import resolve_device
 from motorec.tokenizers.codebook import (
     Codebook,
     CodebookOutput,
@@ -44,7 +45,6 @@ from motorec.tokenizers.codebook import (
     nearest_code,
     new_item_suffix,
     perplexity,
-    resolve_device,
     sinkhorn_resolve,
     suffix_codes,
     utilisation,

@@ -23,13 +23,13 @@ from torch import Tensor
 
 from motorec.errors import MotorecError
 from motorec.tokenizers.base import Features, Tokenizer, TokenSlot, check_features, register_tokenizer, resolve_params
+from motorec.runtime import resolve_device
 from motorec.tokenizers.codebook import (
     ReconstructionError,
     collision_rate,
     kmeans,
     nearest_code,
     perplexity,
-    resolve_device,
     utilisation,
 )
 

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from motorec.errors import MotorecError
 from motorec.tokenizers.base import Features, Tokenizer, TokenSlot, check_features, register_tokenizer, resolve_params
+from motorec.runtime import resolve_device
 from motorec.tokenizers.codebook import (
     FingerprintIndex,
     ReconstructionError,
@@ -38,7 +39,6 @@ from motorec.tokenizers.codebook import (
     new_item_suffix,
     pairwise_sqdist,
     perplexity,
-    resolve_device,
     sinkhorn_resolve,
     soft_assign,
     suffix_codes,

@@ -7,7 +7,6 @@ RUN_DIR/seed_<s>/      checkpoint.pt, result.json, topk_test.tsv of each seed
 from __future__ import annotations
 
 import json
-import random
 import shutil
 import time
 from pathlib import Path
@@ -21,27 +20,10 @@ from motorec.data import Dataset, load_dataset
 from motorec.errors import MotorecError
 from motorec.evaluation import Evaluator, write_topk
 from motorec.io import atomic_write_text
-from motorec.models import ModelContext, model_class
-from motorec.training.tokens import attach_tokens
+from motorec.models import model_class
+from motorec.models.factory import build_model, cache_dir_of
+from motorec.runtime import resolve_device, set_seed
 from motorec.training.trainer import FitResult, fit
-
-
-def resolve_device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise MotorecError(f"config field 'device': '{spec}' requested but CUDA is not available here.")
-    return torch.device(spec)
-
-
-def cache_dir_of(cfg: dict[str, Any]) -> Path:
-    return Path(cfg["data"]["cache_dir"]) if cfg["data"]["cache_dir"] else Path.home() / ".cache" / "motorec"
-
-
-def set_seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> None:
@@ -51,19 +33,6 @@ def prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> None:
     if out.exists() and overwrite and not resume:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-
-
-def build_model(ds: Dataset, cfg: dict[str, Any], device: torch.device, cache_dir: Path | None):
-    ctx = ModelContext(dataset=ds, device=device, config=cfg, cache_dir=cache_dir)
-    attach_tokens(ctx)
-    cls = model_class(cfg["model_name"])
-    return cls(ctx, cfg["model"]).to(device)
-
-
-def make_evaluator(ds: Dataset, cfg: dict[str, Any], device: torch.device) -> Evaluator:
-    """The evaluator of a run's config (ks, batch size, memory budget)."""
-    ev = cfg["eval"]
-    return Evaluator(ds, device, ks=tuple(ev["ks"]), batch_size=ev["batch_size"], memory_mb=ev["memory_mb"])
 
 
 def summarize(per_seed: list[dict[str, dict[str, float]]]) -> tuple[dict, dict]:
@@ -109,7 +78,7 @@ def run_experiment(
     cache_dir = cache_dir_of(cfg)
     build_model(ds, cfg, device, cache_dir)  # validates model params against the data before writing
     prepare_run_dir(out, overwrite, resume)
-    evaluator = make_evaluator(ds, cfg, device)
+    evaluator = Evaluator.from_config(ds, device, cfg["eval"])
     per_seed_valid, per_seed_test, seed_info = [], [], []
     for seed in cfg["seeds"]:
         seed_dir = out / f"seed_{seed}"

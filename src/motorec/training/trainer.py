@@ -2,9 +2,6 @@
 checkpoints after each evaluation (resumable), test once at the best-valid state."""
 from __future__ import annotations
 
-import copy
-import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,10 +10,11 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from motorec.data.dataset import Dataset
-from motorec.errors import MotorecError
 from motorec.evaluation import DotScorer, EvalResult, Evaluator
 from motorec.models.base import Recommender
-from motorec.training.checkpoint import load_checkpoint, save_checkpoint
+from motorec.checkpoint import load_checkpoint, save_checkpoint
+from motorec.training import loop
+from motorec.training.loop import LoopState, Schedule
 from motorec.training.sampling import BPRSampler
 
 SELECT_GROUP, SELECT_METRIC = "all", "recall@20"
@@ -86,59 +84,39 @@ def fit(
     sampler = BPRSampler(ds, device, seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"])
-    start_epoch, best_score, best_epoch, bad_evals = 0, -math.inf, -1, 0
-    best_state: dict[str, torch.Tensor] = copy.deepcopy(model.state_dict())
-    history: list[dict[str, float]] = []
-    train_time, eval_time, n_evals = 0.0, 0.0, 0
+    state = None
     if resume and checkpoint is not None and checkpoint.is_file():
-        state = load_checkpoint(checkpoint, device)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        best_state = state["best_state"]
-        start_epoch, best_score, best_epoch = state["epoch"] + 1, state["best_score"], state["best_epoch"]
-        bad_evals, history = state["bad_evals"], state["history"]
-        sampler.generator.set_state(state["sampler_rng"])
-        torch.set_rng_state(state["torch_rng"])
-    epochs, patience = train_cfg["epochs"], train_cfg["patience"]
-    epochs_done = start_epoch
+        saved = load_checkpoint(checkpoint, device)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        state = LoopState.from_checkpoint(saved)
+        sampler.generator.set_state(saved["sampler_rng"])
+        torch.set_rng_state(saved["torch_rng"])
+
+    def train_one(epoch: int) -> float:
+        model.on_epoch_start(epoch)
+        total, n = train_epoch(model, sampler, opt, train_cfg["batch_size"])
+        return total / max(n, 1)
+
+    def save(state: LoopState) -> None:
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(), **state.as_checkpoint(),
+                                         "sampler_rng": sampler.generator.get_state(), "torch_rng": torch.get_rng_state()})
+
+    schedule = Schedule(train_cfg["epochs"], train_cfg["patience"], train_cfg["eval_every"], f"valid_{SELECT_METRIC}")
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
                   TimeElapsedColumn(), disable=not train_cfg.get("progress", True), transient=True) as bar:
-        task = bar.add_task(f"{model.name} seed {seed}", total=epochs, completed=start_epoch, status="")
-        for epoch in range(start_epoch, epochs):
-            if bad_evals >= patience:
-                break
-            epochs_done = epoch + 1
-            model.train()
-            model.on_epoch_start(epoch)
-            t0 = time.perf_counter()
-            total, n = train_epoch(model, sampler, opt, train_cfg["batch_size"])
-            train_time += time.perf_counter() - t0
-            if not math.isfinite(total):
-                raise MotorecError(f"{model.name}: training loss became {total} at epoch {epoch}; lower train.lr or raise the regularisation.")
-            if (epoch + 1) % train_cfg["eval_every"] and epoch + 1 < epochs:
-                bar.update(task, advance=1)
-                continue
-            t0 = time.perf_counter()
-            valid = evaluate_model(model, evaluator, "valid")
-            eval_time += time.perf_counter() - t0
-            n_evals += 1
-            score = valid.get(SELECT_GROUP, SELECT_METRIC)
-            history.append({"epoch": epoch, "loss": total / max(n, 1), "valid_recall@20": score})
-            if score > best_score:
-                best_score, best_epoch, bad_evals = score, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                bad_evals += 1
-            bar.update(task, advance=1, status=f"loss {total / max(n, 1):.4f} valid R@20 {score:.4f} (best {best_score:.4f} @ {best_epoch})")
-            if checkpoint is not None:
-                save_checkpoint(checkpoint, {
-                    "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-                    "best_state": best_state, "best_score": best_score, "best_epoch": best_epoch,
-                    "bad_evals": bad_evals, "history": history, "sampler_rng": sampler.generator.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                })
-    model.load_state_dict(best_state)
+        task = bar.add_task(f"{model.name} seed {seed}", total=schedule.epochs,
+                            completed=state.next_epoch if state else 0, status="")
+
+        def show(epoch: int, loss: float, score: float | None, st: LoopState) -> None:
+            status = f"loss {loss:.4f} valid R@20 {score:.4f} (best {st.best_score:.4f} @ {st.best_epoch})" if score is not None else None
+            bar.update(task, advance=1, **({"status": status} if status else {}))
+
+        result = loop.run(model, schedule, train_one, lambda: evaluate_model(model, evaluator, "valid").get(SELECT_GROUP, SELECT_METRIC),
+                          state, on_evaluated=save, on_epoch=show, name=model.name)
     valid = evaluate_model(model, evaluator, "valid")
     test = evaluate_model(model, evaluator, "test", export_topk=True)
-    epochs_run = max(epochs_done - start_epoch, 1)
-    return FitResult(valid, test, best_epoch, epochs_done, train_time / epochs_run, eval_time / max(n_evals, 1), history)
+    st = result.state
+    return FitResult(valid, test, st.best_epoch, st.next_epoch, result.train_seconds / result.epochs_run,
+                     result.eval_seconds / max(result.evaluations, 1), st.history)

@@ -7,10 +7,10 @@ import pytest
 import yaml
 
 from motorec.errors import MotorecError
-from motorec.training import compare as compare_mod
-from motorec.training import tune as tune_mod
-from motorec.training.compare import DatasetSpec, compare
-from motorec.training.tune import grid_points, parse_grid, tune
+from motorec.experiments import compare as compare_mod
+from motorec.experiments import tune as tune_mod
+from motorec.experiments.compare import DatasetSpec, compare
+from motorec.experiments.tune import grid_points, parse_grid, tune
 
 FAST = ["seeds=[1]", "train.epochs=2", "train.threads=1", "train.progress=false"]
 
@@ -96,14 +96,14 @@ def test_compare_writes_one_table_with_na_rows(tmp_path, monkeypatch):
 def test_cli_tune_and_compare(tmp_path):
     from motorec.cli import main
 
-    assert main(["tune", "--data", "synthetic-cold", "--model", "content_profile", "--out", str(tmp_path / "t"),
+    assert main(["exp", "tune", "--data", "synthetic-cold", "--model", "content_profile", "--out", str(tmp_path / "t"),
                  "--grid", "modalities=[text],[image]", *sum((["--set", o] for o in FAST), [])]) == 0
     assert (tmp_path / "t" / "best.yaml").is_file()
-    assert main(["compare", "--models", "content_profile", "--datasets", "synthetic", "--out", str(tmp_path / "c"),
+    assert main(["exp", "compare", "--models", "content_profile", "--datasets", "synthetic", "--out", str(tmp_path / "c"),
                  *sum((["--set", o] for o in FAST), [])]) == 0
     assert "longtail R@20" in (tmp_path / "c" / "compare.md").read_text()
-    assert main(["compare", "--models", "content_profile,bpr", "--datasets", "synthetic", "--out", str(tmp_path / "c"),
+    assert main(["exp", "compare", "--models", "content_profile,bpr", "--datasets", "synthetic", "--out", str(tmp_path / "c"),
                  "--no-train"]) == 0
     md = (tmp_path / "c" / "compare.md").read_text()
     assert "| content_profile | yes |" in md and "no finished run" in md  # bpr was never trained there
-    assert main(["compare", "--models", "nosuch", "--datasets", "synthetic", "--out", str(tmp_path / "c")]) == 2
+    assert main(["exp", "compare", "--models", "nosuch", "--datasets", "synthetic", "--out", str(tmp_path / "c")]) == 2
