@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
+import subprocess
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -20,6 +25,8 @@ import torch.distributed as dist
 from motorec.errors import MotorecError
 
 DEFAULT_TIMEOUT_S = 300
+# what gloo / NCCL errors say when a peer process is gone or silent
+COMM_ERROR = re.compile(r"gloo|nccl|connection|peer|timed out|timeout|broken pipe", re.IGNORECASE)
 
 
 class PeerFailure(MotorecError):
@@ -48,14 +55,29 @@ class DistContext:
         start = r * base + min(r, extra)
         return slice(start, start + base + (r < extra))
 
+    def _failure(self, what: str, exc: BaseException) -> PeerFailure:
+        first = (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)[:300]
+        return PeerFailure(f"rank {self.rank} of {self.world}: {what} failed: another process of this run stopped "
+                           f"or did not answer within {self.timeout_s:g}s ({first}).")
+
     def _run(self, what: str, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except (RuntimeError, dist.DistError) as exc:
-            raise PeerFailure(
-                f"rank {self.rank}/{self.world}: {what} failed: another process of this run stopped or did not "
-                f"answer within {self.timeout_s:g}s ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})."
-            ) from exc
+            raise self._failure(what, exc) from exc
+
+    @contextmanager
+    def guard(self, what: str) -> Iterator[None]:
+        """Turn a communication failure raised inside the block (e.g. by DDP's gradient all-reduce
+        in backward) into a PeerFailure; other errors pass through unchanged."""
+        try:
+            yield
+        except PeerFailure:
+            raise
+        except (RuntimeError, dist.DistError) as exc:
+            if not self.enabled or not (isinstance(exc, dist.DistError) or COMM_ERROR.search(str(exc))):
+                raise
+            raise self._failure(what, exc) from exc
 
     def all_reduce_sum(self, t: torch.Tensor, what: str = "all-reduce") -> torch.Tensor:
         """Sum `t` over ranks, in place (returned for chaining)."""
@@ -111,6 +133,17 @@ def init_distributed(device: torch.device, timeout_s: float = DEFAULT_TIMEOUT_S)
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
     return DistContext(dist.get_rank(), dist.get_world_size(), device, timeout_s)
+
+
+def run_torchrun(nproc: int, motorec_args: list[str]) -> None:
+    """`python -m torch.distributed.run --standalone --nproc_per_node N -m motorec ARGS` (what the
+    `torchrun` script runs), in the foreground; its failure becomes one clear error."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "motorec",
+           *motorec_args]
+    code = subprocess.run(cmd).returncode
+    if code != 0:
+        raise MotorecError(f"distributed run with {nproc} processes failed (torchrun exit code {code}); the failing "
+                           f"rank's error and torchrun's report are printed above.")
 
 
 def shutdown(ctx: DistContext) -> None:

@@ -17,6 +17,7 @@ import torch
 
 from motorec.config import build_config
 from motorec.data import Dataset, load_dataset
+from motorec.distributed import DistContext, init_distributed, shutdown
 from motorec.errors import MotorecError
 from motorec.evaluation import Evaluator, write_topk
 from motorec.io import atomic_write_text
@@ -72,17 +73,30 @@ def run_experiment(
 ) -> dict[str, Any]:
     out = Path(out)
     ds, cfg = load_run_inputs(data, model, split, config_file, overrides)
-    device = resolve_device(cfg["device"])
+    dist = init_distributed(resolve_device(cfg["device"]), cfg["dist"]["timeout_s"])
+    try:
+        return _run_seeds(ds, cfg, model, out, overwrite, resume, dist)
+    finally:
+        shutdown(dist)
+
+
+def _run_seeds(ds: Dataset, cfg: dict[str, Any], model: str, out: Path, overwrite: bool, resume: bool,
+               dist: DistContext) -> dict[str, Any]:
+    """Every seed of one experiment; under torchrun all ranks train, rank 0 alone writes files."""
+    device = dist.device
     if cfg["train"]["threads"]:
         torch.set_num_threads(int(cfg["train"]["threads"]))
     cache_dir = cache_dir_of(cfg)
     build_model(ds, cfg, device, cache_dir)  # validates model params against the data before writing
-    prepare_run_dir(out, overwrite, resume)
-    evaluator = Evaluator.from_config(ds, device, cfg["eval"])
+    if dist.is_main:
+        prepare_run_dir(out, overwrite, resume)
+    dist.barrier("run directory")
+    evaluator = Evaluator.from_config(ds, device, cfg["eval"], dist)
     per_seed_valid, per_seed_test, seed_info = [], [], []
     for seed in cfg["seeds"]:
         seed_dir = out / f"seed_{seed}"
-        seed_dir.mkdir(exist_ok=True)
+        if dist.is_main:
+            seed_dir.mkdir(exist_ok=True)
         done = seed_dir / "result.json"
         if resume and done.is_file():
             result = json.loads(done.read_text())
@@ -90,13 +104,16 @@ def run_experiment(
             set_seed(seed)
             model_obj = build_model(ds, cfg, device, cache_dir)
             t0 = time.perf_counter()
-            fitted = fit(model_obj, ds, evaluator, cfg["train"], seed, seed_dir / "checkpoint.pt", resume)
+            fitted = fit(model_obj, ds, evaluator, cfg["train"], seed, seed_dir / "checkpoint.pt", resume, dist)
             result = seed_result(fitted, seed, time.perf_counter() - t0)
-            write_topk(seed_dir / "topk_test.tsv", fitted.test.users, fitted.test.topk)
-            atomic_write_text(done, json.dumps(result, indent=2))
+            result["processes"] = dist.world
+            if dist.is_main:
+                write_topk(seed_dir / "topk_test.tsv", fitted.test.users, fitted.test.topk)
+                atomic_write_text(done, json.dumps(result, indent=2))
         per_seed_valid.append(result["valid"])
         per_seed_test.append(result["test"])
-        seed_info.append({k: result[k] for k in ("seed", "best_epoch", "epochs_run", "train_seconds_per_epoch", "eval_seconds", "wall_seconds")})
+        seed_info.append({k: result[k] for k in ("seed", "best_epoch", "epochs_run", "train_seconds_per_epoch", "eval_seconds",
+                                                 "wall_seconds") + (("processes",) if "processes" in result else ())})
     valid_mean, _ = summarize(per_seed_valid)
     test_mean, test_std = summarize(per_seed_test)
     results = {
@@ -110,8 +127,10 @@ def run_experiment(
         "test": test_mean,
         "test_std": test_std,
     }
-    shutil.copyfile(out / f"seed_{cfg['seeds'][0]}" / "topk_test.tsv", out / "topk_test.tsv")
-    atomic_write_text(out / "results.json", json.dumps(results, indent=2))
+    if dist.is_main:
+        shutil.copyfile(out / f"seed_{cfg['seeds'][0]}" / "topk_test.tsv", out / "topk_test.tsv")
+        atomic_write_text(out / "results.json", json.dumps(results, indent=2))
+    dist.barrier("end of run")  # no rank exits (tearing down the group) while rank 0 still writes
     return results
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from motorec.data.dataset import Dataset
+from motorec.distributed import SINGLE, DistContext
 from motorec.evaluation import DotScorer, EvalResult, Evaluator
 from motorec.models.base import Recommender
 from motorec.checkpoint import load_checkpoint, save_checkpoint
@@ -48,16 +51,40 @@ def evaluate_model(model: Recommender, evaluator: Evaluator, split: str, export_
         model.finish_scoring()
 
 
-def train_epoch(model: Recommender, sampler: BPRSampler, opt: torch.optim.Optimizer, batch_size: int) -> tuple[float, int]:
+class _LossStep(nn.Module):
+    """`calculate_loss` as a module's forward: DistributedDataParallel syncs gradients of what its
+    wrapped module's forward computed."""
+
+    def __init__(self, model: Recommender) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.model.calculate_loss(users, pos, neg)
+
+
+def loss_step(model: Recommender, dist: DistContext) -> Callable[..., dict[str, torch.Tensor]]:
+    """The model's BPR loss; under torchrun wrapped in DDP, so backward all-reduces (averages) the
+    gradients over ranks. Some models leave parameters out of a step (e.g. attention with one
+    modality), hence find_unused_parameters; buffers are deterministic, so not broadcast."""
+    if not dist.enabled:
+        return model.calculate_loss
+    return DistributedDataParallel(_LossStep(model), device_ids=[dist.device] if dist.device.type == "cuda" else None,
+                                   find_unused_parameters=True, forward_sync_buffers=False)
+
+
+def train_epoch(model: Recommender, sampler: BPRSampler, opt: torch.optim.Optimizer, batch_size: int,
+                step: Callable[..., dict[str, torch.Tensor]] | None = None) -> tuple[float, int]:
     """One pass over the train pairs: (summed batch loss, number of batches).
 
     The loss is accumulated on the device and read once, so a GPU epoch is not serialised by a
-    host sync per batch.
+    host sync per batch. `step` (default: model.calculate_loss) computes a batch's losses.
     """
+    step = step or model.calculate_loss
     total = torch.zeros((), device=model.ctx.device)
     n = 0
     for users, pos, neg in sampler.epoch(batch_size):
-        losses = model.calculate_loss(users, pos, neg)
+        losses = step(users, pos, neg)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         opt.step()
@@ -74,14 +101,21 @@ def fit(
     seed: int,
     checkpoint: Path | None = None,
     resume: bool = False,
+    dist: DistContext = SINGLE,
 ) -> FitResult:
-    """Train with early stopping; the test split is evaluated once, at the best-valid state."""
+    """Train with early stopping; the test split is evaluated once, at the best-valid state.
+
+    Under torchrun (`dist`), every rank runs this same loop data-parallel: its share of each
+    global batch, gradients averaged by DDP, the epoch loss averaged over ranks, evaluation
+    sharded by users (`evaluator` built with the same context), checkpoints written by rank 0.
+    """
     device = model.ctx.device
     if not model.trainable:
         valid = evaluate_model(model, evaluator, "valid")
         test = evaluate_model(model, evaluator, "test", export_topk=True)
         return FitResult(valid, test, 0, 0, 0.0, 0.0)
-    sampler = BPRSampler(ds, device, seed)
+    sampler = BPRSampler(ds, device, seed, dist)
+    step = loss_step(model, dist)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"])
     state = None
@@ -95,17 +129,18 @@ def fit(
 
     def train_one(epoch: int) -> float:
         model.on_epoch_start(epoch)
-        total, n = train_epoch(model, sampler, opt, train_cfg["batch_size"])
-        return total / max(n, 1)
+        total, n = train_epoch(model, sampler, opt, train_cfg["batch_size"], step)
+        summed = dist.all_reduce_sum(torch.tensor([total, n], dtype=torch.float64, device=dist.device), "epoch loss")
+        return float(summed[0] / max(float(summed[1]), 1.0))
 
     def save(state: LoopState) -> None:
-        if checkpoint is not None:
+        if checkpoint is not None and dist.is_main:  # one writer; atomic, so a reader never sees half a file
             save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(), **state.as_checkpoint(),
                                          "sampler_rng": sampler.generator.get_state(), "torch_rng": torch.get_rng_state()})
 
     schedule = Schedule(train_cfg["epochs"], train_cfg["patience"], train_cfg["eval_every"], f"valid_{SELECT_METRIC}")
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
-                  TimeElapsedColumn(), disable=not train_cfg.get("progress", True), transient=True) as bar:
+                  TimeElapsedColumn(), disable=not (train_cfg.get("progress", True) and dist.is_main), transient=True) as bar:
         task = bar.add_task(f"{model.name} seed {seed}", total=schedule.epochs,
                             completed=state.next_epoch if state else 0, status="")
 
@@ -113,10 +148,13 @@ def fit(
             status = f"loss {loss:.4f} valid R@20 {score:.4f} (best {st.best_score:.4f} @ {st.best_epoch})" if score is not None else None
             bar.update(task, advance=1, **({"status": status} if status else {}))
 
-        result = loop.run(model, schedule, train_one, lambda: evaluate_model(model, evaluator, "valid").get(SELECT_GROUP, SELECT_METRIC),
-                          state, on_evaluated=save, on_epoch=show, name=model.name)
-    valid = evaluate_model(model, evaluator, "valid")
-    test = evaluate_model(model, evaluator, "test", export_topk=True)
+        with dist.guard("training"):
+            result = loop.run(model, schedule, train_one,
+                              lambda: evaluate_model(model, evaluator, "valid").get(SELECT_GROUP, SELECT_METRIC),
+                              state, on_evaluated=save, on_epoch=show, name=model.name)
+    with dist.guard("evaluation"):
+        valid = evaluate_model(model, evaluator, "valid")
+        test = evaluate_model(model, evaluator, "test", export_topk=True)
     st = result.state
     return FitResult(valid, test, st.best_epoch, st.next_epoch, result.train_seconds / result.epochs_run,
                      result.eval_seconds / max(result.evaluations, 1), st.history)
