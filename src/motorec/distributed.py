@@ -9,6 +9,7 @@ MotorecError saying so, instead of hanging or surfacing a backend traceback.
 """
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 import re
@@ -16,11 +17,13 @@ import subprocess
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from motorec.errors import MotorecError
 
@@ -113,6 +116,42 @@ class DistContext:
 
 
 SINGLE = DistContext()
+_current = SINGLE
+
+
+def current() -> DistContext:
+    """The context `init_distributed` set up in this process (rank 0 of 1 when none was)."""
+    return _current
+
+
+class _Step(nn.Module):
+    """A function of a module's parameters as that module's forward: DistributedDataParallel
+    all-reduces the gradients of whatever its wrapped module's forward computed."""
+
+    def __init__(self, module: nn.Module, fn: Callable[..., Any]) -> None:
+        super().__init__()
+        self.module = module
+        self.fn = fn
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+
+def data_parallel(module: nn.Module, fn: Callable[..., Any], ctx: DistContext) -> Callable[..., Any]:
+    """`fn` (a loss of `module`'s parameters) as is in one process; under torchrun wrapped in DDP,
+    so each backward averages the gradients over ranks. One wrapper per module: a training loop
+    with several kinds of step dispatches inside `fn`. Parameters a step leaves unused (a phase
+    that skips the quantizer, attention with one modality) are handled (find_unused_parameters);
+    buffers are deterministic, so not synced per step."""
+    if not ctx.enabled:
+        return fn
+    return DistributedDataParallel(_Step(module, fn), device_ids=[ctx.device] if ctx.device.type == "cuda" else None,
+                                   find_unused_parameters=True, forward_sync_buffers=False)
+
+
+def _destroy() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def launched_by_torchrun() -> bool:
@@ -120,10 +159,14 @@ def launched_by_torchrun() -> bool:
 
 
 def init_distributed(device: torch.device, timeout_s: float = DEFAULT_TIMEOUT_S) -> DistContext:
-    """The context of this process: joins the torchrun process group when launched by torchrun.
+    """The context of this process: joins the torchrun process group when launched by torchrun
+    (once; later calls return the same context, and the group is torn down at process exit).
 
     gloo on CPU, NCCL on CUDA (each rank then takes the GPU of its LOCAL_RANK).
     """
+    global _current
+    if _current.enabled:
+        return _current
     if not launched_by_torchrun():
         return DistContext(device=device, timeout_s=timeout_s)
     if device.type == "cuda":
@@ -132,7 +175,9 @@ def init_distributed(device: torch.device, timeout_s: float = DEFAULT_TIMEOUT_S)
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
-    return DistContext(dist.get_rank(), dist.get_world_size(), device, timeout_s)
+        atexit.register(_destroy)  # one command per torchrun rank: the group lives until the process ends
+    _current = DistContext(dist.get_rank(), dist.get_world_size(), device, timeout_s)
+    return _current
 
 
 def run_torchrun(nproc: int, motorec_args: list[str]) -> None:
@@ -144,8 +189,3 @@ def run_torchrun(nproc: int, motorec_args: list[str]) -> None:
     if code != 0:
         raise MotorecError(f"distributed run with {nproc} processes failed (torchrun exit code {code}); the failing "
                            f"rank's error and torchrun's report are printed above.")
-
-
-def shutdown(ctx: DistContext) -> None:
-    if ctx.enabled and dist.is_initialized():
-        dist.destroy_process_group()

@@ -109,32 +109,18 @@ def train(
                                       "--nproc_per_node N` (gloo on CPU, NCCL on GPU; docs/scale.md)."),
 ) -> None:
     """Train a model over the configured seeds with validation-only selection; test once."""
-    from motorec.distributed import launched_by_torchrun, run_torchrun
+    from motorec.distributed import current
+    from motorec.cli import relaunch_under_torchrun
     from motorec.training import run_experiment
 
-    if nproc < 1:
-        raise MotorecError(f"--nproc {nproc}: give at least 1 process.")
-    if nproc > 1 and not launched_by_torchrun():
-        args = ["train", "--data", data, "--model", model, "--out", str(out)]
-        args += ["--split", split] if split else []
-        args += ["--config", str(config)] if config else []
-        args += [x for s in set_ for x in ("--set", s)]
-        args += ["--overwrite"] * overwrite + ["--resume"] * resume
-        run_torchrun(nproc, args)
+    if relaunch_under_torchrun(nproc):
         return
     results = run_experiment(data, model, out, split, config, set_, overwrite, resume)
-    if not is_main_process():
+    if not current().is_main:  # the other ranks of a torchrun launch train but do not print
         return
     console.print(metrics_table(f"{model} on {results['dataset']} — test (mean ± std over {len(results['seeds'])} seeds)",
                                 results["test"], results["test_std"]))
     console.print(f"wrote {out / 'results.json'} and {out / 'topk_test.tsv'}")
-
-
-def is_main_process() -> bool:
-    """False on the ranks > 0 of a torchrun launch (they train but do not print)."""
-    import os
-
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def evaluate(

@@ -114,9 +114,16 @@ def tokenize(
     seed: int = typer.Option(0, help="Seed of the fit."),
     overwrite: bool = typer.Option(False, help="Write into a non-empty --out folder."),
     as_json: bool = typer.Option(False, "--json", help="Print diagnostics as JSON instead of tables."),
+    nproc: int = typer.Option(1, help="Processes under torchrun: the rqvae fit shards its items over them (docs/scale.md)."),
 ) -> None:
     """Fit a tokenizer on item content, write every item's codes, the tokenizer and diagnostics."""
+    from motorec.cli import relaunch_under_torchrun
+    from motorec.distributed import init_distributed
+    from motorec.runtime import resolve_device
     from motorec.tokenizers import build_tokenizer
+
+    if relaunch_under_torchrun(nproc):
+        return
 
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise MotorecError(f"--out {out}: exists and is not empty; pass --overwrite to write into it.")
@@ -128,7 +135,10 @@ def tokenize(
             raise MotorecError(f"--modality {', '.join(unknown)}: not in {data} (has {', '.join(features)}).")
         features = {m: features[m] for m in modality}
     fit_features = features if fit_rows.all() else {m: np.asarray(f)[fit_rows] for m, f in features.items()}
-    tok.fit(fit_features, seed=seed)
+    ctx = init_distributed(resolve_device(tok.params.get("device", "auto")))
+    tok.fit(fit_features, seed=seed)  # data-parallel over the ranks when the tokenizer supports it (rqvae)
+    if not ctx.is_main:  # every rank holds the fitted tokenizer; rank 0 writes it
+        return
     codes = tok.encode(features)
     report = tok.diagnostics(features)
     report.update({"data": str(data), "fit_items": int(fit_rows.sum()), "seed": seed, "params": tok.params,

@@ -17,7 +17,7 @@ import torch
 
 from motorec.config import build_config
 from motorec.data import Dataset, load_dataset
-from motorec.distributed import DistContext, init_distributed, shutdown
+from motorec.distributed import init_distributed
 from motorec.errors import MotorecError
 from motorec.evaluation import Evaluator, write_topk
 from motorec.io import atomic_write_text
@@ -73,16 +73,8 @@ def run_experiment(
 ) -> dict[str, Any]:
     out = Path(out)
     ds, cfg = load_run_inputs(data, model, split, config_file, overrides)
+    # under torchrun every rank runs this whole function: all train, rank 0 alone writes files
     dist = init_distributed(resolve_device(cfg["device"]), cfg["dist"]["timeout_s"])
-    try:
-        return _run_seeds(ds, cfg, model, out, overwrite, resume, dist)
-    finally:
-        shutdown(dist)
-
-
-def _run_seeds(ds: Dataset, cfg: dict[str, Any], model: str, out: Path, overwrite: bool, resume: bool,
-               dist: DistContext) -> dict[str, Any]:
-    """Every seed of one experiment; under torchrun all ranks train, rank 0 alone writes files."""
     device = dist.device
     if cfg["train"]["threads"]:
         torch.set_num_threads(int(cfg["train"]["threads"]))

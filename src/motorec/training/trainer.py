@@ -8,11 +8,9 @@ from typing import Any, Callable
 
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from motorec.data.dataset import Dataset
-from motorec.distributed import SINGLE, DistContext
+from motorec.distributed import SINGLE, DistContext, data_parallel
 from motorec.evaluation import DotScorer, EvalResult, Evaluator
 from motorec.models.base import Recommender
 from motorec.checkpoint import load_checkpoint, save_checkpoint
@@ -49,28 +47,6 @@ def evaluate_model(model: Recommender, evaluator: Evaluator, split: str, export_
         return evaluator.evaluate(score_fn(model), split, export_topk=export_topk)
     finally:
         model.finish_scoring()
-
-
-class _LossStep(nn.Module):
-    """`calculate_loss` as a module's forward: DistributedDataParallel syncs gradients of what its
-    wrapped module's forward computed."""
-
-    def __init__(self, model: Recommender) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.model.calculate_loss(users, pos, neg)
-
-
-def loss_step(model: Recommender, dist: DistContext) -> Callable[..., dict[str, torch.Tensor]]:
-    """The model's BPR loss; under torchrun wrapped in DDP, so backward all-reduces (averages) the
-    gradients over ranks. Some models leave parameters out of a step (e.g. attention with one
-    modality), hence find_unused_parameters; buffers are deterministic, so not broadcast."""
-    if not dist.enabled:
-        return model.calculate_loss
-    return DistributedDataParallel(_LossStep(model), device_ids=[dist.device] if dist.device.type == "cuda" else None,
-                                   find_unused_parameters=True, forward_sync_buffers=False)
 
 
 def train_epoch(model: Recommender, sampler: BPRSampler, opt: torch.optim.Optimizer, batch_size: int,
@@ -115,7 +91,7 @@ def fit(
         test = evaluate_model(model, evaluator, "test", export_topk=True)
         return FitResult(valid, test, 0, 0, 0.0, 0.0)
     sampler = BPRSampler(ds, device, seed, dist)
-    step = loss_step(model, dist)
+    step = data_parallel(model, model.calculate_loss, dist)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"])
     state = None
