@@ -54,7 +54,7 @@ def timed(fn, device: torch.device, repeats: int) -> tuple[list[float], list[flo
 
 
 def bench_device(ds, device: torch.device, repeats: int, batch_size: int) -> dict:
-    cfg = build_config("lightgcn", None, None, [f"train.batch_size={batch_size}"])
+    cfg = build_config("lightgcn", None, [f"train.batch_size={batch_size}"])
     set_seed(2026)
     model = build_model(ds, cfg, device, None)
     sampler = BPRSampler(ds, device, seed=2026)

@@ -112,3 +112,14 @@ def test_existing_run_dir_is_refused_unless_overwrite(tmp_path, capsys):
     assert (run / "notes.txt").read_text() == "keep me"
     assert main(train(folder, run, "--overwrite")) == 0
     assert (run / "results.json").is_file() and not (run / "notes.txt").exists()
+
+
+@pytest.mark.parametrize("override", ["train.epochs=0", "train.epochs=-1", "seeds=[]", "train.batch_size=0",
+                                      "train.lr=nan", "eval.ks=[0]", "train.threads=abc", "train.eval_every=0"])
+def test_out_of_range_config_values_stop_before_anything_is_written(tmp_path, capsys, override):
+    out = tmp_path / "run"
+    code = main(["train", "--data", "synthetic-cold", "--model", "bpr", "--out", str(out), "--set", override])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert f"'{override.split('=')[0]}" in err  # the message names the key
+    assert not out.exists()  # no half-made run directory

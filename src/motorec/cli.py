@@ -24,6 +24,8 @@ COMMAND_MODULES = [
     "motorec.commands.tokenize",
     "motorec.commands.features",
     "motorec.commands.serve",
+    "motorec.commands.report",
+    "motorec.commands.explain",
 ]
 EXPERIMENT_MODULES = [
     "motorec.commands.zoo",

@@ -21,7 +21,7 @@ def cold_ds():
 
 
 def build(name: str, ds, **params):
-    cfg = build_config(name, None, None, [f"model.{k}={v}" for k, v in params.items()])
+    cfg = build_config(name, None, [f"model.{k}={v}" for k, v in params.items()])
     set_seed(0)
     return model_class(name)(ModelContext(ds, torch.device("cpu"), cfg), cfg["model"]), cfg
 
@@ -65,7 +65,7 @@ def test_loss_is_bpr_plus_l2_on_ego_embeddings(cold_ds):
 @pytest.mark.parametrize("name", ["bpr", "lightgcn"])
 def test_short_training_learns_warm_items_but_not_cold_ones(name, cold_ds):
     model, cfg = build(name, cold_ds, embedding_dim=32)
-    train_cfg = dict(cfg["train"], epochs=15, progress=False, lr=0.01)
+    train_cfg = cfg.train.model_copy(update={"epochs": 15, "progress": False, "lr": 0.01})
     evaluator = Evaluator(cold_ds)
     before = evaluate_model(model, evaluator, "valid").get()
     result = fit(model, cold_ds, evaluator, train_cfg, seed=0)

@@ -197,7 +197,7 @@ def test_every_graph_model_reads_items_through_the_cold_readout(cold_ds, tmp_pat
     monkeypatch.setattr(EmbeddingRecommender, "read_items", spy)
     cfg = build_config(model, overrides=["item_repr=motor", "tokens.tokenizer=test_bins",
                                          "tokens.params={bins: 4, dims: 3}"])
-    net = build_model(cold_ds, {**cfg, "model_name": model}, torch.device("cpu"), tmp_path).eval()
+    net = build_model(cold_ds, cfg, torch.device("cpu"), tmp_path).eval()
     with torch.no_grad():
         scores = net.full_sort_predict(torch.arange(4))
     assert seen and set(seen) == {cold_ds.n_items}
@@ -208,9 +208,11 @@ def test_every_graph_model_reads_items_through_the_cold_readout(cold_ds, tmp_pat
 def test_item_tokens_fit_warm_only_drop_suffix_and_cache(cold_ds, tmp_path):
     token_plumbing._MEMO.clear()
     BinTokenizer.fits.clear()
-    codes, sizes = token_plumbing.item_tokens(cold_ds, SPEC, tmp_path)
+    codes, slots = token_plumbing.item_tokens(cold_ds, SPEC, tmp_path)
     n_mod = len(cold_ds.modalities)
+    sizes = [s.codebook_size for s in slots]
     assert codes.shape == (cold_ds.n_items, 3 * n_mod) and sizes == [4] * (3 * n_mod)  # suffix slot dropped
+    assert {s.kind for s in slots} == {"code"}
     assert BinTokenizer.fits == [cold_ds.n_items - len(cold_ds.cold_items)]  # cold items only encoded
     assert len(list((tmp_path / "tokens").iterdir())) == 1
     token_plumbing._MEMO.clear()
@@ -254,11 +256,13 @@ def test_tile_catalogue_and_item_side_growth(cold_ds, tmp_path):
     tiled = tile_catalogue(cold_ds, 2)
     assert tiled.n_items == 2 * cold_ds.n_items and len(tiled.cold_items) == 2 * len(cold_ds.cold_items)
     assert tiled.train_matrix.nnz == 2 * cold_ds.train_matrix.nnz
-    cfg = {"model_name": "bpr", "model": {"embedding_dim": 8, "reg_weight": 0.0}, "item_repr": "motor",
-           "tokens": dict(SPEC), "motor": {"cross_layers": 1, "rank": 2}}
+    overrides = ["model.embedding_dim=8", "model.reg_weight=0", "tokens.tokenizer=test_bins",
+                 "tokens.params={bins: 4, dims: 3}", "motor.cross_layers=1", "motor.rank=2"]
+    cfg = build_config("bpr", overrides=[*overrides, "item_repr=motor"])
     sizes = [size_of(build_model(d, cfg, torch.device("cpu"), tmp_path)) for d in (cold_ds, tiled)]
     assert sizes[0]["item_params"] == sizes[1]["item_params"] > 0
-    ids = [size_of(build_model(d, {**cfg, "item_repr": "id"}, torch.device("cpu"), tmp_path)) for d in (cold_ds, tiled)]
+    cfg = build_config("bpr", overrides=overrides)
+    ids = [size_of(build_model(d, cfg, torch.device("cpu"), tmp_path)) for d in (cold_ds, tiled)]
     assert ids[1]["item_params"] == 2 * ids[0]["item_params"] == 2 * 8 * cold_ds.n_items
     assert ids[1]["checkpoint_bytes"] > ids[0]["checkpoint_bytes"]
 

@@ -24,7 +24,7 @@ def ds():
 
 
 def build(ds, *overrides: str):
-    cfg = build_config("motorec", None, None, [*SMALL, *overrides])
+    cfg = build_config("motorec", None, [*SMALL, *overrides])
     set_seed(0)
     model = model_class("motorec")(ModelContext(ds, torch.device("cpu"), cfg), cfg["model"])
     return model, cfg
@@ -33,7 +33,7 @@ def build(ds, *overrides: str):
 def train(ds, *overrides: str, epochs: int = 15):
     model, cfg = build(ds, *overrides)
     evaluator = Evaluator(ds, "cpu", ks=(20,))
-    train_cfg = {**cfg["train"], "epochs": epochs, "lr": 0.01, "progress": False, "patience": epochs}
+    train_cfg = cfg.train.model_copy(update={"epochs": epochs, "lr": 0.01, "progress": False, "patience": epochs})
     result = fit(model, ds, evaluator, train_cfg, seed=0)
     return model, result
 

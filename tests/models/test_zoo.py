@@ -24,8 +24,7 @@ def ds():
 
 
 def build(ds, name, **params):
-    cfg = build_config(name)
-    cfg["model"].update(params)
+    cfg = build_config(name, overrides=[f"model.{k}={v}" for k, v in params.items()])
     torch.manual_seed(0)
     ctx = ModelContext(dataset=ds, device=torch.device("cpu"), config=cfg)
     return model_class(name)(ctx, cfg["model"])
@@ -105,7 +104,7 @@ def test_short_training_beats_random_on_cold_items(ds, name):
     cfg = build_config(name)
     model = build(ds, name)
     evaluator = Evaluator(ds)
-    train_cfg = {**cfg["train"], "epochs": 8, "progress": False, "lr": 0.01}
+    train_cfg = cfg.train.model_copy(update={"epochs": 8, "progress": False, "lr": 0.01})
     result = fit(model, ds, evaluator, train_cfg, seed=0)
     n_cold = len(ds.cold_items)
     random_recall = 20 / n_cold

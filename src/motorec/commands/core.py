@@ -109,13 +109,14 @@ def train(
                                       "--nproc_per_node N` (gloo on CPU, NCCL on GPU; docs/scale.md)."),
 ) -> None:
     """Train a model over the configured seeds with validation-only selection; test once."""
-    from motorec.distributed import current
+    from motorec.api import train as train_run
     from motorec.cli import relaunch_under_torchrun
-    from motorec.training import run_experiment
+    from motorec.distributed import current
 
     if relaunch_under_torchrun(nproc):
         return
-    results = run_experiment(data, model, out, split, config, set_, overwrite, resume)
+    results = train_run(data, model, out=out, split=split, config=config, settings=set_, overwrite=overwrite,
+                        resume=resume).metrics
     if not current().is_main:  # the other ranks of a torchrun launch train but do not print
         return
     console.print(metrics_table(f"{model} on {results['dataset']} — test (mean ± std over {len(results['seeds'])} seeds)",
@@ -130,15 +131,11 @@ def evaluate(
     export: Optional[Path] = typer.Option(None, help="Write the top-50 lists (userID + 50 items, TSV)."),
 ) -> None:
     """Re-evaluate a trained run's best-valid checkpoint (and export its top-K lists)."""
-    from motorec.evaluation import write_topk
-    from motorec.training.evaluate import evaluate_run
+    from motorec.api import load_run
 
-    if split not in ("valid", "test"):
-        raise MotorecError(f"--split '{split}': choose valid or test.")
-    result = evaluate_run(run_dir, split, seed)
-    console.print(metrics_table(f"{run_dir} — {split}", result.metrics))
+    metrics = load_run(run_dir, seed=seed).evaluate(split, topk_file=export)
+    console.print(metrics_table(f"{run_dir} — {split}", metrics))
     if export is not None:
-        write_topk(export, result.users, result.topk)
         console.print(f"wrote {export}")
 
 

@@ -26,11 +26,11 @@ def _setup(model: str, data: str, config: Optional[Path], set_: list[str]) -> tu
     """Config (validated --set keys), dataset, device; torch threads as configured."""
     import torch
 
-    from motorec.config import build_config
+    from motorec.config import layered
     from motorec.data import load_dataset
     from motorec.runtime import resolve_device
 
-    cfg = build_config(model, None, config, set_)
+    cfg = layered(model, config, set_)
     ds = load_dataset(data)
     if cfg["train"]["threads"]:
         torch.set_num_threads(int(cfg["train"]["threads"]))

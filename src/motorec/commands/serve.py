@@ -36,9 +36,10 @@ def export(
     overwrite: bool = typer.Option(False, help="Replace an existing bundle folder."),
 ) -> None:
     """Write a serving bundle (safetensors + JSON, no pickle) from a trained run."""
-    from motorec.serving.export import export_bundle
+    from motorec.api import load_run
 
-    manifest = export_bundle(run_dir, out, seed, drop_cold_items, tokenizer, _params(tokenizer_set), overwrite)
+    manifest = load_run(run_dir, seed=seed).export(out, drop_cold_items=drop_cold_items, tokenizer=tokenizer,
+                                                   tokenizer_params=_params(tokenizer_set), overwrite=overwrite)
     summary = {k: manifest[k] for k in ("n_users", "n_items", "dim", "modalities")}
     summary["item_vectors"] = manifest["item_vectors"]["method"]
     summary["tokens"] = None if not manifest["tokens"] else len(manifest["tokens"]["slots"])

@@ -20,6 +20,14 @@ def load_dataset(path: str | Path, split: str | Path | None = None, drop_users_w
     An LC-Rec folder or synthetic data comes unsplit and gets chronological leave-one-out or a
     seeded split here; MMRec folders carry their split in the `.inter` file.
     """
+    ds = _open(path, split, drop_users_without_train)
+    # Remembered so a run trained on this in-memory Dataset can be reloaded from its results.json.
+    ds.source["load"] = {"path": str(path), "split": None if split is None else str(split),
+                         "drop_users_without_train": drop_users_without_train}
+    return ds
+
+
+def _open(path: str | Path, split: str | Path | None, drop_users_without_train: bool) -> Dataset:
     text = str(path)
     if text in (SYNTHETIC, f"{SYNTHETIC}-cold"):
         ds = make_synthetic()

@@ -58,8 +58,9 @@ class Dataset:
         return self.cold_items is not None
 
     def with_split(self, labels: np.ndarray, cold_items: np.ndarray | None = None, name: str | None = None) -> "Dataset":
-        """A copy sharing arrays and features, with a new split."""
-        return replace(self, labels=labels, cold_items=cold_items, name=name or self.name, source=dict(self.source))
+        """A copy sharing arrays and features, with a new split (no longer the split it was loaded with)."""
+        source = {k: v for k, v in self.source.items() if k != "load"}
+        return replace(self, labels=labels, cold_items=cold_items, name=name or self.name, source=source)
 
     def _require_split(self) -> np.ndarray:
         if self.labels is None:

@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from motorec.data.dataset import Dataset
 from motorec.errors import MotorecError
 from motorec.io import atomic_write_text
 from motorec.models import model_class
+from motorec.progress import progress
 from motorec.training.runner import run_experiment
 
 GROUPS = ("all", "warm", "cold@full", "cold@cold", "longtail")
@@ -30,7 +32,7 @@ METRICS = ("recall@20", "ndcg@20")
 @dataclass(frozen=True)
 class DatasetSpec:
     label: str
-    path: str
+    path: str | Dataset  # a folder, 'synthetic[-cold]', or a Dataset already in memory (Python API)
     split: str | None
 
     @classmethod
@@ -41,6 +43,10 @@ class DatasetSpec:
             raise MotorecError(f"--datasets '{text}': expected DIR or DIR:SPLIT.")
         label = Path(split).name.removesuffix(".inter") if split else Path(path).name
         return cls(label, path, split or None)
+
+    @classmethod
+    def of(cls, data: "str | Dataset") -> "DatasetSpec":
+        return cls(data.name, data, None) if isinstance(data, Dataset) else cls.parse(data)
 
 
 def run_cell(spec: DatasetSpec, model: str, out: Path, overrides: list[str], tuned: Path | None,
@@ -75,21 +81,25 @@ def run_cell(spec: DatasetSpec, model: str, out: Path, overrides: list[str], tun
     return row
 
 
-def compare(models: list[str], datasets: list[str], out: str | Path, overrides: list[str] | None = None,
+def compare(models: list[str], datasets: "list[str | Dataset]", out: str | Path, overrides: list[str] | None = None,
             tuned: str | Path | None = None, train: bool = True) -> list[dict[str, Any]]:
     """Train and evaluate every (dataset, model) cell and write the table files to OUT
     (train=False: only tabulate the finished runs already in OUT)."""
     for m in models:
         model_class(m)  # unknown names fail before any training
-    specs = [DatasetSpec.parse(d) for d in datasets]
+    specs = [DatasetSpec.of(d) for d in datasets]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = previous_rows(out)
-    for spec in specs:
-        for model in models:
-            row = run_cell(spec, model, out, list(overrides or []), Path(tuned) if tuned else None, train)
-            rows = [r for r in previous_rows(out) if (r["dataset"], r["model"]) != (spec.label, model)] + [row]
-            write_tables(rows, out)
+    with progress(enabled=train) as bar:
+        task = bar.task("compare", total=len(specs) * len(models))
+        for spec in specs:
+            for model in models:
+                task.update(f"{spec.label} / {model}")
+                row = run_cell(spec, model, out, list(overrides or []), Path(tuned) if tuned else None, train)
+                rows = [r for r in previous_rows(out) if (r["dataset"], r["model"]) != (spec.label, model)] + [row]
+                write_tables(rows, out)
+                task.advance()
     return [r for r in rows if r["dataset"] in {s.label for s in specs} and r["model"] in models]
 
 
@@ -129,21 +139,28 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def csv_text(rows: list[dict[str, Any]]) -> str:
-    fields = ["dataset", "model", "status", "content_path", "seeds", "train_s_per_epoch", "epochs_run", "best_epoch",
+CSV_FIELDS = ["dataset", "model", "status", "content_path", "seeds", "train_s_per_epoch", "epochs_run", "best_epoch",
               "max_epochs", "eval_every", "patience"]
-    fields += [f"{g}_{m}_{s}" for g in GROUPS for m in METRICS for s in ("mean", "std")]
+CSV_FIELDS += [f"{g}_{m}_{s}" for g in GROUPS for m in METRICS for s in ("mean", "std")]
+
+
+def flat_row(r: dict[str, Any]) -> dict[str, Any]:
+    """One table row as flat columns (compare.csv, and the Python API's DataFrame)."""
+    flat = {k: r.get(k) for k in CSV_FIELDS[:11]}
+    flat["seeds"] = len(r.get("seeds", []))
+    for g, metrics in r.get("test", {}).items():
+        for m, (mean, std) in metrics.items():
+            flat[f"{g}_{m}_mean"], flat[f"{g}_{m}_std"] = mean, std
+    flat["reason"] = r.get("reason", "")
+    return flat
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields + ["reason"], extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS + ["reason"], extrasaction="ignore")
     writer.writeheader()
     for r in rows:
-        flat = {k: r.get(k) for k in fields[:11]}
-        flat["seeds"] = len(r.get("seeds", []))
-        for g, metrics in r.get("test", {}).items():
-            for m, (mean, std) in metrics.items():
-                flat[f"{g}_{m}_mean"], flat[f"{g}_{m}_std"] = mean, std
-        flat["reason"] = r.get("reason", "")
-        writer.writerow(flat)
+        writer.writerow(flat_row(r))
     return buf.getvalue()
 
 

@@ -19,6 +19,7 @@ import yaml
 from motorec.config import merge, parse_override
 from motorec.errors import MotorecError
 from motorec.io import atomic_write_text
+from motorec.progress import progress
 from motorec.training.runner import load_run_inputs, run_experiment
 from motorec.training.trainer import SELECT_GROUP, SELECT_METRIC
 
@@ -106,12 +107,16 @@ def tune(data: str | Path, model: str, out: str | Path, grid: dict[str, list[Any
     points = grid_points(grid)
     _, cfg = load_run_inputs(data, model, split, config_file, overrides + as_overrides(points[0]))  # validates keys
     trials = []
-    for i, point in enumerate(points):
-        run_dir = out / trial_name(point, [model, str(data), split, str(config_file), overrides])
-        res = run_experiment(data, model, run_dir, split, config_file, overrides + as_overrides(point),
-                             overwrite=not resume, resume=resume)
-        trials.append({"trial": i, "run_dir": str(run_dir), "point": point, "valid": res["valid"][SELECT_GROUP][SELECT_METRIC],
-                       "valid_std_free": True, "_test": res["test"], "_test_std": res["test_std"]})
+    with progress() as bar:
+        task = bar.task(f"tune {model}", total=len(points))
+        for i, point in enumerate(points):
+            task.update(", ".join(f"{k}={v}" for k, v in point.items()))
+            run_dir = out / trial_name(point, [model, str(data), split, str(config_file), overrides])
+            res = run_experiment(data, model, run_dir, split, config_file, overrides + as_overrides(point),
+                                 overwrite=not resume, resume=resume)
+            trials.append({"trial": i, "run_dir": str(run_dir), "point": point, "valid": res["valid"][SELECT_GROUP][SELECT_METRIC],
+                           "valid_std_free": True, "_test": res["test"], "_test_std": res["test_std"]})
+            task.advance()
     best = max(trials, key=lambda t: t["valid"])
     summary = {
         "model": model, "data": str(data), "split": split, "selection": f"valid {SELECT_METRIC} ({SELECT_GROUP})",
@@ -123,7 +128,7 @@ def tune(data: str | Path, model: str, out: str | Path, grid: dict[str, list[Any
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "tune.json", json.dumps(summary, indent=2))
     atomic_write_text(out / "tune.md", tune_markdown(summary))
-    atomic_write_text(out / "best.yaml", yaml.safe_dump(nest(best["point"], cfg), sort_keys=False))
+    atomic_write_text(out / "best.yaml", yaml.safe_dump(nest(best["point"], cfg.to_dict()), sort_keys=False))
     return summary
 
 

@@ -15,8 +15,6 @@ from typing import Any, Callable, Hashable, Iterator
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from motorec.distributed import SINGLE, DistContext, current
 from motorec.errors import MotorecError
@@ -27,6 +25,7 @@ from motorec.features.tables import require_column
 from motorec.features.template import field_text, render_texts, template_fields
 from motorec.features.text import TEXT_MODEL, encode_texts
 from motorec.io import atomic_open, atomic_write_text
+from motorec.progress import progress as progress_bar
 
 FEATURE_FILES = {"text": "text_feat.npy", "image": "image_feat.npy"}
 METADATA_FILE = "features.json"
@@ -234,10 +233,9 @@ def _compute_missing_chunks(
     after each round: the store (a shared folder) gathers them, every wait is one chunk long (far
     inside the timeout), and a rank that dies stops the others at the next round.
     """
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), disable=not progress) as bar:
+    with progress_bar(enabled=progress) as bar:
         for job in jobs:
-            task = bar.add_task(f"{job.modality} features", total=n_items)
+            task = bar.task(f"{job.modality} features", total=n_items)
             for first in range(0, len(job.chunks), ctx.world):
                 round_ = job.chunks[first : first + ctx.world]
                 if ctx.rank < len(round_):
@@ -249,7 +247,7 @@ def _compute_missing_chunks(
                         store.save(chunk, feats, info)
                         report.computed_chunks += 1
                 ctx.barrier("feature chunks")
-                bar.advance(task, sum(c.stop - c.start for c in round_))
+                task.advance(sum(c.stop - c.start for c in round_))
 
 
 def _assemble(job: _Job, store: ChunkStore, ids: list[Any], out_dir: Path, source: str, report: FeatureReport) -> Path:

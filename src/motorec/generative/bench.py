@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from motorec.config import build_config
+from motorec.config import layered
 from motorec.data import load_dataset, loo_split
 from motorec.generative.experiment import TIGER_KEYS
 from motorec.generative.ids import semantic_ids
@@ -42,7 +42,7 @@ def _time_batches(model: TIGER, history: torch.Tensor, exclude: torch.Tensor, be
 
 def generation_speed(data: str, ids: str = "mmq", beam: int = 10, n_users: int = 512,
                      latency_users: int = 64, tokenizer_epochs: int = 5, seed: int = 0) -> dict[str, Any]:
-    cfg = build_config("tiger", None, None, [])
+    cfg = layered("tiger")
     ds = loo_split(load_dataset(data))
     seqs = build_sequences(ds, int(cfg["model"]["max_len"]))
     params = {**cfg["ids"][ids.removesuffix("-ft")], "device": "cpu"}

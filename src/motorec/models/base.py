@@ -12,9 +12,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from motorec.config import ConfigModel, register_params, validate_params
 from motorec.errors import MotorecError, did_you_mean
 from motorec.models.context import ModelContext
 from motorec.models.item_repr import build_item_repr, uses_ids
+from motorec.tokenizers.base import TokenSlot
 
 
 class Recommender(nn.Module):
@@ -27,9 +29,13 @@ class Recommender(nn.Module):
     trainable: ClassVar[bool] = True
     #: Modalities the model needs at least (0 = graph only).
     min_modalities: ClassVar[int] = 0
+    #: The typed parameters the config's `model:` section is validated into (values in configs/models/<name>.yaml).
+    Params: ClassVar[type[ConfigModel] | None] = None
 
-    def __init__(self, ctx: ModelContext, params: dict[str, Any]) -> None:
+    def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__()
+        if self.Params is not None and not isinstance(params, self.Params):
+            params = validate_params(self.Params, params, f"model '{self.name}'")
         if len(ctx.modalities) < self.min_modalities:
             raise MotorecError(
                 f"model '{self.name}' needs at least {self.min_modalities} content modalities; "
@@ -60,6 +66,13 @@ class Recommender(nn.Module):
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Final (user, item) vectors when scores are their dot product (serving indexes them)."""
         return None
+
+    def token_table(self) -> tuple[np.ndarray, list[TokenSlot]] | None:
+        """(codes (n_items, slots), what each column means) of the item tokens the model reads,
+        or None for a model without tokens. Default: the token item representation's table."""
+        if self.ctx.tokens is None or self.ctx.token_slots is None:
+            return None
+        return np.asarray(self.ctx.tokens), list(self.ctx.token_slots)
 
     # cornac-style convenience API -------------------------------------------------------------
     @torch.no_grad()
@@ -92,18 +105,20 @@ class EmbeddingRecommender(Recommender):
 
     A subclass implements `final_vectors()` (all propagated user and item vectors); this base caches
     them for evaluation (`prepare_scoring`), scores full rankings, hands the vectors to serving
-    (`embeddings`) and reads zero-shot cold items out of a graph (`read_items`). With `dim` it also
-    owns the usual tables: `user_emb` (n_users, dim) and `item_repr` (IDs or tokens, from the one
-    item-representation hook); models with their own layout (MoToRec) pass no `dim`.
+    (`embeddings`) and reads zero-shot cold items out of a graph (`read_items`). `init_tables(dim)`
+    adds the usual tables: `user_emb` and `item_repr` (IDs or tokens, from the one
+    item-representation hook); models with their own layout (MoToRec) do not call it.
     """
 
-    def __init__(self, ctx: ModelContext, params: Any, dim: int | None = None) -> None:
+    def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__(ctx, params)
-        if dim is not None:
-            self.user_emb = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, dim)))
-            self.item_repr = build_item_repr(ctx, dim)
         self.register_buffer("isolated", (ctx.item_degree == 0).unsqueeze(1), persistent=False)
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def init_tables(self, dim: int) -> None:
+        """The usual layout: `user_emb` (n_users, dim) and `item_repr` (IDs or tokens, from the hook)."""
+        self.user_emb = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, dim)))
+        self.item_repr = build_item_repr(self.ctx, dim)
 
     def final_vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(user vectors (n_users, d), item vectors (n_items, d)) as scored."""
@@ -148,6 +163,7 @@ def register_model(name: str) -> Callable[[type[Recommender]], type[Recommender]
     def wrap(cls: type[Recommender]) -> type[Recommender]:
         cls.name = name
         MODELS[name] = cls
+        register_params(name, cls.Params)
         return cls
 
     return wrap

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from motorec.config import ConfigModel, NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
 from motorec.data.graph import FrozenSparse
 from motorec.models.base import register_model
 from motorec.models.context import ModelContext
@@ -33,12 +34,19 @@ def cosine_loss(online: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 class BM3(IDEmbeddingModel):
     """Bootstrapped self-supervision without negatives (Zhou et al., WWW 2023)."""
 
+    class Params(ConfigModel):
+        embedding_dim: PositiveInt
+        n_layers: NonNegativeInt
+        dropout: Probability
+        reg_weight: NonNegativeFloat
+        cl_weight: NonNegativeFloat
+
     content_path = True
     min_modalities = 1
 
     def __init__(self, ctx: ModelContext, params: dict) -> None:
         super().__init__(ctx, params)
-        dim = params["embedding_dim"]
+        dim = self.params.embedding_dim
         self.predictor = nn.Linear(dim, dim)
         nn.init.xavier_normal_(self.predictor.weight)
         self.features = feature_params(ctx, trainable=True)
@@ -51,7 +59,7 @@ class BM3(IDEmbeddingModel):
     def _online(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(users, items) before the predictor: LightGCN output, items plus their ID vectors."""
         ids = item_vectors(self.item_repr, self.warm)
-        out = propagate(self.adj, torch.cat([self.user_emb, ids]), self.params["n_layers"])
+        out = propagate(self.adj, torch.cat([self.user_emb, ids]), self.params.n_layers)
         return out[: self.n_users], self.read_items(out[self.n_users :], ids) + ids
 
     def _modal_online(self) -> dict[str, torch.Tensor]:
@@ -67,7 +75,7 @@ class BM3(IDEmbeddingModel):
 
     def calculate_loss(self, users, pos, neg):
         u_ori, i_ori = self._online()
-        drop = self.params["dropout"]
+        drop = self.params.dropout
         with torch.no_grad():
             u_target = F.dropout(u_ori, drop)[users]
             i_target = F.dropout(i_ori, drop)[pos]
@@ -79,6 +87,6 @@ class BM3(IDEmbeddingModel):
             f_target = F.dropout(f.detach(), drop)
             f_online = self.predictor(f)
             modal = modal + cosine_loss(f_online, i_target) + cosine_loss(f_online, f_target)
-        reg = self.params["reg_weight"] * norm_reg(u_ori, i_ori)
-        cl = self.params["cl_weight"] * modal
+        reg = self.params.reg_weight * norm_reg(u_ori, i_ori)
+        cl = self.params.cl_weight * modal
         return {"loss": loss_ui + reg + cl, "bootstrap": loss_ui, "modal": cl, "reg": reg}

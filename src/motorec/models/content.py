@@ -10,6 +10,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
+from motorec.config import ConfigModel, NonNegativeFloat, PositiveInt
 from motorec.data.graph import topk_cosine
 from motorec.errors import MotorecError
 from motorec.models.base import Recommender, register_model
@@ -32,6 +33,10 @@ def centred_unit(x: torch.Tensor) -> torch.Tensor:
     return F.normalize(x - x.mean(0, keepdim=True), dim=1)
 
 
+class ContentParams(ConfigModel):
+    modalities: list[str] | None = None  # null = every modality the dataset has
+
+
 class _ContentModel(Recommender):
     trainable = False
     content_path = True
@@ -39,7 +44,7 @@ class _ContentModel(Recommender):
 
     def __init__(self, ctx: ModelContext, params: dict) -> None:
         super().__init__(ctx, params)
-        self.modalities = selected_modalities(ctx, params.get("modalities"))
+        self.modalities = selected_modalities(ctx, self.params.modalities)
 
 
 @register_model("content_profile")
@@ -48,6 +53,8 @@ class ContentProfile(_ContentModel):
 
     Modalities are centred and normalised one by one, then concatenated, so each weighs the same.
     """
+
+    Params = ContentParams
 
     def __init__(self, ctx: ModelContext, params: dict) -> None:
         super().__init__(ctx, params)
@@ -71,10 +78,14 @@ class ItemKNNCBF(_ContentModel):
     As MMRec: modalities' raw features concatenated, similarity x_i·x_j / (|x_i||x_j| + shrink).
     """
 
+    class Params(ContentParams):
+        knn_k: PositiveInt
+        shrink: NonNegativeFloat
+
     def __init__(self, ctx: ModelContext, params: dict) -> None:
         super().__init__(ctx, params)
         feats = torch.cat([ctx.features(m).cpu() for m in self.modalities], dim=1)
-        rows, cols, vals = topk_cosine(feats, params["knn_k"], shrink=params["shrink"], exclude_self=False)
+        rows, cols, vals = topk_cosine(feats, self.params.knn_k, shrink=self.params.shrink, exclude_self=False)
         n = ctx.n_items
         self.sim = sp.csr_matrix((vals.numpy(), (rows.numpy(), cols.numpy())), shape=(n, n))
         self.history = ctx.dataset.train_matrix

@@ -14,6 +14,7 @@ import torch
 
 from motorec.data.dataset import Dataset
 from motorec.data.graph import knn_item_graph, to_torch_sparse, user_item_adjacency
+from motorec.tokenizers.base import TokenSlot
 
 
 def feature_tensor(features: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -34,6 +35,7 @@ class ModelContext:
     cache_dir: Path | None = None
     tokens: np.ndarray | None = None  # item code table (n_items, slots) when a tokenizer is in use
     token_sizes: list[int] | None = None  # codebook size of each code column
+    token_slots: list[TokenSlot] | None = None  # what each code column means (modality, level)
 
     @property
     def n_users(self) -> int:

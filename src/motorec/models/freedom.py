@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from motorec.config import ConfigModel, NonNegativeFloat, NonNegativeInt, PositiveInt, Probability, UnitInterval
 from motorec.data.graph import FrozenSparse, degree_sensitive_prune, mix_graphs
 from motorec.models.base import bpr_loss, register_model
 from motorec.models.context import ModelContext
@@ -41,20 +42,30 @@ def frozen_item_graph(ctx: ModelContext, k: int, image_weight: float) -> FrozenS
 class FREEDOM(IDEmbeddingModel):
     """Frozen modality item-item graph + degree-sensitive pruning of the user-item graph (Zhou & Shen, MM 2023)."""
 
+    class Params(ConfigModel):
+        embedding_dim: PositiveInt
+        feat_embed_dim: PositiveInt
+        knn_k: PositiveInt
+        mm_image_weight: UnitInterval
+        n_mm_layers: NonNegativeInt
+        n_ui_layers: NonNegativeInt
+        dropout: Probability
+        reg_weight: NonNegativeFloat
+
     content_path = True
     min_modalities = 1
 
     def __init__(self, ctx: ModelContext, params: dict) -> None:
         super().__init__(ctx, params)
-        self.item_graph = frozen_item_graph(ctx, params["knn_k"], params["mm_image_weight"])
+        self.item_graph = frozen_item_graph(ctx, self.params.knn_k, self.params.mm_image_weight)
         self.register_buffer("warm", warm_mask(ctx), persistent=False)
         self.features = feature_params(ctx, trainable=True)
-        self.proj = projections(ctx, params["feat_embed_dim"])
+        self.proj = projections(ctx, self.params.feat_embed_dim)
         self.full_adj = FrozenSparse(ctx.norm_adj, symmetric=True)
         self.train_adj = self.full_adj
 
     def on_epoch_start(self, epoch: int) -> None:
-        drop = self.params["dropout"]
+        drop = self.params.dropout
         self.train_adj = (FrozenSparse(degree_sensitive_prune(self.ctx.dataset.train_matrix, 1.0 - drop,
                                                               device=self.ctx.device), symmetric=True)
                           if drop > 0 else self.full_adj)
@@ -62,9 +73,9 @@ class FREEDOM(IDEmbeddingModel):
     def _propagated(self, adj: FrozenSparse) -> tuple[torch.Tensor, torch.Tensor]:
         ids = item_vectors(self.item_repr, self.warm)
         h = ids
-        for _ in range(self.params["n_mm_layers"]):
+        for _ in range(self.params.n_mm_layers):
             h = self.item_graph @ h
-        out = propagate(adj, torch.cat([self.user_emb, ids]), self.params["n_ui_layers"])
+        out = propagate(adj, torch.cat([self.user_emb, ids]), self.params.n_ui_layers)
         return out[: self.n_users], self.read_items(out[self.n_users :], ids) + h
 
     def final_vectors(self):
@@ -75,9 +86,9 @@ class FREEDOM(IDEmbeddingModel):
         u = u_all[users]
         mf = bpr_loss((u * i_all[pos]).sum(-1), (u * i_all[neg]).sum(-1))
         losses = {"bpr": mf}
-        if self.params["reg_weight"]:
+        if self.params.reg_weight:
             modal = sum(bpr_loss((u * f[pos]).sum(-1), (u * f[neg]).sum(-1))
                         for f in (self.proj[m](self.features[m]) for m in self.features))
-            losses["modal_bpr"] = self.params["reg_weight"] * modal
+            losses["modal_bpr"] = self.params.reg_weight * modal
         losses["loss"] = sum(losses.values())
         return losses

@@ -17,10 +17,14 @@ their hyperedge memberships (global embedding).
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
+from motorec.config import ConfigModel, NonNegativeFloat, NonNegativeInt, PositiveInt
 from motorec.data.graph import FrozenSparse, row_normalize, to_torch_sparse
 from motorec.models.base import bpr_loss, register_model
 from motorec.models.context import ModelContext
@@ -45,6 +49,18 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, all_b: torch.Tensor) -> torch.Ten
 class LGMRec(IDEmbeddingModel):
     """Local graph + global hypergraph embeddings per modality (Guo et al., AAAI 2024)."""
 
+    class Params(ConfigModel):
+        embedding_dim: PositiveInt
+        feat_embed_dim: PositiveInt
+        n_ui_layers: NonNegativeInt
+        n_mm_layers: NonNegativeInt
+        n_hyper_layer: NonNegativeInt
+        hyper_num: PositiveInt
+        keep_rate: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+        alpha: NonNegativeFloat
+        cl_weight: NonNegativeFloat
+        reg_weight: NonNegativeFloat
+
     content_path = True
     min_modalities = 1
 
@@ -60,9 +76,9 @@ class LGMRec(IDEmbeddingModel):
         for m in ctx.modalities:
             self.register_buffer(f"feat_{m}", ctx.features(m), persistent=False)
         d_feat = {m: ctx.features(m).shape[1] for m in ctx.modalities}
-        self.trs = nn.ParameterDict({m: xavier(d, params["feat_embed_dim"]) for m, d in d_feat.items()})
-        self.hyper = nn.ParameterDict({m: xavier(d, params["hyper_num"]) for m, d in d_feat.items()})
-        self.drop = nn.Dropout(1 - params["keep_rate"])
+        self.trs = nn.ParameterDict({m: xavier(d, self.params.feat_embed_dim) for m, d in d_feat.items()})
+        self.hyper = nn.ParameterDict({m: xavier(d, self.params.hyper_num) for m, d in d_feat.items()})
+        self.drop = nn.Dropout(1 - self.params.keep_rate)
 
     def _feat(self, m: str) -> torch.Tensor:
         return getattr(self, f"feat_{m}")
@@ -76,7 +92,7 @@ class LGMRec(IDEmbeddingModel):
         items = self._feat(m) @ self.trs[m]
         ego = torch.cat([self.user_mean @ items, items])
         out = ego
-        for _ in range(self.params["n_mm_layers"]):
+        for _ in range(self.params.n_mm_layers):
             out = self.adj @ out
         isolated = torch.cat([1 - self.user_active, 1 - self.warm])
         return out + isolated * ego
@@ -86,7 +102,7 @@ class LGMRec(IDEmbeddingModel):
         i_hyper = self.drop(self._memberships(i_logits))
         u_hyper = self.drop(self._memberships(self.interactions @ i_logits))
         i_ret, u_ret = items, None
-        for _ in range(self.params["n_hyper_layer"]):
+        for _ in range(self.params.n_hyper_layer):
             lat = i_hyper.T @ i_ret
             i_ret = i_hyper @ lat
             u_ret = u_hyper @ lat
@@ -94,12 +110,12 @@ class LGMRec(IDEmbeddingModel):
 
     def _forward(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         ids = item_vectors(self.item_repr, self.warm)
-        cge = propagate(self.adj, torch.cat([self.user_emb, ids]), self.params["n_ui_layers"])
+        cge = propagate(self.adj, torch.cat([self.user_emb, ids]), self.params.n_ui_layers)
         cge = torch.cat([cge[: self.n_users], self.read_items(cge[self.n_users :], ids)])
         mge = sum(F.normalize(self._modal_graph(m)) for m in self.trs)
         hyper = {m: torch.cat(self._hypergraph(m, cge[self.n_users :])) for m in self.trs}
         ghe = sum(hyper.values())
-        out = cge + mge + self.params["alpha"] * F.normalize(ghe)
+        out = cge + mge + self.params.alpha * F.normalize(ghe)
         return out[: self.n_users], out[self.n_users :], hyper
 
     def final_vectors(self):
@@ -116,6 +132,6 @@ class LGMRec(IDEmbeddingModel):
             ua, ia = hyper[a][: self.n_users], hyper[a][self.n_users :]
             ub, ib = hyper[b][: self.n_users], hyper[b][self.n_users :]
             cl = cl + info_nce(ua[users], ub[users], ub) + info_nce(ia[pos], ib[pos], ib)
-        cl = self.params["cl_weight"] * cl
-        reg = self.params["reg_weight"] * norm_reg(u, p, n)
+        cl = self.params.cl_weight * cl
+        reg = self.params.reg_weight * norm_reg(u, p, n)
         return {"loss": mf + cl + reg, "bpr": mf, "hcl": cl, "reg": reg}

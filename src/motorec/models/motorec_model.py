@@ -220,6 +220,13 @@ class MoToRec(EmbeddingRecommender):
             return {}
         return {m: self.content[m].codes.cpu().numpy() for m in self.mods}
 
+    def token_table(self) -> tuple[np.ndarray, list[TokenSlot]] | None:
+        """The per-modality RQ-VAE codes, in `token_slots()` order (the ID channel's table without them)."""
+        if not self.uses_tokens:
+            return super().token_table()
+        codes = self.tokens()
+        return np.concatenate([codes[m] for m in self.mods], axis=1), self.token_slots()
+
     def on_epoch_start(self, epoch: int) -> None:
         if not self.uses_tokens:
             return

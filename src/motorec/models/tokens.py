@@ -17,9 +17,9 @@ import numpy as np
 from motorec.data.dataset import Dataset
 from motorec.models.context import ModelContext
 from motorec.models.item_repr import ITEM_REPRS
-from motorec.tokenizers import Tokenizer, build_tokenizer, load_tokenizer  # the package registers them all
+from motorec.tokenizers import Tokenizer, TokenSlot, build_tokenizer, load_tokenizer  # the package registers them all
 
-_MEMO: dict[str, tuple[np.ndarray, list[int]]] = {}
+_MEMO: dict[str, tuple[np.ndarray, list[TokenSlot]]] = {}
 
 
 def needs_tokens(cfg: dict[str, Any]) -> bool:
@@ -54,8 +54,8 @@ def fitted_tokenizer(ds: Dataset, spec: dict[str, Any], cache_dir: Path | None, 
     return tok
 
 
-def item_tokens(ds: Dataset, spec: dict[str, Any], cache_dir: Path | None) -> tuple[np.ndarray, list[int]]:
-    """(codes (n_items, S), codebook size of each slot), content code slots only.
+def item_tokens(ds: Dataset, spec: dict[str, Any], cache_dir: Path | None) -> tuple[np.ndarray, list[TokenSlot]]:
+    """(codes (n_items, S), what each column means), content code slots only.
 
     Collision-suffix slots are dropped: they number items that share a code tuple, i.e. they are
     ID-like and carry no content to share between items.
@@ -65,11 +65,12 @@ def item_tokens(ds: Dataset, spec: dict[str, Any], cache_dir: Path | None) -> tu
         tok = fitted_tokenizer(ds, spec, cache_dir, key)
         codes = tok.encode(ds.modalities)
         keep = [i for i, slot in enumerate(tok.slots) if slot.kind == "code"]
-        _MEMO[key] = (np.ascontiguousarray(codes[:, keep]), [tok.slots[i].codebook_size for i in keep])
+        _MEMO[key] = (np.ascontiguousarray(codes[:, keep]), [tok.slots[i] for i in keep])
     return _MEMO[key]
 
 
 def attach_tokens(ctx: ModelContext) -> None:
-    """Fill ctx.tokens / token_sizes when the configured item representation needs them."""
+    """Fill ctx.tokens / token_slots / token_sizes when the configured item representation needs them."""
     if needs_tokens(ctx.config) and ctx.tokens is None:
-        ctx.tokens, ctx.token_sizes = item_tokens(ctx.dataset, ctx.config["tokens"], ctx.cache_dir)
+        ctx.tokens, ctx.token_slots = item_tokens(ctx.dataset, ctx.config["tokens"], ctx.cache_dir)
+        ctx.token_sizes = [slot.codebook_size for slot in ctx.token_slots]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from motorec.config import ConfigModel, NonNegativeFloat, PositiveInt
 from motorec.models.base import bpr_loss, l2_reg, register_model
 from motorec.models.context import ModelContext
 from motorec.models.lightgcn import IDEmbeddingModel
@@ -19,12 +20,16 @@ from motorec.models.multimodal import item_vectors, warm_mask
 class VBPR(IDEmbeddingModel):
     """Matrix factorisation plus a linear visual/content term (He & McAuley, AAAI 2016)."""
 
+    class Params(ConfigModel):
+        embedding_dim: PositiveInt  # the user vector is 2 x embedding_dim ([gamma_u ; theta_u])
+        reg_weight: NonNegativeFloat
+
     content_path = True
     min_modalities = 1
 
     def __init__(self, ctx: ModelContext, params: dict) -> None:
         super().__init__(ctx, params)
-        dim = params["embedding_dim"]
+        dim = self.params.embedding_dim
         self.user_emb = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, 2 * dim)))
         feats = torch.cat([ctx.features(m) for m in ctx.modalities], dim=1)
         self.register_buffer("content", feats, persistent=False)
@@ -40,5 +45,5 @@ class VBPR(IDEmbeddingModel):
         u_all, i_all = self.final_vectors()
         u, p, n = u_all[users], i_all[pos], i_all[neg]
         mf = bpr_loss((u * p).sum(-1), (u * n).sum(-1))
-        reg = self.params["reg_weight"] * l2_reg(u, p, n)
+        reg = self.params.reg_weight * l2_reg(u, p, n)
         return {"loss": mf + reg, "bpr": mf, "reg": reg}

@@ -183,7 +183,8 @@ def create_app(service: RecommenderService) -> FastAPI:
     @app.get("/tokens/{modality}/{level}/{code}", responses=ERRORS)
     async def token(modality: Annotated[str, Path(max_length=64)], level: Annotated[int, Path(ge=0, le=64)],
                     code: Annotated[int, Path(ge=0)]) -> dict[str, Any]:
-        """What a token means: the items carrying it and the most common words in their texts."""
+        """What a token means: the items carrying it (newest first) and the words most typical of their
+        texts against the catalogue (TF-IDF; the same function as `motorec explain --token`)."""
         return service.token(modality, level, code)
 
     @app.get("/health")

@@ -12,6 +12,7 @@ from safetensors.numpy import load_file
 from safetensors.torch import load_model
 
 from motorec.data.dataset import Dataset
+from motorec.config import saved_run_config
 from motorec.errors import MotorecError
 from motorec.serving.bundle import Bundle
 from motorec.serving.export import MODEL_DIR, TOKENIZER_DIR, concat_features
@@ -32,7 +33,7 @@ def rebuild_model(bundle: Bundle) -> torch.nn.Module:
         cold_items=cold if m["dataset"]["cold_items"] is not None else None,
         source={"dir": str(bundle.path)},
     )
-    cfg = dict(m["model"]["config"], device="cpu")
+    cfg = saved_run_config(dict(m["model"]["config"], device="cpu"), f"bundle {bundle.path}")
     model = build_model(ds, cfg, torch.device("cpu"), None)  # no cache: the bundle may be read-only
     missing, unexpected = load_model(model, str(bundle.path / MODEL_DIR / "weights.safetensors"), strict=False)
     if missing or unexpected:

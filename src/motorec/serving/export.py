@@ -23,6 +23,7 @@ from safetensors.torch import save_model
 from motorec.data.dataset import VALID, Dataset
 from motorec.errors import MotorecError
 from motorec.evaluation import DotScorer, Evaluator
+from motorec.progress import progress
 from motorec.serving.bundle import prepare_out, write_arrays, write_bundle
 from motorec.serving.catalog import load_catalog
 from motorec.serving.linalg import FOLD_IN_GRID, RIDGE_GRID, RidgePath, fold_in_many, select_ridge
@@ -89,11 +90,14 @@ def _ridge_by_valid(ds: Dataset, users: np.ndarray, items: np.ndarray, x: np.nda
     sample = selection_users(ds)
     user_t = torch.from_numpy(users)
     scores: dict[str, float] = {}
-    for rel in RIDGE_GRID:
-        placed = items.copy()
-        placed[cold] = path.at(rel)(x[cold])
-        scores[str(rel)] = evaluator.evaluate(DotScorer(user_t, torch.from_numpy(placed)), "valid",
-                                              users=sample).get("all", "recall@20")
+    with progress() as bar:
+        task = bar.task("export: ridge strength on valid", total=len(RIDGE_GRID))
+        for rel in RIDGE_GRID:
+            placed = items.copy()
+            placed[cold] = path.at(rel)(x[cold])
+            scores[str(rel)] = evaluator.evaluate(DotScorer(user_t, torch.from_numpy(placed)), "valid",
+                                                  users=sample).get("all", "recall@20")
+            task.advance()
     best = max(scores, key=scores.get)
     return float(best), scores
 
@@ -109,11 +113,14 @@ def _choose_fold_in(ds: Dataset, users: np.ndarray, items: np.ndarray, target: f
     valid_users = np.flatnonzero(ds.matrix(VALID).getnnz(axis=1) > 0) if sample is None else sample
     item_t = torch.from_numpy(items)
     scores: dict[str, float] = {}
-    for rel in FOLD_IN_GRID:
-        folded = users.copy()  # only the evaluated users are folded in
-        folded[valid_users] = fold_in_many([rows[u] for u in valid_users], items, prior, target, rel * unit)
-        scores[str(rel)] = evaluator.evaluate(DotScorer(torch.from_numpy(folded), item_t), "valid",
-                                              users=sample).get("all", "recall@20")
+    with progress() as bar:
+        task = bar.task("export: fold-in strength on valid", total=len(FOLD_IN_GRID))
+        for rel in FOLD_IN_GRID:
+            folded = users.copy()  # only the evaluated users are folded in
+            folded[valid_users] = fold_in_many([rows[u] for u in valid_users], items, prior, target, rel * unit)
+            scores[str(rel)] = evaluator.evaluate(DotScorer(torch.from_numpy(folded), item_t), "valid",
+                                                  users=sample).get("all", "recall@20")
+            task.advance()
     model_recall = evaluator.evaluate(DotScorer(torch.from_numpy(users), item_t), "valid", users=sample).get()
     best = max(scores, key=scores.get)
     return float(best) * unit, {"valid_recall@20_by_relative_reg": scores, "relative_reg": float(best),
@@ -122,10 +129,11 @@ def _choose_fold_in(ds: Dataset, users: np.ndarray, items: np.ndarray, target: f
 
 def export_bundle(run_dir: str | os.PathLike, out: str | os.PathLike, seed: int | None = None,
                   drop_cold_items: bool = False, tokenizer: str | None = None,
-                  tokenizer_params: dict[str, Any] | None = None, overwrite: bool = False) -> dict[str, Any]:
-    """Write BUNDLE from RUN_DIR; returns the manifest."""
+                  tokenizer_params: dict[str, Any] | None = None, overwrite: bool = False,
+                  dataset: Dataset | None = None) -> dict[str, Any]:
+    """Write BUNDLE from RUN_DIR (`dataset`: the run's split already in memory); returns the manifest."""
     out = Path(out)
-    ds, cfg, model = load_trained(run_dir, seed)
+    ds, cfg, model = load_trained(run_dir, seed, dataset)
     model.eval()
     with torch.no_grad():
         model.prepare_scoring()
@@ -203,7 +211,7 @@ def export_bundle(run_dir: str | os.PathLike, out: str | os.PathLike, seed: int 
     })
     manifest = {
         "source_run": str(Path(run_dir).resolve()),
-        "model": {"name": model.name, "content_path": model.content_path, "config": cfg},
+        "model": {"name": model.name, "content_path": model.content_path, "config": cfg.to_dict()},
         "dataset": {"name": ds.name, "split": cfg["data"]["split"], "split_sha256": ds.split_sha256(),
                     "cold_items": None if ds.cold_items is None else int(len(ds.cold_items)),
                     "cold_items_served": bool(served[ds.cold_mask()].all()) if ds.cold_items is not None else None},

@@ -24,7 +24,7 @@ from motorec.serving.content import ContentEncoder, ItemContent
 from motorec.serving.embedder import ItemEmbedder
 from motorec.serving.index import IndexConfig, ItemIndex
 from motorec.serving.linalg import fold_in
-from motorec.serving.tokens import TokenIndex, top_words
+from motorec.tokenizers.meaning import TokenExplainer, TokenIndex, Vocabulary
 from motorec.serving.wal import WriteAheadLog, frame
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
@@ -111,6 +111,11 @@ class RecommenderService:
         served = np.flatnonzero(bundle.served)
         if self.token_index is not None:
             self.token_index.add_many(served, bundle.item_tokens[served])
+            # the lists are shared, so items ingested later are explained too (newest first)
+            self.explainer = TokenExplainer(
+                self.token_index, self.item_ids, self.titles, self.texts, Vocabulary(cat.texts),
+                keep=lambda i: self.item_ids[i] in self.item_index, order=lambda i: -i,
+                item_fields=lambda i: {"new": i >= self.n_base_items})
         self.index = ItemIndex.build(served, bundle.item_vectors[served], index_config, calibration_queries(bundle))
         self.user_ids: list[str] = list(cat.user_ids)
         self.user_index = {uid: u for u, uid in enumerate(cat.user_ids)}
@@ -174,16 +179,9 @@ class RecommenderService:
         if self.token_index is None:
             raise NotFound("this bundle has no tokens: export it with --tokenizer (or from a token-based model).")
         try:
-            members = [i for i in reversed(self.token_index.items(modality, level, code))  # newest first
-                       if self.item_ids[i] in self.item_index]
+            return self.explainer.token(modality, level, code, MAX_TOKEN_ITEMS, n_words)
         except MotorecError as exc:
             raise NotFound(str(exc)) from exc
-        return {
-            "modality": modality, "level": level, "code": code, "n_items": len(members),
-            "items": [{"id": self.item_ids[i], "title": self.titles[i], "new": i >= self.n_base_items}
-                      for i in members[:MAX_TOKEN_ITEMS]],
-            "top_words": [{"word": w, "items": n} for w, n in top_words([self.texts[i] for i in members], n_words)],
-        }
 
     def health(self) -> dict[str, Any]:
         m = self.bundle.manifest

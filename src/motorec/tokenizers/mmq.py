@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from motorec.errors import MotorecError
+from motorec.progress import progress
 from motorec.tokenizers.base import Features, Tokenizer, TokenSlot, check_features, register_tokenizer, resolve_params
 from motorec.runtime import resolve_device
 from motorec.tokenizers.codebook import (
@@ -390,19 +391,22 @@ class MMQTokenizer(Tokenizer):
             opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
             g = torch.Generator().manual_seed(seed)
             self.model.train()
-            for epoch in range(cfg.epochs):
-                totals = {"loss": 0.0, "recon": 0.0, "aux": 0.0, "orth": 0.0}
-                for idx in torch.randperm(n, generator=g).to(self.device).split(cfg.batch_size):
-                    out = self.model({m: v[idx] for m, v in x.items()})
-                    loss = out.loss_per_item.mean() if w is None else (w[idx] * out.loss_per_item).mean()
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    for key, value in (("loss", loss), ("recon", out.recon.mean()), ("aux", out.aux.mean()), ("orth", out.orth)):
-                        totals[key] += float(value.detach()) * len(idx) / n
-                restarted = self.model.restart_dead_codes() if cfg.restart_dead else 0
-                self.history.append({"stage": "fit", "epoch": epoch, "restarted": restarted, **totals})  # type: ignore[dict-item]
-                log.info("mmq epoch %d %s restarted=%d", epoch, totals, restarted)
+            with progress() as bar:
+                task = bar.task("mmq", total=cfg.epochs)
+                for epoch in range(cfg.epochs):
+                    totals = {"loss": 0.0, "recon": 0.0, "aux": 0.0, "orth": 0.0}
+                    for idx in torch.randperm(n, generator=g).to(self.device).split(cfg.batch_size):
+                        out = self.model({m: v[idx] for m, v in x.items()})
+                        loss = out.loss_per_item.mean() if w is None else (w[idx] * out.loss_per_item).mean()
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
+                        opt.step()
+                        for key, value in (("loss", loss), ("recon", out.recon.mean()), ("aux", out.aux.mean()), ("orth", out.orth)):
+                            totals[key] += float(value.detach()) * len(idx) / n
+                    restarted = self.model.restart_dead_codes() if cfg.restart_dead else 0
+                    self.history.append({"stage": "fit", "epoch": epoch, "restarted": restarted, **totals})  # type: ignore[dict-item]
+                    log.info("mmq epoch %d %s restarted=%d", epoch, totals, restarted)
+                    task.advance(status=f"loss {totals['loss']:.4f}")
         self.freeze_corpus(features)
         return self
 

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from motorec.distributed import DistContext, current, data_parallel
 from motorec.errors import MotorecError
+from motorec.progress import progress
 from motorec.tokenizers.base import Features, Tokenizer, TokenSlot, check_features, register_tokenizer, resolve_params
 from motorec.runtime import resolve_device
 from motorec.tokenizers.codebook import (
@@ -411,25 +412,28 @@ class RQVAETokenizer(Tokenizer):
         model.quantizer.fit_kmeans(_sharded_rows(model.latent, x, ctx), seed=seed, n_iter=cfg.kmeans_iters)
         restart_every = cfg.restart_every or math.ceil(n / cfg.batch_size)
         step = 0
-        for epoch in range(cfg.epochs):
-            totals: dict[str, Tensor] = {}  # summed on the device: no sync per step
-            restarted = 0
-            for idx in batches():
-                out = step_fn(False, idx)
-                opt.zero_grad(set_to_none=True)
-                out.loss.backward()
-                opt.step()
-                step += 1
-                if step % restart_every == 0:
-                    restarted += sum(model.quantizer.restart_dead_codes(ctx))
-                for key, value in out.parts.items():
-                    totals[key] = totals.get(key, 0.0) + value * (len(idx) / n)
-            if ctx.enabled:  # every rank's share of the epoch
-                summed = ctx.all_reduce_sum(torch.stack([totals[k] for k in sorted(totals)]).double(), "tokenizer loss")
-                totals = dict(zip(sorted(totals), summed))
-            self.history.append({"modality": name, "epoch": epoch, "restarted": restarted,
-                                 **{k: float(v) for k, v in totals.items()}})
-            log.info("rqvae %s %s", name, self.history[-1])
+        with progress(enabled=ctx.is_main) as bar:
+            task = bar.task(f"rqvae {name}", total=cfg.epochs)
+            for epoch in range(cfg.epochs):
+                totals: dict[str, Tensor] = {}  # summed on the device: no sync per step
+                restarted = 0
+                for idx in batches():
+                    out = step_fn(False, idx)
+                    opt.zero_grad(set_to_none=True)
+                    out.loss.backward()
+                    opt.step()
+                    step += 1
+                    if step % restart_every == 0:
+                        restarted += sum(model.quantizer.restart_dead_codes(ctx))
+                    for key, value in out.parts.items():
+                        totals[key] = totals.get(key, 0.0) + value * (len(idx) / n)
+                if ctx.enabled:  # every rank's share of the epoch
+                    summed = ctx.all_reduce_sum(torch.stack([totals[k] for k in sorted(totals)]).double(), "tokenizer loss")
+                    totals = dict(zip(sorted(totals), summed))
+                self.history.append({"modality": name, "epoch": epoch, "restarted": restarted,
+                                     **{k: float(v) for k, v in totals.items()}})
+                log.info("rqvae %s %s", name, self.history[-1])
+                task.advance(status=f"loss {self.history[-1].get('loss', float('nan')):.4f}")
         model.eval()
         raw = _sharded_rows(model.encode, x, ctx).cpu().numpy()
         fingerprints = ctx.gather_rows(row_fingerprints(feat[ctx.shard(len(feat))]), "tokenizer fingerprints")

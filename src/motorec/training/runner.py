@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from motorec.config import build_config
+from motorec.config import RunConfig, build_config
 from motorec.data import Dataset, load_dataset
 from motorec.distributed import init_distributed
 from motorec.errors import MotorecError
@@ -23,6 +23,7 @@ from motorec.evaluation import Evaluator, write_topk
 from motorec.io import atomic_write_text
 from motorec.models import model_class
 from motorec.models.factory import build_model, cache_dir_of
+from motorec.progress import MetricLog
 from motorec.runtime import resolve_device, set_seed
 from motorec.training.trainer import FitResult, fit
 
@@ -49,20 +50,32 @@ def summarize(per_seed: list[dict[str, dict[str, float]]]) -> tuple[dict, dict]:
     return mean, std
 
 
-def load_run_inputs(data: str | Path, model: str, split: str | None, config_file: str | Path | None,
-                    overrides: list[str] | None) -> tuple[Dataset, dict[str, Any]]:
+def load_run_inputs(data: str | Path | Dataset, model: str, split: str | None, config_file: str | Path | None,
+                    overrides: list[str] | None) -> tuple[Dataset, RunConfig]:
+    """The dataset and the validated config of one run; `data` is a path or an already loaded Dataset.
+
+    A Dataset opened by `motorec.data.load_dataset` remembers where it came from, so its run can be
+    reloaded later (`evaluate`, `export`); one built in memory records `data.path: null`.
+    """
     model_class(model)  # unknown model -> error before anything else
-    probe = build_config(model, None, config_file, overrides)
-    split = split or probe["data"]["split"]
-    ds = load_dataset(data, split=split, drop_users_without_train=probe["data"]["drop_users_without_train"])
-    cfg = build_config(model, Path(str(data)).name, config_file, overrides)
-    cfg["data"]["path"] = str(data)
-    cfg["data"]["split"] = str(split) if split else None
+    cfg = build_config(model, config_file, overrides)
+    if isinstance(data, Dataset):
+        if split is not None:
+            raise MotorecError("split: a loaded Dataset already carries its split; load it with that split instead.")
+        ds = data
+        origin = ds.source.get("load") or {}
+        cfg.data.path, cfg.data.split = origin.get("path"), origin.get("split")
+        cfg.data.drop_users_without_train = bool(origin.get("drop_users_without_train", False))
+        return ds, cfg
+    split = split or cfg.data.split
+    ds = load_dataset(data, split=split, drop_users_without_train=cfg.data.drop_users_without_train)
+    cfg.data.path = str(data)
+    cfg.data.split = str(split) if split else None
     return ds, cfg
 
 
 def run_experiment(
-    data: str | Path,
+    data: str | Path | Dataset,
     model: str,
     out: str | Path,
     split: str | None = None,
@@ -96,7 +109,13 @@ def run_experiment(
             set_seed(seed)
             model_obj = build_model(ds, cfg, device, cache_dir)
             t0 = time.perf_counter()
-            fitted = fit(model_obj, ds, evaluator, cfg["train"], seed, seed_dir / "checkpoint.pt", resume, dist)
+            metrics_log = MetricLog(Path(cfg["log"]["tensorboard"]) / f"{out.name}_seed_{seed}"
+                                    if cfg["log"]["tensorboard"] and dist.is_main else None)
+            try:
+                fitted = fit(model_obj, ds, evaluator, cfg["train"], seed, seed_dir / "checkpoint.pt", resume,
+                             metrics_log, dist)
+            finally:
+                metrics_log.close()
             result = seed_result(fitted, seed, time.perf_counter() - t0)
             result["processes"] = dist.world
             if dist.is_main:
@@ -109,7 +128,7 @@ def run_experiment(
     valid_mean, _ = summarize(per_seed_valid)
     test_mean, test_std = summarize(per_seed_test)
     results = {
-        "config": cfg,
+        "config": cfg.to_dict(),
         "dataset": ds.name,
         "split_sha256": ds.split_sha256(),
         "seeds": cfg["seeds"],

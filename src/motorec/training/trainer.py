@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from motorec.config import TrainConfig
 from motorec.data.dataset import Dataset
 from motorec.distributed import SINGLE, DistContext, data_parallel
 from motorec.evaluation import DotScorer, EvalResult, Evaluator
 from motorec.models.base import Recommender
+from motorec.progress import MetricLog, progress
 from motorec.checkpoint import load_checkpoint, save_checkpoint
 from motorec.training import loop
 from motorec.training.loop import LoopState, Schedule
@@ -73,17 +74,19 @@ def fit(
     model: Recommender,
     ds: Dataset,
     evaluator: Evaluator,
-    train_cfg: dict[str, Any],
+    train_cfg: TrainConfig,
     seed: int,
     checkpoint: Path | None = None,
     resume: bool = False,
+    metrics_log: MetricLog | None = None,
     dist: DistContext = SINGLE,
 ) -> FitResult:
     """Train with early stopping; the test split is evaluated once, at the best-valid state.
 
-    Under torchrun (`dist`), every rank runs this same loop data-parallel: its share of each
-    global batch, gradients averaged by DDP, the epoch loss averaged over ranks, evaluation
-    sharded by users (`evaluator` built with the same context), checkpoints written by rank 0.
+    `metrics_log` receives the mean train loss and valid recall@20 at every evaluation. Under
+    torchrun (`dist`), every rank runs this same loop data-parallel: its share of each global
+    batch, gradients averaged by DDP, the epoch loss averaged over ranks, evaluation sharded by
+    users (`evaluator` built with the same context), checkpoints written by rank 0.
     """
     device = model.ctx.device
     if not model.trainable:
@@ -93,7 +96,7 @@ def fit(
     sampler = BPRSampler(ds, device, seed, dist)
     step = data_parallel(model, model.calculate_loss, dist)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"])
+    opt = torch.optim.Adam(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     state = None
     if resume and checkpoint is not None and checkpoint.is_file():
         saved = load_checkpoint(checkpoint, device)
@@ -105,7 +108,7 @@ def fit(
 
     def train_one(epoch: int) -> float:
         model.on_epoch_start(epoch)
-        total, n = train_epoch(model, sampler, opt, train_cfg["batch_size"], step)
+        total, n = train_epoch(model, sampler, opt, train_cfg.batch_size, step)
         summed = dist.all_reduce_sum(torch.tensor([total, n], dtype=torch.float64, device=dist.device), "epoch loss")
         return float(summed[0] / max(float(summed[1]), 1.0))
 
@@ -114,15 +117,17 @@ def fit(
             save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(), **state.as_checkpoint(),
                                          "sampler_rng": sampler.generator.get_state(), "torch_rng": torch.get_rng_state()})
 
-    schedule = Schedule(train_cfg["epochs"], train_cfg["patience"], train_cfg["eval_every"], f"valid_{SELECT_METRIC}")
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
-                  TimeElapsedColumn(), disable=not (train_cfg.get("progress", True) and dist.is_main), transient=True) as bar:
-        task = bar.add_task(f"{model.name} seed {seed}", total=schedule.epochs,
-                            completed=state.next_epoch if state else 0, status="")
+    schedule = Schedule(train_cfg.epochs, train_cfg.patience, train_cfg.eval_every, f"valid_{SELECT_METRIC}")
+    with progress(enabled=train_cfg.progress and dist.is_main) as bar:
+        task = bar.task(f"{model.name} seed {seed}", total=schedule.epochs, completed=state.next_epoch if state else 0)
 
         def show(epoch: int, loss: float, score: float | None, st: LoopState) -> None:
-            status = f"loss {loss:.4f} valid R@20 {score:.4f} (best {st.best_score:.4f} @ {st.best_epoch})" if score is not None else None
-            bar.update(task, advance=1, **({"status": status} if status else {}))
+            if score is None:
+                task.advance()
+                return
+            task.advance(status=f"loss {loss:.4f} valid R@20 {score:.4f} (best {st.best_score:.4f} @ {st.best_epoch})")
+            if metrics_log is not None:
+                metrics_log.scalars(epoch, {"train/loss": loss, f"valid/{SELECT_METRIC}": score})
 
         with dist.guard("training"):
             result = loop.run(model, schedule, train_one,
