@@ -8,7 +8,8 @@ wall clock, with the process's peak RSS from the kernel (wait4):
   tokenizer       MoToRec's tokenizer: fit the rarity-weighted RQ-VAE on the items with train
                   interactions, encode every item (cached for the MoToRec stage)
   lightgcn_train  motorec train --model lightgcn, one epoch (+ the loop's valid/test evaluations)
-  motorec_train   motorec train --model motorec, one epoch (tokenizer from the cache)
+  motorec_epoch   one MoToRec training epoch through the library's loop pieces (tokenizer from the
+                  cache; no evaluations: they cost what LightGCN's do, both score 64-d dot products)
   evaluate        motorec evaluate RUN --split test (the LightGCN run: one full-ranking evaluation)
   export          motorec export RUN (the LightGCN run)
   serve           bundle -> RecommenderService (index by catalogue size), then recommend(k=20) for
@@ -101,6 +102,34 @@ def worker_tokenizer(data: str, overrides: list[str], out: Path) -> None:
                                "distinct_code_tuples": int(len(np.unique(codes, axis=0)))}))
 
 
+def worker_epoch(data: str, model_name: str, overrides: list[str], out: Path) -> None:
+    """One training epoch of a model through the library's own loop pieces, without the
+    evaluations `motorec train` adds (at 10^6 items each full ranking costs minutes)."""
+    import torch
+
+    from motorec.models.factory import build_model, cache_dir_of
+    from motorec.runtime import resolve_device, set_seed
+    from motorec.training.runner import load_run_inputs
+    from motorec.training.sampling import BPRSampler
+    from motorec.training.trainer import train_epoch
+
+    ds, cfg = load_run_inputs(data, model_name, None, None, overrides)
+    torch.set_num_threads(int(cfg["train"]["threads"]) or torch.get_num_threads())
+    device = resolve_device(cfg["device"])
+    set_seed(SEED)
+    model = build_model(ds, cfg, device, cache_dir_of(cfg))
+    sampler = BPRSampler(ds, device, SEED)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg["train"]["lr"])
+    model.train()
+    t0 = time.perf_counter()
+    model.on_epoch_start(0)  # MoToRec: tokenizer from the cache, every item encoded
+    start_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    total, n = train_epoch(model, sampler, opt, cfg["train"]["batch_size"])
+    out.write_text(json.dumps({"epoch_s": time.perf_counter() - t0, "epoch_start_hook_s": start_s, "batches": n,
+                               "mean_loss": total / max(n, 1)}))
+
+
 def worker_serve(bundle: str, out: Path, wal_dir: Path) -> None:
     """Service start (index by catalogue size), recommend latency, ANN recall@20 against exact."""
     from motorec.serving.bundle import load_bundle
@@ -172,19 +201,21 @@ def bench_size(label: str, work: Path, threads: int, env: dict[str, str]) -> dic
     stages["tokenizer"] = run_stage("tokenizer", [sys.executable, __file__, "worker", "tokenizer", "--data", str(data),
                                                   "--json-out", str(tok_json), *sets(common + s["motorec"])], logs, env)
     stages["tokenizer"].update(json.loads(tok_json.read_text()))
-    runs = {}
-    for model, extra in (("lightgcn", []), ("motorec", s["motorec"])):
-        run = runs[model] = root / f"run-{model}"
-        stages[f"{model}_train"] = run_stage(f"{model}_train", cli + ["train", "--data", str(data), "--model", model,
-                                                                      "--out", str(run), *sets(common + extra)], logs, env)
-        info = json.loads((run / "results.json").read_text())
-        seed_run = info["runs"][0]
-        stages[f"{model}_train"].update({"epoch_s": seed_run["train_seconds_per_epoch"],
-                                         "valid_eval_s": seed_run["eval_seconds"],
-                                         "test_recall@20": info["test"]["all"]["recall@20"]})
-    stages["evaluate"] = run_stage("evaluate", cli + ["evaluate", str(runs["lightgcn"]), "--split", "test"], logs, env)
+    run = root / "run-lightgcn"
+    stages["lightgcn_train"] = run_stage("lightgcn_train", cli + ["train", "--data", str(data), "--model", "lightgcn",
+                                                                  "--out", str(run), *sets(common)], logs, env)
+    info = json.loads((run / "results.json").read_text())
+    stages["lightgcn_train"].update({"epoch_s": info["runs"][0]["train_seconds_per_epoch"],
+                                     "valid_eval_s": info["runs"][0]["eval_seconds"],
+                                     "test_recall@20": info["test"]["all"]["recall@20"]})
+    epoch_json = root / "motorec_epoch.json"
+    stages["motorec_epoch"] = run_stage("motorec_epoch", [sys.executable, __file__, "worker", "epoch", "--data", str(data),
+                                                          "--model", "motorec", "--json-out", str(epoch_json),
+                                                          *sets(common + s["motorec"])], logs, env)
+    stages["motorec_epoch"].update(json.loads(epoch_json.read_text()))
+    stages["evaluate"] = run_stage("evaluate", cli + ["evaluate", str(run), "--split", "test"], logs, env)
     bundle = root / "bundle"
-    stages["export"] = run_stage("export", cli + ["export", str(runs["lightgcn"]), "--out", str(bundle)], logs, env)
+    stages["export"] = run_stage("export", cli + ["export", str(run), "--out", str(bundle)], logs, env)
     serve_json = root / "serve.json"
     stages["serve"] = run_stage("serve", [sys.executable, __file__, "worker", "serve", "--bundle", str(bundle),
                                           "--json-out", str(serve_json), "--wal-dir", str(root / "wal")], logs, env)
@@ -196,7 +227,7 @@ def bench_size(label: str, work: Path, threads: int, env: dict[str, str]) -> dic
         "generate": stages["generate"]["wall_s"],
         "tokenizer_fit_encode": stages["tokenizer"]["fit_encode_s"],
         "lightgcn_epoch": stages["lightgcn_train"]["epoch_s"],
-        "motorec_epoch": stages["motorec_train"]["epoch_s"],
+        "motorec_epoch": stages["motorec_epoch"]["epoch_s"],
         "full_evaluation": stages["lightgcn_train"]["valid_eval_s"],
         "evaluate_command": stages["evaluate"]["wall_s"],
         "export": stages["export"]["wall_s"],
@@ -214,24 +245,68 @@ def bench_size(label: str, work: Path, threads: int, env: dict[str, str]) -> dic
     }
 
 
+def bench_ddp(label: str, work: Path, epochs: int, env: dict[str, str]) -> dict:
+    """LightGCN under torchrun with 1 and 2 gloo processes (and 1 process with 2 threads) on one
+    catalogue: epoch time, speed-up and the test metrics' difference (same seed, same epochs)."""
+    items, users, interactions = SIZES[label]
+    s = size_settings(items, users, interactions)
+    root = work / f"ddp-{label}"
+    shutil.rmtree(root, ignore_errors=True)
+    data, logs = root / "data", root / "logs"
+    run_stage("generate", motorec_cli() + ["data", "synthetic", "--out", str(data), "--items", str(items), "--users",
+                                           str(users), "--interactions", str(interactions), "--seed", str(SEED)], logs, env)
+    settings = [f"train.batch_size={s['train_batch']}", f"train.epochs={epochs}", f"seeds=[{SEED}]", "train.progress=false",
+                "train.patience=1000"]
+    runs = {}
+    for name, nproc, threads in (("1 process x 1 thread", 1, 1), ("1 process x 2 threads", 1, 2),
+                                 ("2 processes x 1 thread", 2, 1)):
+        out = root / name.replace(" ", "")
+        argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m",
+                "motorec", "train", "--data", str(data), "--model", "lightgcn", "--out", str(out)]
+        argv += [x for o in settings + [f"train.threads={threads}"] for x in ("--set", o)]
+        stage = run_stage(name.replace(" ", ""), argv, logs, {**env, "OMP_NUM_THREADS": str(threads)})
+        info = json.loads((out / "results.json").read_text())
+        run = info["runs"][0]
+        runs[name] = {"processes": nproc, "threads_per_process": threads, "epoch_s": run["train_seconds_per_epoch"],
+                      "valid_eval_s": run["eval_seconds"], "wall_s": stage["wall_s"], "peak_rss_mb_one_process": stage["peak_rss_mb"],
+                      "test": {k: info["test"]["all"][k] for k in ("recall@20", "ndcg@20")}}
+    base, fair, two = (runs[k] for k in runs)
+    return {
+        "size": label, "items": items, "users": users, "interactions": interactions, "epochs": epochs,
+        "train_batch_size_global": s["train_batch"], "runs": runs,
+        "speedup_epoch_2proc_vs_1proc_1thread": base["epoch_s"] / two["epoch_s"],
+        "speedup_epoch_2proc_vs_1proc_2threads": fair["epoch_s"] / two["epoch_s"],
+        "speedup_eval_2proc_vs_1proc_2threads": fair["valid_eval_s"] / two["valid_eval_s"],
+        "test_recall@20_difference_2proc_minus_1proc": two["test"]["recall@20"] - base["test"]["recall@20"],
+        "note": "2 processes draw other negatives than 1 (seeded per rank), so the metric difference is sampling "
+                "noise of one seed; peak RSS is that of the torchrun agent's children as the kernel reports them",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="mode")
     w = sub.add_parser("worker")
-    w.add_argument("stage", choices=["tokenizer", "serve"])
+    w.add_argument("stage", choices=["tokenizer", "epoch", "serve"])
+    w.add_argument("--model")
     w.add_argument("--data")
     w.add_argument("--bundle")
     w.add_argument("--json-out", type=Path, required=True)
     w.add_argument("--wal-dir", type=Path)
     w.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--sizes", default="10k,100k,1m")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per process (1: on a shared machine 2 threads oversubscribe the cores)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/motorec-scale"))
     parser.add_argument("--out", type=Path, default=RESULTS / "scale.json")
+    parser.add_argument("--ddp-size", default="10k", help="catalogue of the 1 vs 2 process comparison ('' to skip)")
+    parser.add_argument("--ddp-epochs", type=int, default=5)
     args = parser.parse_args()
     if args.mode == "worker":
         if args.stage == "tokenizer":
             worker_tokenizer(args.data, args.overrides, args.json_out)
+        elif args.stage == "epoch":
+            worker_epoch(args.data, args.model, args.overrides, args.json_out)
         else:
             worker_serve(args.bundle, args.json_out, args.wal_dir)
         return
@@ -245,6 +320,7 @@ def main() -> None:
 
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     results = {label: bench_size(label, args.workdir, args.threads, env) for label in sizes}
+    ddp = bench_ddp(args.ddp_size, args.workdir, args.ddp_epochs, env) if args.ddp_size else None
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     report = {
         "command": "python benchmarks/scale.py " + " ".join(sys.argv[1:]),
@@ -254,6 +330,7 @@ def main() -> None:
                     "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform()},
         "sizes": results,
         "growth_exponent_vs_interactions": growth(results, sizes),
+        "torchrun_1_vs_2_processes": ddp,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import datetime
+import gc
 import os
 import re
 import subprocess
@@ -151,6 +152,9 @@ def data_parallel(module: nn.Module, fn: Callable[..., Any], ctx: DistContext) -
 
 def _destroy() -> None:
     if dist.is_initialized():
+        # DDP wrappers live in reference cycles: collect them while the group they hold still exists
+        # (a reducer outliving its group aborts the process at exit)
+        gc.collect()
         dist.destroy_process_group()
 
 

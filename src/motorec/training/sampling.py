@@ -4,10 +4,12 @@ Negatives come from items with train interactions (as in MMRec's loader), so zer
 items are never pushed down as negatives. State lives in a torch.Generator, so a resumed run
 draws the same batches.
 
-Data-parallel (`dist` with several ranks): every rank draws the same epoch order from the shared
-generator and takes its contiguous part of each global batch of `batch_size` pairs, so the ranks'
-positives are disjoint, cover the epoch exactly once, and every rank takes the same number of
-steps (the global batch is `train.batch_size`, each rank holds batch_size / ranks of it).
+Data-parallel (`dist` with several ranks): `batch_size` is per rank, a global batch is
+batch_size x ranks pairs. Every rank draws the same epoch order from the shared generator and
+takes its contiguous part of each global batch, so the ranks' positives are disjoint, cover the
+epoch exactly once, and every rank takes the same number of steps (1/ranks of a single process's:
+full-graph models propagate the whole graph once per step, so fewer steps is where the speed-up
+comes from).
 Negatives come from a per-rank generator seeded from the shared one at each epoch start, so a
 checkpoint (the shared state) resumes on any number of ranks. One process draws everything from
 the shared generator: exactly the single-process stream.
@@ -55,8 +57,10 @@ class BPRSampler:
         return neg
 
     def _global_batches(self, batch_size: int) -> list[tuple[int, int]]:
-        """[start, stop) of each global batch; a last batch too small to give every rank a pair joins the previous one."""
-        bounds = [(s, min(len(self), s + batch_size)) for s in range(0, len(self), batch_size)]
+        """[start, stop) of each global batch (batch_size per rank); a last batch too small to give
+        every rank a pair joins the previous one."""
+        size = batch_size * self.dist.world
+        bounds = [(s, min(len(self), s + size)) for s in range(0, len(self), size)]
         if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < self.dist.world:
             bounds[-2:] = [(bounds[-2][0], bounds[-1][1])]
         return bounds

@@ -84,9 +84,10 @@ def fit(
     """Train with early stopping; the test split is evaluated once, at the best-valid state.
 
     `metrics_log` receives the mean train loss and valid recall@20 at every evaluation. Under
-    torchrun (`dist`), every rank runs this same loop data-parallel: its share of each global
-    batch, gradients averaged by DDP, the epoch loss averaged over ranks, evaluation sharded by
-    users (`evaluator` built with the same context), checkpoints written by rank 0.
+    torchrun (`dist`), every rank runs this same loop data-parallel: `train.batch_size` pairs per
+    rank and step (global batch = batch_size x ranks, so an epoch takes 1/ranks of the steps),
+    gradients averaged by DDP, the epoch loss averaged over ranks, evaluation sharded by users
+    (`evaluator` built with the same context), checkpoints written by rank 0.
     """
     device = model.ctx.device
     if not model.trainable:
