@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from motorec.generative.bench import generation_speed
+from motorec.experiments.bench import generation_speed
 from motorec.io import atomic_write_text
 
 

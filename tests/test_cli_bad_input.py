@@ -2,6 +2,8 @@
 nothing written to RUN_DIR."""
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -28,9 +30,25 @@ def train(folder: Path, run: Path, *extra: str, model: str = "bpr") -> list[str]
     return ["train", "--data", str(folder), "--model", model, "--out", str(run), *FAST, *extra]
 
 
-def fails_cleanly(argv: list[str], capsys, run: Path, *needles: str) -> str:
-    """Exit 2, one `error:` paragraph on stderr containing every needle, RUN_DIR untouched."""
-    before = sorted(p.name for p in run.iterdir()) if run.exists() else None
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every file under `root` with its size, mtime and hash, and every folder."""
+    out: dict[str, tuple] = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_symlink():
+            out[rel] = ("link", os.readlink(p))
+        elif p.is_dir():
+            out[rel] = ("dir",)
+        elif p.is_file():
+            out[rel] = (p.stat().st_size, p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+    return out
+
+
+def fails_cleanly(argv: list[str], capsys, run: Path, *needles: str, root: Path | None = None) -> str:
+    """Exit 2, one `error:` paragraph on stderr containing every needle, no traceback, and nothing
+    under `root` (default: the folder holding RUN_DIR) created, changed or removed."""
+    root = root or run.parent
+    before = snapshot(root)
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2, err
@@ -39,8 +57,7 @@ def fails_cleanly(argv: list[str], capsys, run: Path, *needles: str) -> str:
     flat = " ".join(err.split())
     for needle in needles:
         assert needle in flat, f"{needle!r} not in {flat!r}"
-    after = sorted(p.name for p in run.iterdir()) if run.exists() else None
-    assert after == before, "nothing may be written to RUN_DIR"
+    assert snapshot(root) == before, "a failed command must leave every file as it was"
     return flat
 
 
@@ -103,15 +120,21 @@ def test_unknown_config_key_suggests_nearest(override, suggestion, tmp_path, cap
     fails_cleanly(argv, capsys, tmp_path / "run", "unknown config key", f"Did you mean '{suggestion}'?")
 
 
-def test_existing_run_dir_is_refused_unless_overwrite(tmp_path, capsys):
+def test_existing_run_dir_is_refused_and_only_motorec_runs_are_replaced(tmp_path, capsys):
     folder = dataset(tmp_path)
     run = tmp_path / "run"
     run.mkdir()
     (run / "notes.txt").write_text("keep me")
-    fails_cleanly(train(folder, run), capsys, run, str(run), "--overwrite")
+    fails_cleanly(train(folder, run), capsys, run, str(run), "holds files motorec did not write")
+    fails_cleanly(train(folder, run, "--overwrite"), capsys, run, str(run), "only replaces run folders it wrote")
     assert (run / "notes.txt").read_text() == "keep me"
+    (run / "notes.txt").unlink()
+    assert main(train(folder, run)) == 0
+    fails_cleanly(train(folder, run), capsys, run, str(run), "--overwrite", "--resume")
+    (run / "seed_1" / "note.txt").write_text("mine")
     assert main(train(folder, run, "--overwrite")) == 0
-    assert (run / "results.json").is_file() and not (run / "notes.txt").exists()
+    assert (run / "results.json").is_file() and not (run / "seed_1" / "note.txt").exists()
+    assert not [p for p in tmp_path.iterdir() if "replaced" in p.name]  # the old run moved aside is gone
 
 
 @pytest.mark.parametrize("override", ["train.epochs=0", "train.epochs=-1", "seeds=[]", "train.batch_size=0",

@@ -11,7 +11,6 @@ where an item may also be named by the dataset's own id (`tokens`, `explain`), p
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -62,10 +61,10 @@ class Run:
     """
 
     def __init__(self, directory: str | os.PathLike, dataset: Dataset | None = None, seed: int | None = None) -> None:
+        from motorec.models.factory import read_results
+
         self.dir = Path(directory)
-        if not (self.dir / "results.json").is_file():
-            raise MotorecError(f"{self.dir / 'results.json'}: not found; is {self.dir} a finished motorec run?")
-        self.metrics: dict[str, Any] = json.loads((self.dir / "results.json").read_text())
+        self.metrics: dict[str, Any] = read_results(self.dir)
         self.seed = int(self.metrics["seeds"][0] if seed is None else seed)
         self._dataset = dataset
         self._model = None
@@ -182,7 +181,8 @@ def load_run(directory: str | os.PathLike, dataset: Dataset | None = None, seed:
 
 def train(data: str | os.PathLike | Dataset, model: str, /, *, seeds: list[int] | None = None,
           out: str | os.PathLike | None = None, split: str | None = None, config: str | os.PathLike | None = None,
-          settings: list[str] | None = None, overwrite: bool = False, resume: bool = False, **overrides: Any) -> Run:
+          settings: list[str] | None = None, overwrite: bool = False, resume: bool = False,
+          allow_epochs_change: bool = False, **overrides: Any) -> Run:
     """Train `model` on a dataset (a loaded Dataset, a folder or 'synthetic-cold') over `seeds`.
 
     Config keys are keyword arguments (`train={"epochs": 20}`, `model={"n_layers": 2}`, `train__lr=0.01`,
@@ -194,7 +194,7 @@ def train(data: str | os.PathLike | Dataset, model: str, /, *, seeds: list[int] 
     if out is None:
         out = tempfile.mkdtemp(prefix=f"motorec-{model}-")
     run_experiment(data, model, out, split, config, list(settings or []) + settings_of(seeds, overrides),
-                   overwrite, resume)
+                   overwrite, resume, allow_epochs_change)
     return Run(out, data if isinstance(data, Dataset) else None)
 
 

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         # Non-standalone typer returns the code of an Exit it caught (130 on Ctrl-C) instead of raising.
         code = app(args=argv, standalone_mode=False)
     except MotorecError as exc:
-        msg = textwrap.fill(str(exc), width=100) if "\n" not in str(exc) else str(exc)
+        msg = textwrap.fill(str(exc), width=100, break_on_hyphens=False) if "\n" not in str(exc) else str(exc)
         print(f"error: {msg}", file=sys.stderr)
         return 2
     except typer.Exit as exc:

@@ -84,6 +84,8 @@ NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 UnitInterval = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 Probability = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]  # a share that must leave something
 Seed = Annotated[int, Field(ge=0, lt=2**32)]
+Seeds = Annotated[list[Seed], Field(min_length=1), AfterValidator(_unique)]
+Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")]
 
 
 class TrainConfig(ConfigModel):
@@ -138,8 +140,8 @@ P = TypeVar("P", bound=ConfigModel)
 class RunConfig(ConfigModel, Generic[P]):
     """Everything one `motorec train` run is made of; saved whole in results.json."""
 
-    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")]
-    seeds: Annotated[list[Seed], Field(min_length=1), AfterValidator(_unique)]
+    device: Device
+    seeds: Seeds
     item_repr: str
     tokens: TokensConfig
     motor: MotorConfig
@@ -261,10 +263,20 @@ def parse_override(text: str, cfg: dict[str, Any]) -> dict[str, Any]:
 def layered(model: str, config_file: str | Path | None = None, overrides: list[str] | None = None,
             origins: dict[str, str] | None = None) -> dict[str, Any]:
     """The merged (not yet validated) mapping of every layer."""
-    cfg = _read_yaml(packaged("defaults.yaml"), "defaults.yaml")
-    model_file = packaged(f"models/{model}.yaml")
-    if model_file.is_file():
-        cfg = merge(cfg, _read_yaml(model_file, f"models/{model}.yaml"), f"models/{model}.yaml", strict=False)
+    model_file = f"models/{model}.yaml"
+    files = ["defaults.yaml"] + ([model_file] if packaged(model_file).is_file() else [])
+    cfg = layer_files(files, config_file, overrides, origins)
+    cfg["model_name"] = model
+    return cfg
+
+
+def layer_files(files: list[str], config_file: str | Path | None = None, overrides: list[str] | None = None,
+                origins: dict[str, str] | None = None, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Packaged YAML `files` (under configs/; each may add keys), then the user's file and `--set`
+    (known keys only), merged over `base` (e.g. a schema's defaults, so all its keys are settable)."""
+    cfg = copy.deepcopy(base or {})
+    for name in files:
+        cfg = merge(cfg, _read_yaml(packaged(name), name), name, strict=False)
     if config_file is not None:
         path = Path(config_file)
         if not path.is_file():
@@ -272,7 +284,6 @@ def layered(model: str, config_file: str | Path | None = None, overrides: list[s
         cfg = merge(cfg, _read_yaml(path, str(path)), str(path), origins=origins)
     for text in overrides or []:
         cfg = merge(cfg, parse_override(text, cfg), f"--set '{text}'", origins=origins)
-    cfg["model_name"] = model
     return cfg
 
 
@@ -290,12 +301,13 @@ def validate_run_config(cfg: dict[str, Any], origins: dict[str, str] | None = No
         raise config_error(exc, schema, origins or {}, source) from None
 
 
-def validate_params(schema: type[P], params: Any, source: str) -> P:
-    """A mapping of parameters validated into `schema` (models built directly, not from a run config)."""
+def validate_params(schema: type[P], params: Any, source: str = "", origins: dict[str, str] | None = None) -> P:
+    """A mapping validated into `schema` (a model's or tokenizer's parameters, a task's layered config);
+    `origins` (flat key -> layer) names the layer that set a bad value."""
     try:
         return schema.model_validate(params)
     except ValidationError as exc:
-        raise config_error(exc, schema, {}, source) from None
+        raise config_error(exc, schema, origins or {}, source) from None
 
 
 def saved_run_config(saved: dict[str, Any], source: str) -> RunConfig:
@@ -326,6 +338,7 @@ def _describe(err: dict[str, Any]) -> str:
         "too_short": f"must have at least {ctx.get('min_length', 1)} entr{'y' if ctx.get('min_length', 1) == 1 else 'ies'}",
         "literal_error": f"must be one of {ctx.get('expected', '')}",
         "string_pattern_mismatch": f"must match {ctx.get('pattern', '')}",
+        "value_error": str(ctx.get("error", err["msg"])),
     }.get(kind, err["msg"][0].lower() + err["msg"][1:] if err["msg"] else kind)
 
 

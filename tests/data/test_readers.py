@@ -84,3 +84,66 @@ def test_synthetic_text_only_modality(tmp_path):
     back = load_dataset(folder)
     assert list(back.modalities) == ["text"] and isinstance(back.modalities["text"], np.memmap)
     assert back.n_items == 80
+
+
+# ---------------------------------------------------------------- property-based: never a traceback
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from motorec.data import Dataset, read_mmrec  # noqa: E402
+from motorec.data.readers import open_npy  # noqa: E402
+from motorec.errors import MotorecError  # noqa: E402
+
+HEADER = "userID\titemID\trating\ttimestamp\tx_label"
+CELLS = st.one_of(
+    st.integers(-5, 40).map(str), st.sampled_from(["", " ", "1.0", "2.5", "1e3", "-0", "nan", "inf", "0x1f", "٣",
+                                                    "9" * 25, str(2**31), str(2**63), "\x00", "a\tb", "1\r"]),
+    st.text(max_size=6),
+)
+LINES = st.lists(st.lists(CELLS, min_size=0, max_size=7).map("\t".join), max_size=25)
+INTER = st.one_of(
+    st.binary(max_size=300),
+    st.tuples(st.sampled_from([HEADER, HEADER.replace("x_label", "label"), "", "userID itemID x_label"]), LINES)
+    .map(lambda t: "\n".join([t[0], *t[1]]).encode("utf-8", "surrogatepass")),
+)
+
+
+def _read_bytes(tmp_path_factory, name: str, data: bytes):
+    folder = tmp_path_factory.mktemp("prop") / "toy"
+    folder.mkdir()
+    (folder / name).write_bytes(data)
+    return folder
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=INTER)
+def test_any_inter_bytes_give_a_dataset_or_a_motorec_error(tmp_path_factory, data):
+    folder = _read_bytes(tmp_path_factory, "toy.inter", data)
+    try:
+        ds = read_mmrec(folder, drop_users_without_train=True)
+    except MotorecError as exc:
+        assert "toy.inter" in str(exc)
+        return
+    assert isinstance(ds, Dataset) and ds.n_users > 0 and ds.n_items > 0 and ds.n_interactions > 0
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.one_of(st.binary(max_size=200),
+                      st.binary(max_size=120).map(lambda b: b"\x93NUMPY\x01\x00" + b),
+                      st.integers(0, 200).map(lambda n: _npy_bytes()[:n])))
+def test_any_npy_bytes_give_an_array_or_a_motorec_error(tmp_path_factory, data):
+    folder = _read_bytes(tmp_path_factory, "text_feat.npy", data)
+    try:
+        arr = open_npy(folder / "text_feat.npy")
+    except MotorecError as exc:
+        assert "text_feat.npy" in str(exc)
+        return
+    assert isinstance(arr, np.ndarray)
+
+
+def _npy_bytes() -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.arange(24, dtype=np.float32).reshape(4, 6))
+    return buf.getvalue()

@@ -116,3 +116,29 @@ def test_restart_replays_the_log_to_the_same_state(bundle, wal_path):
     assert client2.get("/recommend/walker?k=20&exclude_seen=false").json()["items"] == recs
     assert client2.post("/items", json={"id": "keep-1", "features": feats}).status_code == 409
     service2.close()
+
+
+def test_compaction_keeps_what_is_served(bundle, wal_path):
+    client, service = client_for(bundle, wal_path)
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        feats = {m: rng.normal(size=d).tolist() for m, d in bundle.modalities.items()}
+        assert client.post("/items", json={"id": f"cmp-{i}", "features": feats}).status_code == 201
+    base = [bundle.catalog.item_ids[i] for i in np.flatnonzero(bundle.served)[:6]]
+    users = ["cmp-user-a", "cmp-user-b", bundle.catalog.user_ids[3]]
+    for step in range(12):  # several records per user, with repeats: merged by compaction
+        items = [f"cmp-{step % 4}", base[step % 6]]
+        assert client.post(f"/users/{users[step % 3]}/interactions", json={"items": items}).status_code == 200
+    served = {u: (client.get(f"/recommend/{u}?k=30").json()["items"], client.get(f"/users/{u}").json()) for u in users}
+    records_before = service.wal.records
+    info = client.post("/admin/compact").json()
+    assert info["records_before"] == records_before == 16 and info["records_after"] == 4 + 3
+    assert {u: (client.get(f"/recommend/{u}?k=30").json()["items"], client.get(f"/users/{u}").json())
+            for u in users} == served
+    service.close()
+    client2, service2 = client_for(bundle, wal_path)
+    assert service2.replayed == 7
+    assert {u: (client2.get(f"/recommend/{u}?k=30").json()["items"], client2.get(f"/users/{u}").json())
+            for u in users} == served
+    assert client2.get("/health").json()["wal"]["records"] == 7
+    service2.close()

@@ -1,4 +1,4 @@
-"""Shared codebook machinery: k-means, assignment, dead-code restart, collisions, diagnostics."""
+"""Shared codebook machinery: k-means, assignment, dead-code restart, diagnostics."""
 from __future__ import annotations
 
 import numpy as np
@@ -63,26 +63,6 @@ def test_residual_quantizer_contract():
     assert norms == sorted(norms, reverse=True)
 
 
-def test_suffix_makes_tuples_unique():
-    tuples = np.array([[1, 2], [1, 2], [3, 4], [1, 2], [3, 4], [5, 6]])
-    suffix, size = cb.suffix_codes(tuples)
-    assert suffix.tolist() == [0, 1, 0, 2, 1, 0] and size == 3
-    assert cb.collision_rate(tuples) == 5 / 6
-    assert cb.collision_rate(np.column_stack([tuples, suffix])) == 0.0
-
-
-def test_sinkhorn_plan_is_balanced_and_resolves_collisions():
-    cost = torch.rand(6, 4, dtype=torch.float64)
-    plan = cb.sinkhorn(cost, epsilon=0.1, n_iter=500)
-    assert torch.allclose(plan.sum(1), torch.full((6,), 1 / 6, dtype=torch.float64), atol=1e-6)
-    assert torch.allclose(plan.sum(0), torch.full((4,), 1 / 4, dtype=torch.float64), atol=1e-6)
-    prefix = np.array([[0], [0], [0], [1], [1]])
-    last = np.array([2, 2, 2, 2, 3])
-    new_last = cb.sinkhorn_resolve(prefix, last, torch.rand(5, 3), torch.rand(4, 3))
-    assert cb.collision_rate(np.column_stack([prefix, new_last])) == 0.0
-    assert new_last[3] == 2 and new_last[4] == 3, "items without a collision keep their code"
-
-
 def test_diagnostic_helpers():
     codes = np.array([0, 0, 1, 1])
     assert cb.utilisation(codes, 4) == 0.5
@@ -95,13 +75,3 @@ def test_diagnostic_helpers():
     assert float(cb.bernoulli_kl(0.1, torch.tensor(0.1))) < 1e-9
     d = torch.tensor([[0.0, 100.0, 100.0], [0.0, 100.0, 100.0]])
     assert cb.code_sparsity(d, 0.05) > 0.99
-
-
-def test_free_last_codes_takes_the_best_free_tuple_and_claims_it():
-    corpus = np.array([[0, 0], [0, 1], [1, 0]])
-    raw_new = np.array([[0, 0], [0, 0], [1, 0], [2, 5]])
-    preference = np.array([[0, 1, 2, 3], [0, 1, 2, 3], [0, 3, 1, 2], [5, 0, 1, 2]])
-    out = cb.free_last_codes(corpus, raw_new, preference)
-    np.testing.assert_array_equal(out, [2, 3, 3, 5])  # (0,0),(0,1) taken; then (0,2) claimed by the first new item
-    full = np.array([[0, c] for c in range(2)])
-    assert cb.free_last_codes(full, np.array([[0, 1]]), np.array([[1, 0]]))[0] == 1  # nothing free: own nearest code

@@ -157,7 +157,7 @@ def test_shared_scope_fine_tunes_only_the_shared_experts_on_behaviour(fitted):
 
 
 def test_user_errors():
-    with pytest.raises(MotorecError, match="Unknown parameter"):
+    with pytest.raises(MotorecError, match="tokenizer 'mmq': unknown config key 'codebok_size'"):
         MMQTokenizer(codebok_size=8)
     with pytest.raises(MotorecError, match="ft_scope"):
         MMQTokenizer(ft_scope="specific")

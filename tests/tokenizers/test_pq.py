@@ -49,3 +49,12 @@ def test_pq_save_load_and_padding(features, tmp_path):
         build_tokenizer("pq", subspaces=64).fit({"text": features["text"]})
     with pytest.raises(MotorecError, match="codes must lie in"):
         tok.decode(np.full((2, 4), 8))
+
+
+def test_pq_refuses_item_weights_it_has_no_loss_for(features):
+    """Plain k-means has no per-item loss: weights are refused, never silently ignored."""
+    tok = build_tokenizer("pq", subspaces=4, codebook_size=8, device="cpu")
+    with pytest.raises(MotorecError, match="tokenizer 'pq': fit takes no item weights"):
+        tok.fit(features, weights=np.ones(400))
+    with pytest.raises(MotorecError, match="config key 'opq_iters': must be >= 1, got 0"):
+        build_tokenizer("pq", opq_iters=0)

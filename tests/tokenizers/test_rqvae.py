@@ -70,6 +70,16 @@ def test_save_load_identical_codes_for_corpus_and_new_items(features, tmp_path):
     assert np.allclose(back.decode(tok.encode(new))["image"], tok.decode(tok.encode(new))["image"], atol=1e-5)
 
 
+def test_fitting_and_loading_leave_the_global_rng_alone(features, tmp_path):
+    """A cached tokenizer must not change a run: neither fit nor load may draw from torch's global RNG."""
+    state = torch.get_rng_state()
+    tok = build_tokenizer("rqvae", **FAST_RQVAE).fit(features, seed=0)
+    assert torch.equal(state, torch.get_rng_state())
+    tok.save(tmp_path)
+    load_tokenizer(tmp_path)
+    assert torch.equal(state, torch.get_rng_state())
+
+
 def test_fit_is_seeded(features):
     a = build_tokenizer("rqvae", **FAST_RQVAE).fit(features, seed=4).encode(features)
     b = build_tokenizer("rqvae", **FAST_RQVAE).fit(features, seed=4).encode(features)
@@ -132,7 +142,7 @@ def test_weights_and_bad_input_errors(features):
         build_tokenizer("rqvae", **FAST_RQVAE).fit(bad)
     with pytest.raises(MotorecError, match="Did you mean 'codebook_size'"):
         build_tokenizer("rqvae", codebook_sizes=8)
-    with pytest.raises(MotorecError, match="collisions must be one of"):
+    with pytest.raises(MotorecError, match="config key 'collisions': must be one of"):
         build_tokenizer("rqvae", collisions="hash")
     tok = build_tokenizer("rqvae", **FAST_RQVAE).fit({"text": features["text"]})
     with pytest.raises(MotorecError, match="fitted on 24-d features, got 40-d"):

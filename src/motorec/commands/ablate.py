@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from motorec.errors import MotorecError
-from motorec.io import atomic_write_text
+from motorec.io import atomic_write_text, claim_report_dir
 
 console = Console()
 
@@ -39,16 +39,17 @@ def run_ablation(data: str, out: Path, split: str | None = None, overrides: list
     if unknown:
         raise MotorecError(f"--variants: unknown variant(s) {', '.join(unknown)}. Known: {', '.join(VARIANTS)}.")
     rows: dict[str, Any] = {}
-    for name in names:
-        console.print(f"[bold]ablation {name}[/bold] {' '.join(VARIANTS[name]) or '(full model)'}")
-        res = run_experiment(data, "motorec", out / name, split, None, [*(overrides or []), *VARIANTS[name]],
-                             overwrite=overwrite, resume=resume)
-        rows[name] = {"overrides": VARIANTS[name], "valid": res["valid"], "test": res["test"],
-                      "test_std": res["test_std"], "seeds": res["seeds"], "split_sha256": res["split_sha256"]}
-    report = {"data": str(data), "split": split, "common_overrides": overrides or [], "metric": METRIC, "variants": rows}
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "ablation.json", json.dumps(report, indent=2))
-    atomic_write_text(out / "ablation.md", ablation_markdown(report))
+    with claim_report_dir(out, "ablation", "ablation.json") as out:
+        for name in names:
+            console.print(f"[bold]ablation {name}[/bold] {' '.join(VARIANTS[name]) or '(full model)'}")
+            res = run_experiment(data, "motorec", out / name, split, None, [*(overrides or []), *VARIANTS[name]],
+                                 overwrite=overwrite, resume=resume)
+            rows[name] = {"overrides": VARIANTS[name], "valid": res["valid"], "test": res["test"],
+                          "test_std": res["test_std"], "seeds": res["seeds"], "split_sha256": res["split_sha256"]}
+        report = {"data": str(data), "split": split, "common_overrides": overrides or [], "metric": METRIC,
+                  "variants": rows}
+        atomic_write_text(out / "ablation.json", json.dumps(report, indent=2))
+        atomic_write_text(out / "ablation.md", ablation_markdown(report))
     return report
 
 

@@ -69,7 +69,10 @@ def data_split(
 ) -> None:
     """Write a reproducible split in MMRec format so it can be shared."""
     from motorec.data import cold_split, load_dataset, loo_split, random_split, write_mmrec
+    from motorec.io import check_output_file
 
+    for target in (out, out.with_name(out.stem + ".cold_items.txt")):
+        check_output_file(target, [path])
     ds = load_dataset(path)
     splitters = {"random": lambda d: random_split(d, seed=seed), "loo": loo_split,
                  "cold": lambda d: cold_split(d, cold_fraction, seed=seed)}
@@ -103,8 +106,10 @@ def train(
     split: Optional[str] = typer.Option(None, help="Split file (.inter) inside the data folder."),
     config: Optional[Path] = typer.Option(None, help="YAML file layered over the packaged configs."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: key=value (repeatable)."),
-    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
-    resume: bool = typer.Option(False, help="Continue an interrupted run from its checkpoints."),
+    overwrite: bool = typer.Option(False, help="Replace an existing run directory written by motorec."),
+    resume: bool = typer.Option(False, help="Continue an interrupted run from its checkpoints (same model, "
+                                            "config, data and split only)."),
+    allow_epochs_change: bool = typer.Option(False, help="With --resume: accept a different train.epochs."),
     nproc: int = typer.Option(1, help="Data-parallel processes: N > 1 runs this command under `torchrun --standalone "
                                       "--nproc_per_node N` (gloo on CPU, NCCL on GPU; docs/scale.md)."),
 ) -> None:
@@ -116,7 +121,7 @@ def train(
     if relaunch_under_torchrun(nproc):
         return
     results = train_run(data, model, out=out, split=split, config=config, settings=set_, overwrite=overwrite,
-                        resume=resume).metrics
+                        resume=resume, allow_epochs_change=allow_epochs_change).metrics
     if not current().is_main:  # the other ranks of a torchrun launch train but do not print
         return
     console.print(metrics_table(f"{model} on {results['dataset']} — test (mean ± std over {len(results['seeds'])} seeds)",
@@ -133,6 +138,10 @@ def evaluate(
     """Re-evaluate a trained run's best-valid checkpoint (and export its top-K lists)."""
     from motorec.api import load_run
 
+    if export is not None:
+        from motorec.io import check_output_file
+
+        check_output_file(export, [run_dir], flag="--export")
     metrics = load_run(run_dir, seed=seed).evaluate(split, topk_file=export)
     console.print(metrics_table(f"{run_dir} — {split}", metrics))
     if export is not None:

@@ -20,7 +20,7 @@ from rich.console import Console
 
 from motorec.data.dataset import Dataset
 from motorec.errors import MotorecError, did_you_mean
-from motorec.io import atomic_write_text
+from motorec.io import atomic_write_text, claim_report_dir
 
 console = Console()
 REPRS = ("id", "motor")
@@ -188,14 +188,16 @@ def motor_table(
     benches = [_benchmark(b) for b in _names(benchmarks)]
     if not benches:
         raise MotorecError("--benchmarks: name at least one of " + ", ".join(BENCHMARKS) + ".")
-    results = {(b.name, m, r): ensure_run(data_root, out, b, m, r, set_, train) for b in benches for m in names for r in REPRS}
-    first = benches[0]
-    rows = size_table(str(data_root / first.folder), first.split, names, [1], set_)
-    text = table_markdown(results, benches, names, {(r["model"], r["item_repr"]): r["params"] for r in rows})
-    text += f"\n\nTest Recall@20, mean ± std over seeds (validation-selected); params counted on {first.name}.\n"
-    if notes := setting_notes(results):
-        text += "\nMOTOR settings that differ from the defaults:\n" + "\n".join(notes) + "\n"
-    atomic_write_text(out / "motor_table.md", text)
+    with claim_report_dir(out, "motor-table", "motor_table.md") as out:
+        results = {(b.name, m, r): ensure_run(data_root, out, b, m, r, set_, train)
+                   for b in benches for m in names for r in REPRS}
+        first = benches[0]
+        rows = size_table(str(data_root / first.folder), first.split, names, [1], set_)
+        text = table_markdown(results, benches, names, {(r["model"], r["item_repr"]): r["params"] for r in rows})
+        text += f"\n\nTest Recall@20, mean ± std over seeds (validation-selected); params counted on {first.name}.\n"
+        if notes := setting_notes(results):
+            text += "\nMOTOR settings that differ from the defaults:\n" + "\n".join(notes) + "\n"
+        atomic_write_text(out / "motor_table.md", text)
     print(text)
 
 

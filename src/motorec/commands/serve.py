@@ -1,6 +1,7 @@
 """`motorec export` (run -> serving bundle) and `motorec serve` (bundle -> HTTP service)."""
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 from typing import Optional
@@ -10,6 +11,8 @@ import yaml
 from rich.console import Console
 
 from motorec.errors import MotorecError
+from motorec.serving.guard import API_KEY_ENV, API_KEY_HEADER
+from motorec.serving.wal import DEFAULT_COMPACT_BYTES
 
 console = Console(stderr=True)
 
@@ -48,12 +51,30 @@ def export(
     print(json.dumps(summary))
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def serve(
     bundle: Path = typer.Argument(..., help="A bundle folder written by `motorec export`."),
     host: str = typer.Option("127.0.0.1", help="Interface to bind (loopback by default)."),
-    port: int = typer.Option(8000),
+    port: int = typer.Option(8000, min=0, max=65535),
     wal: Optional[Path] = typer.Option(None, help="Write-ahead log file (default BUNDLE/state/wal.log)."),
-    threads: int = typer.Option(1, help="torch CPU threads for content encoding."),
+    repair_wal: bool = typer.Option(False, help="Move a damaged end of the write-ahead log to a side file, keep "
+                                                "the records before it, and start."),
+    wal_compact_bytes: int = typer.Option(DEFAULT_COMPACT_BYTES, min=0, help="Compact the log once it has grown by "
+                                          "this many bytes (and at least doubled) since the last compaction; 0: never."),
+    wal_compact_records: int = typer.Option(0, min=0, help="Also compact after this many new records (and at least "
+                                            "doubled); 0: no record trigger."),
+    api_key: Optional[str] = typer.Option(None, envvar=API_KEY_ENV, show_envvar=True,
+                                          help=f"Require this key in the {API_KEY_HEADER} header of every write "
+                                               f"request (prefer the environment variable: a flag shows in `ps`)."),
+    threads: int = typer.Option(1, min=1, help="torch CPU threads for content encoding."),
     preload: bool = typer.Option(True, help="Load the text/image encoders before accepting requests."),
     log_level: str = typer.Option("warning", help="uvicorn log level."),
     index: str = typer.Option("auto", help="Item index: auto (exact up to --index-exact-max items, IVF above), "
@@ -68,19 +89,33 @@ def serve(
     import uvicorn
 
     from motorec.serving.app import create_app
-    from motorec.serving.bundle import load_bundle
+    from motorec.serving.bundle import STATE_DIR, load_bundle
     from motorec.serving.index import IndexConfig
     from motorec.serving.service import RecommenderService
 
+    if api_key is not None and len(api_key) < 16:
+        raise MotorecError(f"--api-key / {API_KEY_ENV}: use at least 16 characters (a random token).")
+    if not is_loopback(host):
+        console.print(f"[bold yellow]warning:[/bold yellow] binding {host}: the service is reachable from other "
+                      f"machines" + ("." if api_key else ", and without --api-key anyone who reaches it can add items "
+                                     "and interactions.") + " Put it behind a proxy with TLS and rate limits.")
     torch.set_num_threads(threads)
     index_config = IndexConfig(kind=index, exact_max_items=index_exact_max, nprobe=nprobe, target_recall=index_recall)
     index_config.validate()
-    service = RecommenderService(load_bundle(bundle), wal or bundle / "state" / "wal.log", preload, index_config)
+    service = RecommenderService(load_bundle(bundle), wal or bundle / STATE_DIR / "wal.log", preload,
+                                 repair_wal=repair_wal, compact_bytes=wal_compact_bytes,
+                                 compact_records=wal_compact_records, index_config=index_config)
+    recovery = service.wal.recovery.summary()
+    if recovery:
+        console.print(f"write-ahead log {service.wal.path}: {recovery}")
+    elif repair_wal:
+        console.print(f"write-ahead log {service.wal.path}: intact, nothing to repair")
     console.print(f"serving {bundle} on http://{host}:{port} ({service.health()['items_indexed']} items, "
-                  f"{service.index.kind} index, "
-                  f"{service.replayed} log records replayed, started in {service.startup_seconds:.1f}s)")
+                  f"{service.index.kind} index, {service.replayed} log records replayed, started in "
+                  f"{service.startup_seconds:.1f}s{', write requests need the API key' if api_key else ''})")
     try:
-        uvicorn.run(create_app(service), host=host, port=port, log_level=log_level, access_log=False)
+        uvicorn.run(create_app(service, api_key=api_key), host=host, port=port, log_level=log_level,
+                    access_log=False)
     finally:
         service.close()
 

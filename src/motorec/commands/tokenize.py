@@ -33,10 +33,10 @@ def _parse_set(pairs: list[str]) -> dict[str, Any]:
 
 def _features_only(folder: Path) -> dict[str, np.ndarray]:
     """A folder holding just `<modality>_feat.npy` files (no interactions)."""
-    from motorec.data.readers import load_features
+    from motorec.data.readers import feature_rows, load_features
 
     paths = sorted(folder.glob("*_feat.npy"))
-    rows = np.load(paths[0], mmap_mode="r", allow_pickle=False).shape[0]
+    rows = feature_rows(paths[0])
     return {p.name[: -len("_feat.npy")]: load_features(p, rows) for p in paths}
 
 
@@ -112,22 +112,37 @@ def tokenize(
     split: Optional[str] = typer.Option(None, help="Split file (.inter) inside the data folder."),
     exclude_cold: bool = typer.Option(False, help="Fit without the split's cold items; they are encoded as new items."),
     seed: int = typer.Option(0, help="Seed of the fit."),
-    overwrite: bool = typer.Option(False, help="Write into a non-empty --out folder."),
+    overwrite: bool = typer.Option(False, help="Replace an --out folder written by an earlier `motorec tokenize`."),
     as_json: bool = typer.Option(False, "--json", help="Print diagnostics as JSON instead of tables."),
     nproc: int = typer.Option(1, help="Processes under torchrun: the rqvae fit shards its items over them (docs/scale.md)."),
 ) -> None:
     """Fit a tokenizer on item content, write every item's codes, the tokenizer and diagnostics."""
     from motorec.cli import relaunch_under_torchrun
     from motorec.distributed import init_distributed
+    from motorec.io import claim_output_dir
     from motorec.runtime import resolve_device
     from motorec.tokenizers import build_tokenizer
 
     if relaunch_under_torchrun(nproc):
         return
-
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise MotorecError(f"--out {out}: exists and is not empty; pass --overwrite to write into it.")
     tok = build_tokenizer(tokenizer, **_parse_set(set_))  # bad names / params fail before any data is read
+    ctx = init_distributed(resolve_device(tok.params.get("device", "auto")))
+    if not ctx.is_main:  # the other torchrun ranks fit their share and write nothing
+        _fit(tok, data, split, exclude_cold, modality, seed)
+        return
+    with claim_output_dir(out, "tokens", overwrite=overwrite, inputs=[data, split], legacy=_legacy_tokens) as out:
+        _tokenize_into(out, tok, data, split, exclude_cold, modality, seed, as_json)
+
+
+def _legacy_tokens(folder: Path) -> dict | None:
+    """A `motorec tokenize` folder of a motorec that wrote no marker: it holds diagnostics.json."""
+    return {} if (folder / "diagnostics.json").is_file() and (folder / "tokenizer.json").is_file() else None
+
+
+def _fit(tok, data: str, split: Optional[str], exclude_cold: bool, modality: list[str],
+         seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Fit `tok` on the items' features (data-parallel over torchrun ranks when the tokenizer
+    supports it: rqvae); returns (features of every item, rows fitted on)."""
     features, fit_rows = load_item_features(data, split, exclude_cold)
     if modality:
         unknown = [m for m in modality if m not in features]
@@ -135,15 +150,17 @@ def tokenize(
             raise MotorecError(f"--modality {', '.join(unknown)}: not in {data} (has {', '.join(features)}).")
         features = {m: features[m] for m in modality}
     fit_features = features if fit_rows.all() else {m: np.asarray(f)[fit_rows] for m, f in features.items()}
-    ctx = init_distributed(resolve_device(tok.params.get("device", "auto")))
-    tok.fit(fit_features, seed=seed)  # data-parallel over the ranks when the tokenizer supports it (rqvae)
-    if not ctx.is_main:  # every rank holds the fitted tokenizer; rank 0 writes it
-        return
+    tok.fit(fit_features, seed=seed)
+    return features, fit_rows
+
+
+def _tokenize_into(out: Path, tok, data: str, split: Optional[str], exclude_cold: bool, modality: list[str],
+                   seed: int, as_json: bool) -> None:
+    features, fit_rows = _fit(tok, data, split, exclude_cold, modality, seed)
     codes = tok.encode(features)
     report = tok.diagnostics(features)
     report.update({"data": str(data), "fit_items": int(fit_rows.sum()), "seed": seed, "params": tok.params,
                    "slots": slot_names(tok.slots)})
-    out.mkdir(parents=True, exist_ok=True)
     tok.save(out)
     write_code_table(out, codes, slot_names(tok.slots))
     atomic_write_text(out / "diagnostics.json", json.dumps(report, indent=2))

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from motorec.errors import MotorecError
-from motorec.io import atomic_write_text
+from motorec.io import atomic_write_text, claim_report_dir
 
 console = Console()
 DEFAULT_OFFSETS = "-100,-2,-1,-0.5,-0.25,0,0.25,0.5,1,2"
@@ -109,9 +109,9 @@ def tradeoff(
     if not values:
         raise MotorecError("--offsets: give at least one number.")
     report = tradeoff_report(run, values, warm_run)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "tradeoff.json", json.dumps(report, indent=2))
-    atomic_write_text(out / "tradeoff.md", tradeoff_markdown(report))
+    with claim_report_dir(out, "tradeoff", "tradeoff.json") as out:
+        atomic_write_text(out / "tradeoff.json", json.dumps(report, indent=2))
+        atomic_write_text(out / "tradeoff.md", tradeoff_markdown(report))
     console.print(tradeoff_markdown(report))
     console.print(f"wrote {out / 'tradeoff.md'} and {out / 'tradeoff.json'}")
 

@@ -10,6 +10,7 @@ from motorec.data.synthetic import make_synthetic, parse_synthetic_spec, synthet
 from motorec.errors import MotorecError
 
 SYNTHETIC = "synthetic"
+SYNTHETIC_NAMES = (SYNTHETIC, f"{SYNTHETIC}-cold")
 
 
 def load_dataset(path: str | Path, split: str | Path | None = None, drop_users_without_train: bool = False) -> Dataset:
@@ -29,7 +30,7 @@ def load_dataset(path: str | Path, split: str | Path | None = None, drop_users_w
 
 def _open(path: str | Path, split: str | Path | None, drop_users_without_train: bool) -> Dataset:
     text = str(path)
-    if text in (SYNTHETIC, f"{SYNTHETIC}-cold"):
+    if text in SYNTHETIC_NAMES:
         ds = make_synthetic()
         return cold_split(ds) if text.endswith("-cold") else random_split(ds)
     if text.startswith(f"{SYNTHETIC}:"):

@@ -4,10 +4,13 @@ Every reader validates what it reads and raises MotorecError naming the file and
 """
 from __future__ import annotations
 
+import csv
 import json
+import re
 import warnings
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -16,22 +19,106 @@ from motorec.data.dataset import Dataset
 from motorec.errors import MotorecError
 
 INTER_COLUMNS = ("userID", "itemID", "rating", "timestamp", "x_label")
+NPY_MAGIC = b"\x93NUMPY"
+# Ids are row numbers: every model allocates a row per id up to the largest, and graph and index
+# code stores ids as int32. So an id must be below 2^31 - 1, and the id space may not be much
+# larger than the ids actually used (a sign of raw, un-remapped ids: MMRec ids are 0..n-1).
+MAX_ID = 2**31 - 2
+SPARSE_ID_FACTOR = 100  # id space allowed up to this many times the distinct ids used...
+SMALL_ID_SPACE = 1 << 20  # ...or up to about a million rows, whichever is larger
 
 
 def _integer_column(df: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     """Column as int64; names the first offending line (1-based, header is line 1)."""
     values = pd.to_numeric(df[column], errors="coerce")
+    missing = (df[column].isna() | (df[column].astype(str).str.strip() == "")).to_numpy()
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        raise MotorecError(f"{path}, line {row + 2}: column '{column}' is empty or missing (fewer fields than the "
+                           f"header: a truncated or mis-separated line?).")
     bad = values.isna() | (values != np.floor(values.fillna(0)))
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise MotorecError(
-            f"{path}, line {row + 2}: column '{column}' must hold integers, found '{df[column].iloc[row]}'."
+            f"{path}, line {row + 2}: column '{column}' must hold integers, found '{_clip(df[column].iloc[row])}'."
         )
-    arr = values.to_numpy(dtype=np.int64)
-    if (arr < 0).any():
-        row = int(np.flatnonzero(arr < 0)[0])
-        raise MotorecError(f"{path}, line {row + 2}: column '{column}' must be a non-negative id, found {arr[row]}.")
-    return arr
+    if (values < 0).any():
+        row = int(np.flatnonzero((values < 0).to_numpy())[0])
+        raise MotorecError(f"{path}, line {row + 2}: column '{column}' must be a non-negative id, "
+                           f"found {_clip(df[column].iloc[row])}.")
+    if (values > MAX_ID).any():
+        row = int(np.flatnonzero((values > MAX_ID).to_numpy())[0])
+        raise MotorecError(f"{path}, line {row + 2}: column '{column}' holds {_clip(df[column].iloc[row])}, above the "
+                           f"largest id motorec accepts ({MAX_ID}: ids index int32 arrays). Ids are row numbers "
+                           f"0..n-1; re-map raw ids first.")
+    return values.to_numpy(dtype=np.int64)
+
+
+def _clip(value: object, width: int = 40) -> str:
+    """A value for an error message: control characters escaped, long text shortened."""
+    text = str(value)
+    text = text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _first_non_utf8_line(path: Path) -> int:
+    for lineno, line in enumerate(path.read_bytes().split(b"\n"), start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            return lineno
+    return 1
+
+
+def id_space(ids: np.ndarray, what: str, path: Path, line_of: Callable[[int], int] | None = lambda row: row + 2) -> int:
+    """max id + 1, refused when the ids are so sparse that the rows implied would waste memory
+    (every model allocates one row per id up to the largest)."""
+    if len(ids) == 0:
+        return 0
+    row = int(ids.argmax())
+    top = int(ids[row])
+    distinct = len(np.unique(ids))
+    if top >= max(SMALL_ID_SPACE, SPARSE_ID_FACTOR * distinct):
+        raise MotorecError(
+            f"{path}{f', line {line_of(row)}' if line_of else ''}: {what} {top} implies {top + 1} rows (one per id up to the largest; "
+            f"~{(top + 1) * 256 / 2**30:.1f} GiB for one 64-d float table) but only {distinct} distinct ids are used. "
+            f"motorec accepts an id space of at most max({SMALL_ID_SPACE}, {SPARSE_ID_FACTOR} x the distinct ids); "
+            f"re-map the ids to 0..n-1.")
+    return top + 1
+
+
+def open_npy(path: Path, mode: str = "r") -> np.ndarray:
+    """Memory-map a .npy file (numpy mmap `mode`); a file that is not one (empty, truncated,
+    pickled objects) is a MotorecError saying which."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(NPY_MAGIC))
+    except OSError as exc:
+        raise MotorecError(f"{path}: cannot be read ({exc.strerror or exc}).") from exc
+    if head != NPY_MAGIC:
+        what = "is empty (0 bytes)" if not head else "is not a .npy file (no .npy magic bytes at its start)"
+        raise MotorecError(f"{path}: {what}; features must be saved with numpy.save as a float matrix.")
+    try:
+        return np.load(path, mmap_mode=mode, allow_pickle=False)
+    except ValueError as exc:
+        if any(t in str(exc) for t in ("allow_pickle", "Object arrays", "Python objects")):
+            raise MotorecError(f"{path}: holds Python objects (dtype object), which motorec never unpickles; save a "
+                               f"float matrix.") from exc
+        if "mmap length" in str(exc) or "cannot reshape" in str(exc):
+            raise MotorecError(f"{path}: is truncated: its header promises more data than the file holds "
+                               f"({path.stat().st_size} bytes).") from exc
+        raise MotorecError(f"{path}: not a readable .npy array ({exc}).") from exc
+    except Exception as exc:  # numpy's header parser: EOFError, OSError, SyntaxError, TokenError, ...
+        raise MotorecError(f"{path}: not a readable .npy array: the header is damaged or the file is cut "
+                           f"({type(exc).__name__}: {_clip(exc, 120)}).") from exc
+
+
+def feature_rows(path: Path) -> int:
+    """Rows of a feature matrix file (checked to be a 2-d .npy array)."""
+    feat = open_npy(path)
+    if feat.ndim != 2:
+        raise MotorecError(f"{path}: features must be a 2-d matrix (items x dims), found shape {feat.shape}.")
+    return int(feat.shape[0])
 
 
 ID_COLUMNS = ("userID", "itemID", "x_label")
@@ -44,9 +131,9 @@ def _read_typed(path: Path) -> pd.DataFrame | None:
         df = pd.read_csv(path, sep="\t", dtype={c: np.int64 for c in ID_COLUMNS}, engine="c")
     except (ValueError, TypeError, OverflowError, pd.errors.ParserError, UnicodeDecodeError):
         return None
-    if not all(c in df.columns and df[c].dtype == np.int64 for c in ID_COLUMNS):
+    if len(df) == 0 or not all(c in df.columns and df[c].dtype == np.int64 for c in ID_COLUMNS):
         return None
-    if any((df[c].to_numpy() < 0).any() for c in ID_COLUMNS):
+    if any(((df[c].to_numpy() < 0) | (df[c].to_numpy() > MAX_ID)).any() for c in ID_COLUMNS):
         return None
     return df
 
@@ -62,14 +149,25 @@ def read_inter(path: str | Path) -> pd.DataFrame:
     else:  # read as text to name the offending line and column
         try:
             df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise MotorecError(f"{path}: not a readable tab-separated file ({exc}).") from exc
-        for col in ID_COLUMNS:
+        except pd.errors.EmptyDataError as exc:
+            raise MotorecError(f"{path}: the file is empty; expected a tab-separated header line "
+                               f"({', '.join(INTER_COLUMNS)}) and one line per interaction.") from exc
+        except UnicodeDecodeError as exc:
+            raise MotorecError(f"{path}, line {_first_non_utf8_line(path)}: not UTF-8 text.") from exc
+        except (pd.errors.ParserError, ValueError, csv.Error, OverflowError) as exc:
+            fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+            if fields:
+                want, line, saw = fields.groups()
+                raise MotorecError(f"{path}, line {line}: {saw} tab-separated fields, but the header has {want}.") from exc
+            raise MotorecError(f"{path}: not a readable tab-separated file ({_clip(str(exc).strip(), 200)}).") from exc
+        for col in ("userID", "itemID", "x_label"):
             if col not in df.columns:
                 raise MotorecError(
                     f"{path}, line 1: missing column '{col}'. The header must contain "
                     f"{', '.join(INTER_COLUMNS)} (tab-separated); found: {', '.join(df.columns) or 'nothing'}."
                 )
+        if len(df) == 0:
+            raise MotorecError(f"{path}: no interactions: the file holds only its header line (line 1).")
         out = pd.DataFrame({c: _integer_column(df, c, path) for c in ID_COLUMNS})
     bad = ~out["x_label"].isin([0, 1, 2])
     if bad.any():
@@ -90,10 +188,7 @@ def load_features(path: Path, n_items: int) -> np.ndarray:
     Copy-on-write mapping: pages are read from disk on demand and stay file-backed, and the array
     is writable in form, so torch can wrap it without a copy (writes would stay private).
     """
-    try:
-        feat = np.load(path, mmap_mode="c", allow_pickle=False)
-    except ValueError as exc:
-        raise MotorecError(f"{path}: not a plain numeric .npy array ({exc}).") from exc
+    feat = open_npy(path, mode="c")
     if feat.ndim != 2:
         raise MotorecError(f"{path}: features must be a 2-d matrix (items x dims), found shape {feat.shape}.")
     if feat.shape[0] != n_items:
@@ -157,18 +252,18 @@ def read_mmrec(
     df = read_inter(inter_path)
     feat_paths = sorted(directory.glob("*_feat.npy"))
     if n_items is None:
-        n_items = int(df["itemID"].max()) + 1 if len(df) else 0
-        if feat_paths:
-            rows = np.load(feat_paths[0], mmap_mode="r", allow_pickle=False).shape[0]
-            if rows >= n_items:
-                n_items = int(rows)
+        rows = feature_rows(feat_paths[0]) if feat_paths else 0
+        n_items = int(df["itemID"].max()) + 1
+        if rows < n_items:
+            n_items = id_space(df["itemID"].to_numpy(), "itemID", inter_path)
+        n_items = max(n_items, rows)
     if len(df) and df["itemID"].max() >= n_items:
         row = int(df["itemID"].to_numpy().argmax())
         raise MotorecError(f"{inter_path}, line {row + 2}: itemID {df['itemID'][row]} is beyond the {n_items} items.")
     modalities = {p.name[: -len("_feat.npy")]: load_features(p, n_items) for p in feat_paths}
     cold_path = inter_path.with_name(inter_path.stem + ".cold_items.txt")
     cold = read_cold_items(cold_path, n_items) if cold_path.is_file() else None
-    n_users = int(df["userID"].max()) + 1 if len(df) else 0
+    n_users = id_space(df["userID"].to_numpy(), "userID", inter_path)
     ds = Dataset(
         name=inter_path.stem,
         n_users=n_users,
@@ -187,14 +282,32 @@ def read_mmrec(
 
 def read_cold_items(path: Path, n_items: int) -> np.ndarray:
     ids = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
         line = line.strip()
         if not line:
             continue
-        if not line.isdigit() or int(line) >= n_items:
-            raise MotorecError(f"{path}, line {lineno}: expected an item id below {n_items}, found '{line}'.")
+        if not (line.isascii() and line.isdigit()) or int(line) >= n_items:
+            raise MotorecError(f"{path}, line {lineno}: expected an item id below {n_items}, found '{_clip(line)}'.")
         ids.append(int(line))
     return np.array(sorted(set(ids)), dtype=np.int64)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise MotorecError(f"{path}: not UTF-8 text (byte {exc.start}).") from exc
+    except OSError as exc:
+        raise MotorecError(f"{path}: cannot be read ({exc.strerror or exc}).") from exc
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(_read_text(path))
+    except json.JSONDecodeError as exc:
+        raise MotorecError(f"{path}, line {exc.lineno}: invalid JSON ({exc.msg}).") from exc
+    except RecursionError as exc:
+        raise MotorecError(f"{path}: JSON nested too deeply.") from exc
 
 
 def check_split(ds: Dataset, path: Path, drop_users_without_train: bool = False) -> Dataset:
@@ -213,6 +326,8 @@ def check_split(ds: Dataset, path: Path, drop_users_without_train: bool = False)
         )
     if len(orphans):
         keep = train_users[ds.users]
+        if not keep.any():
+            raise MotorecError(f"{path}: no user has train interactions (x_label 0), so nothing is left to train on.")
         warnings.warn(f"{path}: dropped the {int((~keep).sum())} interactions of {len(orphans)} users without train interactions.")
         ds = replace(
             ds,
@@ -243,31 +358,39 @@ def read_lcrec(directory: str | Path) -> Dataset:
     if len(inter_files) != 1:
         raise MotorecError(f"{directory}: expected exactly one *.inter.json, found {len(inter_files)}.")
     inter_path = inter_files[0]
-    try:
-        seqs = json.loads(inter_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise MotorecError(f"{inter_path}, line {exc.lineno}: invalid JSON ({exc.msg}).") from exc
+    seqs = _read_json(inter_path)
+    if not isinstance(seqs, dict) or not seqs:
+        raise MotorecError(f"{inter_path}: expected a non-empty JSON object {{user id: [item ids in time order]}}.")
     users, items, times = [], [], []
     for key, seq in seqs.items():
-        if not str(key).isdigit() or not isinstance(seq, list) or not all(isinstance(i, int) and i >= 0 for i in seq):
-            raise MotorecError(f"{inter_path}: user '{key}' must map a non-negative integer id to a list of item ids.")
+        if not (key.isascii() and key.isdigit() and int(key) <= MAX_ID) or not isinstance(seq, list) or \
+                not all(type(i) is int and 0 <= i <= MAX_ID for i in seq):
+            raise MotorecError(f"{inter_path}: user '{_clip(key)}' must map a non-negative integer id to a list of "
+                               f"item ids (ids at most {MAX_ID}).")
         users.extend([int(key)] * len(seq))
         items.extend(seq)
         times.extend(range(len(seq)))
-    n_items = max(items) + 1 if items else 0
+    if not items:
+        raise MotorecError(f"{inter_path}: no interactions (every user's list is empty).")
+    n_items = id_space(np.asarray(items, dtype=np.int64), "item id", inter_path, line_of=None)
+    n_users = id_space(np.asarray(users, dtype=np.int64), "user id", inter_path, line_of=None)
     item_table = None
     item_path = inter_path.with_name(inter_path.name.replace(".inter.json", ".item.json"))
     if item_path.is_file():
-        meta = json.loads(item_path.read_text())
+        meta = _read_json(item_path)
+        if not isinstance(meta, dict) or not all(k.isascii() and k.isdigit() and int(k) <= MAX_ID for k in meta) \
+                or not all(isinstance(v, dict) for v in meta.values()):
+            raise MotorecError(f"{item_path}: expected a JSON object {{item id: {{field: value}}}} with integer ids.")
         item_table = pd.DataFrame.from_dict(meta, orient="index")
-        item_table.index = item_table.index.astype(int)
+        item_table.index = item_table.index.astype(np.int64)
         item_table = item_table.sort_index()
-        n_items = max(n_items, int(item_table.index.max()) + 1)
+        if len(item_table):
+            n_items = max(n_items, id_space(item_table.index.to_numpy(), "item id", item_path, None))
     parent = directory.parent if directory.name == "raw" else directory
     modalities = {p.name[: -len("_feat.npy")]: load_features(p, n_items) for p in sorted(parent.glob("*_feat.npy"))}
     return Dataset(
         name=inter_path.name[: -len(".inter.json")],
-        n_users=max(users) + 1 if users else 0,
+        n_users=n_users,
         n_items=n_items,
         users=np.array(users),
         items=np.array(items),

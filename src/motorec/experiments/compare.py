@@ -20,7 +20,7 @@ import numpy as np
 
 from motorec.data.dataset import Dataset
 from motorec.errors import MotorecError
-from motorec.io import atomic_write_text
+from motorec.io import atomic_write_text, claim_report_dir
 from motorec.models import model_class
 from motorec.progress import progress
 from motorec.training.runner import run_experiment
@@ -88,10 +88,8 @@ def compare(models: list[str], datasets: "list[str | Dataset]", out: str | Path,
     for m in models:
         model_class(m)  # unknown names fail before any training
     specs = [DatasetSpec.of(d) for d in datasets]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = previous_rows(out)
-    with progress(enabled=train) as bar:
+    with claim_report_dir(out, "compare", "compare.json") as out, progress(enabled=train) as bar:
+        rows = previous_rows(out)
         task = bar.task("compare", total=len(specs) * len(models))
         for spec in specs:
             for model in models:

@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from motorec.config import merge, parse_override
+from motorec.config import RunConfig, merge, parse_override
 from motorec.errors import MotorecError
-from motorec.io import atomic_write_text
+from motorec.io import atomic_write_text, claim_report_dir
 from motorec.progress import progress
 from motorec.training.runner import load_run_inputs, run_experiment
 from motorec.training.trainer import SELECT_GROUP, SELECT_METRIC
@@ -102,10 +102,16 @@ def tune(data: str | Path, model: str, out: str | Path, grid: dict[str, list[Any
          config_file: str | Path | None = None, overrides: list[str] | None = None,
          resume: bool = True) -> dict[str, Any]:
     """Run every grid point (resuming finished ones), choose on valid, report that point's test."""
-    out = Path(out)
     overrides = list(overrides or [])
     points = grid_points(grid)
     _, cfg = load_run_inputs(data, model, split, config_file, overrides + as_overrides(points[0]))  # validates keys
+    with claim_report_dir(out, "tune", "tune.json") as out:
+        return _run_grid(data, model, out, points, split, config_file, overrides, resume, grid, cfg)
+
+
+def _run_grid(data: str | Path, model: str, out: Path, points: list[dict[str, Any]], split: str | None,
+              config_file: str | Path | None, overrides: list[str], resume: bool, grid: dict[str, list[Any]],
+              cfg: RunConfig) -> dict[str, Any]:
     trials = []
     with progress() as bar:
         task = bar.task(f"tune {model}", total=len(points))
@@ -125,7 +131,6 @@ def tune(data: str | Path, model: str, out: str | Path, grid: dict[str, list[Any
         "best": {"trial": best["trial"], "run_dir": best["run_dir"], "point": best["point"], f"valid_{SELECT_METRIC}": best["valid"],
                  "test": best["_test"], "test_std": best["_test_std"]},
     }
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "tune.json", json.dumps(summary, indent=2))
     atomic_write_text(out / "tune.md", tune_markdown(summary))
     atomic_write_text(out / "best.yaml", yaml.safe_dump(nest(best["point"], cfg.to_dict()), sort_keys=False))

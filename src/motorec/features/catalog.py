@@ -24,7 +24,7 @@ from motorec.features.image import IMAGE_DIM, IMAGE_MODEL, IMAGE_PREPROCESS, enc
 from motorec.features.tables import require_column
 from motorec.features.template import field_text, render_texts, template_fields
 from motorec.features.text import TEXT_MODEL, encode_texts
-from motorec.io import atomic_open, atomic_write_text
+from motorec.io import atomic_open, atomic_write_text, resolve_output_path
 from motorec.progress import progress as progress_bar
 
 FEATURE_FILES = {"text": "text_feat.npy", "image": "image_feat.npy"}
@@ -168,7 +168,9 @@ def extract_catalog_features(
     if image_root is not None and not image_root.is_dir():
         raise MotorecError(f"image folder not found: {image_root}")
     device = str(resolve_device(device))
-    out_dir = Path(out_dir)
+    out_dir = resolve_output_path(out_dir)
+    _check_replaceable(out_dir, [FEATURE_FILES[m] for m, given in (("text", text_template), ("image", image_pattern))
+                                 if given is not None] + ([MAPPING_FILE] if id_column is not None else []))
     store = ChunkStore(out_dir / "chunks")
     if not resume:
         store.clear()
@@ -209,6 +211,21 @@ def extract_catalog_features(
     if not keep_chunks:
         store.clear()
     return report
+
+
+def _check_replaceable(out_dir: Path, names: list[str]) -> None:
+    """Existing feature files are replaced only when motorec wrote them (its features.json is
+    there): a dataset's own features and id mapping are never overwritten."""
+    meta = out_dir / METADATA_FILE
+    try:
+        ours = isinstance(json.loads(meta.read_text()).get("modalities"), dict)
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    foreign = [n for n in [*names, METADATA_FILE] if (out_dir / n).exists() and not ours]
+    if foreign:
+        raise MotorecError(f"--out {out_dir}: already holds {', '.join(foreign)}, not written by `motorec features` "
+                           f"(no motorec {METADATA_FILE} beside them); motorec will not replace them. Choose another "
+                           f"--out.")
 
 
 def _item_ids(table: pd.DataFrame, id_column: str | None, source: str) -> list[Any]:

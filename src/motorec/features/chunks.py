@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -13,6 +13,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from motorec.io import atomic_open
+
+
+CHUNK_FILE = re.compile(r"^\.?[a-z]+-\d{9}-\d{9}-[0-9a-f]{16}\.(npy|json)(\.[^/]*\.tmp)?$")
 
 
 @dataclass(frozen=True)
@@ -65,4 +68,13 @@ class ChunkStore:
         return np.load(npy, allow_pickle=False), json.loads(info_path.read_text())
 
     def clear(self) -> None:
-        shutil.rmtree(self.work_dir, ignore_errors=True)
+        """Remove the chunk files (and the folder once empty); anything else in it is left alone."""
+        if not self.work_dir.is_dir():
+            return
+        for path in self.work_dir.iterdir():
+            if CHUNK_FILE.match(path.name):
+                path.unlink()
+        try:
+            self.work_dir.rmdir()
+        except OSError:
+            pass

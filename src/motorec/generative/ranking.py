@@ -1,5 +1,6 @@
 """Discriminative ranking with semantic IDs: a DCN-V2 click/rating model (Wang et al., "DCN V2",
-WWW 2021, arXiv 2008.13535) predicting whether a user rates an item above 3.
+WWW 2021, arXiv 2008.13535) predicting whether a user rates an item above 3 (trained by
+`motorec.training.ranking.fit_ranker`).
 
 Item features: its ID ("id"), its semantic-ID tokens ("sid", content codes only, never the
 collision suffix), or both. The split is chronological over the whole log (train / valid / test by
@@ -9,16 +10,12 @@ timestamp), so the test period holds items with few or no train ratings; AUC and
 """
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.stats import rankdata
 from torch import Tensor, nn
 
+from motorec.config import ConfigModel, NonNegativeInt, PositiveInt, Probability
 from motorec.data import TEST, TRAIN, VALID, Dataset
 from motorec.errors import MotorecError
 
@@ -63,6 +60,15 @@ def gauc(users: np.ndarray, y: np.ndarray, s: np.ndarray) -> float:
     return num / den if den else float("nan")
 
 
+class DCNParams(ConfigModel):
+    """The `model:` section of the ranking task (DCN's constructor keywords; values in configs/tasks/rank.yaml)."""
+
+    dim: PositiveInt  # embedding width of every field
+    cross_layers: NonNegativeInt
+    hidden: list[PositiveInt]  # the deep tower
+    dropout: Probability
+
+
 class DCN(nn.Module):
     """DCN-V2: field embeddings -> [cross network (x_{l+1} = x0 * (W x_l + b) + x_l) || MLP] -> logit."""
 
@@ -90,6 +96,12 @@ class DCN(nn.Module):
         return self.out(torch.cat([x, self.deep(x0)], dim=1)).squeeze(1)
 
 
+def item_groups(ds: Dataset, labels: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Masks over interaction `rows`: all, longtail (item with < 10 train interactions), cold (none)."""
+    degree = np.bincount(ds.items[labels == TRAIN], minlength=ds.n_items)[ds.items[rows]]
+    return {"all": np.ones(len(rows), dtype=bool), "longtail": degree < LONGTAIL, "cold": degree == 0}
+
+
 def field_table(ds: Dataset, features: str, sid: np.ndarray | None, sid_sizes: list[int]) -> tuple[np.ndarray, list[int]]:
     """(n_interactions, n_fields) categorical inputs and each field's vocabulary size."""
     if features not in FEATURE_SETS:
@@ -104,69 +116,3 @@ def field_table(ds: Dataset, features: str, sid: np.ndarray | None, sid_sizes: l
         cols += [sid[ds.items, j] for j in range(sid.shape[1])]
         sizes += list(sid_sizes)
     return np.column_stack(cols).astype(np.int64), sizes
-
-
-@dataclass
-class RankConfig:
-    dim: int = 16
-    cross_layers: int = 2
-    hidden: tuple[int, ...] = (128, 64)
-    dropout: float = 0.1
-    epochs: int = 20
-    batch_size: int = 1024
-    lr: float = 1e-3
-    weight_decay: float = 1e-6
-    patience: int = 2
-
-    @classmethod
-    def from_dict(cls, cfg: dict[str, Any]) -> "RankConfig":
-        return cls(**{k: cfg[k] for k in cls.__dataclass_fields__ if k in cfg})
-
-
-def fit_ranker(ds: Dataset, labels: np.ndarray, fields: np.ndarray, sizes: list[int], cfg: RankConfig,
-               seed: int, device: torch.device) -> dict[str, Any]:
-    """Train DCN on the train part, early-stop on valid AUC, report test AUC/GAUC per item group."""
-    if ds.ratings is None:
-        raise MotorecError(f"Dataset '{ds.name}' has no ratings: the rating > 3 label needs them.")
-    y = (ds.ratings > 3).astype(np.float32)
-    torch.manual_seed(seed)
-    model = DCN(sizes, dim=cfg.dim, cross_layers=cfg.cross_layers, hidden=cfg.hidden, dropout=cfg.dropout).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    x = torch.from_numpy(fields).to(device)
-    target = torch.from_numpy(y).to(device)
-    train = torch.from_numpy(np.flatnonzero(labels == TRAIN))
-    valid, test = np.flatnonzero(labels == VALID), np.flatnonzero(labels == TEST)
-    g = torch.Generator().manual_seed(seed)
-    best, best_state, best_epoch, bad = -1.0, None, -1, 0
-    for epoch in range(cfg.epochs):
-        model.train()
-        for idx in train[torch.randperm(len(train), generator=g)].split(cfg.batch_size):
-            idx = idx.to(device)
-            loss = F.binary_cross_entropy_with_logits(model(x[idx]), target[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        score = auc(y[valid], _predict(model, x, valid))
-        if score > best:
-            best, best_state, best_epoch, bad = score, copy.deepcopy(model.state_dict()), epoch, 0
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
-    assert best_state is not None
-    model.load_state_dict(best_state)
-    s = _predict(model, x, test)
-    degree = np.bincount(ds.items[labels == TRAIN], minlength=ds.n_items)[ds.items[test]]
-    groups = {"all": np.ones(len(test), dtype=bool), "longtail": degree < LONGTAIL, "cold": degree == 0}
-    out: dict[str, Any] = {"valid_auc": best, "best_epoch": best_epoch}
-    for name, mask in groups.items():
-        out[name] = {"auc": auc(y[test][mask], s[mask]), "gauc": gauc(ds.users[test][mask], y[test][mask], s[mask]),
-                     "rows": int(mask.sum())}
-    return out
-
-
-@torch.no_grad()
-def _predict(model: DCN, x: Tensor, rows: np.ndarray, batch: int = 65536) -> np.ndarray:
-    model.eval()
-    idx = torch.from_numpy(rows).to(x.device)
-    return torch.cat([model(x[idx[s : s + batch]]) for s in range(0, len(idx), batch)]).cpu().numpy()

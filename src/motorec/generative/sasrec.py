@@ -15,10 +15,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from motorec.evaluation import topk_tiebreak
+from motorec.generative.base import SequenceRecommender, TransformerParams
 from motorec.generative.sequences import PAD, SequenceData, train_windows
 
 
-class SASRec(nn.Module):
+class SASRecParams(TransformerParams):
+    """The `model:` section of the SASRec baseline task (SASRec's constructor keywords)."""
+
+
+class SASRec(SequenceRecommender):
     def __init__(self, n_items: int, *, d_model: int = 128, n_heads: int = 2, n_layers: int = 2,
                  dropout: float = 0.2, max_len: int = 20) -> None:
         super().__init__()
@@ -53,7 +58,7 @@ class SASRec(nn.Module):
         return h @ self.item_emb.weight[: self.n_items].t()
 
     # ------------------------------------------------------------------ training
-    def batches(self, data: SequenceData, batch_size: int, g: torch.Generator, limit: int = 0) -> Iterator[tuple[Tensor, ...]]:
+    def batches(self, data: SequenceData, batch_size: int, g: torch.Generator, limit: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         """Windows of max_len + 1 items over every train sequence (long ones are cut in windows);
         `limit` > 0 draws that many windows per epoch."""
         windows = train_windows(data.train_sequences, self.max_len + 1)
@@ -63,8 +68,8 @@ class SASRec(nn.Module):
             w = torch.from_numpy(windows[idx.numpy()]).to(device)
             yield w[:, :-1], w[:, 1:]
 
-    def loss(self, seq: Tensor, target: Tensor) -> Tensor:
-        logits = self.logits(self.hidden(seq))
+    def loss(self, history: Tensor, target: Tensor) -> Tensor:
+        logits = self.logits(self.hidden(history))
         return F.cross_entropy(logits.reshape(-1, self.n_items), target.reshape(-1), ignore_index=PAD)
 
     @torch.no_grad()

@@ -27,22 +27,36 @@ that level's whole token range, averaged over levels.
 from __future__ import annotations
 
 import warnings
-from typing import Iterator
+from typing import Iterator, Literal, get_args
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from motorec.config import PositiveInt
 from motorec.errors import MotorecError
+from motorec.generative.base import SequenceRecommender, TransformerParams
 from motorec.generative.sequences import SequenceData, train_windows
 from motorec.generative.trie import PrefixTrie, TorchTrie
 
-HISTORY_ENCODINGS = ("tokens", "items")
-LEVEL_LOSSES = ("full", "trie")
+HistoryEncoding = Literal["tokens", "items"]
+LevelLoss = Literal["full", "trie"]
+HISTORY_ENCODINGS = get_args(HistoryEncoding)
+LEVEL_LOSSES = get_args(LevelLoss)
 
 
-class TIGER(nn.Module):
+class TIGERParams(TransformerParams):
+    """The `model:` section of the generative task (TIGER's constructor keywords; `n_layers` is
+    the depth of the encoder and of the decoder)."""
+
+    ff_dim: PositiveInt
+    history_encoding: HistoryEncoding
+    causal: bool
+    level_loss: LevelLoss
+
+
+class TIGER(SequenceRecommender):
     def __init__(
         self,
         codes: np.ndarray,
@@ -167,7 +181,7 @@ class TIGER(nn.Module):
         return self.head(out)
 
     # ------------------------------------------------------------------ training
-    def batches(self, data: SequenceData, batch_size: int, g: torch.Generator, limit: int = 0) -> Iterator[tuple[Tensor, ...]]:
+    def batches(self, data: SequenceData, batch_size: int, g: torch.Generator, limit: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         """(history (B, H), target (B,)) batches over the train examples, or with a causal encoder
         (history (B, H), next item after every position (B, H)) over windows of the train
         sequences; `limit` > 0 draws that many examples (windows) per epoch."""

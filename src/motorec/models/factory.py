@@ -13,8 +13,9 @@ import torch
 
 from motorec.checkpoint import load_checkpoint
 from motorec.config import RunConfig, saved_run_config
-from motorec.data import Dataset, load_dataset
+from motorec.data import SYNTHETIC_NAMES, Dataset, load_dataset
 from motorec.errors import MotorecError
+from motorec.io import read_marker
 from motorec.models.base import Recommender, model_class
 from motorec.models.context import ModelContext
 from motorec.models.tokens import attach_tokens
@@ -35,11 +36,38 @@ def build_model(ds: Dataset, cfg: RunConfig, device: torch.device, cache_dir: Pa
 
 
 def read_results(run_dir: str | Path) -> dict[str, Any]:
-    """The results.json of a finished `motorec train` run (config, seeds, metrics)."""
+    """The results.json of a finished `motorec train` run (config, seeds, metrics), checked to be one."""
     results_path = Path(run_dir) / "results.json"
     if not results_path.is_file():
         raise MotorecError(f"{results_path}: not found; is {run_dir} a finished `motorec train` run?")
-    return json.loads(results_path.read_text())
+    try:
+        res = json.loads(results_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise MotorecError(f"{results_path}, line {exc.lineno}: not valid JSON ({exc.msg}); the file is truncated or "
+                           f"was edited. `motorec train ... --resume` on the run rewrites it.") from exc
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise MotorecError(f"{results_path}: not a results file written by motorec ({type(exc).__name__}).") from exc
+    ok = isinstance(res, dict) and isinstance(res.get("config"), dict) and isinstance(res.get("split_sha256"), str) \
+        and isinstance(res["config"].get("seeds"), list) and res["config"]["seeds"] \
+        and isinstance(res["config"].get("data"), dict)
+    if not ok:
+        raise MotorecError(f"{results_path}: field 'config' (with seeds and data) or 'split_sha256' is missing or "
+                           f"malformed; is this a results.json written by `motorec train`?")
+    return res
+
+
+def recorded_path(text: str, res: dict[str, Any], results_path: Path, field: str) -> str:
+    """A path recorded in results.json: absolute ones (and names like 'synthetic') as they are; a
+    relative one (runs made before paths were stored absolute) from here, or from the folder the
+    run was made in when that was recorded."""
+    if text in SYNTHETIC_NAMES or Path(text).is_absolute() or Path(text).exists():
+        return text
+    base = res.get("cwd") or (read_marker(results_path.parent) or {}).get("cwd")
+    if base and (Path(base) / text).exists():
+        return str(Path(base) / text)
+    raise MotorecError(f"{results_path}: {field} '{text}' is relative to the folder `motorec train` was run in, "
+                       f"which the run did not record; run this command from that folder, or write the absolute "
+                       f"path into {field} in results.json.")
 
 
 def load_trained(run_dir: str | Path, seed: int | None = None,
@@ -60,7 +88,11 @@ def load_trained(run_dir: str | Path, seed: int | None = None,
         if not cfg.data.path:
             raise MotorecError(f"{run_dir}: this run was trained on an in-memory dataset (config data.path is "
                                f"null); pass the same dataset to reload it.")
-        dataset = load_dataset(cfg.data.path, split=cfg.data.split,
+        results_path = run_dir / "results.json"
+        split = cfg.data.split
+        if split and (Path(split).parent != Path(".") or Path(split).is_absolute()):  # a path, not a name
+            split = recorded_path(split, results, results_path, "config.data.split")
+        dataset = load_dataset(recorded_path(cfg.data.path, results, results_path, "config.data.path"), split=split,
                                drop_users_without_train=cfg.data.drop_users_without_train)
     if dataset.split_sha256() != results["split_sha256"]:
         raise MotorecError(f"{run_dir}: the dataset given is not the split this run was trained on "
@@ -68,6 +100,12 @@ def load_trained(run_dir: str | Path, seed: int | None = None,
     device = resolve_device(cfg.device)
     model = build_model(dataset, cfg, device, cache_dir_of(cfg))
     if model.trainable:
-        model.load_state_dict(load_checkpoint(run_dir / f"seed_{seed}" / "checkpoint.pt", device)["best_state"])
+        ckpt = run_dir / f"seed_{seed}" / "checkpoint.pt"
+        state = load_checkpoint(ckpt, device)
+        try:
+            model.load_state_dict(state["best_state"])
+        except (KeyError, TypeError, RuntimeError) as exc:
+            raise MotorecError(f"{ckpt}: does not hold this run's trained model ({type(exc).__name__}: "
+                               f"{str(exc)[:200]}).") from exc
     model.eval()
     return dataset, cfg, model

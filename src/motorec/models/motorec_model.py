@@ -47,7 +47,8 @@ from motorec.models.context import ModelContext
 from motorec.models.item_repr import build_item_repr, uses_ids
 from motorec.models.lightgcn import propagate
 from motorec.models.rarity import rarity_weights
-from motorec.tokenizers.base import TokenSlot, build_tokenizer, load_tokenizer, resolve_params
+from motorec.config import validate_params
+from motorec.tokenizers.base import TokenSlot, build_tokenizer, load_tokenizer
 from motorec.tokenizers.rqvae import RQVAE, RQVAEConfig, mlp
 
 TOKEN_INPUTS = ("zq", "codes", "both", "hybrid", "continuous")
@@ -136,8 +137,7 @@ class MoToRec(EmbeddingRecommender):
         self.mods = self._modalities(ctx, p["modalities"])
         dim = p["embedding_dim"]
         self.tok_params = dict(p["tokenizer"])
-        self.tok_cfg = resolve_params("rqvae", RQVAEConfig, self.tok_params)
-        self.tok_cfg.validate()
+        self.tok_cfg = validate_params(RQVAEConfig, self.tok_params, "model.tokenizer")
         self.content = nn.ModuleDict(
             {m: TokenContent(ctx.features(m), dim, self.tok_cfg, p["token_input"]) for m in self.mods})
         self.user_views = nn.ParameterDict(

@@ -34,13 +34,9 @@ class RunSummary:
 
 
 def read_run(directory: str | Path) -> dict[str, Any]:
-    path = Path(directory) / "results.json"
-    if not path.is_file():
-        raise MotorecError(f"{path}: not found; is {directory} a finished motorec run?")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise MotorecError(f"{path}, line {exc.lineno}: invalid JSON ({exc.msg}).") from exc
+    from motorec.models.factory import read_results
+
+    return read_results(directory)
 
 
 def read_history(directory: Path, seeds: list[int]) -> dict[str, list[dict[str, float]]]:

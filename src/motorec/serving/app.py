@@ -18,13 +18,15 @@ from fastapi import FastAPI, File, Form, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 import motorec
 from motorec.errors import MotorecError
-from motorec.serving.content import ItemContent
+from motorec.serving.content import ItemContent, TooLarge
+from motorec.serving.guard import API_KEY_HEADER, RequestGuard
 from motorec.serving.metrics import Metrics, MetricsMiddleware
 from motorec.serving.service import ID_PATTERN, Conflict, NotFound, RecommenderService
+from motorec.serving.wal import WalUnavailable
 
 MAX_BODY = 8 * 1024 * 1024
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
@@ -35,15 +37,19 @@ MAX_INTERACTIONS = 1000
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 ItemId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128, description="External item id")]
 UserId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128, description="External user id")]
-FieldValue = Union[Annotated[str, Field(max_length=MAX_TEXT)], float, list[Annotated[str, Field(max_length=1000)]]]
+FieldValue = Union[Annotated[str, Field(max_length=MAX_TEXT)], FiniteFloat,
+                   Annotated[list[Annotated[str, Field(max_length=1000)]], Field(max_length=100)]]
+Fields = Annotated[dict[Annotated[str, Field(max_length=64)], FieldValue], Field(max_length=64)]
+FIELDS = TypeAdapter(Fields)
 
 
 class Error(BaseModel):
     detail: str
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": Error}, 409: {"model": Error}, 413: {"model": Error},
-                                          422: {"model": Error}}
+ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": Error}, 404: {"model": Error}, 409: {"model": Error},
+                                          413: {"model": Error}, 422: {"model": Error}, 503: {"model": Error}}
+STATUS = ((NotFound, 404), (Conflict, 409), (TooLarge, 413), (WalUnavailable, 503))
 
 
 class ItemIn(BaseModel):
@@ -53,9 +59,9 @@ class ItemIn(BaseModel):
     id: str = Field(pattern=ID_PATTERN, max_length=128)
     title: str | None = Field(None, max_length=1000)
     text: str | None = Field(None, min_length=1, max_length=MAX_TEXT, description="the item text, encoded as is")
-    fields: dict[Annotated[str, Field(max_length=64)], FieldValue] | None = Field(
-        None, max_length=64, description="text fields rendered through the bundle's text template")
-    image_base64: str | None = Field(None, max_length=MAX_IMAGE_BYTES * 4 // 3 + 4)
+    fields: Fields | None = Field(None, description="text fields rendered through the bundle's text template")
+    image_base64: str | None = Field(None, description=f"base64 of a JPEG, PNG or WebP image of at most "
+                                                       f"{MAX_IMAGE_BYTES} bytes (larger: 413)")
     features: dict[Annotated[str, Field(max_length=64)], list[FiniteFloat]] | None = Field(
         None, max_length=16, description="precomputed features per modality (as in the training features)")
 
@@ -99,6 +105,14 @@ class InteractionsOut(BaseModel):
     online_interactions: int
 
 
+class UserOut(BaseModel):
+    user_id: str
+    new: bool
+    train_interactions: int
+    online_interactions: int
+    online_items: list[str]
+
+
 def _decode_image(data: str) -> bytes:
     try:
         return base64.b64decode(data, validate=True)
@@ -106,17 +120,40 @@ def _decode_image(data: str) -> bytes:
         raise MotorecError("image_base64 is not valid base64.") from exc
 
 
-def create_app(service: RecommenderService) -> FastAPI:
+def _parse_fields(text: str) -> dict[str, Any]:
+    """The multipart 'fields' form value: a JSON object validated like the JSON body's 'fields'."""
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MotorecError(f"'fields' must be a JSON object: {exc}") from exc
+    except RecursionError as exc:
+        raise MotorecError("'fields' is nested too deeply; give a flat JSON object of field name -> text.") from exc
+    try:
+        return FIELDS.validate_python(parsed)
+    except ValidationError as exc:
+        problems = ["fields/" + "/".join(map(str, e.get("loc", ()))) + ": " + e.get("msg", "invalid")
+                    for e in exc.errors()[:5]]
+        raise MotorecError("; ".join(problems)) from None
+
+
+def create_app(service: RecommenderService, api_key: str | None = None) -> FastAPI:
+    """The app; with `api_key`, write requests need it in the X-API-Key header (401 otherwise)."""
     app = FastAPI(title="motorec cold-item service", version=motorec.__version__,
                   description="Recommendations from a motorec bundle; new items are recommendable as soon as "
-                              "they are posted, new users as soon as they interact.")
+                              "they are posted, new users as soon as they interact."
+                              + (f" Write requests need the API key in the {API_KEY_HEADER} header." if api_key else ""))
     metrics = Metrics()
-    app.add_middleware(MetricsMiddleware, metrics=metrics, max_body=MAX_BODY)
+    app.add_middleware(RequestGuard, max_body=MAX_BODY, api_key=api_key)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: 401 and 413 are counted too
 
     @app.exception_handler(MotorecError)
     async def user_error(request: Request, exc: MotorecError) -> JSONResponse:
-        code = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 422
+        code = next((status for cls, status in STATUS if isinstance(exc, cls)), 422)
         return JSONResponse({"detail": str(exc)}, status_code=code)
+
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        return JSONResponse({"detail": "the JSON body is nested too deeply."}, status_code=422)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -142,8 +179,10 @@ def create_app(service: RecommenderService) -> FastAPI:
     @app.post("/items", status_code=201, response_model=ItemCreated, responses=ERRORS)
     async def add_item(item: ItemIn) -> dict[str, Any]:
         """Ingest an item: content -> features -> tokens -> vector -> log -> index. Returns its tokens."""
-        content = ItemContent(features=item.features or {}, text=item.text, fields=item.fields,
-                              image=_decode_image(item.image_base64) if item.image_base64 else None)
+        image = _decode_image(item.image_base64) if item.image_base64 else None
+        if image is not None and len(image) > MAX_IMAGE_BYTES:
+            raise TooLarge(f"the image is larger than {MAX_IMAGE_BYTES} bytes.")
+        content = ItemContent(features=item.features or {}, text=item.text, fields=item.fields, image=image)
         return await ingest(item.id, content, item.title)
 
     @app.post("/items/form", status_code=201, response_model=ItemCreated, responses=ERRORS)
@@ -153,19 +192,12 @@ def create_app(service: RecommenderService) -> FastAPI:
                       fields: Annotated[str | None, Form(max_length=MAX_TEXT, description="JSON object of text fields")] = None,
                       image: Annotated[UploadFile | None, File(description="JPEG/PNG/WebP image")] = None) -> dict[str, Any]:
         """Ingest an item from a multipart form with an image upload (e.g. `curl -F image=@poster.jpg`)."""
-        parsed = None
-        if fields is not None:
-            try:
-                parsed = json.loads(fields)
-            except json.JSONDecodeError as exc:
-                raise MotorecError(f"'fields' must be a JSON object: {exc}") from exc
-            if not isinstance(parsed, dict):
-                raise MotorecError("'fields' must be a JSON object of field name -> text.")
+        parsed = _parse_fields(fields) if fields is not None else None
         data = None
         if image is not None:
             data = await image.read(MAX_IMAGE_BYTES + 1)
             if len(data) > MAX_IMAGE_BYTES:
-                raise MotorecError(f"the image is larger than {MAX_IMAGE_BYTES} bytes.")
+                raise TooLarge(f"the image is larger than {MAX_IMAGE_BYTES} bytes.")
         return await ingest(id, ItemContent(text=text, fields=parsed, image=data), title)
 
     @app.get("/items/{item_id}", responses=ERRORS)
@@ -180,9 +212,19 @@ def create_app(service: RecommenderService) -> FastAPI:
         await asyncio.wrap_future(service.commit(record))
         return service.interactions_added(record)
 
+    @app.get("/users/{user_id}", response_model=UserOut, responses=ERRORS)
+    async def get_user(user_id: UserId) -> dict[str, Any]:
+        """A user's train and online interaction counts and their most recent online items."""
+        return service.user(user_id)
+
+    @app.post("/admin/compact", responses=ERRORS)
+    async def compact() -> dict[str, Any]:
+        """Compact the write-ahead log now (it is also compacted automatically as it grows)."""
+        return await asyncio.wrap_future(service.compact_log())
+
     @app.get("/tokens/{modality}/{level}/{code}", responses=ERRORS)
     async def token(modality: Annotated[str, Path(max_length=64)], level: Annotated[int, Path(ge=0, le=64)],
-                    code: Annotated[int, Path(ge=0)]) -> dict[str, Any]:
+                    code: Annotated[int, Path(ge=0, le=2**31)]) -> dict[str, Any]:
         """What a token means: the items carrying it (newest first) and the words most typical of their
         texts against the catalogue (TF-IDF; the same function as `motorec explain --token`)."""
         return service.token(modality, level, code)

@@ -17,18 +17,18 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 import motorec
 from motorec.errors import MotorecError
-from motorec.io import atomic_write_text, temp_path_beside
+from motorec.io import atomic_write_text, claim_output_dir, temp_path_beside
 from motorec.serving.catalog import Catalog
 from motorec.serving.linalg import ContentMap
 
@@ -108,12 +108,23 @@ def write_bundle(out: Path, manifest: dict[str, Any], arrays: dict[str, np.ndarr
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2))
 
 
-def prepare_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise MotorecError(f"{out}: bundle folder exists and is not empty; pass --overwrite to replace it.")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+STATE_DIR = "state"  # the service's write-ahead log lives here by default
+
+
+def _legacy_bundle(folder: Path) -> dict[str, Any] | None:
+    """A bundle written before bundles carried motorec's output marker: recognised by its manifest."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return {} if isinstance(manifest, dict) and manifest.get("format") == FORMAT else None
+
+
+def claim_bundle_dir(out: str | os.PathLike, overwrite: bool, inputs: list[Any]):
+    """The bundle folder, claimed through motorec.io; never replaces one whose service state (a
+    write-ahead log of acknowledged items) is inside it."""
+    return claim_output_dir(out, "bundle", overwrite=overwrite, inputs=inputs, legacy=_legacy_bundle,
+                            protected=[STATE_DIR])
 
 
 def _fail(path: Path, msg: str) -> MotorecError:
@@ -125,16 +136,20 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if not mpath.is_file():
         raise _fail(path, f"{MANIFEST} not found; is this a folder written by `motorec export`?")
     try:
-        manifest = json.loads(mpath.read_text())
-    except json.JSONDecodeError as exc:
-        raise _fail(path, f"{MANIFEST} is not valid JSON ({exc}).") from exc
-    if manifest.get("format") != FORMAT:
-        raise _fail(path, f"{MANIFEST} is not a motorec bundle manifest (format {manifest.get('format')!r}).")
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as exc:
+        raise _fail(path, f"{MANIFEST} is not valid JSON ({str(exc)[:200]}).") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise _fail(path, f"{MANIFEST} is not a motorec bundle manifest.")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
         raise _fail(path, f"bundle format version {version} but this motorec ({motorec.__version__}) reads "
                           f"version {FORMAT_VERSION}; re-export the run with this motorec.")
-    for name, digest in manifest.get("files", {}).items():
+    files = manifest.get("files")
+    if not isinstance(files, dict) or ARRAYS not in files or ITEMS not in files or \
+            any(Path(n).is_absolute() or ".." in Path(n).parts for n in files):
+        raise _fail(path, f"{MANIFEST}: 'files' must list {ARRAYS}, {ITEMS} and other files inside the bundle.")
+    for name, digest in files.items():
         file = path / name
         if not file.is_file():
             raise _fail(path, f"{name} is missing.")
@@ -160,8 +175,18 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     if not path.is_dir():
         raise MotorecError(f"bundle folder not found: {path}")
     m = read_manifest(path)
+    try:
+        return _load_checked(path, m)
+    except MotorecError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OSError, SafetensorError) as exc:
+        raise _fail(path, f"{MANIFEST} or its files are malformed ({type(exc).__name__}: {str(exc)[:200]}); "
+                          f"re-export the run.") from exc
+
+
+def _load_checked(path: Path, m: dict[str, Any]) -> Bundle:
     arrays = load_file(str(path / ARRAYS))
-    items = json.loads((path / ITEMS).read_text())
+    items = json.loads((path / ITEMS).read_text(encoding="utf-8"))
     n_users, n_items, dim = m["n_users"], m["n_items"], m["dim"]
 
     def get(name: str, shape: tuple[int | None, ...], kind: str) -> np.ndarray:

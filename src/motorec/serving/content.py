@@ -7,15 +7,23 @@ does not cover gets the catalogue's mean feature, as MMRec does for missing cont
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from motorec.errors import MotorecError
 from motorec.features.template import field_text, template_fields
 
+if TYPE_CHECKING:
+    from PIL import Image
+
 ENCODERS = {"text": 384, "image": 1280}  # raw-content encoders motorec ships, by modality and width
 MAX_IMAGE_PIXELS = 4096 * 4096  # a tiny file can declare a huge canvas; refuse before decoding it
+UPLOAD_FORMATS = ("JPEG", "PNG", "WEBP")
+
+
+class TooLarge(MotorecError):
+    """Content over a size limit (HTTP 413)."""
 
 
 @dataclass
@@ -38,19 +46,35 @@ def render_fields(fields: dict[str, Any], template: str | None) -> str:
     return template.format(**{n: field_text(fields.get(n)) for n in names})
 
 
-def check_image_size(data: bytes) -> None:
-    """Reject undecodable or oversized images from their header alone (no full decode)."""
+def decode_upload(data: bytes) -> "Image.Image":
+    """An uploaded image decoded to RGB, or a MotorecError (TooLarge for size limits).
+
+    Only the JPEG, PNG and WebP decoders are tried: left to itself PIL tries every format it knows,
+    some of which hand the file to external programs. The pixel count is checked from the header,
+    before anything is decoded (a few bytes can declare a canvas of billions of pixels).
+    """
     import io
+    import warnings
 
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise MotorecError(f"the image cannot be read ({type(exc).__name__}); send a JPEG, PNG or WebP file.") from exc
-    if width * height > MAX_IMAGE_PIXELS:
-        raise MotorecError(f"the image is {width}x{height} pixels; at most {MAX_IMAGE_PIXELS} pixels are accepted.")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS) as img:
+                width, height = img.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise TooLarge(f"the image is {width}x{height} pixels; at most {MAX_IMAGE_PIXELS} pixels "
+                                   f"(4096x4096) are accepted.")
+                return img.convert("RGB")  # the full decode, so a truncated file fails here
+    except TooLarge:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise TooLarge(f"the image declares too many pixels ({exc}).") from exc
+    except UnidentifiedImageError as exc:
+        raise MotorecError("the image is not a JPEG, PNG or WebP file (the only formats accepted).") from exc
+    except Exception as exc:  # decoders of untrusted bytes raise OSError, SyntaxError, struct.error, ...
+        raise MotorecError(f"the image cannot be decoded ({type(exc).__name__}): it is truncated or damaged.") from exc
 
 
 class ContentEncoder:
@@ -104,13 +128,13 @@ class ContentEncoder:
 
             feats["text"] = encode_texts([text], device="cpu")[0]
         if content.image is not None:
+            image = decode_upload(content.image)  # a bad or oversized upload is named as such first
             self._require_raw("image")
             if "image" in feats:
                 raise MotorecError("both an image and precomputed 'image' features given; send one.")
             from motorec.features import encode_images
 
-            check_image_size(content.image)
-            feats["image"] = encode_images([content.image], device="cpu")[0]
+            feats["image"] = encode_images([image], device="cpu")[0]
         if not feats:
             raise MotorecError("the item carries no content: give text, fields, an image or precomputed features.")
         imputed = sorted(set(self.modalities) - set(feats))

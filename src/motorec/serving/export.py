@@ -24,7 +24,7 @@ from motorec.data.dataset import VALID, Dataset
 from motorec.errors import MotorecError
 from motorec.evaluation import DotScorer, Evaluator
 from motorec.progress import progress
-from motorec.serving.bundle import prepare_out, write_arrays, write_bundle
+from motorec.serving.bundle import claim_bundle_dir, write_arrays, write_bundle
 from motorec.serving.catalog import load_catalog
 from motorec.serving.linalg import FOLD_IN_GRID, RIDGE_GRID, RidgePath, fold_in_many, select_ridge
 from motorec.serving.protocol import ContentToTokens, ContentToVector
@@ -132,7 +132,6 @@ def export_bundle(run_dir: str | os.PathLike, out: str | os.PathLike, seed: int 
                   tokenizer_params: dict[str, Any] | None = None, overwrite: bool = False,
                   dataset: Dataset | None = None) -> dict[str, Any]:
     """Write BUNDLE from RUN_DIR (`dataset`: the run's split already in memory); returns the manifest."""
-    out = Path(out)
     ds, cfg, model = load_trained(run_dir, seed, dataset)
     model.eval()
     with torch.no_grad():
@@ -145,7 +144,15 @@ def export_bundle(run_dir: str | os.PathLike, out: str | os.PathLike, seed: int 
     users, items = (e.detach().float().cpu().numpy().copy() for e in emb)
     order = sorted(ds.modalities)
     feats = {m: np.asarray(ds.modalities[m], dtype=np.float32) for m in order}
-    prepare_out(out, overwrite)
+    with claim_bundle_dir(out, overwrite, inputs=[run_dir, tokenizer]) as out:
+        return _write_bundle(out, run_dir, ds, cfg, model, users, items, feats, drop_cold_items, tokenizer,
+                             tokenizer_params)
+
+
+def _write_bundle(out: Path, run_dir: str | os.PathLike, ds: Dataset, cfg: dict[str, Any], model, users: np.ndarray,
+                  items: np.ndarray, feats: dict[str, np.ndarray], drop_cold_items: bool, tokenizer: str | None,
+                  tokenizer_params: dict[str, Any] | None) -> dict[str, Any]:
+    order = sorted(feats)
     extra_files: list[str] = []
     arrays: dict[str, np.ndarray] = {}
     warm = ds.item_degree > 0

@@ -1,12 +1,11 @@
 """Request metrics in the Prometheus text format, collected by a pure ASGI middleware.
 
 Pure ASGI (not Starlette's BaseHTTPMiddleware) because the latter adds about a millisecond per
-request, which is the budget of a whole recommendation. The same middleware caps request bodies.
+request, which is the budget of a whole recommendation.
 """
 from __future__ import annotations
 
 import bisect
-import json
 import time
 from collections import defaultdict
 from typing import Any, Callable
@@ -54,59 +53,27 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
-class TooLarge(Exception):
-    pass
-
-
 class MetricsMiddleware:
-    """Times every HTTP request by route template and refuses bodies over `max_body` bytes (413)."""
+    """Times every HTTP request by route template."""
 
-    def __init__(self, app: Callable, metrics: Metrics, max_body: int) -> None:
+    def __init__(self, app: Callable, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.max_body = max_body
 
     async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
-        status = {"code": 500, "started": False}
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
-            await self._reject(send, status)
-            self._record(scope, status["code"], t0)
-            return
-        received = 0
-
-        async def counting_receive() -> dict[str, Any]:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_body:
-                raise TooLarge
-            return message
+        status = {"code": 500}
 
         async def tracking_send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                status["code"], status["started"] = message["status"], True
+                status["code"] = message["status"]
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, tracking_send)
-        except TooLarge:
-            if not status["started"]:
-                await self._reject(send, status)
+            await self.app(scope, receive, tracking_send)
         finally:
-            self._record(scope, status["code"], t0)
-
-    async def _reject(self, send: Callable, status: dict[str, Any]) -> None:
-        body = json.dumps({"detail": f"request body larger than {self.max_body} bytes"}).encode()
-        status["code"] = 413
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
-
-    def _record(self, scope: dict[str, Any], code: int, t0: float) -> None:
-        route = getattr(scope.get("route"), "path", "unmatched")
-        self.metrics.observe(scope["method"], route, code, (time.perf_counter() - t0) * 1000)
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.observe(scope["method"], route, status["code"], (time.perf_counter() - t0) * 1000)

@@ -25,11 +25,12 @@ from motorec.serving.embedder import ItemEmbedder
 from motorec.serving.index import IndexConfig, ItemIndex
 from motorec.serving.linalg import fold_in
 from motorec.tokenizers.meaning import TokenExplainer, TokenIndex, Vocabulary
-from motorec.serving.wal import WriteAheadLog, frame
+from motorec.serving.wal import DEFAULT_COMPACT_BYTES, WriteAheadLog, frame
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 _ID = re.compile(ID_PATTERN)
 MAX_TOKEN_ITEMS = 50  # items listed by /tokens (words are counted over all of them)
+MAX_LISTED_ONLINE = 1000  # a user's most recent online interactions listed by /users/{id}
 
 
 class NotFound(MotorecError):
@@ -87,7 +88,8 @@ def calibration_queries(bundle: Bundle, n: int = 1000) -> np.ndarray:
 class RecommenderService:
     """All serving state; thread-safe for concurrent readers and serialised writers."""
 
-    def __init__(self, bundle: Bundle, wal_path: str | Path, preload_encoders: bool = True,
+    def __init__(self, bundle: Bundle, wal_path: str | Path, preload_encoders: bool = True, repair_wal: bool = False,
+                 compact_bytes: int = DEFAULT_COMPACT_BYTES, compact_records: int = 0,
                  index_config: IndexConfig = IndexConfig()) -> None:
         t0 = time.perf_counter()
         self.bundle = bundle
@@ -125,7 +127,8 @@ class RecommenderService:
         self._pending: set[str] = set()  # item ids prepared but not yet applied
         self._pending_lock = threading.Lock()
         self.counters = {"items_ingested": 0, "interactions_added": 0, "users_created": 0}
-        self.wal = WriteAheadLog(wal_path, bundle.fingerprint)
+        self.wal = WriteAheadLog(wal_path, bundle.fingerprint, repair=repair_wal, compact_bytes=compact_bytes,
+                                 compact_records=compact_records)
         replayed = 0
         for record in self.wal.replay():
             self._apply(record)
@@ -191,8 +194,20 @@ class RecommenderService:
             "items_indexed": len(self.index), "index": self.index.kind, "items_new": len(self.item_ids) - self.n_base_items,
             "users": len(self.user_ids), "index_version": self.index.version, "wal_records": self.wal.records,
             "replayed_on_start": self.replayed, "uptime_seconds": round(time.time() - self.started, 3),
-            "raw_content_modalities": sorted(self.content.raw),
+            "raw_content_modalities": sorted(self.content.raw), "wal": self.wal.status(),
         }
+
+    def user(self, user_id: str) -> dict[str, Any]:
+        u = self._user(user_id)
+        online = self.online_seen.get(u, [])
+        ptr = self.bundle.seen_indptr
+        return {"user_id": user_id, "new": u >= len(self.bundle.catalog.user_ids),
+                "train_interactions": int(ptr[u + 1] - ptr[u]) if u < len(ptr) - 1 else 0,
+                "online_interactions": len(online), "online_items": [self.item_ids[i] for i in online[-MAX_LISTED_ONLINE:]]}
+
+    def compact_log(self) -> Future:
+        """Compact the write-ahead log now, on the writer thread (future of what it did)."""
+        return self.committer.run_on_writer(self.wal.compact)
 
     # ----------------------------------------------------------------- writes
     def prepare_item(self, item_id: str, content: ItemContent, title: str | None = None) -> dict[str, Any]:

@@ -1,21 +1,24 @@
 """Item tokenizers: importing this package fills the registry (`build_tokenizer`, `load_tokenizer`)."""
 from __future__ import annotations
 
-from motorec.tokenizers import pq, rqvae  # noqa: F401  (registration side effect)
-from motorec.tokenizers import mmq  # noqa: F401  (registration side effect)
+from motorec.tokenizers import mmq, pq, rqvae  # noqa: F401  (registration side effect)
 from motorec.tokenizers.base import (
     TOKENIZERS,
     Tokenizer,
+    TokenizerConfig,
     TokenSlot,
     build_tokenizer,
     check_features,
     load_tokenizer,
     register_tokenizer,
 )
-from motorec.tokenizers.pq import PQTokenizer
-from motorec.tokenizers.rqvae import RQVAE, RQVAEOutput, RQVAETokenizer
+from motorec.tokenizers.collisions import CollisionResolver, make_resolver
+from motorec.tokenizers.mmq import MMQConfig, MMQTokenizer
+from motorec.tokenizers.pq import PQConfig, PQTokenizer
+from motorec.tokenizers.rqvae import RQVAE, RQVAEConfig, RQVAEOutput, RQVAETokenizer
 
 __all__ = [
-    "TOKENIZERS", "Tokenizer", "TokenSlot", "build_tokenizer", "check_features", "load_tokenizer",
-    "register_tokenizer", "PQTokenizer", "RQVAE", "RQVAEOutput", "RQVAETokenizer",
+    "TOKENIZERS", "Tokenizer", "TokenizerConfig", "TokenSlot", "build_tokenizer", "check_features", "load_tokenizer",
+    "register_tokenizer", "CollisionResolver", "make_resolver", "MMQConfig", "MMQTokenizer", "PQConfig",
+    "PQTokenizer", "RQVAE", "RQVAEConfig", "RQVAEOutput", "RQVAETokenizer",
 ]

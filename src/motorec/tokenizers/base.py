@@ -3,25 +3,34 @@
 A tokenizer maps each item's content features (one float matrix per modality, rows = items) to a
 row of discrete codes. Downstream code only relies on this contract, so any tokenizer can feed
 MoToRec's token channels, MOTOR's Token Cross Network, or the generative retriever.
+
+The base also holds what every tokenizer needs the same way: typed parameters (`Config`, a
+`TokenizerConfig` of the one config system), the device, per-item weights checked (or refused by
+a tokenizer with no per-item loss), seeding that leaves the caller's random stream alone, and
+persistence (safetensors + JSON, no pickle).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, ClassVar, Iterator, Mapping
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from motorec.config import ConfigModel, Device, validate_params
 from motorec.errors import MotorecError, did_you_mean
 from motorec.io import atomic_write_text, temp_path_beside
+from motorec.runtime import resolve_device
 
 Features = Mapping[str, np.ndarray]
+ROW_CHUNK = 65536  # feature rows pushed through a tokenizer at once (memmaps are never read whole)
 
 
 @dataclass(frozen=True)
@@ -38,12 +47,27 @@ class TokenSlot:
     kind: str = "code"
 
 
+class TokenizerConfig(ConfigModel):
+    """Base of every tokenizer's parameters (`--set key=value`, the `ids:` block of the tasks)."""
+
+    device: Device = "auto"
+
+
 class Tokenizer(ABC):
     """fit on item features -> encode to codes (n_items x n_slots) -> decode, save, load."""
 
     name: str = ""
+    #: The typed parameters; None keeps them as given (a user's own tokenizer).
+    Config: ClassVar[type[TokenizerConfig] | None] = None
+    #: False when `fit` has no per-item loss: weights are then refused, never silently ignored.
+    weighted: ClassVar[bool] = True
 
     def __init__(self, **params: Any) -> None:
+        self.device = torch.device("cpu")
+        if self.Config is not None:
+            self.config = validate_params(self.Config, params, f"tokenizer '{self.name}'")
+            params = self.config.model_dump(mode="json")
+            self.device = resolve_device(self.config.device)
         self.params = dict(params)
 
     @abstractmethod
@@ -79,6 +103,47 @@ class Tokenizer(ABC):
     def load_state_tensors(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         """Restore from `state_tensors()` and the JSON meta written beside them."""
 
+    # ---------------------------------------------------------------- shared by the tokenizers
+    def require_fitted(self) -> None:
+        if not self.slots:
+            raise MotorecError(f"tokenizer '{self.name}' is not fitted: call fit() or load a saved tokenizer first.")
+
+    def item_weights(self, weights: np.ndarray | None, n: int) -> np.ndarray | None:
+        """Per-item loss weights checked and scaled to mean 1 (the unweighted loss' learning-rate scale)."""
+        if weights is None:
+            return None
+        if not self.weighted:
+            raise MotorecError(f"tokenizer '{self.name}': fit takes no item weights (it has no per-item loss to weight).")
+        w = np.asarray(weights, dtype=np.float32).reshape(-1)
+        if w.shape[0] != n:
+            raise MotorecError(f"weights: got {w.shape[0]} values for {n} items.")
+        if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise MotorecError("weights: must be finite, non-negative and not all zero.")
+        return w / w.mean()
+
+    @contextmanager
+    def seeded(self, seed: int) -> Iterator[None]:
+        """Seed torch inside a forked RNG state, so fitting never disturbs the caller's stream."""
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
+
+    def tensor(self, x: np.ndarray) -> torch.Tensor:
+        """float32 copy on the tokenizer's device (features may be read-only memmaps, which torch cannot wrap)."""
+        return torch.tensor(np.asarray(x, dtype=np.float32), device=self.device)
+
+    def check_codes(self, codes: np.ndarray) -> np.ndarray:
+        """`codes` as an int64 (n_items, n_slots) table, or an error naming the expected shape."""
+        codes = np.asarray(codes, dtype=np.int64)
+        if codes.ndim != 2 or codes.shape[1] != len(self.slots):
+            raise MotorecError(f"decode: codes must be (n_items, {len(self.slots)}), got shape {codes.shape}.")
+        return codes
+
+    def report(self, codes: np.ndarray) -> dict[str, Any]:
+        """The frame of every tokenizer's diagnostics; `modalities` is filled by the tokenizer."""
+        return {"tokenizer": self.name, "n_items": int(codes.shape[0]), "modalities": {}}
+
     def meta(self) -> dict[str, Any]:
         """JSON-serialisable facts needed to rebuild the tokenizer before loading tensors."""
         return {"name": self.name, "params": self.params, "slots": [asdict(s) for s in self.slots]}
@@ -92,6 +157,12 @@ class Tokenizer(ABC):
         save_file(tensors, str(tmp))
         os.replace(tmp, out / "tokenizer.safetensors")
         atomic_write_text(out / "tokenizer.json", json.dumps(self.meta(), indent=2))
+
+
+def row_chunks(x: np.ndarray, rows: int = ROW_CHUNK) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, block) over `x` in blocks of `rows`."""
+    for start in range(0, x.shape[0], rows):
+        yield start, x[start : start + rows]
 
 
 def check_features(features: Features, expected: Mapping[str, int] | None = None) -> int:
@@ -131,66 +202,6 @@ def check_features(features: Features, expected: Mapping[str, int] | None = None
     return int(n_items or 0)
 
 
-ConfigT = TypeVar("ConfigT")
-
-
-def resolve_params(tokenizer: str, config_cls: type[ConfigT], params: Mapping[str, Any]) -> ConfigT:
-    """Build a tokenizer's config dataclass from user params (CLI `--set`, saved JSON).
-
-    Unknown keys are rejected with a suggestion; values are coerced to the default's type so
-    `levels=3.0` or `opq="true"` from a CLI do not silently change behaviour.
-    """
-    fields = {f.name: f for f in dataclasses.fields(config_cls)}  # type: ignore[arg-type]
-    values: dict[str, Any] = {}
-    for key, value in params.items():
-        if key not in fields:
-            raise MotorecError(
-                f"Unknown parameter '{key}' for tokenizer '{tokenizer}'. Known: {', '.join(sorted(fields))}."
-                f"{did_you_mean(key, fields)}"
-            )
-        default = fields[key].default
-        if default is dataclasses.MISSING:
-            default = fields[key].default_factory()  # type: ignore[misc]
-        values[key] = _coerce(tokenizer, key, value, default)
-    return config_cls(**values)
-
-
-def _coerce(tokenizer: str, key: str, value: Any, default: Any) -> Any:
-    bad = MotorecError(f"Parameter '{key}' of tokenizer '{tokenizer}': cannot use {value!r} (default {default!r}).")
-    if value is None or default is None:
-        return value
-    if isinstance(default, bool):
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        if isinstance(value, (bool, int)) and value in (0, 1):
-            return bool(value)
-        raise bad
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise bad
-        try:
-            as_float = float(value)
-        except ValueError:
-            raise bad from None
-        if not as_float.is_integer():
-            raise bad
-        return int(as_float)
-    if isinstance(default, float):
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise bad from None
-    if isinstance(default, (list, tuple)):
-        if not isinstance(value, (list, tuple)):
-            raise bad
-        return list(value)
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            raise bad
-        return value
-    return value
-
-
 TOKENIZERS: dict[str, Callable[..., Tokenizer]] = {}
 
 
@@ -221,8 +232,26 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
         meta = json.loads(meta_path.read_text())
     except FileNotFoundError as exc:
         raise MotorecError(f"{meta_path}: no saved tokenizer here (tokenizer.json missing).") from exc
-    except json.JSONDecodeError as exc:
-        raise MotorecError(f"{meta_path}: not valid JSON ({exc}).") from exc
-    tok = build_tokenizer(meta["name"], **meta.get("params", {}))
-    tok.load_state_tensors(load_file(str(directory / "tokenizer.safetensors")), meta)
+    except (ValueError, RecursionError) as exc:
+        raise MotorecError(f"{meta_path}: not valid JSON ({str(exc)[:200]}).") from exc
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not isinstance(meta.get("params", {}), dict):
+        raise MotorecError(f"{meta_path}: not a saved motorec tokenizer (fields 'name' and 'params' expected).")
+    tensors_path = directory / "tokenizer.safetensors"
+    # Rebuilding modules draws initial weights that the saved tensors replace: fork the global RNG so
+    # that loading a cached tokenizer leaves it exactly as fitting one does (a warm cache must not
+    # change a run's results).
+    with torch.random.fork_rng(devices=[]):
+        try:
+            tok = build_tokenizer(meta["name"], **meta.get("params", {}))
+        except MotorecError as exc:
+            raise MotorecError(f"{meta_path}: {exc}") from None
+        try:
+            tok.load_state_tensors(load_file(str(tensors_path)), meta)
+        except MotorecError:
+            raise
+        except FileNotFoundError as exc:
+            raise MotorecError(f"{tensors_path}: missing beside tokenizer.json.") from exc
+        except (SafetensorError, KeyError, TypeError, ValueError, IndexError, RuntimeError, OSError) as exc:
+            raise MotorecError(f"{tensors_path}: does not hold this tokenizer's state, or is damaged "
+                               f"({type(exc).__name__}: {str(exc)[:200]}).") from exc
     return tok

@@ -6,9 +6,9 @@ Small focused pieces, each with one contract:
 * `Codebook`: one vector-quantisation level (nearest code, usage tracking, dead-code restart).
 * `ResidualQuantizer`: N cascaded codebooks on successive residuals, plus the soft code usage
   that MoToRec's sparsity prior acts on.
-* Collision resolution for code tuples: a disambiguating suffix level, or a Sinkhorn-balanced
-  reassignment of the last level.
 * Diagnostics: utilisation, perplexity, collision rate, reconstruction error, code sparsity.
+
+Collision resolution lives in `collisions`, corpus fingerprints in `corpus`.
 """
 from __future__ import annotations
 
@@ -221,6 +221,15 @@ class Codebook(nn.Module):
         """Nearest code and squared distance for every row, chunked (no gradient)."""
         return nearest_code(r, self.embed)
 
+    def vectors(self) -> Tensor:
+        """The code vectors as the distances of `assign` see them."""
+        return self.embed
+
+    @torch.no_grad()
+    def preference(self, r: Tensor) -> Tensor:
+        """(n, K) codes of every row, nearest first."""
+        return pairwise_sqdist(r, self.embed).argsort(dim=1)
+
     @torch.no_grad()
     def fit_kmeans(self, r: Tensor, *, seed: int = 0, n_iter: int = 25) -> Tensor:
         """Set the codes by k-means++ / Lloyd on `r`; returns the codes of r."""
@@ -358,155 +367,6 @@ class ResidualQuantizer(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# Collision resolution
-# --------------------------------------------------------------------------------------------
-
-
-def group_rank(keys: np.ndarray) -> np.ndarray:
-    """Rank of each row among the rows with an identical key row, in row order (0, 1, 2...)."""
-    keys = np.asarray(keys)
-    if keys.shape[0] == 0:
-        return np.zeros(0, dtype=np.int64)
-    _, inverse = np.unique(keys.reshape(keys.shape[0], -1), axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    order = np.argsort(inverse, kind="stable")
-    sorted_inv = inverse[order]
-    starts = np.flatnonzero(np.r_[True, sorted_inv[1:] != sorted_inv[:-1]])
-    sizes = np.diff(np.r_[starts, len(order)])
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order)) - np.repeat(starts, sizes)
-    return rank
-
-
-def suffix_codes(tuples: np.ndarray) -> tuple[np.ndarray, int]:
-    """Disambiguating suffix: items sharing a full code tuple get 0, 1, 2... in row order.
-
-    Returns (suffix (n,), suffix level size = largest group, at least 1).
-    """
-    rank = group_rank(tuples)
-    return rank, int(rank.max()) + 1 if rank.size else 1
-
-
-class FingerprintIndex:
-    """Corpus fingerprints sorted once, so matching new rows (every encode, every ingest) is a
-    binary search instead of a re-sort of the corpus."""
-
-    def __init__(self, corpus_fp: np.ndarray) -> None:
-        self._order = np.lexsort((group_rank(corpus_fp), corpus_fp))
-        self._sorted = corpus_fp[self._order]
-
-    def match(self, query_fp: np.ndarray) -> np.ndarray:
-        """Corpus row of each query fingerprint (-1 if unseen); duplicates are matched in row order,
-        so re-encoding a fitted corpus reproduces its code table exactly."""
-        n = len(self._sorted)
-        if n == 0:
-            return np.full(len(query_fp), -1, dtype=np.int64)
-        pos = np.searchsorted(self._sorted, query_fp, side="left") + group_rank(query_fp)
-        ok = pos < n
-        ok[ok] = self._sorted[pos[ok]] == query_fp[ok]
-        return np.where(ok, self._order[np.minimum(pos, n - 1)], -1)
-
-
-def new_item_suffix(corpus_codes: np.ndarray, raw_new: np.ndarray, suffix_size: int) -> np.ndarray:
-    """Suffix of items outside the fitted corpus: the next free number of their code tuple,
-    clipped to the last value of the slot (the collision then remains and diagnostics show it)."""
-    counts: dict[tuple[int, ...], int] = {}
-    for row in corpus_codes:
-        key = tuple(row.tolist())
-        counts[key] = counts.get(key, 0) + 1
-    out = np.empty(len(raw_new), dtype=np.int64)
-    for i, row in enumerate(raw_new):
-        key = tuple(row.tolist())
-        out[i] = min(counts.get(key, 0), suffix_size - 1)
-        counts[key] = counts.get(key, 0) + 1
-    return out
-
-
-def sinkhorn(cost: Tensor, epsilon: float = 0.05, n_iter: int = 100) -> Tensor:
-    """Entropic optimal-transport plan between uniform rows and uniform columns (log domain).
-
-    The cost is divided by its maximum first, so `epsilon` is relative to the cost range.
-    """
-    n, k = cost.shape
-    log_kernel = -cost / (cost.max().clamp_min(1e-12) * epsilon)
-    u = cost.new_zeros(n)
-    v = cost.new_zeros(k)
-    log_a, log_b = -math.log(n), -math.log(k)
-    for _ in range(n_iter):
-        u = log_a - torch.logsumexp(log_kernel + v.unsqueeze(0), dim=1)
-        v = log_b - torch.logsumexp(log_kernel + u.unsqueeze(1), dim=0)
-    return torch.exp(log_kernel + u.unsqueeze(1) + v.unsqueeze(0))
-
-
-def sinkhorn_resolve(
-    prefix: np.ndarray, last: np.ndarray, last_residual: Tensor, codebook: Tensor, epsilon: float = 0.05
-) -> np.ndarray:
-    """Re-assign the last level of colliding items so full tuples become unique where possible.
-
-    `last_residual` (n, D) is what the last codebook (K, D) quantises. Per group of items sharing
-    the prefix (all levels but the last): items whose tuple is unique keep their code, as does
-    one item of each shared tuple; the others are spread over the still-free last-level codes by
-    a Sinkhorn-balanced plan on their distances, rounded greedily (largest plan mass first, one
-    item per code). A group larger than K keeps its overflow where it was.
-    """
-    last = np.asarray(last, dtype=np.int64).copy()
-    prefix = np.asarray(prefix, dtype=np.int64).reshape(len(last), -1)
-    k = codebook.shape[0]
-    full = np.column_stack([prefix, last])
-    _, inverse, counts = np.unique(full, axis=0, return_inverse=True, return_counts=True)
-    colliding = counts[inverse.reshape(-1)] > 1
-    if not colliding.any():
-        return last
-    _, prefix_group = np.unique(prefix, axis=0, return_inverse=True)
-    prefix_group = prefix_group.reshape(-1)
-    for g in np.unique(prefix_group[colliding]):
-        members = np.flatnonzero(prefix_group == g)
-        movers = members[colliding[members]]
-        keepers = members[~colliding[members]]
-        # one item of each colliding tuple may stay put; the others move
-        stay = movers[group_rank(last[movers]) == 0]
-        movers = movers[group_rank(last[movers]) > 0]
-        taken = set(last[keepers].tolist()) | set(last[stay].tolist())
-        free = np.array([c for c in range(k) if c not in taken], dtype=np.int64)
-        if free.size == 0 or movers.size == 0:
-            continue
-        rows = last_residual[torch.as_tensor(movers, device=last_residual.device)]
-        cost = pairwise_sqdist(rows, codebook[torch.as_tensor(free, device=codebook.device)]).double()
-        plan = sinkhorn(cost, epsilon).cpu().numpy()
-        order = np.argsort(-plan, axis=None, kind="stable")
-        assigned = np.full(len(movers), -1, dtype=np.int64)
-        used = np.zeros(len(free), dtype=bool)
-        for flat in order:
-            i, j = divmod(int(flat), len(free))
-            if assigned[i] < 0 and not used[j]:
-                assigned[i], used[j] = free[j], True
-                if (assigned >= 0).all() or used.all():
-                    break
-        done = assigned >= 0
-        last[movers[done]] = assigned[done]
-    return last
-
-
-def free_last_codes(corpus_codes: np.ndarray, raw_new: np.ndarray, preference: np.ndarray) -> np.ndarray:
-    """Last-level codes for new items: each takes its most preferred code whose full tuple is free.
-
-    The sinkhorn counterpart of `new_item_suffix`: `preference` (n_new, K) lists last-level codes
-    best first; new items are placed in order and claim their tuple, so two new items never share
-    one either. An item whose every tuple is taken keeps its own nearest code.
-    """
-    taken = {tuple(r) for r in np.asarray(corpus_codes, dtype=np.int64).tolist()}
-    out = np.asarray(raw_new, dtype=np.int64)[:, -1].copy()
-    for i, row in enumerate(np.asarray(raw_new, dtype=np.int64).tolist()):
-        prefix = tuple(row[:-1])
-        for c in np.asarray(preference[i]).tolist():
-            if prefix + (c,) not in taken:
-                out[i] = c
-                break
-        taken.add(prefix + (int(out[i]),))
-    return out
-
-
-# --------------------------------------------------------------------------------------------
 # Diagnostics
 # --------------------------------------------------------------------------------------------
 
@@ -521,6 +381,12 @@ def perplexity(codes: np.ndarray, k: int) -> float:
     p = np.bincount(np.asarray(codes, dtype=np.int64), minlength=k) / max(1, len(codes))
     p = p[p > 0]
     return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def usage(codes: np.ndarray, sizes: list[int]) -> dict[str, list[float]]:
+    """Utilisation and perplexity of every column of a (n, L) code table (column j has sizes[j] codes)."""
+    return {"utilisation": [utilisation(codes[:, j], k) for j, k in enumerate(sizes)],
+            "perplexity": [perplexity(codes[:, j], k) for j, k in enumerate(sizes)]}
 
 
 def collision_rate(tuples: np.ndarray) -> float:

@@ -22,35 +22,31 @@ the content information.
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 from torch import Tensor, nn
 
+from motorec.config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from motorec.errors import MotorecError
 from motorec.progress import progress
-from motorec.tokenizers.base import Features, Tokenizer, TokenSlot, check_features, register_tokenizer, resolve_params
-from motorec.runtime import resolve_device
+from motorec.tokenizers.base import Features, Tokenizer, TokenizerConfig, TokenSlot, check_features, register_tokenizer
 from motorec.tokenizers.codebook import (
     Codebook,
     CodebookOutput,
-    FingerprintIndex,
     ReconstructionError,
     collision_rate,
-    free_last_codes,
     kmeans,
     nearest_code,
-    new_item_suffix,
-    perplexity,
-    sinkhorn_resolve,
-    suffix_codes,
-    utilisation,
+    usage,
 )
-from motorec.tokenizers.rqvae import mlp, row_fingerprints
+from motorec.tokenizers.collisions import CollisionConfig, LastLevel, make_resolver
+from motorec.tokenizers.corpus import CorpusCodes, item_fingerprints
+from motorec.tokenizers.rqvae import mlp
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +73,14 @@ class CosineCodebook(Codebook):
     @torch.no_grad()
     def assign(self, r: Tensor) -> tuple[Tensor, Tensor]:
         return nearest_code(F.normalize(r, dim=-1), self.unit_embed())
+
+    def vectors(self) -> Tensor:
+        return self.unit_embed()
+
+    @torch.no_grad()
+    def preference(self, r: Tensor) -> Tensor:
+        """(n, K) codes, most cosine-similar first (r's norm does not change the order)."""
+        return (r @ self.unit_embed().t()).argsort(dim=1, descending=True)
 
 
 @dataclass
@@ -260,64 +264,65 @@ class MMQ(nn.Module):
 # Tokenizer
 # --------------------------------------------------------------------------------------------
 
+# Stage-2 constants (no packaged config or documented experiment varies them; they were ft_* keys):
+FT_W_REC = FT_W_AUX = 0.5  # weights of L_recon and L_aux that keep the content while behaviour moves the IDs
+BEHAVIOUR_HISTORY = 5  # most recent items averaged into the user vector of the in-batch next-item loss
+BEHAVIOUR_TEMPERATURE = 0.1  # of that loss' softmax over the batch's items
 
-@dataclass
-class MMQConfig:
-    """Every knob of the "mmq" tokenizer (`--set key=value`); defaults follow the paper where it says."""
 
-    n_shared: int = 2
-    n_specific: int = 2  # per modality
-    codebook_size: int = 256
-    shared_codebook_size: int = 0  # codes of the shared experts (decoded first); 0 = codebook_size
-    latent_dim: int = 64
-    hidden: list[int] = field(default_factory=lambda: [256])
-    beta: float = 0.25
-    w_rec: float = 12.0
-    w_aux: float = 10.0
-    w_orth: float = 0.005
-    collisions: str = "suffix"  # suffix | sinkhorn (re-assign the last expert's code, as rqvae) | none
-    epochs: int = 50
-    batch_size: int = 256
-    lr: float = 1e-3
-    sinkhorn_epsilon: float = 0.05
-    kmeans_iters: int = 25
+def _zero_or_at_least_two(size: int) -> int:
+    if size == 1:
+        raise ValueError("must be 0 (= codebook_size) or >= 2")
+    return size
+
+
+class MMQConfig(CollisionConfig, TokenizerConfig):
+    """Every knob of the "mmq" tokenizer (`--set key=value`); defaults follow the paper where it says.
+
+    `collisions`: suffix | sinkhorn (re-assign the last expert's code, as rqvae) | none.
+    """
+
+    n_shared: NonNegativeInt = 2
+    n_specific: NonNegativeInt = 2  # per modality
+    codebook_size: Annotated[int, Field(ge=2)] = 256
+    # codes of the shared experts (decoded first); 0 = codebook_size
+    shared_codebook_size: Annotated[NonNegativeInt, AfterValidator(_zero_or_at_least_two)] = 0
+    latent_dim: PositiveInt = 64
+    hidden: list[PositiveInt] = [256]
+    beta: NonNegativeFloat = 0.25
+    w_rec: NonNegativeFloat = 12.0
+    w_aux: NonNegativeFloat = 10.0
+    w_orth: NonNegativeFloat = 0.005
+    epochs: NonNegativeInt = 50
+    batch_size: PositiveInt = 256
+    lr: PositiveFloat = 1e-3
+    kmeans_iters: PositiveInt = 25
     restart_dead: bool = True  # re-seed unused codes after every fit epoch (False: the ablation without)
     # behaviour-aware fine-tuning (stage 2)
-    ft_steps: int = 150
-    ft_lr: float = 5e-4
-    ft_tau: float = 0.1  # soft-index temperature over cosine similarity
-    ft_w_rec: float = 0.5
-    ft_w_aux: float = 0.5
-    ft_w_behaviour: float = 1.0
-    ft_batch_size: int = 128
-    ft_history: int = 5  # most recent items averaged into the user vector
-    ft_temperature: float = 0.1  # of the behavioural softmax over the catalogue
-    ft_restart_every: int = 10  # steps between corpus-wide dead-code restarts (0 = never)
-    ft_scope: str = "fused"  # what the behavioural loss reads: fused (every expert) | shared (shared experts only)
+    ft_steps: NonNegativeInt = 150
+    ft_lr: NonNegativeFloat = 5e-4  # 0 freezes the tokenizer (the control of the generator objective)
+    ft_tau: PositiveFloat = 0.1  # soft-index temperature over cosine similarity
+    ft_batch_size: PositiveInt = 128
+    ft_restart_every: NonNegativeInt = 10  # steps between corpus-wide dead-code restarts (0 = never)
+    # what the behavioural loss reads: fused (every expert) | shared (the shared experts only)
+    ft_scope: Literal["fused", "shared"] = "fused"
     # next_item: the in-batch next-item loss of `finetune`; generator: the generative task's own loss
-    # through the soft index (run by the generative task, motorec generative --ids mmq-ft)
-    ft_objective: str = "next_item"
-    device: str = "auto"
+    # through the soft index (run by the generative task, motorec exp generative --ids mmq-ft)
+    ft_objective: Literal["next_item", "generator"] = "next_item"
 
-    def validate(self) -> None:
-        checks = [
-            (self.n_shared >= 0 and self.n_specific >= 0 and self.n_shared + self.n_specific >= 1, "need at least one expert"),
-            (self.codebook_size >= 2 and self.latent_dim >= 1, "codebook_size >= 2 and latent_dim >= 1"),
-            (self.shared_codebook_size == 0 or self.shared_codebook_size >= 2, "shared_codebook_size must be 0 or >= 2"),
-            (all(int(h) >= 1 for h in self.hidden), "hidden sizes must be >= 1"),
-            (min(self.w_rec, self.w_aux, self.w_orth, self.beta) >= 0, "loss weights must be >= 0"),
-            (self.collisions in ("suffix", "sinkhorn", "none"), "collisions must be suffix, sinkhorn or none"),
-            (self.ft_scope in ("fused", "shared"), "ft_scope must be fused or shared"),
-            (self.ft_scope != "shared" or self.n_shared >= 1, "ft_scope=shared needs n_shared >= 1"),
-            (self.ft_objective in ("next_item", "generator"), "ft_objective must be next_item or generator"),
-            (self.sinkhorn_epsilon > 0, "sinkhorn_epsilon must be > 0"),
-            (self.epochs >= 0 and self.batch_size >= 1 and self.lr > 0, "epochs >= 0, batch_size >= 1, lr > 0"),
-            (self.ft_steps >= 0 and self.ft_tau > 0 and self.ft_temperature > 0 and self.ft_history >= 1
-             and self.ft_restart_every >= 0, "fine-tuning knobs out of range"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise MotorecError(f"tokenizer 'mmq': {message} (got {asdict(self)}).")
+    @field_validator("n_specific")
+    @classmethod
+    def _some_expert(cls, n_specific: int, info: ValidationInfo) -> int:
+        if n_specific + info.data.get("n_shared", 1) < 1:
+            raise ValueError("n_shared + n_specific must be >= 1 (at least one expert)")
+        return n_specific
+
+    @field_validator("ft_scope")
+    @classmethod
+    def _shared_scope_needs_shared_experts(cls, scope: str, info: ValidationInfo) -> str:
+        if scope == "shared" and info.data.get("n_shared", 1) < 1:
+            raise ValueError("ft_scope=shared needs n_shared >= 1")
+        return scope
 
     def model_kwargs(self) -> dict[str, Any]:
         keys = ("n_shared", "n_specific", "latent_dim", "hidden", "codebook_size", "shared_codebook_size", "beta",
@@ -329,62 +334,48 @@ class MMQConfig:
 class MMQTokenizer(Tokenizer):
     """One MMQ over all modalities; codes [shared experts, modality experts..., suffix?].
 
-    Collisions are resolved like "rqvae"'s suffix mode: items of the fitted corpus sharing all
-    expert codes are numbered 0, 1, 2... in row order; a fitted item is recognised by a hash of its
-    feature rows, so re-encoding the corpus reproduces the fitted table exactly.
+    Collisions are resolved over the fitted corpus by the `collisions` mode (`tokenizers.collisions`);
+    a fitted item is recognised by a hash of its feature rows, so re-encoding the corpus reproduces
+    the fitted table exactly.
     """
 
+    Config = MMQConfig
+    config: MMQConfig
+
     def __init__(self, **params: Any) -> None:
-        self.config = resolve_params("mmq", MMQConfig, params)
-        self.config.validate()
-        super().__init__(**asdict(self.config))
-        self.device = resolve_device(self.config.device)
+        super().__init__(**params)
         self.model: MMQ | None = None
-        self.corpus_codes = np.zeros((0, 0), dtype=np.int64)
-        self.corpus_fingerprints = np.zeros(0, dtype=np.int64)
-        self.suffix_size = 0
-        self.history: list[dict[str, float]] = []
+        self.corpus = CorpusCodes(np.zeros((0, 0)), np.zeros(0), make_resolver(self.config))
+        self.history: list[dict[str, Any]] = []
+
+    @property
+    def suffix_size(self) -> int:
+        return self.corpus.resolver.size
 
     # ---------------------------------------------------------------- helpers
     def tensors(self, features: Features, rows: np.ndarray | slice = slice(None)) -> dict[str, Tensor]:
         """Raw feature rows of every modality the model reads, on the tokenizer's device."""
-        assert self.model is not None
-        return {m: torch.from_numpy(np.array(features[m][rows], dtype=np.float32)).to(self.device)
-                for m in self.model.modalities}
-
-    def _fingerprints(self, features: Features) -> np.ndarray:
-        """One 64-bit hash per item over all its modality rows (the per-modality hashes, hashed
-        again as raw bytes: the float32 view only reinterprets them, no value is converted)."""
-        assert self.model is not None
-        fps = np.stack([row_fingerprints(np.asarray(features[m])) for m in self.model.modalities], 1)
-        return row_fingerprints(fps.view(np.float32).reshape(len(fps), -1)) if fps.shape[1] > 1 else fps[:, 0]
+        return {m: self.tensor(features[m][rows]) for m in self._require_fitted().modalities}
 
     def _require_fitted(self) -> MMQ:
         if self.model is None:
-            raise MotorecError("tokenizer 'mmq' is not fitted: call fit() or load a saved tokenizer first.")
+            self.require_fitted()
+        assert self.model is not None
         return self.model
 
-    @contextmanager
-    def _seeded(self, seed: int) -> Iterator[None]:
-        """Seed torch inside a forked RNG state, so fitting never disturbs the caller's stream."""
-        devices = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            yield
+    def _input_dims(self) -> dict[str, int]:
+        model = self._require_fitted()
+        return {m: int(getattr(model, f"mean_{m}").numel()) for m in model.modalities}
 
     # ---------------------------------------------------------------- fit
     def fit(self, features: Features, weights: np.ndarray | None = None, seed: int = 0) -> "MMQTokenizer":
         n = check_features(features)
         cfg = self.config
-        w = None
-        if weights is not None:
-            w = np.asarray(weights, dtype=np.float32).reshape(-1)
-            if w.shape[0] != n or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-                raise MotorecError(f"weights: need {n} finite, non-negative values, not all zero.")
-            w = torch.from_numpy(w / w.mean()).to(self.device)
+        item_w = self.item_weights(weights, n)
+        w = None if item_w is None else torch.from_numpy(item_w).to(self.device)
         dims = {m: int(f.shape[1]) for m, f in features.items()}
         self.history = []
-        with self._seeded(seed):
+        with self.seeded(seed):
             self.model = MMQ(dims, **cfg.model_kwargs()).to(self.device)
             x = self.tensors(features)
             self.model.init_codebooks(x, seed=seed, n_iter=cfg.kmeans_iters)
@@ -404,7 +395,7 @@ class MMQTokenizer(Tokenizer):
                         for key, value in (("loss", loss), ("recon", out.recon.mean()), ("aux", out.aux.mean()), ("orth", out.orth)):
                             totals[key] += float(value.detach()) * len(idx) / n
                     restarted = self.model.restart_dead_codes() if cfg.restart_dead else 0
-                    self.history.append({"stage": "fit", "epoch": epoch, "restarted": restarted, **totals})  # type: ignore[dict-item]
+                    self.history.append({"stage": "fit", "epoch": epoch, "restarted": restarted, **totals})
                     log.info("mmq epoch %d %s restarted=%d", epoch, totals, restarted)
                     task.advance(status=f"loss {totals['loss']:.4f}")
         self.freeze_corpus(features)
@@ -413,26 +404,20 @@ class MMQTokenizer(Tokenizer):
     def freeze_corpus(self, features: Features) -> None:
         """Encode the fitted corpus once, resolve collisions, remember the table and gates."""
         model = self._require_fitted().eval()
-        raw, gates, last_out = self._encode_rows(features)
+        raw, gates, last = self._encode_rows(features)
         model.gate_mean.copy_(gates.mean(0))
-        raw_np = raw.cpu().numpy()
-        if self.config.collisions == "suffix":
-            suffix, self.suffix_size = suffix_codes(raw_np)
-            self.corpus_codes = np.column_stack([raw_np, suffix]).astype(np.int64)
-        elif self.config.collisions == "sinkhorn":
-            raw_np[:, -1] = sinkhorn_resolve(raw_np[:, :-1], raw_np[:, -1], last_out,
-                                             model.books[-1].unit_embed().detach(), self.config.sinkhorn_epsilon)
-            self.corpus_codes, self.suffix_size = raw_np.astype(np.int64), 0
-        else:
-            self.corpus_codes, self.suffix_size = raw_np.astype(np.int64), 0
-        self.corpus_fingerprints = self._fingerprints(features)
+        self.corpus = CorpusCodes.fit(raw.cpu().numpy(), lambda: last, self._fingerprints(features),
+                                      make_resolver(self.config))
+
+    def _fingerprints(self, features: Features) -> np.ndarray:
+        return item_fingerprints(features, self._require_fitted().modalities)
 
     @torch.no_grad()
-    def _encode_rows(self, features: Features, rows: np.ndarray | slice = slice(None)) -> tuple[Tensor, Tensor, Tensor]:
+    def _encode_rows(self, features: Features, rows: np.ndarray | slice = slice(None)) -> tuple[Tensor, Tensor, LastLevel]:
         """Codes (n, E), gates and the last expert's unit output (what sinkhorn re-assigns), one pass."""
         model = self._require_fitted()
         outs, gates = model.expert_outputs(model.standardise(self.tensors(features, rows)))
-        return model.assign_codes(outs), gates, outs[-1]
+        return model.assign_codes(outs), gates, LastLevel(outs[-1], model.books[-1])
 
     # ---------------------------------------------------------------- stage 2
     def finetune(self, features: Features, sequences: Sequence[np.ndarray], seed: int = 0) -> "MMQTokenizer":
@@ -441,9 +426,9 @@ class MMQTokenizer(Tokenizer):
         `sequences`: each user's *training* items in time order (never valid/test). The behavioural
         loss is a next-item softmax over the items of the batch (in-batch negatives: every history
         and target item of `ft_batch_size` sampled pairs): the user vector is the mean fused latent
-        of the `ft_history` items before a target, items are scored by cosine / ft_temperature.
-        The fused latents come through the soft index, so the loss moves encoders, gates and
-        codebooks; ft_w_rec * L_recon + ft_w_aux * L_aux keeps the content. `ft_scope=shared`
+        of the `BEHAVIOUR_HISTORY` items before a target, items are scored by cosine /
+        `BEHAVIOUR_TEMPERATURE`. The fused latents come through the soft index, so the loss moves
+        encoders, gates and codebooks; 0.5 L_recon + 0.5 L_aux keeps the content. `ft_scope=shared`
         scores with the shared experts' part of the latent only: behaviour then moves the shared
         experts (the leading ID tokens) while the modality experts keep to content, so co-consumed
         items share a prefix instead of a whole ID. Every
@@ -454,9 +439,9 @@ class MMQTokenizer(Tokenizer):
         cfg = self.config
         if cfg.ft_objective != "next_item":
             raise MotorecError(f"finetune: ft_objective '{cfg.ft_objective}' is the generative task's own loss; "
-                               "it runs in `motorec generative --ids mmq-ft`, not here.")
-        check_features(features, {m: int(getattr(model, f"mean_{m}").numel()) for m in model.modalities})
-        hist, target = _next_item_pairs(sequences, cfg.ft_history)
+                               "it runs in `motorec exp generative --ids mmq-ft`, not here.")
+        check_features(features, self._input_dims())
+        hist, target = _next_item_pairs(sequences, BEHAVIOUR_HISTORY)
         if len(target) == 0:
             raise MotorecError("finetune: no user has two or more training items; nothing to learn from.")
         x = self.tensors(features)
@@ -465,7 +450,7 @@ class MMQTokenizer(Tokenizer):
         opt = torch.optim.Adam(model.parameters(), lr=cfg.ft_lr)
         g = torch.Generator().manual_seed(seed)
         model.train()
-        with self._seeded(seed):
+        with self.seeded(seed):
             for step in range(cfg.ft_steps):
                 batch = torch.randint(len(target), (cfg.ft_batch_size,), generator=g).to(self.device)
                 h, t = hist_t[batch], target_t[batch]
@@ -475,8 +460,8 @@ class MMQTokenizer(Tokenizer):
                 h_local, t_local = inverse[: h.numel()].view_as(h), inverse[h.numel():]
                 mask = (h >= 0).unsqueeze(-1).float()
                 user = F.normalize((z[h_local] * mask).sum(1) / mask.sum(1).clamp_min(1.0), dim=-1)
-                behaviour = F.cross_entropy(user @ z.t() / cfg.ft_temperature, t_local)
-                loss = cfg.ft_w_behaviour * behaviour + out.loss_per_item.mean()
+                behaviour = F.cross_entropy(user @ z.t() / BEHAVIOUR_TEMPERATURE, t_local)
+                loss = behaviour + out.loss_per_item.mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -488,9 +473,8 @@ class MMQTokenizer(Tokenizer):
 
     def soft_index(self, x: dict[str, Tensor]) -> MMQOutput:
         """Stage-2 forward of the items in `x`: soft index (ft_tau) and the content-keeping loss
-        weights (ft_w_rec, ft_w_aux) in `loss_per_item`; a downstream loss is added to it."""
-        cfg = self.config
-        return self._require_fitted()(x, soft_tau=cfg.ft_tau, w_rec=cfg.ft_w_rec, w_aux=cfg.ft_w_aux)
+        weights (FT_W_REC, FT_W_AUX) in `loss_per_item`; a downstream loss is added to it."""
+        return self._require_fitted()(x, soft_tau=self.config.ft_tau, w_rec=FT_W_REC, w_aux=FT_W_AUX)
 
     @torch.no_grad()
     def restart_unused(self, x: dict[str, Tensor]) -> int:
@@ -506,33 +490,17 @@ class MMQTokenizer(Tokenizer):
     # ---------------------------------------------------------------- encode / decode
     def encode(self, features: Features) -> np.ndarray:
         model = self._require_fitted()
-        check_features({m: features[m] for m in model.modalities if m in features},
-                       {m: int(getattr(model, f"mean_{m}").numel()) for m in model.modalities})
-        n = len(features[model.modalities[0]])
-        corpus_row = FingerprintIndex(self.corpus_fingerprints).match(self._fingerprints(features))
-        codes = np.zeros((n, self.corpus_codes.shape[1]), dtype=np.int64)
-        known = corpus_row >= 0
-        codes[known] = self.corpus_codes[corpus_row[known]]
-        new = np.flatnonzero(~known)
-        if new.size:
-            raw_t, _, last_out = self._encode_rows(features, new)
-            raw = raw_t.cpu().numpy()
-            if self.config.collisions == "suffix":
-                codes[new, :-1] = raw
-                codes[new, -1] = new_item_suffix(self.corpus_codes[:, :-1], raw, self.suffix_size)
-            elif self.config.collisions == "sinkhorn":
-                codes[new] = raw
-                sim = last_out @ model.books[-1].unit_embed().t()
-                codes[new, -1] = free_last_codes(self.corpus_codes, raw, sim.argsort(dim=1, descending=True).cpu().numpy())
-            else:
-                codes[new] = raw
-        return codes
+        check_features({m: features[m] for m in model.modalities if m in features}, self._input_dims())
+
+        def raw_codes(rows: np.ndarray) -> tuple[np.ndarray, Any]:
+            raw, _, last = self._encode_rows(features, rows)
+            return raw.cpu().numpy(), lambda: last
+
+        return self.corpus.encode(self._fingerprints(features), raw_codes)
 
     def decode(self, codes: np.ndarray) -> dict[str, np.ndarray]:
         model = self._require_fitted()
-        codes = np.asarray(codes, dtype=np.int64)
-        if codes.ndim != 2 or codes.shape[1] != len(self.slots):
-            raise MotorecError(f"decode: codes must be (n_items, {len(self.slots)}), got shape {codes.shape}.")
+        codes = self.check_codes(codes)
         expert = codes[:, : model.n_experts]
         sizes = np.array(model.book_sizes)
         if (expert < 0).any() or (expert >= sizes).any():
@@ -547,9 +515,7 @@ class MMQTokenizer(Tokenizer):
         if self.model is None:
             return []
         slots = [TokenSlot(m, j, k) for (m, j), k in zip(self.model.expert_names(), self.model.book_sizes)]
-        if self.config.collisions == "suffix":
-            slots.append(TokenSlot("shared", self.model.n_shared, self.suffix_size, kind="suffix"))
-        return slots
+        return slots + self.corpus.resolver.slots("shared", self.model.n_shared)
 
     def codebooks(self) -> dict[str, np.ndarray]:
         model = self._require_fitted()
@@ -558,10 +524,11 @@ class MMQTokenizer(Tokenizer):
 
     def diagnostics(self, features: Features) -> dict[str, Any]:
         """The report shape every tokenizer shares, one entry per expert group ("shared" and each
-        modality): per-expert utilisation / perplexity, the group's collision rate, and the
-        reconstruction of what the group reads (the concatenation for "shared", with each item's
-        own gates); plus the joint collision rate before / after the suffix, the orthogonality
-        loss, the mean gates and the mean utilisation over all experts."""
+        modality): per-expert utilisation / perplexity, the group's collision rate (of its raw codes:
+        collisions are resolved over all experts, not per group), and the reconstruction of what the
+        group reads (the concatenation for "shared", with each item's own gates); plus the joint
+        collision rate before / after resolution, the orthogonality loss, the mean gates and the mean
+        utilisation over all experts."""
         model = self._require_fitted()
         codes = self.encode(features)
         x = self.tensors(features)
@@ -576,7 +543,7 @@ class MMQTokenizer(Tokenizer):
         groups: dict[str, list[int]] = {}
         for e, (group, _) in enumerate(model.expert_names()):
             groups.setdefault(group, []).append(e)
-        report: dict[str, Any] = {"tokenizer": self.name, "n_items": int(codes.shape[0]), "modalities": {}}
+        report = self.report(codes)
         for group, cols in groups.items():
             err = ReconstructionError()
             if group == "shared":
@@ -586,9 +553,7 @@ class MMQTokenizer(Tokenizer):
             report["modalities"][group] = {
                 "levels": len(cols),
                 "codebook_size": sizes[cols[0]],
-                "utilisation": [utilisation(raw_np[:, e], sizes[e]) for e in cols],
-                "perplexity": [perplexity(raw_np[:, e], sizes[e]) for e in cols],
-                "collision_rate_raw": collision_rate(raw_np[:, cols]),
+                **usage(raw_np[:, cols], [sizes[e] for e in cols]),
                 "collision_rate": collision_rate(raw_np[:, cols]),
                 "reconstruction": err.result(),
             }
@@ -598,32 +563,25 @@ class MMQTokenizer(Tokenizer):
             suffix_size=self.suffix_size,
             orthogonality_loss=orth,
             gate_mean={m: gates[:, i].mean(0).cpu().tolist() for i, m in enumerate(model.modalities)},
-            mean_utilisation=float(np.mean([utilisation(raw_np[:, e], sizes[e]) for e in range(model.n_experts)])),
+            mean_utilisation=float(np.mean(usage(raw_np, sizes)["utilisation"])),
         )
         return report
 
     # ---------------------------------------------------------------- persistence
     def meta(self) -> dict[str, Any]:
-        model = self._require_fitted()
-        dims = {m: int(getattr(model, f"mean_{m}").numel()) for m in model.modalities}
-        return {**super().meta(), "input_dims": dims, "suffix_size": self.suffix_size}
+        return {**super().meta(), "input_dims": self._input_dims(), **self.corpus.meta()}
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         model = self._require_fitted()
-        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-        tensors["corpus_codes"] = torch.from_numpy(self.corpus_codes)
-        tensors["corpus_fingerprints"] = torch.from_numpy(self.corpus_fingerprints)
-        return tensors
+        return {**{f"model.{k}": v for k, v in model.state_dict().items()}, **self.corpus.tensors()}
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         try:
             model = MMQ({m: int(d) for m, d in meta["input_dims"].items()}, **self.config.model_kwargs())
             model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-            self.corpus_codes = tensors["corpus_codes"].numpy().astype(np.int64)
-            self.corpus_fingerprints = tensors["corpus_fingerprints"].numpy().astype(np.int64)
         except (KeyError, RuntimeError) as exc:
             raise MotorecError(f"saved mmq tokenizer: tensors or meta missing or malformed ({exc}).") from exc
-        self.suffix_size = int(meta.get("suffix_size", 0))
+        self.corpus = CorpusCodes.load(tensors, meta, make_resolver(self.config), what="saved mmq tokenizer")
         self.model = model.to(self.device).eval()
 
 

@@ -14,45 +14,36 @@ width that M does not divide is zero-padded (stored, undone on decode).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import Tensor
 
+from motorec.config import PositiveInt
 from motorec.errors import MotorecError
-from motorec.tokenizers.base import Features, Tokenizer, TokenSlot, check_features, register_tokenizer, resolve_params
-from motorec.runtime import resolve_device
-from motorec.tokenizers.codebook import (
-    ReconstructionError,
-    collision_rate,
-    kmeans,
-    nearest_code,
-    perplexity,
-    utilisation,
+from motorec.tokenizers.base import (
+    Features,
+    Tokenizer,
+    TokenizerConfig,
+    TokenSlot,
+    check_features,
+    register_tokenizer,
+    row_chunks,
 )
+from motorec.tokenizers.codebook import ReconstructionError, collision_rate, kmeans, nearest_code, usage
 
-CHUNK = 65536
 
-
-@dataclass
-class PQConfig:
+class PQConfig(TokenizerConfig):
     """Every knob of the "pq" tokenizer (`--set key=value`)."""
 
-    subspaces: int = 4
-    codebook_size: int = 256
+    subspaces: PositiveInt = 4
+    codebook_size: Annotated[int, Field(ge=2)] = 256
     opq: bool = False
-    opq_iters: int = 10
-    kmeans_iters: int = 25
-    device: str = "auto"
-
-    def validate(self) -> None:
-        if self.subspaces < 1 or self.codebook_size < 2 or self.opq_iters < 1 or self.kmeans_iters < 1:
-            raise MotorecError(
-                f"tokenizer 'pq': needs subspaces >= 1, codebook_size >= 2, opq_iters and kmeans_iters >= 1 "
-                f"(got {self.subspaces}, {self.codebook_size}, {self.opq_iters}, {self.kmeans_iters})."
-            )
+    opq_iters: PositiveInt = 10  # alternations of PQ training and the Procrustes rotation fit (with opq)
+    kmeans_iters: PositiveInt = 25
 
 
 @dataclass
@@ -101,24 +92,26 @@ def _train_pq(y: Tensor, m: int, k: int, n_iter: int, seed: int, init: Tensor | 
 
 @register_tokenizer("pq")
 class PQTokenizer(Tokenizer):
-    """MOTOR-style product quantisation per modality; codes [mod1 sub0..M-1, mod2 sub0..M-1, ...]."""
+    """MOTOR-style product quantisation per modality; codes [mod1 sub0..M-1, mod2 sub0..M-1, ...].
+
+    Fitting is plain k-means, which has no per-item loss: item weights are refused."""
+
+    Config = PQConfig
+    config: PQConfig
+    weighted = False
 
     def __init__(self, **params: Any) -> None:
-        self.config = resolve_params("pq", PQConfig, params)
-        self.config.validate()
-        super().__init__(**asdict(self.config))
-        self.device = resolve_device(self.config.device)
+        super().__init__(**params)
         self._fitted: dict[str, _PQModality] = {}
 
     def fit(self, features: Features, weights: np.ndarray | None = None, seed: int = 0) -> "PQTokenizer":
-        """k-means only; `weights` is accepted for the interface but plain PQ has no per-item loss."""
-        check_features(features)
+        self.item_weights(weights, check_features(features))
         cfg = self.config
         self._fitted = {}
         for i, (name, feat) in enumerate(features.items()):
             if feat.shape[1] < cfg.subspaces:
                 raise MotorecError(f"modality '{name}': {feat.shape[1]}-d features cannot be split into {cfg.subspaces} sub-spaces.")
-            x = torch.tensor(np.asarray(feat, dtype=np.float32), device=self.device)
+            x = self.tensor(feat)
             mean = x.mean(0)
             padded = math.ceil(x.shape[1] / cfg.subspaces) * cfg.subspaces
             pq = _PQModality(mean, torch.eye(padded, device=self.device), torch.empty(0))
@@ -136,31 +129,21 @@ class PQTokenizer(Tokenizer):
             self._fitted[name] = pq
         return self
 
-    def _require_fitted(self) -> None:
-        if not self._fitted:
-            raise MotorecError("tokenizer 'pq' is not fitted: call fit() or load a saved tokenizer first.")
-
     def _input_dims(self) -> dict[str, int]:
         return {name: pq.input_dim for name, pq in self._fitted.items()}
 
     def encode(self, features: Features) -> np.ndarray:
-        self._require_fitted()
+        self.require_fitted()
         check_features({m: features[m] for m in self._fitted if m in features}, self._input_dims())
         blocks = []
         for name, pq in self._fitted.items():
-            feat = features[name]
-            parts = [
-                pq.encode(torch.tensor(np.asarray(feat[s : s + CHUNK], dtype=np.float32), device=self.device)).cpu().numpy()
-                for s in range(0, feat.shape[0], CHUNK)
-            ]
+            parts = [pq.encode(self.tensor(block)).cpu().numpy() for _, block in row_chunks(features[name])]
             blocks.append(np.concatenate(parts) if parts else np.zeros((0, pq.subspaces), dtype=np.int64))
         return np.concatenate(blocks, axis=1).astype(np.int64)
 
     def decode(self, codes: np.ndarray) -> dict[str, np.ndarray]:
-        self._require_fitted()
-        codes = np.asarray(codes, dtype=np.int64)
-        if codes.ndim != 2 or codes.shape[1] != len(self.slots):
-            raise MotorecError(f"decode: codes must be (n_items, {len(self.slots)}), got shape {codes.shape}.")
+        self.require_fitted()
+        codes = self.check_codes(codes)
         if (codes < 0).any() or (codes >= self.config.codebook_size).any():
             raise MotorecError(f"decode: codes must lie in [0, {self.config.codebook_size}).")
         out, col = {}, 0
@@ -184,22 +167,20 @@ class PQTokenizer(Tokenizer):
     def diagnostics(self, features: Features) -> dict[str, Any]:
         """Per modality: utilisation and perplexity per sub-space, collision rate, reconstruction."""
         codes = self.encode(features)
-        report: dict[str, Any] = {"tokenizer": self.name, "n_items": int(codes.shape[0]), "modalities": {}}
+        report = self.report(codes)
         k, col = self.config.codebook_size, 0
         for name, pq in self._fitted.items():
             block = codes[:, col : col + pq.subspaces]
             col += pq.subspaces
             recon = ReconstructionError()
-            feat = features[name]
-            for s in range(0, feat.shape[0], CHUNK):
-                c = torch.from_numpy(block[s : s + CHUNK]).to(self.device)
-                recon.update(feat[s : s + CHUNK], pq.decode(c).cpu().numpy())
+            for start, chunk in row_chunks(features[name]):
+                c = torch.from_numpy(block[start : start + len(chunk)]).to(self.device)
+                recon.update(chunk, pq.decode(c).cpu().numpy())
             report["modalities"][name] = {
                 "subspaces": pq.subspaces,
                 "codebook_size": k,
                 "opq": self.config.opq,
-                "utilisation": [utilisation(block[:, j], k) for j in range(pq.subspaces)],
-                "perplexity": [perplexity(block[:, j], k) for j in range(pq.subspaces)],
+                **usage(block, [k] * pq.subspaces),
                 "collision_rate": collision_rate(block),
                 "reconstruction": recon.result(),
             }
@@ -210,7 +191,7 @@ class PQTokenizer(Tokenizer):
         return {**super().meta(), "modalities": {name: {"input_dim": pq.input_dim} for name, pq in self._fitted.items()}}
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        self._require_fitted()
+        self.require_fitted()
         tensors = {}
         for name, pq in self._fitted.items():
             tensors[f"{name}.mean"] = pq.mean

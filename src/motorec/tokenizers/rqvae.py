@@ -14,42 +14,46 @@ Two layers: `RQVAE` (one modality, an nn.Module a recommender can hold) and `RQV
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-from dataclasses import asdict, dataclass, field
-from functools import cached_property
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
+from motorec.config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from motorec.distributed import DistContext, current, data_parallel
 from motorec.errors import MotorecError
 from motorec.progress import progress
-from motorec.tokenizers.base import Features, Tokenizer, TokenSlot, check_features, register_tokenizer, resolve_params
-from motorec.runtime import resolve_device
+from motorec.tokenizers.base import (
+    ROW_CHUNK,
+    Features,
+    Tokenizer,
+    TokenizerConfig,
+    TokenSlot,
+    check_features,
+    register_tokenizer,
+    row_chunks,
+)
 from motorec.tokenizers.codebook import (
-    FingerprintIndex,
     ReconstructionError,
     ResidualQuantizer,
     bernoulli_kl,
     code_sparsity,
     collision_rate,
-    free_last_codes,
-    new_item_suffix,
     pairwise_sqdist,
-    perplexity,
-    sinkhorn_resolve,
     soft_assign,
-    suffix_codes,
-    utilisation,
+    usage,
 )
+from motorec.tokenizers.collisions import CollisionConfig, LastLevel, make_resolver
+from motorec.tokenizers.corpus import CorpusCodes, row_fingerprints
 
 log = logging.getLogger(__name__)
 
-ENCODE_CHUNK = 65536  # rows pushed through the encoder at once when encoding a corpus
+ENCODE_CHUNK = ROW_CHUNK  # rows pushed through the encoder at once when encoding a corpus
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -223,50 +227,26 @@ class RQVAE(nn.Module):
 # Tokenizer
 # --------------------------------------------------------------------------------------------
 
-COLLISION_MODES = ("suffix", "sinkhorn", "none")
 
+class RQVAEConfig(CollisionConfig, TokenizerConfig):
+    """Every knob of the "rqvae" tokenizer (`--set key=value`); `model_kwargs` builds the module."""
 
-@dataclass
-class RQVAEConfig:
-    """Every knob of the "rqvae" tokenizer (`--set key=value`)."""
-
-    codebook_size: int = 512
-    levels: int = 3
-    latent_dim: int = 64
-    hidden: list[int] = field(default_factory=lambda: [512, 256])
-    beta: float = 0.25
-    gamma: float = 0.05
-    sparsity_target: float | None = None  # rho of the Bernoulli prior; None -> 1 / codebook_size
-    temperature: float = 0.05  # soft assignment for L_sparse, relative to the mean distance
+    codebook_size: Annotated[int, Field(ge=2)] = 512
+    levels: PositiveInt = 3
+    latent_dim: PositiveInt = 64
+    hidden: list[PositiveInt] = [512, 256]
+    beta: NonNegativeFloat = 0.25
+    gamma: NonNegativeFloat = 0.05
+    sparsity_target: Annotated[float, Field(gt=0, lt=1)] | None = None  # rho of the Bernoulli prior; None -> 1 / codebook_size
+    temperature: PositiveFloat = 0.05  # soft assignment for L_sparse, relative to the mean distance
     rotation_trick: bool = False
-    collisions: str = "suffix"  # suffix | sinkhorn | none
-    epochs: int = 50
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    warmup_epochs: int = 20  # autoencoder-only epochs before the k-means codebook init
-    kmeans_iters: int = 25
-    restart_every: int = 0  # optimiser steps between dead-code restarts; 0 = once per epoch
-    sinkhorn_epsilon: float = 0.05
-    device: str = "auto"
-
-    def validate(self) -> None:
-        checks = [
-            (self.codebook_size >= 2, "codebook_size must be >= 2"),
-            (self.levels >= 1, "levels must be >= 1"),
-            (self.latent_dim >= 1, "latent_dim must be >= 1"),
-            (all(int(h) >= 1 for h in self.hidden), "hidden sizes must be >= 1"),
-            (self.sparsity_target is None or (isinstance(self.sparsity_target, (int, float)) and 0 < self.sparsity_target < 1),
-             "sparsity_target must be a number in (0, 1)"),
-            (self.temperature > 0, "temperature must be > 0"),
-            (self.collisions in COLLISION_MODES, f"collisions must be one of {', '.join(COLLISION_MODES)}"),
-            (self.epochs >= 0 and self.batch_size >= 1 and self.lr > 0, "epochs >= 0, batch_size >= 1, lr > 0"),
-            (self.warmup_epochs >= 0 and self.kmeans_iters >= 1 and self.restart_every >= 0, "bad iteration counts"),
-            (self.sinkhorn_epsilon > 0, "sinkhorn_epsilon must be > 0"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise MotorecError(f"tokenizer 'rqvae': {message}.")
+    epochs: NonNegativeInt = 50
+    batch_size: PositiveInt = 256
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.0
+    warmup_epochs: NonNegativeInt = 20  # autoencoder-only epochs before the k-means codebook init
+    kmeans_iters: PositiveInt = 25
+    restart_every: NonNegativeInt = 0  # optimiser steps between dead-code restarts; 0 = once per epoch
 
     def model_kwargs(self) -> dict[str, Any]:
         return {
@@ -282,25 +262,6 @@ class RQVAEConfig:
         }
 
 
-def row_fingerprints(x: np.ndarray) -> np.ndarray:
-    """64-bit hash of each row's float32 bytes: recognises fitted items when they are re-encoded."""
-    out = np.empty(x.shape[0], dtype=np.int64)
-    for start, block in _chunks(x):
-        for i, row in enumerate(np.ascontiguousarray(block, dtype=np.float32)):
-            out[start + i] = int.from_bytes(hashlib.blake2b(row.tobytes(), digest_size=8).digest(), "little", signed=True)
-    return out
-
-
-def _tensor(x: np.ndarray, device: torch.device) -> Tensor:
-    """float32 copy on `device` (features may be read-only memmaps, which torch cannot wrap)."""
-    return torch.tensor(np.asarray(x, dtype=np.float32), device=device)
-
-
-def _chunks(x: np.ndarray, rows: int = ENCODE_CHUNK) -> Iterator[tuple[int, np.ndarray]]:
-    for start in range(0, x.shape[0], rows):
-        yield start, x[start : start + rows]
-
-
 def _sharded_rows(fn, x: Tensor, ctx: DistContext) -> Tensor:
     """fn(x) computed on this rank's contiguous share of the rows and gathered in row order."""
     if not ctx.enabled:
@@ -314,66 +275,37 @@ class _Fitted:
     """One modality's trained model plus the fitted corpus' final code table."""
 
     model: RQVAE
-    corpus_codes: np.ndarray  # (n_fit, width) int64, collisions resolved
-    corpus_fingerprints: np.ndarray  # (n_fit,) int64
-    suffix_size: int
-
-    @cached_property
-    def index(self) -> FingerprintIndex:
-        return FingerprintIndex(self.corpus_fingerprints)
-
-    def match(self, fingerprints: np.ndarray) -> np.ndarray:
-        """Corpus row of every query row (-1 if new); duplicates are matched in row order."""
-        return self.index.match(fingerprints)
+    corpus: CorpusCodes
 
 
 @register_tokenizer("rqvae")
 class RQVAETokenizer(Tokenizer):
     """One sparse-regularised RQ-VAE per modality; codes [mod1 levels, mod1 suffix?, mod2 ...].
 
-    Collisions (items of one modality sharing all L codes) are resolved over the fitted corpus:
-    - "suffix" (default): an extra slot numbering the items of a shared tuple 0, 1, 2 ... in row
-      order; its size is the largest group. A new item (features not seen in fit) gets the next
-      free number of its group; beyond the slot size it is clipped to the last value (the
-      collision then remains, and diagnostics show it).
-    - "sinkhorn": colliding corpus items get their last level re-assigned by a Sinkhorn-balanced
-      plan over the free codes; a new item takes the nearest last-level code whose tuple is free.
-    - "none": raw codes.
-    Fitted items are recognised by a hash of their feature row, so encoding the corpus again
-    reproduces the fitted table exactly (on any device).
+    Collisions (items of one modality sharing all L codes) are resolved over the fitted corpus by
+    the `collisions` mode (`tokenizers.collisions`: suffix, sinkhorn or none). Fitted items are
+    recognised by a hash of their feature row, so encoding the corpus again reproduces the fitted
+    table exactly (on any device).
     """
 
+    Config = RQVAEConfig
+    config: RQVAEConfig
+
     def __init__(self, **params: Any) -> None:
-        self.config = resolve_params("rqvae", RQVAEConfig, params)
-        self.config.validate()
-        super().__init__(**asdict(self.config))
-        self.device = resolve_device(self.config.device)
+        super().__init__(**params)
         self._fitted: dict[str, _Fitted] = {}
         self.history: list[dict[str, Any]] = []  # per-epoch loss parts of the last fit
 
     # ---------------------------------------------------------------- fit
     def fit(self, features: Features, weights: np.ndarray | None = None, seed: int = 0) -> "RQVAETokenizer":
         n = check_features(features)
-        w = self._check_weights(weights, n)
+        w = self.item_weights(weights, n)
         self._fitted = {}
         self.history = []
-        devices = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
+        with self.seeded(seed):
             for i, (name, feat) in enumerate(features.items()):
                 self._fitted[name] = self._fit_one(name, feat, w, seed + 1000 * i)
         return self
-
-    @staticmethod
-    def _check_weights(weights: np.ndarray | None, n: int) -> np.ndarray | None:
-        if weights is None:
-            return None
-        w = np.asarray(weights, dtype=np.float32).reshape(-1)
-        if w.shape[0] != n:
-            raise MotorecError(f"weights: got {w.shape[0]} values for {n} items.")
-        if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-            raise MotorecError("weights: must be finite, non-negative and not all zero.")
-        return w / w.mean()  # mean 1 keeps the learning-rate scale of the unweighted loss
 
     def _fit_one(self, name: str, feat: np.ndarray, weights: np.ndarray | None, seed: int) -> _Fitted:
         """Under torchrun (`distributed.current()`), every rank draws the same epoch order and
@@ -382,7 +314,7 @@ class RQVAETokenizer(Tokenizer):
         use usage summed over ranks and rank 0's residuals, so every rank keeps the same model."""
         cfg = self.config
         ctx = current()
-        x = _tensor(feat, self.device)
+        x = self.tensor(feat)
         w = None if weights is None else torch.from_numpy(weights).to(self.device)
         model = RQVAE(x.shape[1], **cfg.model_kwargs()).to(self.device)
         model.fit_input_stats(x)
@@ -398,7 +330,7 @@ class RQVAETokenizer(Tokenizer):
 
         step_fn = data_parallel(model, losses, ctx)
 
-        def batches() -> Iterator[Tensor]:
+        def batches():
             for idx in torch.randperm(n, generator=g).to(self.device).split(cfg.batch_size):
                 yield idx[ctx.shard(len(idx))]
 
@@ -437,73 +369,35 @@ class RQVAETokenizer(Tokenizer):
         model.eval()
         raw = _sharded_rows(model.encode, x, ctx).cpu().numpy()
         fingerprints = ctx.gather_rows(row_fingerprints(feat[ctx.shard(len(feat))]), "tokenizer fingerprints")
-        if cfg.collisions == "suffix":
-            suffix, suffix_size = suffix_codes(raw)
-            codes = np.column_stack([raw, suffix])
-        elif cfg.collisions == "sinkhorn":
-            last_residual = self._last_residual(model, x, torch.from_numpy(raw).to(self.device))
-            codes = raw.copy()
-            codes[:, -1] = sinkhorn_resolve(
-                raw[:, :-1], raw[:, -1], last_residual, model.quantizer.codebooks[-1].embed.detach(), cfg.sinkhorn_epsilon
-            )
-            suffix_size = 0
-        else:
-            codes, suffix_size = raw, 0
-        return _Fitted(model, codes.astype(np.int64), fingerprints, suffix_size)
+        corpus = CorpusCodes.fit(raw, lambda: self._last_level(model, x, raw), fingerprints, make_resolver(cfg))
+        return _Fitted(model, corpus)
 
-    @staticmethod
-    @torch.no_grad()
-    def _last_residual(model: RQVAE, x: Tensor, codes: Tensor) -> Tensor:
-        """What the last codebook quantises, for every row of x."""
-        return model.quantizer.residual_inputs(model.latent(x), codes)[-1]
+    def _last_level(self, model: RQVAE, x: Tensor, raw: np.ndarray) -> LastLevel:
+        """What the last codebook quantises for every row of x (with codes `raw`)."""
+        with torch.no_grad():
+            residual = model.quantizer.residual_inputs(model.latent(x), torch.from_numpy(raw).to(self.device))[-1]
+        return LastLevel(residual, model.quantizer.codebooks[-1])
 
     # ---------------------------------------------------------------- encode / decode
-    def _require_fitted(self) -> None:
-        if not self._fitted:
-            raise MotorecError("tokenizer 'rqvae' is not fitted: call fit() or load a saved tokenizer first.")
-
-    def _raw_codes(self, model: RQVAE, feat: np.ndarray) -> np.ndarray:
-        out = [
-            model.encode(_tensor(block, self.device)).cpu().numpy()
-            for _, block in _chunks(feat)
-        ]
-        return np.concatenate(out) if out else np.zeros((0, model.levels), dtype=np.int64)
-
     def encode(self, features: Features) -> np.ndarray:
-        self._require_fitted()
+        self.require_fitted()
         check_features({m: features[m] for m in self._fitted if m in features}, self._input_dims())
         return np.concatenate([self._encode_one(f, features[m]) for m, f in self._fitted.items()], axis=1)
 
     def _encode_one(self, fitted: _Fitted, feat: np.ndarray) -> np.ndarray:
         model = fitted.model
-        raw = self._raw_codes(model, feat)
-        corpus_row = fitted.match(row_fingerprints(feat))
-        known = corpus_row >= 0
-        width = fitted.corpus_codes.shape[1]
-        codes = np.zeros((raw.shape[0], width), dtype=np.int64)
-        codes[known] = fitted.corpus_codes[corpus_row[known]]
-        new = np.flatnonzero(~known)
-        if new.size == 0:
-            return codes
-        mode = self.config.collisions
-        if mode == "suffix":
-            codes[new, :-1] = raw[new]
-            codes[new, -1] = new_item_suffix(fitted.corpus_codes[:, :-1], raw[new], fitted.suffix_size)
-        elif mode == "sinkhorn":
-            codes[new] = raw[new]
-            x_new = _tensor(feat[new], self.device)
-            residual = self._last_residual(model, x_new, torch.from_numpy(raw[new]).to(self.device))
-            order = pairwise_sqdist(residual, model.quantizer.codebooks[-1].embed).argsort(dim=1).cpu().numpy()
-            codes[new, -1] = free_last_codes(fitted.corpus_codes, raw[new], order)
-        else:
-            codes[new] = raw[new]
-        return codes
+
+        def raw_codes(rows: np.ndarray) -> tuple[np.ndarray, Any]:
+            parts = [model.encode(self.tensor(feat[rows[s : s + ENCODE_CHUNK]])).cpu().numpy()
+                     for s in range(0, len(rows), ENCODE_CHUNK)]
+            raw = np.concatenate(parts) if parts else np.zeros((0, model.levels), dtype=np.int64)
+            return raw, lambda: self._last_level(model, self.tensor(feat[rows]), raw)
+
+        return fitted.corpus.encode(row_fingerprints(feat), raw_codes)
 
     def decode(self, codes: np.ndarray) -> dict[str, np.ndarray]:
-        self._require_fitted()
-        codes = np.asarray(codes, dtype=np.int64)
-        if codes.ndim != 2 or codes.shape[1] != len(self.slots):
-            raise MotorecError(f"decode: codes must be (n_items, {len(self.slots)}), got shape {codes.shape}.")
+        self.require_fitted()
+        codes = self.check_codes(codes)
         out, col = {}, 0
         for name, fitted in self._fitted.items():
             model = fitted.model
@@ -511,12 +405,9 @@ class RQVAETokenizer(Tokenizer):
             if (block < 0).any() or (block >= model.codebook_size).any():
                 raise MotorecError(f"decode: modality '{name}' codes must lie in [0, {model.codebook_size}).")
             with torch.no_grad():
-                parts = [
-                    model.decode(torch.from_numpy(block[s : s + ENCODE_CHUNK]).to(self.device)).cpu().numpy()
-                    for s in range(0, len(block), ENCODE_CHUNK)
-                ]
+                parts = [model.decode(torch.from_numpy(b).to(self.device)).cpu().numpy() for _, b in row_chunks(block)]
             out[name] = np.concatenate(parts) if parts else np.zeros((0, model.input_mean.numel()), np.float32)
-            col += fitted.corpus_codes.shape[1]
+            col += fitted.corpus.width
         return out
 
     # ---------------------------------------------------------------- description
@@ -524,9 +415,9 @@ class RQVAETokenizer(Tokenizer):
     def slots(self) -> list[TokenSlot]:
         slots = []
         for name, fitted in self._fitted.items():
-            slots += [TokenSlot(name, k, fitted.model.codebook_size) for k in range(fitted.model.levels)]
-            if self.config.collisions == "suffix":
-                slots.append(TokenSlot(name, fitted.model.levels, fitted.suffix_size, kind="suffix"))
+            levels = fitted.model.levels
+            slots += [TokenSlot(name, k, fitted.model.codebook_size) for k in range(levels)]
+            slots += fitted.corpus.resolver.slots(name, levels)
         return slots
 
     def codebooks(self) -> dict[str, np.ndarray]:
@@ -546,19 +437,19 @@ class RQVAETokenizer(Tokenizer):
         Code sparsity = mean top-code soft-assignment mass (see `codebook.code_sparsity`).
         """
         codes = self.encode(features)
-        report: dict[str, Any] = {"tokenizer": self.name, "n_items": int(codes.shape[0]), "modalities": {}}
+        report = self.report(codes)
         col = 0
         for name, fitted in self._fitted.items():
-            model, width, k = fitted.model, fitted.corpus_codes.shape[1], fitted.model.codebook_size
+            model, width, k = fitted.model, fitted.corpus.width, fitted.model.codebook_size
             block = codes[:, col : col + width]
             col += width
             level_codes = block[:, : model.levels]
             recon = ReconstructionError()
             sparsity = np.zeros(model.levels)
-            usage = torch.zeros(model.levels, k)
+            soft_usage = torch.zeros(model.levels, k)
             raw_parts = []
-            for start, chunk in _chunks(features[name]):
-                x = _tensor(chunk, self.device)
+            for start, chunk in row_chunks(features[name]):
+                x = self.tensor(chunk)
                 with torch.no_grad():
                     z = model.latent(x)
                     raw_parts.append(model.quantizer.encode(z).cpu().numpy())
@@ -567,19 +458,18 @@ class RQVAETokenizer(Tokenizer):
                     for lvl, r in enumerate(model.quantizer.residual_inputs(z, c)):
                         d = pairwise_sqdist(r, model.quantizer.codebooks[lvl].embed)
                         sparsity[lvl] += code_sparsity(d, model.quantizer.temperature) * len(chunk)
-                        usage[lvl] += soft_assign(d, model.quantizer.temperature).sum(0).cpu()
+                        soft_usage[lvl] += soft_assign(d, model.quantizer.temperature).sum(0).cpu()
             n = max(1, len(block))
             report["modalities"][name] = {
                 "levels": model.levels,
                 "codebook_size": k,
-                "utilisation": [utilisation(level_codes[:, lvl], k) for lvl in range(model.levels)],
-                "perplexity": [perplexity(level_codes[:, lvl], k) for lvl in range(model.levels)],
+                **usage(level_codes, [k] * model.levels),
                 "code_sparsity": (sparsity / n).tolist(),
-                "sparsity_kl": float(model.sparsity_loss(usage / n)),
+                "sparsity_kl": float(model.sparsity_loss(soft_usage / n)),
                 "collision_rate_raw": collision_rate(np.concatenate(raw_parts)) if raw_parts else 0.0,
                 "collision_rate": collision_rate(block),
-                "collision_mode": self.config.collisions,
-                "suffix_size": fitted.suffix_size,
+                "collision_mode": fitted.corpus.resolver.mode,
+                "suffix_size": fitted.corpus.resolver.size,
                 "reconstruction": recon.result(),
             }
         report["collision_rate_joint"] = collision_rate(codes)
@@ -590,18 +480,16 @@ class RQVAETokenizer(Tokenizer):
         return {
             **super().meta(),
             "modalities": {
-                name: {"input_dim": int(f.model.input_mean.numel()), "suffix_size": f.suffix_size}
-                for name, f in self._fitted.items()
+                name: {"input_dim": int(f.model.input_mean.numel()), **f.corpus.meta()} for name, f in self._fitted.items()
             },
         }
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        self._require_fitted()
+        self.require_fitted()
         tensors: dict[str, torch.Tensor] = {}
         for name, f in self._fitted.items():
             tensors.update({f"{name}.model.{k}": v for k, v in f.model.state_dict().items()})
-            tensors[f"{name}.corpus_codes"] = torch.from_numpy(f.corpus_codes)
-            tensors[f"{name}.corpus_fingerprints"] = torch.from_numpy(f.corpus_fingerprints)
+            tensors.update(f.corpus.tensors(f"{name}."))
         return tensors
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -609,10 +497,10 @@ class RQVAETokenizer(Tokenizer):
         for name, info in meta.get("modalities", {}).items():
             prefix = f"{name}.model."
             model = RQVAE(int(info["input_dim"]), **self.config.model_kwargs())
+            what = f"saved rqvae tokenizer, modality '{name}'"
             try:
                 model.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
-                codes = tensors[f"{name}.corpus_codes"].numpy().astype(np.int64)
-                fingerprints = tensors[f"{name}.corpus_fingerprints"].numpy().astype(np.int64)
-            except (KeyError, RuntimeError) as exc:
-                raise MotorecError(f"saved rqvae tokenizer: tensors for modality '{name}' are missing or malformed ({exc}).") from exc
-            self._fitted[name] = _Fitted(model.to(self.device).eval(), codes, fingerprints, int(info["suffix_size"]))
+            except RuntimeError as exc:
+                raise MotorecError(f"{what}: model tensors are missing or malformed ({exc}).") from exc
+            corpus = CorpusCodes.load(tensors, info, make_resolver(self.config), f"{name}.", what)
+            self._fitted[name] = _Fitted(model.to(self.device).eval(), corpus)

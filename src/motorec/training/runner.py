@@ -6,7 +6,9 @@ RUN_DIR/seed_<s>/      checkpoint.pt, result.json, topk_test.tsv of each seed
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -15,12 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from motorec.config import RunConfig, build_config
-from motorec.data import Dataset, load_dataset
-from motorec.distributed import init_distributed
+from motorec.config import RunConfig, build_config, flatten
+from motorec.data import SYNTHETIC_NAMES, Dataset, load_dataset
+from motorec.distributed import SINGLE, DistContext, init_distributed
 from motorec.errors import MotorecError
 from motorec.evaluation import Evaluator, write_topk
-from motorec.io import atomic_write_text
+from motorec.io import atomic_write_text, claim_output_dir, resolve_output_path
 from motorec.models import model_class
 from motorec.models.factory import build_model, cache_dir_of
 from motorec.progress import MetricLog
@@ -28,13 +30,64 @@ from motorec.runtime import resolve_device, set_seed
 from motorec.training.trainer import FitResult, fit
 
 
-def prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> None:
-    """Refuse to clobber a previous run unless asked; called only after inputs validated."""
-    if out.exists() and any(out.iterdir()) and not (overwrite or resume):
-        raise MotorecError(f"{out}: run directory exists and is not empty; pass --overwrite to replace it or --resume to continue it.")
-    if out.exists() and overwrite and not resume:
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+# Keys that change how a run executes, not what it computes: they may differ on --resume.
+RUN_ONLY_KEYS = ("train.progress", "train.threads", "device", "data.cache_dir", "eval.batch_size", "data.path",
+                 "log.tensorboard")
+EPOCHS_KEY = "config.train.epochs"
+
+
+def data_ref(data: str | Path) -> str:
+    """An existing path made absolute (results stay readable from any working directory); names
+    such as 'synthetic-cold' unchanged."""
+    text = str(data)
+    if text in SYNTHETIC_NAMES or not Path(text).exists():
+        return text
+    return str(Path(text).resolve())
+
+
+def run_identity(model: str, cfg: RunConfig | dict[str, Any], split_sha256: str,
+                 data: str | Path | None = None) -> dict[str, Any]:
+    """What a run computes: `--resume` continues a run only when this matches what it recorded
+    (`data`: the data path when the config does not hold it)."""
+    cfg = cfg.to_dict() if isinstance(cfg, RunConfig) else cfg
+    config = {k: v for k, v in flatten(cfg).items() if k not in RUN_ONLY_KEYS and k != "model_name"}
+    digest = hashlib.sha256(json.dumps({k: v for k, v in config.items() if k != "train.epochs"},
+                                       sort_keys=True, default=str).encode()).hexdigest()
+    path = data if data is not None else (cfg.get("data") or {}).get("path")
+    return {"model": model, "data": data_ref(path) if path else None, "split_sha256": split_sha256,
+            "config_sha256": digest, "config": config}
+
+
+def legacy_run_identity(folder: Path) -> dict[str, Any] | None:
+    """A run folder of a motorec that wrote no marker: its identity from results.json, {} for an
+    unfinished one (seed folders only), None when the folder is not a run."""
+    results = folder / "results.json"
+    if results.is_file():
+        try:
+            res = json.loads(results.read_text())
+            return run_identity(res["config"]["model_name"], res["config"], res["split_sha256"])
+        except (ValueError, KeyError, TypeError):
+            return None
+    names = [p.name for p in folder.iterdir()]
+    if names and all(n.startswith("seed_") or n == "topk_test.tsv" or n.endswith(".tmp") for n in names):
+        return {}
+    return None
+
+
+def claim_run_dir(out: str | Path, overwrite: bool, resume: bool, identity: dict[str, Any],
+                  inputs: list[Any], allow_epochs_change: bool = False):
+    """The run folder, claimed through motorec.io (context manager yielding its path)."""
+    allowed = ["config_sha256", *([EPOCHS_KEY] if allow_epochs_change else [])]
+    return claim_output_dir(out, "run", overwrite=overwrite, resume=resume, identity=identity,
+                            allow_changes=allowed, change_flags={EPOCHS_KEY: "--allow-epochs-change"},
+                            inputs=inputs, legacy=legacy_run_identity)
+
+
+def require_valid_and_test(ds: Dataset) -> None:
+    for label, name in ((1, "valid"), (2, "test")):
+        if ds.labels is not None and not (ds.labels == label).any():
+            raise MotorecError(f"{ds.source.get('inter', ds.name)}: no {name} interactions (x_label {label}); training "
+                               f"selects on valid and reports test, so the split needs both.")
 
 
 def summarize(per_seed: list[dict[str, dict[str, float]]]) -> tuple[dict, dict]:
@@ -66,11 +119,13 @@ def load_run_inputs(data: str | Path | Dataset, model: str, split: str | None, c
         origin = ds.source.get("load") or {}
         cfg.data.path, cfg.data.split = origin.get("path"), origin.get("split")
         cfg.data.drop_users_without_train = bool(origin.get("drop_users_without_train", False))
+        require_valid_and_test(ds)
         return ds, cfg
     split = split or cfg.data.split
     ds = load_dataset(data, split=split, drop_users_without_train=cfg.data.drop_users_without_train)
-    cfg.data.path = str(data)
-    cfg.data.split = str(split) if split else None
+    require_valid_and_test(ds)
+    cfg.data.path = data_ref(data)
+    cfg.data.split = (data_ref(split) if Path(str(split)).is_file() else str(split)) if split else None
     return ds, cfg
 
 
@@ -83,19 +138,29 @@ def run_experiment(
     overrides: list[str] | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    allow_epochs_change: bool = False,
 ) -> dict[str, Any]:
-    out = Path(out)
     ds, cfg = load_run_inputs(data, model, split, config_file, overrides)
-    # under torchrun every rank runs this whole function: all train, rank 0 alone writes files
+    # under torchrun every rank runs this: all train, rank 0 alone claims the folder and writes files
     dist = init_distributed(resolve_device(cfg["device"]), cfg["dist"]["timeout_s"])
     device = dist.device
     if cfg["train"]["threads"]:
         torch.set_num_threads(int(cfg["train"]["threads"]))
     cache_dir = cache_dir_of(cfg)
     build_model(ds, cfg, device, cache_dir)  # validates model params against the data before writing
-    if dist.is_main:
-        prepare_run_dir(out, overwrite, resume)
-    dist.barrier("run directory")
+    identity = run_identity(model, cfg, ds.split_sha256())
+    inputs = [None if isinstance(data, Dataset) else data, split, config_file]
+    if not dist.is_main:
+        dist.barrier("run directory")  # rank 0 has claimed the folder
+        return _run_seeds(ds, cfg, model, resolve_output_path(out), device, cache_dir, resume,
+                          identity["config_sha256"], dist)
+    with claim_run_dir(out, overwrite, resume, identity, inputs, allow_epochs_change) as out:
+        dist.barrier("run directory")
+        return _run_seeds(ds, cfg, model, out, device, cache_dir, resume, identity["config_sha256"], dist)
+
+
+def _run_seeds(ds: Dataset, cfg: RunConfig, model: str, out: Path, device: torch.device, cache_dir: Path | None,
+               resume: bool, config_sha256: str, dist: DistContext = SINGLE) -> dict[str, Any]:
     evaluator = Evaluator.from_config(ds, device, cfg["eval"], dist)
     per_seed_valid, per_seed_test, seed_info = [], [], []
     for seed in cfg["seeds"]:
@@ -132,6 +197,8 @@ def run_experiment(
         "dataset": ds.name,
         "split_sha256": ds.split_sha256(),
         "seeds": cfg["seeds"],
+        "config_sha256": config_sha256,
+        "cwd": os.getcwd(),
         "runs": seed_info,
         "content_path": model_class(model).content_path,
         "valid": valid_mean,

@@ -10,11 +10,12 @@ import torch
 from motorec.data import Dataset, loo_split
 from motorec.errors import MotorecError
 from motorec.generative.ids import ids_from_tokenizer
-from motorec.generative.joint import restart_steps, soft_item_table
+from motorec.generative.joint import soft_item_table
 from motorec.generative.sequences import build_sequences
 from motorec.generative.tiger import TIGER
 from motorec.tokenizers.codebook import collision_rate
 from motorec.tokenizers.mmq import MMQTokenizer
+from motorec.training.joint import restart_steps
 
 SMALL_TIGER = dict(d_model=32, n_heads=2, n_layers=1, ff_dim=64, dropout=0.0, max_len=5, causal=True)
 SMALL_MMQ = dict(codebook_size=8, latent_dim=8, hidden=[16], epochs=3, batch_size=64, kmeans_iters=5, device="cpu",

@@ -13,13 +13,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from motorec.config import layered
 from motorec.data import load_dataset, loo_split
-from motorec.generative.experiment import TIGER_KEYS
-from motorec.generative.ids import semantic_ids
-from motorec.generative.loop import exclusion
+from motorec.experiments.tasks import GenerativeTask, load_task
+from motorec.generative.ids import semantic_ids, tokenizer_name
 from motorec.generative.sequences import build_sequences
 from motorec.generative.tiger import TIGER
+from motorec.training.sequence import exclusion
 
 
 def _sync(device: torch.device) -> None:
@@ -42,20 +41,18 @@ def _time_batches(model: TIGER, history: torch.Tensor, exclude: torch.Tensor, be
 
 def generation_speed(data: str, ids: str = "mmq", beam: int = 10, n_users: int = 512,
                      latency_users: int = 64, tokenizer_epochs: int = 5, seed: int = 0) -> dict[str, Any]:
-    cfg = layered("tiger")
+    task = load_task(GenerativeTask)
     ds = loo_split(load_dataset(data))
-    seqs = build_sequences(ds, int(cfg["model"]["max_len"]))
-    params = {**cfg["ids"][ids.removesuffix("-ft")], "device": "cpu"}
-    if "epochs" in params:
-        params["epochs"] = tokenizer_epochs
-    sem = semantic_ids(ds, ids.removesuffix("-ft"), params, seed)
+    seqs = build_sequences(ds, task.model.max_len)
+    config = task.ids.of(ids)
+    config = config.model_copy(update={"device": "cpu", **({"epochs": tokenizer_epochs} if hasattr(config, "epochs") else {})})
+    sem = semantic_ids(ds, tokenizer_name(ids), config, seed)
     rows = np.random.default_rng(seed).choice(len(seqs.test.users), min(n_users, len(seqs.test.users)), replace=False)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     runs = []
     for device in devices:
         torch.manual_seed(seed)
-        model = TIGER(sem.codes, sem.vocab_sizes, max_len=int(cfg["model"]["max_len"]),
-                      **{k: cfg["model"][k] for k in TIGER_KEYS}).to(device).eval()
+        model = TIGER(sem.codes, sem.vocab_sizes, **task.model.model_dump()).to(device).eval()
         history = torch.from_numpy(seqs.test.history[rows]).to(device)
         exclude = exclusion(seqs, seqs.test.users[rows], device)
         batched = _time_batches(model, history, exclude, beam, 128)
@@ -71,6 +68,6 @@ def generation_speed(data: str, ids: str = "mmq", beam: int = 10, n_users: int =
         })
     return {
         "dataset": ds.name, "ids": ids, "id_length": int(sem.codes.shape[1]), "n_items": ds.n_items,
-        "beam": beam, "users_timed": int(len(rows)), "model": {k: cfg["model"][k] for k in TIGER_KEYS},
+        "beam": beam, "users_timed": int(len(rows)), "model": task.model.model_dump(exclude={"max_len"}),
         "torch": torch.__version__, "runs": runs,
     }
