@@ -87,6 +87,7 @@ def test_a_killed_rank_stops_the_run_with_an_error_and_the_checkpoint_resumes_on
     assert not (out / "results.json").exists()
     epoch = load_checkpoint(checkpoint)["epoch"]
     results = run_experiment(DATA, "lightgcn", out, overrides=[f"train.epochs={epoch + 2}", "seeds=[2026]",
-                                                                "train.progress=false", "train.threads=1"], resume=True)
+                                                                "train.progress=false", "train.threads=1",
+                                                                "dist.timeout_s=20"], resume=True, allow_epochs_change=True)
     history = json.loads((out / "seed_2026" / "result.json").read_text())["history"]
     assert history[-1]["epoch"] == epoch + 1 and results["runs"][0]["processes"] == 1

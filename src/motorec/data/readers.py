@@ -128,8 +128,10 @@ def _read_typed(path: Path) -> pd.DataFrame | None:
     """Fast path: ids parsed straight to int64 by the C parser (no Python string per cell, which
     at 10^7 rows costs gigabytes). None when the file needs the validating path below."""
     try:
-        df = pd.read_csv(path, sep="\t", dtype={c: np.int64 for c in ID_COLUMNS}, engine="c")
-    except (ValueError, TypeError, OverflowError, pd.errors.ParserError, UnicodeDecodeError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a value that is no int64 sends the file to the validating path
+            df = pd.read_csv(path, sep="\t", dtype={c: np.int64 for c in ID_COLUMNS}, engine="c")
+    except (ValueError, TypeError, OverflowError, pd.errors.ParserError, UnicodeDecodeError, csv.Error):
         return None
     if len(df) == 0 or not all(c in df.columns and df[c].dtype == np.int64 for c in ID_COLUMNS):
         return None
