@@ -19,7 +19,9 @@ and the growth exponent of every stage's time between sizes, d log(time) / d log
 Batch sizes follow what a user would pick: full-graph models propagate the whole graph once per
 batch, so the train batch grows with the interactions (about 39 batches per epoch at every size);
 the tokenizer batch grows with the items the same way; evaluation batches come from the
-evaluator's memory budget (eval.memory_mb). Writes benchmarks/results/scale.json.
+evaluator's memory budget (eval.memory_mb). Writes benchmarks/results/scale.json; sizes run by
+separate invocations (`--sizes 1m` later) are merged into it, each with its own command, commit
+and machine load.
 """
 from __future__ import annotations
 
@@ -318,23 +320,33 @@ def main() -> None:
            "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     import torch
 
-    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    results = {label: bench_size(label, args.workdir, args.threads, env) for label in sizes}
-    ddp = bench_ddp(args.ddp_size, args.workdir, args.ddp_epochs, env) if args.ddp_size else None
+    # sizes measured by separate invocations are merged into one results file (each keeps its own
+    # command, commit, start time and machine load)
+    report = json.loads(args.out.read_text()) if args.out.is_file() else {"sizes": {}}
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    report = {
-        "command": "python benchmarks/scale.py " + " ".join(sys.argv[1:]),
-        "started": started, "commit": commit, "seed": SEED,
-        "machine": {"device": "2-core CPU" if os.cpu_count() == 2 else f"{os.cpu_count()}-core CPU",
-                    "cpu_count": os.cpu_count(), "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-                    "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform()},
-        "sizes": results,
-        "growth_exponent_vs_interactions": growth(results, sizes),
-        "torchrun_1_vs_2_processes": ddp,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    provenance = {"command": "python benchmarks/scale.py " + " ".join(sys.argv[1:]), "commit": commit,
+                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "load_avg_at_start": os.getloadavg()}
+    for label in sizes:
+        report["sizes"][label] = {**bench_size(label, args.workdir, args.threads, env), "provenance": provenance}
+        _write(args.out, report, torch.__version__)
+    if args.ddp_size:
+        report["torchrun_1_vs_2_processes"] = {**bench_ddp(args.ddp_size, args.workdir, args.ddp_epochs, env),
+                                               "provenance": provenance}
+    _write(args.out, report, torch.__version__)
     print(f"wrote {args.out}")
+
+
+def _write(out: Path, report: dict, torch_version: str) -> None:
+    order = [s for s in SIZES if s in report["sizes"]]
+    report["sizes"] = {s: report["sizes"][s] for s in order}
+    report["growth_exponent_vs_interactions"] = growth(report["sizes"], order)
+    report["seed"] = SEED
+    report["machine"] = {"device": "2-core CPU" if os.cpu_count() == 2 else f"{os.cpu_count()}-core CPU",
+                         "cpu_count": os.cpu_count(),
+                         "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+                         "python": platform.python_version(), "torch": torch_version, "platform": platform.platform()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
