@@ -59,7 +59,7 @@ def bench_device(ds, device: torch.device, repeats: int, batch_size: int) -> dic
     model = build_model(ds, cfg, device, None)
     sampler = BPRSampler(ds, device, seed=2026)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["train"]["lr"])
-    evaluator = Evaluator(ds, device, ks=tuple(cfg["eval"]["ks"]), batch_size=cfg["eval"]["batch_size"])
+    evaluator = Evaluator.from_config(ds, device, cfg["eval"])
 
     def one_epoch() -> None:
         model.train()

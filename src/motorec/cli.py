@@ -44,8 +44,33 @@ for _module in EXPERIMENT_MODULES:
 app.add_typer(exp_app, name="exp")
 
 
+INVOCATION: list[str] = []  # this process's command line after `motorec` (what --nproc relaunches)
+
+
+def relaunch_under_torchrun(nproc: int) -> bool:
+    """With --nproc N > 1 outside torchrun: run this same command under `torchrun --nproc_per_node N`
+    and return True (the caller then stops); otherwise False (run here, perhaps as one rank)."""
+    from motorec.distributed import launched_by_torchrun, run_torchrun
+
+    if nproc < 1:
+        raise MotorecError(f"--nproc {nproc}: give at least 1 process.")
+    if nproc == 1 or launched_by_torchrun():
+        return False
+    args, skip = [], False
+    for arg in INVOCATION or sys.argv[1:]:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            args.append(arg)
+    run_torchrun(nproc, args)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one paragraph on stderr and exit code 2, no traceback."""
+    INVOCATION[:] = list(sys.argv[1:] if argv is None else argv)
     try:
         # Non-standalone typer returns the code of an Exit it caught (130 on Ctrl-C) instead of raising.
         code = app(args=argv, standalone_mode=False)

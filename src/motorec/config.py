@@ -101,7 +101,12 @@ class TrainConfig(ConfigModel):
 
 class EvalConfig(ConfigModel):
     ks: Annotated[list[Annotated[int, Field(ge=1, le=1000)]], Field(min_length=1), AfterValidator(_unique)]
-    batch_size: Annotated[int, Field(ge=1, le=2**20)]
+    batch_size: Annotated[int, Field(ge=0, le=2**20)]  # users per batch; 0 = as many as memory_mb allows
+    memory_mb: Annotated[float, Field(gt=0, le=2**20, allow_inf_nan=False)] = 1024  # score memory of one batch
+
+
+class DistConfig(ConfigModel):
+    timeout_s: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)] = 300  # a silent rank fails the run after this
 
 
 class DataConfig(ConfigModel):
@@ -143,6 +148,7 @@ class RunConfig(ConfigModel, Generic[P]):
     data: DataConfig
     train: TrainConfig
     eval: EvalConfig
+    dist: DistConfig = DistConfig()
     log: LogConfig = LogConfig()
     model_name: str
     model: P

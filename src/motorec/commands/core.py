@@ -82,6 +82,23 @@ def data_split(
     console.print(f"wrote {written}")
 
 
+@data_app.command("synthetic")
+def data_synthetic(
+    out: Path = typer.Option(..., help="New folder for the MMRec-layout dataset (<name>.inter + text_feat.npy)."),
+    items: int = typer.Option(..., help="Catalogue size."),
+    users: int = typer.Option(..., help="Number of users."),
+    interactions: int = typer.Option(..., help="About this many interactions (at least 5 per user)."),
+    text_dim: int = typer.Option(384, help="Width of the text features."),
+    seed: int = typer.Option(2026),
+    cold: bool = typer.Option(False, help="Zero-shot cold split (20% of items) instead of a per-user random split."),
+) -> None:
+    """Generate a seeded synthetic catalogue of any size (topic model, long-tailed popularity)."""
+    from motorec.data import write_synthetic
+
+    written = write_synthetic(out, items, users, interactions, text_dim, seed, cold)
+    console.print(f"wrote {written} and {out / 'text_feat.npy'}")
+
+
 def train(
     data: str = typer.Option(..., help="Dataset folder (MMRec or LC-Rec layout) or 'synthetic[-cold]'."),
     model: str = typer.Option(..., help="Model name (see `motorec models`)."),
@@ -93,12 +110,20 @@ def train(
     resume: bool = typer.Option(False, help="Continue an interrupted run from its checkpoints (same model, "
                                             "config, data and split only)."),
     allow_epochs_change: bool = typer.Option(False, help="With --resume: accept a different train.epochs."),
+    nproc: int = typer.Option(1, help="Data-parallel processes: N > 1 runs this command under `torchrun --standalone "
+                                      "--nproc_per_node N` (gloo on CPU, NCCL on GPU; docs/scale.md)."),
 ) -> None:
     """Train a model over the configured seeds with validation-only selection; test once."""
     from motorec.api import train as train_run
+    from motorec.cli import relaunch_under_torchrun
+    from motorec.distributed import current
 
+    if relaunch_under_torchrun(nproc):
+        return
     results = train_run(data, model, out=out, split=split, config=config, settings=set_, overwrite=overwrite,
                         resume=resume, allow_epochs_change=allow_epochs_change).metrics
+    if not current().is_main:  # the other ranks of a torchrun launch train but do not print
+        return
     console.print(metrics_table(f"{model} on {results['dataset']} — test (mean ± std over {len(results['seeds'])} seeds)",
                                 results["test"], results["test_std"]))
     console.print(f"wrote {out / 'results.json'} and {out / 'topk_test.tsv'}")

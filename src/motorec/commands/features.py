@@ -44,8 +44,16 @@ def features(
         None, "--reference", help="Folder with published *_feat.npy: report the row-wise cosine against them."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    nproc: int = typer.Option(1, "--nproc", help="Processes under torchrun, each encoding its share of the chunks."),
 ) -> None:
+    from motorec.cli import relaunch_under_torchrun
+    from motorec.distributed import init_distributed
     from motorec.features import compare_with_reference, extract_catalog_features
+    from motorec.runtime import resolve_device
+
+    if relaunch_under_torchrun(nproc):
+        return
+    ctx = init_distributed(resolve_device(device))  # a torchrun rank encodes its share of the chunks
 
     spec = _load_spec(preset, raw, items, id_column, id_mapping)
     spec.text_template = text_template or spec.text_template
@@ -75,6 +83,8 @@ def features(
             provenance=spec.provenance,
         )
     seconds = time.perf_counter() - start
+    if not ctx.is_main:
+        return
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     print(

@@ -77,6 +77,12 @@ def serve(
     threads: int = typer.Option(1, min=1, help="torch CPU threads for content encoding."),
     preload: bool = typer.Option(True, help="Load the text/image encoders before accepting requests."),
     log_level: str = typer.Option("warning", help="uvicorn log level."),
+    index: str = typer.Option("auto", help="Item index: auto (exact up to --index-exact-max items, IVF above), "
+                                           "flat, ivf or hnsw."),
+    index_exact_max: int = typer.Option(200_000, help="auto: largest catalogue searched exactly."),
+    nprobe: int = typer.Option(0, help="IVF cells probed per search (0 = calibrated on user vectors to "
+                                       "--index-recall@20 against exact search)."),
+    index_recall: float = typer.Option(0.98, help="Recall@20 against exact search that the IVF calibration aims for."),
 ) -> None:
     """Serve recommendations over HTTP; new items and interactions are logged and replayed on start."""
     import torch
@@ -84,6 +90,7 @@ def serve(
 
     from motorec.serving.app import create_app
     from motorec.serving.bundle import STATE_DIR, load_bundle
+    from motorec.serving.index import IndexConfig
     from motorec.serving.service import RecommenderService
 
     if api_key is not None and len(api_key) < 16:
@@ -93,17 +100,19 @@ def serve(
                       f"machines" + ("." if api_key else ", and without --api-key anyone who reaches it can add items "
                                      "and interactions.") + " Put it behind a proxy with TLS and rate limits.")
     torch.set_num_threads(threads)
+    index_config = IndexConfig(kind=index, exact_max_items=index_exact_max, nprobe=nprobe, target_recall=index_recall)
+    index_config.validate()
     service = RecommenderService(load_bundle(bundle), wal or bundle / STATE_DIR / "wal.log", preload,
                                  repair_wal=repair_wal, compact_bytes=wal_compact_bytes,
-                                 compact_records=wal_compact_records)
+                                 compact_records=wal_compact_records, index_config=index_config)
     recovery = service.wal.recovery.summary()
     if recovery:
         console.print(f"write-ahead log {service.wal.path}: {recovery}")
     elif repair_wal:
         console.print(f"write-ahead log {service.wal.path}: intact, nothing to repair")
     console.print(f"serving {bundle} on http://{host}:{port} ({service.health()['items_indexed']} items, "
-                  f"{service.replayed} log records replayed, started in {service.startup_seconds:.1f}s"
-                  f"{', write requests need the API key' if api_key else ''})")
+                  f"{service.index.kind} index, {service.replayed} log records replayed, started in "
+                  f"{service.startup_seconds:.1f}s{', write requests need the API key' if api_key else ''})")
     try:
         uvicorn.run(create_app(service, api_key=api_key), host=host, port=port, log_level=log_level,
                     access_log=False)

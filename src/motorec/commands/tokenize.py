@@ -114,12 +114,22 @@ def tokenize(
     seed: int = typer.Option(0, help="Seed of the fit."),
     overwrite: bool = typer.Option(False, help="Replace an --out folder written by an earlier `motorec tokenize`."),
     as_json: bool = typer.Option(False, "--json", help="Print diagnostics as JSON instead of tables."),
+    nproc: int = typer.Option(1, help="Processes under torchrun: the rqvae fit shards its items over them (docs/scale.md)."),
 ) -> None:
     """Fit a tokenizer on item content, write every item's codes, the tokenizer and diagnostics."""
+    from motorec.cli import relaunch_under_torchrun
+    from motorec.distributed import init_distributed
     from motorec.io import claim_output_dir
+    from motorec.runtime import resolve_device
     from motorec.tokenizers import build_tokenizer
 
+    if relaunch_under_torchrun(nproc):
+        return
     tok = build_tokenizer(tokenizer, **_parse_set(set_))  # bad names / params fail before any data is read
+    ctx = init_distributed(resolve_device(tok.params.get("device", "auto")))
+    if not ctx.is_main:  # the other torchrun ranks fit their share and write nothing
+        _fit(tok, data, split, exclude_cold, modality, seed)
+        return
     with claim_output_dir(out, "tokens", overwrite=overwrite, inputs=[data, split], legacy=_legacy_tokens) as out:
         _tokenize_into(out, tok, data, split, exclude_cold, modality, seed, as_json)
 
@@ -129,8 +139,10 @@ def _legacy_tokens(folder: Path) -> dict | None:
     return {} if (folder / "diagnostics.json").is_file() and (folder / "tokenizer.json").is_file() else None
 
 
-def _tokenize_into(out: Path, tok, data: str, split: Optional[str], exclude_cold: bool, modality: list[str],
-                   seed: int, as_json: bool) -> None:
+def _fit(tok, data: str, split: Optional[str], exclude_cold: bool, modality: list[str],
+         seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Fit `tok` on the items' features (data-parallel over torchrun ranks when the tokenizer
+    supports it: rqvae); returns (features of every item, rows fitted on)."""
     features, fit_rows = load_item_features(data, split, exclude_cold)
     if modality:
         unknown = [m for m in modality if m not in features]
@@ -139,6 +151,12 @@ def _tokenize_into(out: Path, tok, data: str, split: Optional[str], exclude_cold
         features = {m: features[m] for m in modality}
     fit_features = features if fit_rows.all() else {m: np.asarray(f)[fit_rows] for m, f in features.items()}
     tok.fit(fit_features, seed=seed)
+    return features, fit_rows
+
+
+def _tokenize_into(out: Path, tok, data: str, split: Optional[str], exclude_cold: bool, modality: list[str],
+                   seed: int, as_json: bool) -> None:
+    features, fit_rows = _fit(tok, data, split, exclude_cold, modality, seed)
     codes = tok.encode(features)
     report = tok.diagnostics(features)
     report.update({"data": str(data), "fit_items": int(fit_rows.sum()), "seed": seed, "params": tok.params,

@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from motorec.io import temp_path_beside
+from motorec.topk import RunningTopK, blocks
 
 
 def sym_normalize(adj: sp.spmatrix) -> sp.csr_matrix:
@@ -48,40 +49,101 @@ def user_item_adjacency(train: sp.csr_matrix) -> sp.csr_matrix:
     return sym_normalize(a)
 
 
+KNN_MEMORY_MB = 512  # similarity block of one exact k-NN step (query rows x item block)
+EXACT_KNN_MAX_ITEMS = 100_000  # above this, neighbours come from a faiss IVF index (n^2 is out of reach)
+KNN_NPROBE = 32
+
+
 def _feature_key(features: np.ndarray, **params: object) -> str:
+    """Hash of the features (read in row blocks, so a memory-mapped matrix is never copied whole)."""
     h = hashlib.sha256()
-    arr = np.ascontiguousarray(features, dtype=np.float32)
-    h.update(str(arr.shape).encode())
-    h.update(arr.tobytes())
+    h.update(str(tuple(features.shape)).encode())
+    step = max(1, (64 << 20) // max(1, 4 * features.shape[1]))
+    for start in range(0, features.shape[0], step):
+        h.update(np.ascontiguousarray(features[start : start + step], dtype=np.float32).tobytes())
     h.update(repr(sorted(params.items())).encode())
     return h.hexdigest()[:24]
+
+
+@torch.no_grad()
+def cosine_neighbours(x: torch.Tensor, k: int, shrink: float = 0.0, exclude_self: bool = True,
+                      exact: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, cols) of each row's k most cosine-similar rows of `x`, without an n x n matrix.
+
+    Exact (default up to EXACT_KNN_MAX_ITEMS rows): query-row blocks against item blocks whose
+    top-k are merged (`motorec.topk`, ties to the lower id), within KNN_MEMORY_MB. Above that,
+    approximate: a faiss IVF index over the L2-normalised rows (`shrink` is then ignored).
+    `shrink` is ItemKNN-CBF's damping: x_i·x_j / (|x_i||x_j| + shrink).
+    """
+    n = x.shape[0]
+    k = min(k, n - 1 if exclude_self else n)
+    if k <= 0:
+        empty = torch.zeros(0, dtype=torch.int64, device=x.device)
+        return empty, empty
+    if exact is None:
+        exact = n <= EXACT_KNN_MAX_ITEMS
+    if not exact:
+        return _faiss_neighbours(x, k, exclude_self)
+    x = x.float()
+    norms = x.norm(dim=1)
+    per_block = min(n, 4096)
+    width = min(n, max(k + 1, int(KNN_MEMORY_MB * 2**20) // (16 * per_block)))
+    cols = []
+    for rs, re in blocks(n, per_block):
+        running = RunningTopK(k)
+        for cs, ce in blocks(n, width):
+            sim = (x[rs:re] @ x[cs:ce].T) / (norms[rs:re, None] * norms[None, cs:ce] + shrink).clamp_min(1e-12)
+            lo, hi = max(rs, cs), min(re, ce)
+            if exclude_self and lo < hi:
+                diag = torch.arange(lo, hi, device=x.device)
+                sim[diag - rs, diag - cs] = -torch.inf
+            running.update(sim, cs)
+        cols.append(running.ids)
+    return torch.arange(n, device=x.device).repeat_interleave(k), torch.cat(cols).reshape(-1)
+
+
+def _faiss_neighbours(x: torch.Tensor, k: int, exclude_self: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Approximate cosine k-NN with a faiss IVF-flat inner-product index (seeded k-means training)."""
+    import faiss
+
+    xn = np.ascontiguousarray(torch.nn.functional.normalize(x.float(), dim=1).cpu().numpy())
+    n, d = xn.shape
+    nlist = max(1, int(4 * np.sqrt(n)))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = 0
+    sample = np.random.default_rng(0).choice(n, size=min(n, 64 * nlist), replace=False)
+    index.train(xn[np.sort(sample)])
+    index.add(xn)
+    index.nprobe = min(nlist, KNN_NPROBE)
+    want = k + int(exclude_self)
+    rows, cols = [], []
+    for start, stop in blocks(n, 65536):
+        _, found = index.search(xn[start:stop], want)
+        ids = np.arange(start, stop)[:, None]
+        keep = found >= 0
+        if exclude_self:
+            keep &= found != ids
+        keep &= np.cumsum(keep, axis=1) <= k  # at most k per row (self dropped, else the last)
+        rows.append(np.broadcast_to(ids, found.shape)[keep])
+        cols.append(found[keep])
+    return (torch.from_numpy(np.concatenate(rows).astype(np.int64)).to(x.device),
+            torch.from_numpy(np.concatenate(cols).astype(np.int64)).to(x.device))
 
 
 def knn_item_graph(features: np.ndarray, k: int = 10, cache_dir: str | Path | None = None) -> sp.csr_matrix:
     """Top-k cosine item-item graph (self excluded), symmetric-normalised as in LATTICE/FREEDOM.
 
-    Cached in `cache_dir` (safetensors) under a hash of the features and k.
+    Built by `cosine_neighbours` (blockwise exact, or faiss above EXACT_KNN_MAX_ITEMS items) and
+    cached in `cache_dir` (safetensors) under a hash of the features and k.
     """
+    n = features.shape[0]
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / f"knn_{_feature_key(features, k=k, version=1)}.safetensors"
+        path = Path(cache_dir) / f"knn_{_feature_key(features, k=k, version=2)}.safetensors"
         if path.is_file():
             t = load_file(str(path))
-            n = features.shape[0]
             return sp.csr_matrix((t["data"].numpy(), (t["row"].numpy(), t["col"].numpy())), shape=(n, n))
-    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
-    x = torch.nn.functional.normalize(x, dim=1)
-    n = x.shape[0]
-    k = min(k, n - 1)
-    rows, cols = [], []
-    for start in range(0, n, 4096):
-        sim = x[start : start + 4096] @ x.T
-        sim[torch.arange(sim.shape[0]), torch.arange(start, start + sim.shape[0])] = -torch.inf
-        idx = sim.topk(k, dim=1).indices
-        rows.append(torch.arange(start, start + sim.shape[0]).repeat_interleave(k))
-        cols.append(idx.reshape(-1))
-    row = torch.cat(rows).numpy()
-    col = torch.cat(cols).numpy()
+    row, col = (t.numpy() for t in cosine_neighbours(torch.from_numpy(np.asarray(features, dtype=np.float32)), k))
     graph = sym_normalize(sp.csr_matrix((np.ones(len(row), np.float32), (row, col)), shape=(n, n)))
     if path is not None:
         coo = graph.tocoo()
@@ -93,28 +155,19 @@ def knn_item_graph(features: np.ndarray, k: int = 10, cache_dir: str | Path | No
     return graph
 
 
-def topk_cosine(x: torch.Tensor, k: int, shrink: float = 0.0, exclude_self: bool = True,
-                chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def topk_cosine(x: torch.Tensor, k: int, shrink: float = 0.0,
+                exclude_self: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(rows, cols, values) of each row's k most cosine-similar rows of `x`.
 
-    Values stay differentiable when `x` requires grad (LATTICE learns its graph through them);
+    Neighbours are chosen without gradient (`cosine_neighbours`), then their similarities are
+    recomputed from the selected pairs only, so values stay differentiable when `x` requires grad
+    (LATTICE learns its graph through them) while autograd holds n x k pairs, never an n x n block.
     `shrink` is ItemKNN-CBF's damping: x_i·x_j / (|x_i||x_j| + shrink).
     """
-    n = x.shape[0]
-    k = min(k, n - 1 if exclude_self else n)
-    norms = x.norm(dim=1, keepdim=True)
-    rows, cols, vals = [], [], []
-    for start in range(0, n, chunk):
-        block = x[start : start + chunk]
-        sim = (block @ x.T) / (norms[start : start + chunk] * norms.T + shrink).clamp_min(1e-12)
-        if exclude_self:
-            eye = torch.arange(block.shape[0], device=x.device)
-            sim = sim.index_put((eye, eye + start), torch.tensor(-torch.inf, device=x.device))
-        top = sim.topk(k, dim=1)
-        rows.append(torch.arange(start, start + block.shape[0], device=x.device).repeat_interleave(k))
-        cols.append(top.indices.reshape(-1))
-        vals.append(top.values.reshape(-1))
-    return torch.cat(rows), torch.cat(cols), torch.cat(vals)
+    rows, cols = cosine_neighbours(x.detach(), k, shrink, exclude_self)
+    norms = x.norm(dim=1)
+    values = (x[rows] * x[cols]).sum(1) / (norms[rows] * norms[cols] + shrink).clamp_min(1e-12)
+    return rows, cols, values
 
 
 def sparse_sym_normalize(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:

@@ -87,9 +87,9 @@ def id_space(ids: np.ndarray, what: str, path: Path, line_of: Callable[[int], in
     return top + 1
 
 
-def open_npy(path: Path) -> np.ndarray:
-    """Memory-map a .npy file; a file that is not one (empty, truncated, pickled objects) is a
-    MotorecError saying which."""
+def open_npy(path: Path, mode: str = "r") -> np.ndarray:
+    """Memory-map a .npy file (numpy mmap `mode`); a file that is not one (empty, truncated,
+    pickled objects) is a MotorecError saying which."""
     try:
         with open(path, "rb") as f:
             head = f.read(len(NPY_MAGIC))
@@ -99,7 +99,7 @@ def open_npy(path: Path) -> np.ndarray:
         what = "is empty (0 bytes)" if not head else "is not a .npy file (no .npy magic bytes at its start)"
         raise MotorecError(f"{path}: {what}; features must be saved with numpy.save as a float matrix.")
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        return np.load(path, mmap_mode=mode, allow_pickle=False)
     except ValueError as exc:
         if any(t in str(exc) for t in ("allow_pickle", "Object arrays", "Python objects")):
             raise MotorecError(f"{path}: holds Python objects (dtype object), which motorec never unpickles; save a "
@@ -121,33 +121,56 @@ def feature_rows(path: Path) -> int:
     return int(feat.shape[0])
 
 
+ID_COLUMNS = ("userID", "itemID", "x_label")
+
+
+def _read_typed(path: Path) -> pd.DataFrame | None:
+    """Fast path: ids parsed straight to int64 by the C parser (no Python string per cell, which
+    at 10^7 rows costs gigabytes). None when the file needs the validating path below."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a value that is no int64 sends the file to the validating path
+            df = pd.read_csv(path, sep="\t", dtype={c: np.int64 for c in ID_COLUMNS}, engine="c")
+    except (ValueError, TypeError, OverflowError, pd.errors.ParserError, UnicodeDecodeError, csv.Error):
+        return None
+    if len(df) == 0 or not all(c in df.columns and df[c].dtype == np.int64 for c in ID_COLUMNS):
+        return None
+    if any(((df[c].to_numpy() < 0) | (df[c].to_numpy() > MAX_ID)).any() for c in ID_COLUMNS):
+        return None
+    return df
+
+
 def read_inter(path: str | Path) -> pd.DataFrame:
     """Read and validate an MMRec `.inter` file (tab-separated, header with userID/itemID/x_label)."""
     path = Path(path)
     if not path.is_file():
         raise MotorecError(f"{path}: interaction file not found.")
-    try:
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError as exc:
-        raise MotorecError(f"{path}: the file is empty; expected a tab-separated header line "
-                           f"({', '.join(INTER_COLUMNS)}) and one line per interaction.") from exc
-    except UnicodeDecodeError as exc:
-        raise MotorecError(f"{path}, line {_first_non_utf8_line(path)}: not UTF-8 text.") from exc
-    except (pd.errors.ParserError, ValueError, csv.Error, OverflowError) as exc:
-        fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
-        if fields:
-            want, line, saw = fields.groups()
-            raise MotorecError(f"{path}, line {line}: {saw} tab-separated fields, but the header has {want}.") from exc
-        raise MotorecError(f"{path}: not a readable tab-separated file ({_clip(str(exc).strip(), 200)}).") from exc
-    for col in ("userID", "itemID", "x_label"):
-        if col not in df.columns:
-            raise MotorecError(
-                f"{path}, line 1: missing column '{col}'. The header must contain "
-                f"{', '.join(INTER_COLUMNS)} (tab-separated); found: {', '.join(df.columns) or 'nothing'}."
-            )
-    if len(df) == 0:
-        raise MotorecError(f"{path}: no interactions: the file holds only its header line (line 1).")
-    out = pd.DataFrame({c: _integer_column(df, c, path) for c in ("userID", "itemID", "x_label")})
+    df = _read_typed(path)
+    if df is not None:
+        out = pd.DataFrame({c: df[c].to_numpy() for c in ID_COLUMNS})
+    else:  # read as text to name the offending line and column
+        try:
+            df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        except pd.errors.EmptyDataError as exc:
+            raise MotorecError(f"{path}: the file is empty; expected a tab-separated header line "
+                               f"({', '.join(INTER_COLUMNS)}) and one line per interaction.") from exc
+        except UnicodeDecodeError as exc:
+            raise MotorecError(f"{path}, line {_first_non_utf8_line(path)}: not UTF-8 text.") from exc
+        except (pd.errors.ParserError, ValueError, csv.Error, OverflowError) as exc:
+            fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+            if fields:
+                want, line, saw = fields.groups()
+                raise MotorecError(f"{path}, line {line}: {saw} tab-separated fields, but the header has {want}.") from exc
+            raise MotorecError(f"{path}: not a readable tab-separated file ({_clip(str(exc).strip(), 200)}).") from exc
+        for col in ("userID", "itemID", "x_label"):
+            if col not in df.columns:
+                raise MotorecError(
+                    f"{path}, line 1: missing column '{col}'. The header must contain "
+                    f"{', '.join(INTER_COLUMNS)} (tab-separated); found: {', '.join(df.columns) or 'nothing'}."
+                )
+        if len(df) == 0:
+            raise MotorecError(f"{path}: no interactions: the file holds only its header line (line 1).")
+        out = pd.DataFrame({c: _integer_column(df, c, path) for c in ID_COLUMNS})
     bad = ~out["x_label"].isin([0, 1, 2])
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
@@ -162,8 +185,12 @@ def read_inter(path: str | Path) -> pd.DataFrame:
 
 
 def load_features(path: Path, n_items: int) -> np.ndarray:
-    """Memory-map a `*_feat.npy` file and check its shape and values."""
-    feat = open_npy(path)
+    """Memory-map a `*_feat.npy` file and check its shape and values.
+
+    Copy-on-write mapping: pages are read from disk on demand and stay file-backed, and the array
+    is writable in form, so torch can wrap it without a copy (writes would stay private).
+    """
+    feat = open_npy(path, mode="c")
     if feat.ndim != 2:
         raise MotorecError(f"{path}: features must be a 2-d matrix (items x dims), found shape {feat.shape}.")
     if feat.shape[0] != n_items:
@@ -173,11 +200,16 @@ def load_features(path: Path, n_items: int) -> np.ndarray:
         )
     if not np.issubdtype(feat.dtype, np.floating):
         raise MotorecError(f"{path}: features must be floating point, found dtype {feat.dtype}.")
-    finite = np.isfinite(feat).all(axis=1)
-    if not finite.all():
-        row = int(np.flatnonzero(~finite)[0])
+    bad_rows: list[np.ndarray] = []
+    step = max(1, (64 << 20) // max(1, feat.shape[1] * feat.dtype.itemsize))  # row blocks: never a full-size temporary
+    for start in range(0, feat.shape[0], step):
+        finite = np.isfinite(feat[start : start + step]).all(axis=1)
+        if not finite.all():
+            bad_rows.append(start + np.flatnonzero(~finite))
+    if bad_rows:
+        bad = np.concatenate(bad_rows)
         raise MotorecError(
-            f"{path}: row {row} (item {row}) contains NaN or inf; {int((~finite).sum())} rows are affected."
+            f"{path}: row {bad[0]} (item {bad[0]}) contains NaN or inf; {len(bad)} rows are affected."
         )
     return feat
 

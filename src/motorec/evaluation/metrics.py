@@ -1,4 +1,4 @@
-"""Top-K ranking with deterministic tie-breaking and the metrics of ../shared/EVALUATION.md.
+"""The metrics of ../shared/EVALUATION.md (top-k itself lives in motorec.topk).
 
 Everything is batched tensor code that runs on the scores' device.
 """
@@ -6,41 +6,9 @@ from __future__ import annotations
 
 import torch
 
+from motorec.topk import topk_tiebreak  # noqa: F401  (re-exported: evaluation API)
+
 METRICS = ("recall", "ndcg", "precision", "map", "hit")
-
-
-def _packed_topk(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Exact tie-aware top-k: scores mapped to an order-preserving int32, packed with the reversed
-    item index into one int64 key, so a single topk ranks equal scores by item id."""
-    n = scores.shape[1]
-    bits = (scores.float() + 0.0).contiguous().view(torch.int32)  # +0.0 turns -0.0 into +0.0
-    ordered = torch.where(bits >= 0, bits, bits ^ 0x7FFFFFFF).to(torch.int64)
-    idx = torch.arange(n, device=scores.device, dtype=torch.int64)
-    key = (ordered << 32) + (n - 1 - idx)
-    return key.topk(k, dim=1).indices
-
-
-def topk_tiebreak(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices of the k best items per row; equal scores rank the lower item id first.
-
-    Fast path: a float topk of k + 1, then the k kept entries re-ordered by (score desc, id asc)
-    (two small stable sorts). Only rows whose k-th and (k+1)-th scores tie — where the float topk
-    may have picked the wrong members — are redone with the exact packed-key topk, which costs
-    several full passes over the matrix.
-    """
-    n = scores.shape[1]
-    k = min(k, n)
-    if k == n:
-        return _packed_topk(scores, k)
-    values, idx = scores.float().topk(k + 1, dim=1)
-    boundary = torch.nonzero(values[:, k - 1] == values[:, k]).squeeze(1)
-    values, idx = values[:, :k], idx[:, :k]
-    by_id = idx.argsort(dim=1)
-    idx, values = idx.gather(1, by_id), values.gather(1, by_id)
-    top = idx.gather(1, values.argsort(dim=1, descending=True, stable=True))
-    if len(boundary):
-        top[boundary] = _packed_topk(scores[boundary], k)
-    return top
 
 
 def rank_metrics(hits: torch.Tensor, n_gt: torch.Tensor, ks: tuple[int, ...]) -> dict[str, torch.Tensor]:

@@ -16,6 +16,7 @@ from typing import Any, Callable, Hashable, Iterator
 import numpy as np
 import pandas as pd
 
+from motorec.distributed import SINGLE, DistContext, current
 from motorec.errors import MotorecError
 from motorec.features.chunks import Chunk, ChunkStore, plan_chunks
 from motorec.runtime import resolve_device
@@ -197,7 +198,10 @@ def extract_catalog_features(
         }
 
     report = FeatureReport(out_dir=out_dir, files={}, metadata=metadata)
-    _compute_missing_chunks(jobs, store, device, progress, len(table), report)
+    ctx = current()
+    _compute_missing_chunks(jobs, store, device, progress and ctx.is_main, len(table), report, ctx)
+    if not ctx.is_main:  # rank 0 assembles the chunks every rank wrote
+        return report
     for job in jobs:
         report.files[job.modality] = _assemble(job, store, ids, out_dir, source, report)
     if id_column is not None:
@@ -237,20 +241,30 @@ def _item_ids(table: pd.DataFrame, id_column: str | None, source: str) -> list[A
 
 
 def _compute_missing_chunks(
-    jobs: list[_Job], store: ChunkStore, device: str, progress: bool, n_items: int, report: FeatureReport
+    jobs: list[_Job], store: ChunkStore, device: str, progress: bool, n_items: int, report: FeatureReport,
+    ctx: DistContext = SINGLE,
 ) -> None:
-    """Encode every chunk not already in the store, one progress bar per modality."""
+    """Encode every chunk not already in the store, one progress bar per modality.
+
+    Under torchrun the chunks are dealt out in rounds, one per rank per round, with a barrier
+    after each round: the store (a shared folder) gathers them, every wait is one chunk long (far
+    inside the timeout), and a rank that dies stops the others at the next round.
+    """
     with progress_bar(enabled=progress) as bar:
         for job in jobs:
             task = bar.task(f"{job.modality} features", total=n_items)
-            for chunk in job.chunks:
-                if store.has(chunk):
-                    report.reused_chunks += 1
-                    task.advance(chunk.stop - chunk.start)
-                    continue
-                feats, info = job.compute(chunk, job.inputs, job.batch_size, device, task.advance)
-                store.save(chunk, feats, info)
-                report.computed_chunks += 1
+            for first in range(0, len(job.chunks), ctx.world):
+                round_ = job.chunks[first : first + ctx.world]
+                if ctx.rank < len(round_):
+                    chunk = round_[ctx.rank]
+                    if store.has(chunk):
+                        report.reused_chunks += 1
+                    else:
+                        feats, info = job.compute(chunk, job.inputs, job.batch_size, device, lambda n: None)
+                        store.save(chunk, feats, info)
+                        report.computed_chunks += 1
+                ctx.barrier("feature chunks")
+                task.advance(sum(c.stop - c.start for c in round_))
 
 
 def _assemble(job: _Job, store: ChunkStore, ids: list[Any], out_dir: Path, source: str, report: FeatureReport) -> Path:

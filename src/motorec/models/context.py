@@ -17,6 +17,16 @@ from motorec.data.graph import knn_item_graph, to_torch_sparse, user_item_adjace
 from motorec.tokenizers.base import TokenSlot
 
 
+def feature_tensor(features: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A modality matrix as a float32 tensor on `device`, shared with the dataset, not copied, when
+    it already is a writable float32 array: a memory-mapped feature file then stays file-backed on
+    CPU (pages load on demand). Models treat features as read-only (fine-tuned copies are cloned)."""
+    arr = np.asarray(features, dtype=np.float32)
+    if not (arr.flags.writeable and arr.flags.c_contiguous):
+        arr = np.array(arr, dtype=np.float32)
+    return torch.from_numpy(arr).to(device)
+
+
 @dataclass
 class ModelContext:
     dataset: Dataset
@@ -50,9 +60,7 @@ class ModelContext:
 
     @cached_property
     def _features(self) -> dict[str, torch.Tensor]:
-        # One copy into memory: the dataset's matrices are read-only memory maps.
-        return {m: torch.from_numpy(np.array(f, dtype=np.float32)).to(self.device)
-                for m, f in self.dataset.modalities.items()}
+        return {m: feature_tensor(f, self.device) for m, f in self.dataset.modalities.items()}
 
     def features(self, modality: str) -> torch.Tensor:
         return self._features[modality]

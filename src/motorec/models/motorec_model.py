@@ -56,6 +56,10 @@ USES_ZQ = ("zq", "both", "hybrid")
 USES_CODES = ("codes", "both", "hybrid")
 USES_RAW = ("hybrid", "continuous")
 READOUTS = ("ego", "propagate", "mixed")
+# InfoNCE's logits are rows x rows: past this many distinct users (or items) in a batch a uniform
+# sample of them is contrasted, so a large batch (10^5 pairs at a million items) stays bounded.
+# Batches up to this size (the default 2048 included) are unaffected.
+CL_MAX_ROWS = 4096
 
 
 class TokenContent(nn.Module):
@@ -326,7 +330,7 @@ class MoToRec(EmbeddingRecommender):
     def _contrastive(self, enc: dict[str, Any], users: Tensor, pos: Tensor) -> Tensor:
         """InfoNCE between every pair of modality views (users and items of the batch); with one
         modality, between the content view and the ID view (the only other view there is)."""
-        items, users = pos.unique(), users.unique()
+        items, users = _at_most(pos.unique(), CL_MAX_ROWS), _at_most(users.unique(), CL_MAX_ROWS)
         u_views = [v[users] for v in enc["u_views"]]
         i_views = [v[items] for v in enc["i_views"]]
         if len(self.mods) == 1:
@@ -379,6 +383,11 @@ class MoToRec(EmbeddingRecommender):
             codes = tc.rqvae.encode(features[m]) if tc.rqvae is not None else None
             views.append(tc.content(features[m], codes))
         return self._fuse(views)
+
+
+def _at_most(rows: Tensor, n: int) -> Tensor:
+    """`rows` itself when it has at most n entries, else a uniform sample of n of them."""
+    return rows if len(rows) <= n else rows[torch.randperm(len(rows), device=rows.device)[:n]]
 
 
 def info_nce(a: Tensor, b: Tensor, temperature: float) -> Tensor:

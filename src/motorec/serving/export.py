@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from safetensors.torch import save_model
 
-from motorec.data.dataset import Dataset
+from motorec.data.dataset import VALID, Dataset
 from motorec.errors import MotorecError
-from motorec.evaluation import Evaluator
+from motorec.evaluation import DotScorer, Evaluator
 from motorec.progress import progress
 from motorec.serving.bundle import claim_bundle_dir, write_arrays, write_bundle
 from motorec.serving.catalog import load_catalog
@@ -39,10 +39,33 @@ def concat_features(features: dict[str, np.ndarray], order: list[str]) -> np.nda
     return np.concatenate([np.asarray(features[m], dtype=np.float32) for m in order], axis=1)
 
 
+ITEM_BLOCK = 65536  # items pushed through a model's content hooks at once
+SELECTION_SCORE_CELLS = 1_000_000_000  # users x items scored per candidate when choosing ridge / fold-in strengths
+
+
+@torch.no_grad()
+def _per_item_block(hook, feats: dict[str, np.ndarray]) -> np.ndarray:
+    """A content hook (features -> one row per item) applied in item blocks, so its activations
+    never span the whole catalogue."""
+    n = len(next(iter(feats.values())))
+    parts = [hook({m: torch.from_numpy(np.ascontiguousarray(f[s : s + ITEM_BLOCK], dtype=np.float32))
+                   for m, f in feats.items()}).cpu().numpy() for s in range(0, n, ITEM_BLOCK)]
+    return np.concatenate(parts)
+
+
 def _model_vectors(model, feats: dict[str, np.ndarray]) -> np.ndarray:
-    with torch.no_grad():
-        tens = {m: torch.from_numpy(np.ascontiguousarray(f, dtype=np.float32)) for m, f in feats.items()}
-        return model.item_vector_from_content(tens).float().cpu().numpy()
+    return _per_item_block(model.item_vector_from_content, feats).astype(np.float32)
+
+
+def selection_users(ds: Dataset, seed: int = 0) -> np.ndarray | None:
+    """Valid users that the export's strength selections are measured on: all of them while that
+    costs at most SELECTION_SCORE_CELLS scores per candidate, else a seeded sample of that size
+    (a million-item catalogue gives 1,000 users)."""
+    users = np.flatnonzero(ds.matrix(VALID).getnnz(axis=1) > 0)
+    budget = max(1, SELECTION_SCORE_CELLS // max(1, ds.n_items))
+    if len(users) <= budget:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(users, size=budget, replace=False))
 
 
 def _fit_tokenizer(spec: str, features: dict[str, np.ndarray], params: dict[str, Any], seed: int) -> Tokenizer:
@@ -64,6 +87,7 @@ def _ridge_by_valid(ds: Dataset, users: np.ndarray, items: np.ndarray, x: np.nda
     placed by the map: what matters is whether they reach real top-Ks, which held-out R^2 misses
     (strong shrinkage pulls new items towards the mean and below the warm ones)."""
     evaluator = Evaluator(ds, torch.device("cpu"), ks=(20,))
+    sample = selection_users(ds)
     user_t = torch.from_numpy(users)
     scores: dict[str, float] = {}
     with progress() as bar:
@@ -71,8 +95,8 @@ def _ridge_by_valid(ds: Dataset, users: np.ndarray, items: np.ndarray, x: np.nda
         for rel in RIDGE_GRID:
             placed = items.copy()
             placed[cold] = path.at(rel)(x[cold])
-            item_t = torch.from_numpy(placed)
-            scores[str(rel)] = evaluator.evaluate(lambda b: user_t[b] @ item_t.T, "valid").get("all", "recall@20")
+            scores[str(rel)] = evaluator.evaluate(DotScorer(user_t, torch.from_numpy(placed)), "valid",
+                                                  users=sample).get("all", "recall@20")
             task.advance()
     best = max(scores, key=scores.get)
     return float(best), scores
@@ -85,20 +109,22 @@ def _choose_fold_in(ds: Dataset, users: np.ndarray, items: np.ndarray, target: f
     unit = float((items**2).sum(1).mean())
     rows = np.split(ds.train_matrix.indices, ds.train_matrix.indptr[1:-1])
     evaluator = Evaluator(ds, device, ks=(20,))
+    sample = selection_users(ds)
+    valid_users = np.flatnonzero(ds.matrix(VALID).getnnz(axis=1) > 0) if sample is None else sample
     item_t = torch.from_numpy(items)
     scores: dict[str, float] = {}
     with progress() as bar:
         task = bar.task("export: fold-in strength on valid", total=len(FOLD_IN_GRID))
         for rel in FOLD_IN_GRID:
-            def score(batch: torch.Tensor, rel: float = rel) -> torch.Tensor:
-                u = fold_in_many([rows[i] for i in batch.tolist()], items, prior, target, rel * unit)
-                return torch.from_numpy(u) @ item_t.T
-            scores[str(rel)] = evaluator.evaluate(score, "valid").get("all", "recall@20")
+            folded = users.copy()  # only the evaluated users are folded in
+            folded[valid_users] = fold_in_many([rows[u] for u in valid_users], items, prior, target, rel * unit)
+            scores[str(rel)] = evaluator.evaluate(DotScorer(torch.from_numpy(folded), item_t), "valid",
+                                                  users=sample).get("all", "recall@20")
             task.advance()
-    model_recall = evaluator.evaluate(lambda b: torch.from_numpy(users[b.numpy()]) @ item_t.T, "valid").get()
+    model_recall = evaluator.evaluate(DotScorer(torch.from_numpy(users), item_t), "valid", users=sample).get()
     best = max(scores, key=scores.get)
     return float(best) * unit, {"valid_recall@20_by_relative_reg": scores, "relative_reg": float(best),
-                                "model_valid_recall@20": model_recall}
+                                "model_valid_recall@20": model_recall, "selection_users": int(len(valid_users))}
 
 
 def export_bundle(run_dir: str | os.PathLike, out: str | os.PathLike, seed: int | None = None,
@@ -167,9 +193,7 @@ def _write_bundle(out: Path, run_dir: str | os.PathLike, ds: Dataset, cfg: dict[
         item_method["items_without_train_interactions_from_content"] = int(cold.sum())
     tokens_meta = None
     if isinstance(model, ContentToTokens) and order:
-        with torch.no_grad():
-            arrays["item_tokens"] = model.item_tokens_from_content(
-                {m: torch.from_numpy(f) for m, f in feats.items()}).cpu().numpy().astype(np.int64)
+        arrays["item_tokens"] = _per_item_block(model.item_tokens_from_content, feats).astype(np.int64)
         tokens_meta = {"source": "model", "slots": [dataclasses.asdict(s) for s in model.token_slots()]}
     elif tokenizer and order:
         tok = _fit_tokenizer(tokenizer, feats, tokenizer_params or {}, int(cfg["seeds"][0]))
@@ -178,7 +202,9 @@ def _write_bundle(out: Path, run_dir: str | os.PathLike, ds: Dataset, cfg: dict[
         extra_files += [f"{TOKENIZER_DIR}/tokenizer.json", f"{TOKENIZER_DIR}/tokenizer.safetensors"]
         tokens_meta = {"source": "tokenizer", "name": tok.name, "slots": [dataclasses.asdict(s) for s in tok.slots]}
     train = ds.train_matrix
-    pos_scores = (users[ds.users[ds.labels == 0]] * items[ds.items[ds.labels == 0]]).sum(1)
+    train_rows = np.flatnonzero(ds.labels == 0)
+    pos_scores = np.concatenate([(users[ds.users[r]] * items[ds.items[r]]).sum(1)
+                                 for r in np.array_split(train_rows, max(1, len(train_rows) // 1_000_000))])
     target = float(np.median(pos_scores))
     reg, fold_info = _choose_fold_in(ds, users, items, target, torch.device("cpu"))
     served = np.ones(ds.n_items, dtype=np.uint8)

@@ -22,7 +22,7 @@ from motorec.serving.bundle import Bundle
 from motorec.serving.commit import GroupCommitter
 from motorec.serving.content import ContentEncoder, ItemContent
 from motorec.serving.embedder import ItemEmbedder
-from motorec.serving.index import ItemIndex
+from motorec.serving.index import IndexConfig, ItemIndex
 from motorec.serving.linalg import fold_in
 from motorec.tokenizers.meaning import TokenExplainer, TokenIndex, Vocabulary
 from motorec.serving.wal import DEFAULT_COMPACT_BYTES, WriteAheadLog, frame
@@ -79,11 +79,18 @@ class Vectors:
         self._data[idx] = row
 
 
+def calibration_queries(bundle: Bundle, n: int = 1000) -> np.ndarray:
+    """A seeded sample of trained user vectors: what an approximate index is calibrated and checked on."""
+    users = bundle.user_vectors
+    return users[np.sort(np.random.default_rng(0).choice(len(users), size=min(n, len(users)), replace=False))]
+
+
 class RecommenderService:
     """All serving state; thread-safe for concurrent readers and serialised writers."""
 
     def __init__(self, bundle: Bundle, wal_path: str | Path, preload_encoders: bool = True, repair_wal: bool = False,
-                 compact_bytes: int = DEFAULT_COMPACT_BYTES, compact_records: int = 0) -> None:
+                 compact_bytes: int = DEFAULT_COMPACT_BYTES, compact_records: int = 0,
+                 index_config: IndexConfig = IndexConfig()) -> None:
         t0 = time.perf_counter()
         self.bundle = bundle
         m = bundle.manifest
@@ -111,8 +118,7 @@ class RecommenderService:
                 self.token_index, self.item_ids, self.titles, self.texts, Vocabulary(cat.texts),
                 keep=lambda i: self.item_ids[i] in self.item_index, order=lambda i: -i,
                 item_fields=lambda i: {"new": i >= self.n_base_items})
-        self.index = ItemIndex(bundle.dim)
-        self.index.add(served, bundle.item_vectors[served])
+        self.index = ItemIndex.build(served, bundle.item_vectors[served], index_config, calibration_queries(bundle))
         self.user_ids: list[str] = list(cat.user_ids)
         self.user_index = {uid: u for u, uid in enumerate(cat.user_ids)}
         self.user_vectors = Vectors(bundle.user_vectors)
@@ -185,7 +191,7 @@ class RecommenderService:
         return {
             "status": "ok", "model": m["model"]["name"], "dataset": m["dataset"]["name"],
             "item_vectors": m["item_vectors"]["method"], "tokens": bool(self.token_index),
-            "items_indexed": len(self.index), "items_new": len(self.item_ids) - self.n_base_items,
+            "items_indexed": len(self.index), "index": self.index.kind, "items_new": len(self.item_ids) - self.n_base_items,
             "users": len(self.user_ids), "index_version": self.index.version, "wal_records": self.wal.records,
             "replayed_on_start": self.replayed, "uptime_seconds": round(time.time() - self.started, 3),
             "raw_content_modalities": sorted(self.content.raw), "wal": self.wal.status(),

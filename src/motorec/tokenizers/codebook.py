@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from motorec.distributed import SINGLE, DistContext
+
 # Distance matrices are computed in row chunks of at most this many elements (n_rows * K).
 CHUNK_ELEMENTS = 1 << 24
 
@@ -242,16 +244,21 @@ class Codebook(nn.Module):
         self._pool.clear()
 
     @torch.no_grad()
-    def restart_dead(self) -> int:
-        """Re-seed codes unused since the last call; returns how many were restarted."""
+    def restart_dead(self, ctx: DistContext = SINGLE) -> int:
+        """Re-seed codes unused since the last call; returns how many were restarted.
+
+        Data-parallel (`ctx`): a code is dead when no rank used it; rank 0 re-seeds from its recent
+        residuals and every rank takes its codebook, so the ranks' models stay identical."""
         if not self._pool:
             return 0
+        ctx.all_reduce_sum(self.usage, "codebook usage")
         dead = (self.usage == 0).nonzero().flatten()
         n_dead = int(dead.numel())
         if n_dead:
             pool = torch.cat(self._pool)
             codes, dist = self.assign(pool)
             self.embed[dead] = split_seeds(pool, codes, dist, self.size, n_dead).to(self.embed.dtype)
+            ctx.broadcast(self.embed.data, "codebook restart")
         self.reset_usage()
         return n_dead
 
@@ -354,9 +361,9 @@ class ResidualQuantizer(nn.Module):
             codes.append(c)
         return torch.stack(codes, 1)
 
-    def restart_dead_codes(self) -> list[int]:
+    def restart_dead_codes(self, ctx: DistContext = SINGLE) -> list[int]:
         """Dead-code restart at every level; returns the number restarted per level."""
-        return [book.restart_dead() for book in self.codebooks]
+        return [book.restart_dead(ctx) for book in self.codebooks]
 
 
 # --------------------------------------------------------------------------------------------

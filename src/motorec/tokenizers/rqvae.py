@@ -25,6 +25,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from motorec.config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from motorec.distributed import DistContext, current, data_parallel
 from motorec.errors import MotorecError
 from motorec.progress import progress
 from motorec.tokenizers.base import (
@@ -261,6 +262,14 @@ class RQVAEConfig(CollisionConfig, TokenizerConfig):
         }
 
 
+def _sharded_rows(fn, x: Tensor, ctx: DistContext) -> Tensor:
+    """fn(x) computed on this rank's contiguous share of the rows and gathered in row order."""
+    if not ctx.enabled:
+        return fn(x)
+    part = fn(x[ctx.shard(len(x))])
+    return torch.from_numpy(ctx.gather_rows(part.cpu().numpy(), "tokenizer rows")).to(x.device)
+
+
 @dataclass
 class _Fitted:
     """One modality's trained model plus the fitted corpus' final code table."""
@@ -299,7 +308,12 @@ class RQVAETokenizer(Tokenizer):
         return self
 
     def _fit_one(self, name: str, feat: np.ndarray, weights: np.ndarray | None, seed: int) -> _Fitted:
+        """Under torchrun (`distributed.current()`), every rank draws the same epoch order and
+        steps on its share of each batch with DDP-averaged gradients; the k-means corpus, the
+        final codes and fingerprints are computed on item shards and gathered; dead-code restarts
+        use usage summed over ranks and rank 0's residuals, so every rank keeps the same model."""
         cfg = self.config
+        ctx = current()
         x = self.tensor(feat)
         w = None if weights is None else torch.from_numpy(weights).to(self.device)
         model = RQVAE(x.shape[1], **cfg.model_kwargs()).to(self.device)
@@ -307,39 +321,55 @@ class RQVAETokenizer(Tokenizer):
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         g = torch.Generator().manual_seed(seed)
         n = x.shape[0]
+
+        def losses(warmup: bool, idx: Tensor):
+            if warmup:
+                per_item = model.autoencoder_loss(x[idx])
+                return per_item.mean() if w is None else (w[idx] * per_item).mean()
+            return model(x[idx], None if w is None else w[idx])
+
+        step_fn = data_parallel(model, losses, ctx)
+
+        def batches():
+            for idx in torch.randperm(n, generator=g).to(self.device).split(cfg.batch_size):
+                yield idx[ctx.shard(len(idx))]
+
         model.train()
         for _ in range(cfg.warmup_epochs):
-            for idx in torch.randperm(n, generator=g).to(self.device).split(cfg.batch_size):
-                per_item = model.autoencoder_loss(x[idx])
-                loss = per_item.mean() if w is None else (w[idx] * per_item).mean()
+            for idx in batches():
+                loss = step_fn(True, idx)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-        model.init_codebooks_kmeans(x, seed=seed, n_iter=cfg.kmeans_iters)
+        model.quantizer.fit_kmeans(_sharded_rows(model.latent, x, ctx), seed=seed, n_iter=cfg.kmeans_iters)
         restart_every = cfg.restart_every or math.ceil(n / cfg.batch_size)
         step = 0
-        with progress() as bar:
+        with progress(enabled=ctx.is_main) as bar:
             task = bar.task(f"rqvae {name}", total=cfg.epochs)
             for epoch in range(cfg.epochs):
                 totals: dict[str, Tensor] = {}  # summed on the device: no sync per step
                 restarted = 0
-                for idx in torch.randperm(n, generator=g).to(self.device).split(cfg.batch_size):
-                    out = model(x[idx], None if w is None else w[idx])
+                for idx in batches():
+                    out = step_fn(False, idx)
                     opt.zero_grad(set_to_none=True)
                     out.loss.backward()
                     opt.step()
                     step += 1
                     if step % restart_every == 0:
-                        restarted += sum(model.restart_dead_codes())
+                        restarted += sum(model.quantizer.restart_dead_codes(ctx))
                     for key, value in out.parts.items():
                         totals[key] = totals.get(key, 0.0) + value * (len(idx) / n)
+                if ctx.enabled:  # every rank's share of the epoch
+                    summed = ctx.all_reduce_sum(torch.stack([totals[k] for k in sorted(totals)]).double(), "tokenizer loss")
+                    totals = dict(zip(sorted(totals), summed))
                 self.history.append({"modality": name, "epoch": epoch, "restarted": restarted,
                                      **{k: float(v) for k, v in totals.items()}})
                 log.info("rqvae %s %s", name, self.history[-1])
                 task.advance(status=f"loss {self.history[-1].get('loss', float('nan')):.4f}")
         model.eval()
-        raw = model.encode(x).cpu().numpy()
-        corpus = CorpusCodes.fit(raw, lambda: self._last_level(model, x, raw), row_fingerprints(feat), make_resolver(cfg))
+        raw = _sharded_rows(model.encode, x, ctx).cpu().numpy()
+        fingerprints = ctx.gather_rows(row_fingerprints(feat[ctx.shard(len(feat))]), "tokenizer fingerprints")
+        corpus = CorpusCodes.fit(raw, lambda: self._last_level(model, x, raw), fingerprints, make_resolver(cfg))
         return _Fitted(model, corpus)
 
     def _last_level(self, model: RQVAE, x: Tensor, raw: np.ndarray) -> LastLevel:

@@ -17,7 +17,7 @@ def evaluate_loaded(ds: Dataset, cfg: dict[str, Any], model: Recommender, split:
     """Evaluate a loaded run's model on valid or test with the run's evaluation settings."""
     if split not in ("valid", "test"):
         raise MotorecError(f"split '{split}': choose valid or test.")
-    evaluator = Evaluator(ds, model.ctx.device, ks=tuple(cfg["eval"]["ks"]), batch_size=cfg["eval"]["batch_size"])
+    evaluator = Evaluator.from_config(ds, model.ctx.device, cfg["eval"])
     return evaluate_model(model, evaluator, split, export_topk=export_topk)
 
 

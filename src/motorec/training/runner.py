@@ -19,9 +19,10 @@ import torch
 
 from motorec.config import RunConfig, build_config, flatten
 from motorec.data import SYNTHETIC_NAMES, Dataset, load_dataset
+from motorec.distributed import SINGLE, DistContext, init_distributed
 from motorec.errors import MotorecError
 from motorec.evaluation import Evaluator, write_topk
-from motorec.io import atomic_write_text, claim_output_dir
+from motorec.io import atomic_write_text, claim_output_dir, resolve_output_path
 from motorec.models import model_class
 from motorec.models.factory import build_model, cache_dir_of
 from motorec.progress import MetricLog
@@ -141,7 +142,9 @@ def run_experiment(
     allow_epochs_change: bool = False,
 ) -> dict[str, Any]:
     ds, cfg = load_run_inputs(data, model, split, config_file, overrides)
-    device = resolve_device(cfg["device"])
+    # under torchrun every rank runs this: all train, rank 0 alone claims the folder and writes files
+    dist = init_distributed(resolve_device(cfg["device"]), cfg["dist"]["timeout_s"])
+    device = dist.device
     if cfg["train"]["threads"]:
         torch.set_num_threads(int(cfg["train"]["threads"]))
     cache_dir = cache_dir_of(cfg)
@@ -149,17 +152,23 @@ def run_experiment(
     build_model(ds, resolve_backbone(cfg, cfg["seeds"][0], ds), device, cache_dir)
     identity = run_identity(model, cfg, ds.split_sha256())
     inputs = [None if isinstance(data, Dataset) else data, split, config_file]
+    if not dist.is_main:
+        dist.barrier("run directory")  # rank 0 has claimed the folder
+        return _run_seeds(ds, cfg, model, resolve_output_path(out), device, cache_dir, resume,
+                          identity["config_sha256"], dist)
     with claim_run_dir(out, overwrite, resume, identity, inputs, allow_epochs_change) as out:
-        return _run_seeds(ds, cfg, model, out, device, cache_dir, resume, identity["config_sha256"])
+        dist.barrier("run directory")
+        return _run_seeds(ds, cfg, model, out, device, cache_dir, resume, identity["config_sha256"], dist)
 
 
 def _run_seeds(ds: Dataset, cfg: RunConfig, model: str, out: Path, device: torch.device, cache_dir: Path | None,
-               resume: bool, config_sha256: str) -> dict[str, Any]:
-    evaluator = Evaluator(ds, device, ks=tuple(cfg["eval"]["ks"]), batch_size=cfg["eval"]["batch_size"])
+               resume: bool, config_sha256: str, dist: DistContext = SINGLE) -> dict[str, Any]:
+    evaluator = Evaluator.from_config(ds, device, cfg["eval"], dist)
     per_seed_valid, per_seed_test, seed_info = [], [], []
     for seed in cfg["seeds"]:
         seed_dir = out / f"seed_{seed}"
-        seed_dir.mkdir(exist_ok=True)
+        if dist.is_main:
+            seed_dir.mkdir(exist_ok=True)
         done = seed_dir / "result.json"
         if resume and done.is_file():
             result = json.loads(done.read_text())
@@ -169,22 +178,25 @@ def _run_seeds(ds: Dataset, cfg: RunConfig, model: str, out: Path, device: torch
             model_obj = build_model(ds, seed_cfg, device, cache_dir)
             t0 = time.perf_counter()
             metrics_log = MetricLog(Path(cfg["log"]["tensorboard"]) / f"{out.name}_seed_{seed}"
-                                    if cfg["log"]["tensorboard"] else None)
+                                    if cfg["log"]["tensorboard"] and dist.is_main else None)
             try:
                 fitted = fit(model_obj, ds, evaluator, cfg["train"], seed, seed_dir / "checkpoint.pt", resume,
-                             metrics_log)
+                             metrics_log, dist)
             finally:
                 metrics_log.close()
             result = seed_result(fitted, seed, time.perf_counter() - t0)
             spec = backbone_spec(seed_cfg)
             if spec is not None:  # which backbone run this seed read (load_trained rebuilds the model from it)
                 result["backbone"], result["backbone_seconds"] = spec.model_dump(mode="json"), backbone_seconds(spec)
-            write_topk(seed_dir / "topk_test.tsv", fitted.test.users, fitted.test.topk)
-            atomic_write_text(done, json.dumps(result, indent=2))
+            result["processes"] = dist.world
+            if dist.is_main:
+                write_topk(seed_dir / "topk_test.tsv", fitted.test.users, fitted.test.topk)
+                atomic_write_text(done, json.dumps(result, indent=2))
         per_seed_valid.append(result["valid"])
         per_seed_test.append(result["test"])
-        seed_info.append({k: result[k] for k in ("seed", "best_epoch", "epochs_run", "train_seconds_per_epoch", "eval_seconds", "wall_seconds",
-                                                 "backbone", "backbone_seconds") if k in result})
+        seed_info.append({k: result[k] for k in ("seed", "best_epoch", "epochs_run", "train_seconds_per_epoch", "eval_seconds",
+                                                 "wall_seconds", "processes", "backbone", "backbone_seconds")
+                          if k in result})
     valid_mean, _ = summarize(per_seed_valid)
     test_mean, test_std = summarize(per_seed_test)
     results = {
@@ -200,8 +212,10 @@ def _run_seeds(ds: Dataset, cfg: RunConfig, model: str, out: Path, device: torch
         "test": test_mean,
         "test_std": test_std,
     }
-    shutil.copyfile(out / f"seed_{cfg['seeds'][0]}" / "topk_test.tsv", out / "topk_test.tsv")
-    atomic_write_text(out / "results.json", json.dumps(results, indent=2))
+    if dist.is_main:
+        shutil.copyfile(out / f"seed_{cfg['seeds'][0]}" / "topk_test.tsv", out / "topk_test.tsv")
+        atomic_write_text(out / "results.json", json.dumps(results, indent=2))
+    dist.barrier("end of run")  # no rank exits (tearing down the group) while rank 0 still writes
     return results
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from motorec.config import TrainConfig
 from motorec.data.dataset import Dataset
-from motorec.evaluation import EvalResult, Evaluator
+from motorec.distributed import SINGLE, DistContext, data_parallel
+from motorec.evaluation import DotScorer, EvalResult, Evaluator
 from motorec.models.base import Recommender
 from motorec.progress import MetricLog, progress
 from motorec.checkpoint import load_checkpoint, save_checkpoint
@@ -33,7 +34,10 @@ class FitResult:
 
 
 def score_fn(model: Recommender):
-    return lambda users: model.full_sort_predict(users)
+    """What the evaluator ranks: the model's embeddings when its scores are their dot product (the
+    evaluator then scores item blocks itself, never users x all items), else full_sort_predict."""
+    emb = model.embeddings()
+    return DotScorer(*emb) if emb is not None else (lambda users: model.full_sort_predict(users))
 
 
 @torch.no_grad()
@@ -46,16 +50,18 @@ def evaluate_model(model: Recommender, evaluator: Evaluator, split: str, export_
         model.finish_scoring()
 
 
-def train_epoch(model: Recommender, sampler: BPRSampler, opt: torch.optim.Optimizer, batch_size: int) -> tuple[float, int]:
+def train_epoch(model: Recommender, sampler: BPRSampler, opt: torch.optim.Optimizer, batch_size: int,
+                step: Callable[..., dict[str, torch.Tensor]] | None = None) -> tuple[float, int]:
     """One pass over the train pairs: (summed batch loss, number of batches).
 
     The loss is accumulated on the device and read once, so a GPU epoch is not serialised by a
-    host sync per batch.
+    host sync per batch. `step` (default: model.calculate_loss) computes a batch's losses.
     """
+    step = step or model.calculate_loss
     total = torch.zeros((), device=model.ctx.device)
     n = 0
     for users, pos, neg in sampler.epoch(batch_size):
-        losses = model.calculate_loss(users, pos, neg)
+        losses = step(users, pos, neg)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         opt.step()
@@ -73,17 +79,23 @@ def fit(
     checkpoint: Path | None = None,
     resume: bool = False,
     metrics_log: MetricLog | None = None,
+    dist: DistContext = SINGLE,
 ) -> FitResult:
     """Train with early stopping; the test split is evaluated once, at the best-valid state.
 
-    `metrics_log` receives the mean train loss and valid recall@20 at every evaluation.
+    `metrics_log` receives the mean train loss and valid recall@20 at every evaluation. Under
+    torchrun (`dist`), every rank runs this same loop data-parallel: `train.batch_size` pairs per
+    rank and step (global batch = batch_size x ranks, so an epoch takes 1/ranks of the steps),
+    gradients averaged by DDP, the epoch loss averaged over ranks, evaluation sharded by users
+    (`evaluator` built with the same context), checkpoints written by rank 0.
     """
     device = model.ctx.device
     if not model.trainable:
         valid = evaluate_model(model, evaluator, "valid")
         test = evaluate_model(model, evaluator, "test", export_topk=True)
         return FitResult(valid, test, 0, 0, 0.0, 0.0)
-    sampler = BPRSampler(ds, device, seed)
+    sampler = BPRSampler(ds, device, seed, dist)
+    step = data_parallel(model, model.calculate_loss, dist)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     state = None
@@ -97,16 +109,17 @@ def fit(
 
     def train_one(epoch: int) -> float:
         model.on_epoch_start(epoch)
-        total, n = train_epoch(model, sampler, opt, train_cfg.batch_size)
-        return total / max(n, 1)
+        total, n = train_epoch(model, sampler, opt, train_cfg.batch_size, step)
+        summed = dist.all_reduce_sum(torch.tensor([total, n], dtype=torch.float64, device=dist.device), "epoch loss")
+        return float(summed[0] / max(float(summed[1]), 1.0))
 
     def save(state: LoopState) -> None:
-        if checkpoint is not None:
+        if checkpoint is not None and dist.is_main:  # one writer; atomic, so a reader never sees half a file
             save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(), **state.as_checkpoint(),
                                          "sampler_rng": sampler.generator.get_state(), "torch_rng": torch.get_rng_state()})
 
     schedule = Schedule(train_cfg.epochs, train_cfg.patience, train_cfg.eval_every, f"valid_{SELECT_METRIC}")
-    with progress(enabled=train_cfg.progress) as bar:
+    with progress(enabled=train_cfg.progress and dist.is_main) as bar:
         task = bar.task(f"{model.name} seed {seed}", total=schedule.epochs, completed=state.next_epoch if state else 0)
 
         def show(epoch: int, loss: float, score: float | None, st: LoopState) -> None:
@@ -117,10 +130,13 @@ def fit(
             if metrics_log is not None:
                 metrics_log.scalars(epoch, {"train/loss": loss, f"valid/{SELECT_METRIC}": score})
 
-        result = loop.run(model, schedule, train_one, lambda: evaluate_model(model, evaluator, "valid").get(SELECT_GROUP, SELECT_METRIC),
-                          state, on_evaluated=save, on_epoch=show, name=model.name)
-    valid = evaluate_model(model, evaluator, "valid")
-    test = evaluate_model(model, evaluator, "test", export_topk=True)
+        with dist.guard("training"):
+            result = loop.run(model, schedule, train_one,
+                              lambda: evaluate_model(model, evaluator, "valid").get(SELECT_GROUP, SELECT_METRIC),
+                              state, on_evaluated=save, on_epoch=show, name=model.name)
+    with dist.guard("evaluation"):
+        valid = evaluate_model(model, evaluator, "valid")
+        test = evaluate_model(model, evaluator, "test", export_topk=True)
     st = result.state
     return FitResult(valid, test, st.best_epoch, st.next_epoch, result.train_seconds / result.epochs_run,
                      result.eval_seconds / max(result.evaluations, 1), st.history)
