@@ -15,7 +15,7 @@ TINY = ["seeds=[1]", "train.epochs=2", "train.threads=1", "train.progress=false"
 
 
 def test_variants_cover_the_issue():
-    assert set(VARIANTS) == {"full", "no_sparsity", "no_rarity", "rarity_amplify", "continuous", "no_id_channel", "paired_cold"}
+    assert set(VARIANTS) == {"full", "no_sparsity", "no_rarity", "rarity_amplify", "continuous", "no_id_channel"}
     assert VARIANTS["full"] == []
 
 

@@ -1,5 +1,6 @@
-"""MoToRec: cold items are placed by their tokens and reach real top-K lists, one or two
-modalities work, the ID channel is silent for cold items, and a checkpoint restores the same scores."""
+"""MoToRec: cold items are placed by their tokens and reach real top-K lists, the content channel
+ranks every item the same way (leave-one-out users), the ID channel is silent for cold items, the
+merge puts both on one per-user scale, and a checkpoint restores the same scores."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,11 +12,13 @@ from motorec.data import cold_split, make_synthetic
 from motorec.errors import MotorecError
 from motorec.evaluation import Evaluator
 from motorec.models import ModelContext, model_class
+from motorec.models.motorec_model import leave_one_out_mean, merge_scores, principal_directions
 from motorec.runtime import set_seed
 from motorec.training.trainer import fit
 
-SMALL = ["model.embedding_dim=16", "model.tokenizer.codebook_size=16", "model.tokenizer.hidden=[32]",
-         "model.tokenizer.latent_dim=8", "model.tokenizer.epochs=5", "model.rq_batch_size=64"]
+SMALL = ["model.embedding_dim=16", "model.content_dim=16", "model.content_hidden=32", "model.tokenizer.codebook_size=16",
+         "model.tokenizer.hidden=[32]", "model.tokenizer.latent_dim=8", "model.tokenizer.epochs=5",
+         "model.rq_batch_size=64"]
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +46,21 @@ def trained(ds):
     return train(ds)
 
 
+def scores_of(model, users=None):
+    model.eval()
+    model.prepare_scoring()
+    users = torch.arange(model.n_users) if users is None else users
+    with torch.no_grad():
+        out = model.full_sort_predict(users)
+    model.finish_scoring()
+    return out
+
+
 def test_cold_items_get_content_scores_and_reach_real_top_k(ds, trained):
     model, result = trained
     cold = ds.cold_mask()
-    model.eval()
-    model.prepare_scoring()
-    scores = model.full_sort_predict(torch.arange(ds.n_users)).detach()
-    model.finish_scoring()
-    cold_scores = scores[:, torch.from_numpy(cold)]
-    assert torch.isfinite(cold_scores).all() and cold_scores.std() > 0.1 * scores.std()
+    cold_scores = scores_of(model)[:, torch.from_numpy(cold)]
+    assert torch.isfinite(cold_scores).all() and cold_scores.std() > 0.1
     # Cold items must appear in real (all-item) top-20 lists, not only in cold-only rankings.
     assert result.test.get("all", "cold_share@20") > 0.05
     assert result.test.get("cold@full", "recall@20") > 0.05
@@ -59,45 +68,75 @@ def test_cold_items_get_content_scores_and_reach_real_top_k(ds, trained):
     assert result.test.get("cold@cold", "recall@20") > 1.2 * random_cold_recall
 
 
-def test_cold_items_have_no_id_part_and_are_on_the_warm_scale(ds, trained):
-    model, _ = trained
-    with torch.no_grad():
-        enc = model._encode()
-        items = model._items(enc)
+def test_leave_one_out_mean_is_the_mean_of_the_other_items():
+    items = torch.randn(4, 3)
+    mean = items.mean(0, keepdim=True)
+    loo = leave_one_out_mean(mean, torch.tensor([4.0]), items[:1])
+    assert torch.allclose(loo, items[1:].mean(0, keepdim=True), atol=1e-6)
+    # a user with one item knows nothing else: zero vector, not a division by zero
+    assert torch.equal(leave_one_out_mean(items[:1], torch.tensor([1.0]), items[:1]), torch.zeros(1, 3))
+
+
+def test_principal_directions_start_the_content_map_at_the_features_main_axes():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(500, 3, generator=g) * torch.tensor([5.0, 2.0, 0.5])
+    top = principal_directions(x, 2)
+    assert torch.allclose(top @ top.T, torch.eye(2), atol=1e-5)  # orthonormal rows
+    assert torch.allclose(top.abs(), torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]), atol=0.05)  # largest variance first
+    assert principal_directions(x, 5).shape == (5, 3)  # wider than the features: extra random rows
+
+
+def test_merge_scores_standardises_each_group_and_shifts_cold_items_by_the_prior():
+    g = torch.Generator().manual_seed(0)
+    u_w, i_w = torch.randn(5, 6, generator=g), torch.randn(40, 6, generator=g) * 3 + 1
+    u_c, i_c = torch.randn(5, 4, generator=g), torch.randn(40, 4, generator=g)
+    warm = torch.arange(40) < 30
+    users, items = merge_scores(u_w, i_w, u_c, i_c, warm, cold_prior=0.0)
+    s = users @ items.T
+    raw_w, raw_c = u_w @ i_w.T, u_c @ i_c.T
+    z_w = (raw_w - raw_w[:, warm].mean(1, keepdim=True)) / raw_w[:, warm].std(1, unbiased=False, keepdim=True)
+    z_c = (raw_c - raw_c.mean(1, keepdim=True)) / raw_c.std(1, unbiased=False, keepdim=True)
+    assert torch.allclose(s[:, warm], z_w[:, warm], atol=1e-4)
+    assert torch.allclose(s[:, ~warm], z_c[:, ~warm], atol=1e-4)
+    shifted = merge_scores(u_w, i_w, u_c, i_c, warm, cold_prior=0.7)
+    s2 = shifted[0] @ shifted[1].T
+    assert torch.allclose(s2[:, ~warm], s[:, ~warm] + 0.7, atol=1e-4) and torch.allclose(s2[:, warm], s[:, warm], atol=1e-5)
+
+
+def test_cold_items_are_ranked_by_content_alone(ds, trained):
+    """Perturbing the ID channel moves warm scores but leaves every cold item's score unchanged."""
+    model = trained[0]
     cold = torch.from_numpy(ds.cold_mask())
-    assert torch.all(enc["i_id"][cold] == 0)
-    assert torch.allclose(items[cold], enc["items"][cold])
-    ratio = items[cold].norm(dim=1).mean() / items[~cold].norm(dim=1).mean()
-    assert 0.3 < float(ratio) < 3.0  # not shrunk by an isolated node's layer mean
+    before = scores_of(model)
+    saved = model.user_id.detach().clone()
+    with torch.no_grad():
+        model.user_id.add_(torch.randn_like(model.user_id))
+        after = scores_of(model)
+        model.user_id.copy_(saved)
+    assert torch.allclose(before[:, cold], after[:, cold], atol=1e-5)
+    assert not torch.allclose(before[:, ~cold], after[:, ~cold])
+
+
+def test_warm_loss_leaves_the_content_channel_to_its_own_loss(ds):
+    model, _ = build(ds)
+    model.on_epoch_start(0)
+    users, pos = torch.arange(32), torch.from_numpy(np.flatnonzero(ds.item_degree > 0)[:32])
+    losses = model.calculate_loss(users, pos, pos)
+    grads = torch.autograd.grad(losses["warm"], [*model.content.parameters()], allow_unused=True)
+    assert all(g is None or torch.all(g == 0) for g in grads)
+    assert torch.autograd.grad(losses["content"], model.content["text"].head[2].weight)[0].abs().sum() > 0
 
 
 @pytest.mark.parametrize("overrides", [("model.modalities=[text]",), ("model.token_input=continuous",),
                                        ("model.id_channel=false", "model.token_input=both"),
-                                       ("model.token_input=zq", "model.item_readout=ego")])
+                                       ("model.token_input=zq", "model.rarity.ranking=true")])
 def test_variants_train_and_score(ds, overrides):
     model, result = train(ds, *overrides, epochs=3)
-    width = 16 * len(model.mods)
     users, items = model.embeddings()
-    assert users.shape == (ds.n_users, width) and items.shape == (ds.n_items, width)
+    assert users.shape[0] == ds.n_users and items.shape[0] == ds.n_items and users.shape[1] == items.shape[1]
     assert np.isfinite(result.test.get("all", "recall@20"))
     if "model.modalities=[text]" in overrides:
         assert model.mods == ["text"] and set(model.tokens()) == {"text"}
-
-
-def test_mixed_readout_propagates_warm_items_and_simulates_cold_ones(ds, trained):
-    model, _ = trained
-    assert model.params["item_readout"] == "mixed"
-    cold = torch.from_numpy(ds.cold_mask())
-    with torch.no_grad():
-        enc = model._encode()
-        # cold items are read out as their content vector, warm items get graph propagation
-        assert torch.allclose(enc["items"][cold], enc["items_ego"][cold])
-        assert not torch.allclose(enc["items"][~cold], enc["items_ego"][~cold])
-        warm = torch.nonzero(~cold).squeeze(1)[:200]
-        dropped = model._items(enc, warm, drop=1.0)  # every warm item simulated as cold
-        kept = model._items(enc, warm)
-    assert torch.allclose(dropped, enc["items_ego"][warm])
-    assert not torch.allclose(kept, dropped)
 
 
 def test_tokens_come_from_the_pretrained_tokenizer(ds, trained):
@@ -113,22 +152,11 @@ def test_checkpoint_round_trip_restores_scores(ds, trained):
     model, _ = trained
     fresh, _ = build(ds)
     fresh.load_state_dict(model.state_dict())
-    fresh.eval()
-    model.eval()
     users = torch.arange(10)
-    with torch.no_grad():
-        assert torch.allclose(fresh.full_sort_predict(users), model.full_sort_predict(users), atol=1e-5)
+    assert torch.allclose(scores_of(fresh, users), scores_of(model, users), atol=1e-5)
 
 
-def test_rarity_weights_reach_the_bpr_term(ds):
-    model, _ = build(ds, "model.rarity.bpr=true", "model.rarity.form=amplify")
-    model.on_epoch_start(0)
-    users, pos, neg = torch.tensor([0, 1]), torch.tensor([0, 1]), torch.tensor([2, 3])
-    assert model.rarity.min() >= 1.0 and model.rarity.max() > 1.0
-    assert torch.isfinite(model.calculate_loss(users, pos, neg)["loss"])
-
-
-@pytest.mark.parametrize("override", ["model.token_input=words", "model.item_readout=mean", "model.alpha=2",
+@pytest.mark.parametrize("override", ["model.token_input=words", "model.temperature=0", "model.alpha=2",
                                       "model.modalities=[audio]", "model.rarity.form=huge"])
 def test_bad_config_is_a_user_error(ds, override):
     with pytest.raises(MotorecError):
@@ -153,17 +181,13 @@ def test_serving_hook_embeds_a_new_item_exactly_like_a_cold_item(ds, trained):
     assert torch.equal(tokens, stored)
 
 
-def test_cold_pairs_score_every_pair_kind_without_sampling(ds):
-    model, _ = build(ds, "model.cold_pairs=true")
-    model.on_epoch_start(0)
-    users, pos, neg = torch.arange(32), torch.arange(32), torch.arange(32, 64)
-    first, second = (model.calculate_loss(users, pos, neg)["bpr"] for _ in range(2))
-    assert torch.equal(first, second)  # every kind is scored: no random read-out
-    model.params["id_dropout"] = 0.0  # weight on the warm/warm kind only = plain BPR on warm read-outs
-    warm_only = model.calculate_loss(users, pos, neg)["bpr"]
-    with torch.no_grad():
-        enc = model._encode()
-        u = enc["users"][users]
-        diff = (u * model._items(enc, pos)).sum(-1) - (u * model._items(enc, neg)).sum(-1)
-    assert torch.allclose(warm_only, -torch.nn.functional.logsigmoid(diff).mean())
-    assert not torch.allclose(warm_only, first)
+def test_large_catalogues_rank_against_a_sample_with_the_positive_first(ds):
+    model, _ = build(ds, "model.softmax_items=8")
+    pos = model.fit_items[torch.tensor([3, 5, 5])]
+    candidates, target = model._softmax_candidates(pos)
+    assert len(candidates) == 3 + 8 and torch.equal(candidates[target], pos)
+    full, _ = build(ds)
+    candidates, target = full._softmax_candidates(pos)
+    assert torch.equal(candidates, full.fit_items) and torch.equal(candidates[target], pos)
+    losses = model.calculate_loss(torch.tensor([0, 1, 2]), pos, pos)
+    assert torch.isfinite(losses["loss"])

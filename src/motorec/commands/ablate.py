@@ -24,7 +24,6 @@ VARIANTS: dict[str, list[str]] = {
     "rarity_amplify": ["model.rarity.form=amplify"],
     "continuous": ["model.token_input=continuous"],
     "no_id_channel": ["model.id_channel=false"],
-    "paired_cold": ["model.cold_pairs=true"],
 }
 METRIC = "recall@20"
 

@@ -1,36 +1,33 @@
-"""MoToRec: sparse-regularised RQ-VAE tokens + a hierarchical multi-source graph encoder.
+"""MoToRec: sparse-regularised RQ-VAE tokens + a multi-source graph encoder, built for cold items.
 
-Liu, Zhang & Cheung, "MoToRec: ...", AAAI 2026 (arXiv 2602.11062); graph channels are LightGCN
-(He et al., SIGIR 2020); the ID dropout that forces the content path to rank items on its own is
-DropoutNet's (Volkovs et al., NeurIPS 2017); InfoNCE as in SGL (Wu et al., SIGIR 2021).
+Liu, Zhang & Cheung, "MoToRec: ...", AAAI 2026 (arXiv 2602.11062); the ID channel is LightGCN
+(He et al., SIGIR 2020); the content channel's user side is a leave-one-out mean of the user's
+items (FISM, Kabbur et al., KDD 2013, with content instead of free item factors).
 
-Per modality m, an item's content vector c_m is built from its RQ-VAE tokens (by default plus a
-projection of its raw features, see `TokenContent`), so an item never seen in training is placed
-by its content. Three kinds of LightGCN channel share the train graph: one per modality (users
-free, items c_m) and one ID channel (users free, items from the item-representation hook). Fusion per node:
-    e = alpha * concat(v_1..v_M) + (1 - alpha) * concat(M * a_1 v_1, ..., M * a_M v_M)
-with a = softmax attention over the M views (the attention keeps the concat's width, so both terms
-add up; uniform attention gives back the concat). Items then get the ID channel through a gated
-residual e_i + g_i * id_i, g_i = sigmoid(W [e_i; id_i]); id_i = 0 for zero-shot cold items.
+Two channels share the train graph and are scored in one dot product:
 
-Cold-item scale: a warm item's propagated vector mixes in its users, a cold item's cannot, so the
-two are on different scales. With `item_readout: mixed` (default) warm items are read out from the
-layer mean and zero-shot cold items as their content vector c_m; training simulates cold items
-(content vector, no graph or ID part: DropoutNet-style), which puts content vectors on the warm
-items' scale. With `cold_pairs` every BPR pair is scored in all four kinds (positive and
-negative each read out warm or cold): (1 - id_dropout) weighs warm/warm, id_dropout the three kinds
-with a cold side; without it (default: the two are within noise on validation) a share `id_dropout`
-of the batch's items is read out as cold at random, which leaves warm/warm (1 - id_dropout)^2 of the
-signal. `ego` reads every item at layer 0 (only users propagated); `propagate` reads all items from
-the layer mean (plain LightGCN).
+- **Content channel** (every item, cold or warm, the same way). Per modality m, an item's content
+  vector c_m comes from its RQ-VAE tokens plus a projection of its raw features (`TokenContent`);
+  the modality views are fused (`alpha` concat + attention). A user's content vector is the mean
+  of the content vectors of the items they interacted with in train, read over the graph; in
+  training the positive item is left out of that mean (leave-one-out), so the channel learns to
+  predict an item from the user's *other* items, which is exactly what it does for a cold item.
+  Score s_c(u, i) = cos(u_c, c_i) / temperature, trained with a softmax over all training items.
+- **ID channel** (warm items only): LightGCN over user and item IDs (the item-representation hook).
+  The warm score s_w(u, i) = s_c(u, i) + u_id . i_id is trained with its own softmax; the content
+  part enters it detached, so the content channel stays a standalone ranker and the ID channel
+  learns what content misses. Zero-shot cold items have no ID vector and never use this channel.
 
-Loss: BPR (optionally rarity-weighted) + cl_weight * InfoNCE(modality views; content <-> ID view with
-one modality) + rq_weight * sum_m mean(w_i * L_RQ-VAE,i) + reg_weight * ||ego embeddings||^2.
+Merge (`merge_scores`): per user, warm items are ranked by s_w standardised over the warm items,
+cold items by s_c standardised over all items plus `cold_prior` (in per-user standard
+deviations). How many slots new items deserve is a property of the catalogue, not something
+the train interactions can tell (see docs/motorec.md), so it is one explicit knob.
+
+Loss: CE(content) + CE(warm) + rq_weight * sum_m mean(w_i * L_RQ-VAE,i) + reg_weight * ||ID ego||^2.
 """
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -40,14 +37,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from motorec.data.graph import FrozenSparse
+from motorec.config import validate_params
+from motorec.data.graph import FrozenSparse, row_normalize, to_torch_sparse
 from motorec.errors import MotorecError
 from motorec.models.base import EmbeddingRecommender, l2_reg, register_model
 from motorec.models.context import ModelContext
-from motorec.models.item_repr import build_item_repr, uses_ids
+from motorec.models.item_repr import build_item_repr
 from motorec.models.lightgcn import propagate
 from motorec.models.rarity import rarity_weights
-from motorec.config import validate_params
 from motorec.tokenizers.base import TokenSlot, build_tokenizer, load_tokenizer
 from motorec.tokenizers.rqvae import RQVAE, RQVAEConfig, mlp
 
@@ -55,11 +52,6 @@ TOKEN_INPUTS = ("zq", "codes", "both", "hybrid", "continuous")
 USES_ZQ = ("zq", "both", "hybrid")
 USES_CODES = ("codes", "both", "hybrid")
 USES_RAW = ("hybrid", "continuous")
-READOUTS = ("ego", "propagate", "mixed")
-# InfoNCE's logits are rows x rows: past this many distinct users (or items) in a batch a uniform
-# sample of them is contrasted, so a large batch (10^5 pairs at a million items) stays bounded.
-# Batches up to this size (the default 2048 included) are unaffected.
-CL_MAX_ROWS = 4096
 
 
 class TokenContent(nn.Module):
@@ -68,13 +60,17 @@ class TokenContent(nn.Module):
     token_input: "zq" = linear map of the sum of the item's code vectors (the RQ-VAE's quantised
     latent z_q; gradients reach the codebooks, which is what couples the tokenizer to ranking);
     "codes" = sum over levels of learned code-embedding tables; "both" = their sum; "hybrid" = both
-    plus a linear map of the raw features (tokens refine a content projection; the quantisation
-    loses detail that the projection keeps); "continuous" = linear map of the standardised raw
-    features only (no tokens: the ablation). A residual MLP then maps
-    content to the collaborative space.
+    plus a projection of the raw features (tokens refine a content projection; the quantisation
+    loses detail that the projection keeps); "continuous" = the raw projection only (no tokens:
+    the ablation). The raw projection starts as the features' top principal directions, so the
+    channel starts from a content-similarity ranker (a random or narrow projection measurably
+    loses ranking detail); dropout on the standardised raw features keeps the map from memorising
+    the training items. A residual MLP (zero-initialised output) then maps content to the
+    collaborative space.
     """
 
-    def __init__(self, features: Tensor, dim: int, tok: RQVAEConfig, token_input: str) -> None:
+    def __init__(self, features: Tensor, fit_items: Tensor, dim: int, hidden: int, dropout: float,
+                 tok: RQVAEConfig, token_input: str) -> None:
         super().__init__()
         self.features = features  # not a buffer: shared with the context, never checkpointed
         self.token_input = token_input
@@ -91,8 +87,16 @@ class TokenContent(nn.Module):
         if token_input in USES_RAW:
             self.register_buffer("mean", features.mean(0))
             self.register_buffer("scale", features.var(0, unbiased=False).mean().sqrt().clamp_min(1e-8))
-            self.raw_proj = nn.Linear(features.shape[1], dim)
-        self.head = mlp([dim, dim, dim])
+            self.dropout = nn.Dropout(dropout)
+            self.raw_proj = nn.Linear(features.shape[1], dim, bias=False)
+            with torch.no_grad():
+                self.raw_proj.weight.copy_(principal_directions(self.standardise(features[fit_items]), dim))
+        self.head = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        nn.init.zeros_(self.head[2].weight)
+        nn.init.zeros_(self.head[2].bias)
+
+    def standardise(self, features: Tensor) -> Tensor:
+        return (features - self.mean) / self.scale
 
     def forward(self) -> Tensor:
         return self.content(self.features, self.codes if self.rqvae is not None else None)
@@ -101,7 +105,7 @@ class TokenContent(nn.Module):
         """Content vectors of items given their raw features and codes (any items, new ones too)."""
         x = 0.0
         if self.token_input in USES_RAW:
-            x = x + self.raw_proj((features - self.mean) / self.scale)
+            x = x + self.raw_proj(self.dropout(self.standardise(features)))
         if self.token_input in USES_ZQ:
             x = x + self.zq_proj(self.rqvae.quantizer.lookup(codes))
         if self.token_input in USES_CODES:
@@ -119,9 +123,55 @@ class TokenContent(nn.Module):
         return self.rqvae(self.features[items], weights[items]).loss
 
 
+def principal_directions(x: Tensor, k: int) -> Tensor:
+    """(k, d) rows = the top-k principal directions of x (eigenvectors of its covariance); rows
+    beyond d (k > d) are small random directions."""
+    centred = x - x.mean(0)
+    _, vecs = torch.linalg.eigh(centred.T @ centred / max(len(x) - 1, 1))
+    top = vecs.flip(1)[:, :k].T
+    if k > top.shape[0]:
+        top = torch.cat([top, 0.01 * torch.randn(k - top.shape[0], x.shape[1], dtype=x.dtype, device=x.device)])
+    return top
+
+
+def leave_one_out_mean(user_mean: Tensor, user_degree: Tensor, left_out: Tensor) -> Tensor:
+    """Mean of a user's item vectors without one of them: (degree * mean - left_out) / (degree - 1).
+
+    A user with a single item gets a zero vector (nothing else is known about them)."""
+    d = user_degree.unsqueeze(1)
+    return (user_mean * d - left_out) / (d - 1).clamp_min(1)
+
+
+def merge_scores(u_warm: Tensor, i_warm: Tensor, u_cold: Tensor, i_cold: Tensor, warm: Tensor,
+                 cold_prior: float) -> tuple[Tensor, Tensor]:
+    """(users, items) whose dot products rank warm and cold items on one per-user scale.
+
+    Warm items score (u_warm . i_warm - mu_w(u)) / sd_w(u) with mean and spread over the warm
+    items; cold items (u_cold . i_cold - mu_c(u)) / sd_c(u) + cold_prior with mean and spread over
+    all items. Means and spreads come from the items' mean and covariance (no n_users x n_items
+    matrix), and are folded into the vectors: users [u_w/sd_w, -mu_w/sd_w, u_c/sd_c, prior - mu_c/sd_c],
+    warm items [i_w, 1, 0, 0], cold items [0, 0, i_c, 1].
+    """
+
+    def moments(u: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
+        mean = items.mean(0)
+        centred = items - mean
+        cov = centred.T @ centred / max(len(items), 1)
+        var = ((u @ cov) * u).sum(1, keepdim=True)
+        return u @ mean.unsqueeze(1), var.clamp_min(1e-12).sqrt()
+
+    mu_w, sd_w = moments(u_warm, i_warm[warm])
+    mu_c, sd_c = moments(u_cold, i_cold)
+    users = torch.cat([u_warm / sd_w, -mu_w / sd_w, u_cold / sd_c, cold_prior - mu_c / sd_c], 1)
+    w = warm.unsqueeze(1).to(i_warm.dtype)
+    ones = torch.ones_like(w)
+    items = torch.cat([i_warm * w, w, i_cold * (1 - w), ones - w], 1)
+    return users, items
+
+
 @register_model("motorec")
 class MoToRec(EmbeddingRecommender):
-    """MoToRec: RQ-VAE semantic tokens + multi-source LightGCN channels; cold items via tokens."""
+    """MoToRec: RQ-VAE semantic tokens -> content channel for every item, ID channel for warm items."""
 
     content_path = True
     min_modalities = 1
@@ -129,39 +179,37 @@ class MoToRec(EmbeddingRecommender):
     def __init__(self, ctx: ModelContext, params: dict[str, Any]) -> None:
         super().__init__(ctx, params)
         p = params
-        for key, allowed in (("token_input", TOKEN_INPUTS), ("item_readout", READOUTS)):
-            if p[key] not in allowed:
-                raise MotorecError(f"model.{key} '{p[key]}': choose one of {', '.join(allowed)}.")
-        if not 0.0 <= p["alpha"] <= 1.0 or not 0.0 <= p["id_dropout"] < 1.0:
-            raise MotorecError("model.alpha must lie in [0, 1] and model.id_dropout in [0, 1).")
+        if p["token_input"] not in TOKEN_INPUTS:
+            raise MotorecError(f"model.token_input '{p['token_input']}': choose one of {', '.join(TOKEN_INPUTS)}.")
+        if not 0.0 <= p["alpha"] <= 1.0 or not 0.0 <= p["content_dropout"] < 1.0 or p["temperature"] <= 0:
+            raise MotorecError("model.alpha must lie in [0, 1], model.content_dropout in [0, 1) and "
+                               "model.temperature above 0.")
         self.mods = self._modalities(ctx, p["modalities"])
-        dim = p["embedding_dim"]
+        dim, cdim = p["embedding_dim"], p["content_dim"]
         self.tok_params = dict(p["tokenizer"])
         self.tok_cfg = validate_params(RQVAEConfig, self.tok_params, "model.tokenizer")
-        self.content = nn.ModuleDict(
-            {m: TokenContent(ctx.features(m), dim, self.tok_cfg, p["token_input"]) for m in self.mods})
-        self.user_views = nn.ParameterDict(
-            {m: nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, dim))) for m in self.mods})
-        width = dim * len(self.mods)
-        self.attn = nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, 1, bias=False))
+        fit = torch.from_numpy(np.flatnonzero(ctx.dataset.item_degree > 0)).to(ctx.device)
+        self.content = nn.ModuleDict({m: TokenContent(ctx.features(m), fit, cdim, p["content_hidden"], p["content_dropout"],
+                                                      self.tok_cfg, p["token_input"]) for m in self.mods})
+        self.attn = nn.Sequential(nn.Linear(cdim, cdim), nn.Tanh(), nn.Linear(cdim, 1, bias=False))
         self.item_id: nn.Module | None = None
         if p["id_channel"]:
-            self.user_id = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, width)))
-            self.item_id = build_item_repr(ctx, width)
-            self.gate = nn.Linear(2 * width, width)
+            self.user_id = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, dim)))
+            self.item_id = build_item_repr(ctx, dim)
+            self.adj = FrozenSparse(ctx.norm_adj, symmetric=True)
         degree = ctx.dataset.item_degree
-        w = rarity_weights(degree, p["rarity"]["form"], p["rarity"]["tau"])
-        self.register_buffer("rarity", torch.from_numpy(w))
-        # ID vectors of items without train interactions carry nothing (random init, no gradient):
-        # they are masked. A content-based item representation (tokens) keeps them.
-        masks_ids = uses_ids(self.item_id) if self.item_id is not None else True
-        self.register_buffer("id_mask", torch.from_numpy((degree > 0) | (not masks_ids)).float())
-        # The tokenizer learns from items with train interactions only: an item with none is new
-        # (zero-shot cold) and, like any new item, is only encoded.
-        self.register_buffer("fit_items", torch.from_numpy(np.flatnonzero(degree > 0)))
-        self.register_buffer("warm_items", torch.from_numpy(degree > 0).unsqueeze(1))
+        self.register_buffer("rarity", torch.from_numpy(rarity_weights(degree, p["rarity"]["form"], p["rarity"]["tau"])))
+        # Items with train interactions: the tokenizer's corpus and the softmax's candidates. An
+        # item with none is new (zero-shot cold) and, like any new item, is only encoded and scored.
+        warm = torch.from_numpy(degree > 0)
+        self.register_buffer("warm", warm)
+        self.register_buffer("fit_items", torch.nonzero(warm).squeeze(1))
+        position = torch.full((self.n_items,), -1, dtype=torch.long)
+        position[self.fit_items] = torch.arange(len(self.fit_items))
+        self.register_buffer("candidate_of", position)
+        self.register_buffer("user_degree", torch.from_numpy(ctx.dataset.user_degree.astype(np.float32)))
+        self.user_mean = FrozenSparse(to_torch_sparse(row_normalize(ctx.dataset.train_matrix), ctx.device))
         self.register_buffer("tokenizer_ready", torch.tensor(False))
-        self.adj = FrozenSparse(ctx.norm_adj, symmetric=True)
 
     @staticmethod
     def _modalities(ctx: ModelContext, wanted: str | list[str]) -> list[str]:
@@ -254,94 +302,46 @@ class MoToRec(EmbeddingRecommender):
         scale = alpha + (1.0 - alpha) * len(views) * a
         return (stacked * scale.unsqueeze(-1)).flatten(1)
 
-    def _encode(self) -> dict[str, Any]:
-        """All channels in one propagation (channels side by side in the feature dimension):
-        per-modality user/item views, fused content vectors, ID channel outputs."""
-        n_users, dim = self.n_users, self.params["embedding_dim"]
-        ego_items = [self.content[m]() for m in self.mods]
-        users = [self.user_views[m] for m in self.mods]
-        items = list(ego_items)
-        if self.item_id is not None:
-            users.append(self.user_id)
-            items.append(self.item_id())
-        out = propagate(self.adj, torch.cat([torch.cat(users, 1), torch.cat(items, 1)]), self.params["n_layers"])
-        n_mod = len(self.mods)
-        u_views = list(out[:n_users, : n_mod * dim].split(dim, 1))
-        readout = self.params["item_readout"]
-        i_views = ego_items
-        if readout != "ego":
-            i_views = list(out[n_users:, : n_mod * dim].split(dim, 1))
-        if readout == "mixed":  # warm items propagated, zero-shot cold items their content vector
-            i_views = [torch.where(self.warm_items, v, c) for v, c in zip(i_views, ego_items)]
-        enc = {"u_views": u_views, "i_views": i_views, "ego_items": ego_items,
-               "users": self._fuse(u_views), "items": self._fuse(i_views), "u_id": None, "i_id": None,
-               "items_ego": self._fuse(ego_items) if readout == "mixed" else None}
-        if self.item_id is not None:
-            enc["u_id"] = out[:n_users, n_mod * dim :]
-            enc["i_id"] = out[n_users:, n_mod * dim :] * self.id_mask.unsqueeze(1)
-            enc["users"] = enc["users"] + enc["u_id"]
-        return enc
+    def item_content(self) -> Tensor:
+        """Fused content vectors of all items (n_items, dim x modalities)."""
+        return self._fuse([self.content[m]() for m in self.mods])
 
-    def _items(self, enc: dict[str, Any], idx: Tensor | None = None, drop: float = 0.0) -> Tensor:
-        """Final item vectors (all items when idx is None); `drop` zeroes the ID part at random."""
-        e = enc["items"] if idx is None else enc["items"][idx]
-        keep = torch.rand(len(e), 1, device=e.device) >= drop if drop > 0 else None
-        if keep is not None and enc["items_ego"] is not None:
-            # cold simulation: a dropped warm item is read out as a cold one (content vector only)
-            e = torch.where(keep, e, enc["items_ego"] if idx is None else enc["items_ego"][idx])
-        if enc["i_id"] is None:
-            return e
-        iid = enc["i_id"] if idx is None else enc["i_id"][idx]
-        if keep is not None:
-            iid = iid * keep
-        g = torch.sigmoid(self.gate(torch.cat([e, iid], -1)))
-        return e + g * iid
+    def _id_channel(self) -> tuple[Tensor, Tensor]:
+        """LightGCN over IDs: (user vectors, item vectors) after propagation."""
+        out = propagate(self.adj, torch.cat([self.user_id, self.item_id()]), self.params["n_layers"])
+        return out[: self.n_users], out[self.n_users :]
+
+    def _content_users(self, items: Tensor) -> Tensor:
+        """Each user's content vector: the mean content of their train items (graph read-out)."""
+        return self.user_mean @ items
 
     # ------------------------------------------------------------------ losses
     def calculate_loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
+        """Softmax over the training items (the sampler's negatives are not needed); past
+        `softmax_items` training items, over the batch's positives and a uniform sample of that
+        many items, so the logits stay batch x softmax_items at any catalogue size."""
         p = self.params
-        enc = self._encode()
-        u = enc["users"][users]
-        w = self.rarity[pos] if p["rarity"]["bpr"] else torch.ones(len(pos), device=u.device)
-
-        def bpr_of(pos_s: Tensor, neg_s: Tensor) -> Tensor:
-            return -(w * F.logsigmoid(pos_s - neg_s)).sum() / w.sum()
-
-        drop = p["id_dropout"]
-        if p["cold_pairs"] and enc["items_ego"] is not None:
-            # every pair kind at once: warm/warm ranks warm items, the mixed kinds put cold
-            # (content-only) vectors on the warm vectors' scale, cold/cold ranks cold items
-            pw, nw = ((u * self._items(enc, i)).sum(-1) for i in (pos, neg))
-            pc, nc = ((u * enc["items_ego"][i]).sum(-1) for i in (pos, neg))
-            bpr = (1 - drop) * bpr_of(pw, nw) + drop * (bpr_of(pc, nw) + bpr_of(pw, nc) + bpr_of(pc, nc)) / 3
-        else:
-            bpr = bpr_of((u * self._items(enc, pos, drop)).sum(-1), (u * self._items(enc, neg, drop)).sum(-1))
-        losses = {"bpr": bpr}
-        losses["cl"] = p["cl_weight"] * self._contrastive(enc, users, pos) if p["cl_weight"] > 0 else bpr.new_zeros(())
-        losses["rq"] = p["rq_weight"] * self._rq_loss() if self._finetunes_tokenizer else bpr.new_zeros(())
-        ego = [self.user_views[m][users] for m in self.mods] + [c[pos] for c in enc["ego_items"]] + [c[neg] for c in enc["ego_items"]]
+        content = self.item_content()
+        u_c = leave_one_out_mean(self._content_users(content)[users], self.user_degree[users], content[pos])
+        candidates, target = self._softmax_candidates(pos)
+        s_c = F.normalize(u_c, dim=1) @ F.normalize(content[candidates], dim=1).T / p["temperature"]
+        w = self.rarity[pos] if p["rarity"]["ranking"] else torch.ones(len(pos), device=pos.device)
+        losses = {"content": weighted_ce(s_c, target, w)}
         if self.item_id is not None:
-            ids = self.item_id()
-            ego += [self.user_id[users], ids[pos], ids[neg]]
-        losses["reg"] = p["reg_weight"] * l2_reg(*ego)
+            u_id, i_id = self._id_channel()
+            losses["id"] = weighted_ce(u_id[users] @ i_id[candidates].T, target, w)
+            losses["reg"] = p["reg_weight"] * l2_reg(self.user_id[users], self.item_id()[pos])
+        losses["rq"] = p["rq_weight"] * self._rq_loss() if self._finetunes_tokenizer else s_c.new_zeros(())
         losses["loss"] = sum(losses.values())
         return losses
 
-    def _contrastive(self, enc: dict[str, Any], users: Tensor, pos: Tensor) -> Tensor:
-        """InfoNCE between every pair of modality views (users and items of the batch); with one
-        modality, between the content view and the ID view (the only other view there is)."""
-        items, users = _at_most(pos.unique(), CL_MAX_ROWS), _at_most(users.unique(), CL_MAX_ROWS)
-        u_views = [v[users] for v in enc["u_views"]]
-        i_views = [v[items] for v in enc["i_views"]]
-        if len(self.mods) == 1:
-            if enc["i_id"] is None:
-                return pos.new_zeros((), dtype=torch.float32)
-            u_views.append(enc["u_id"][users])
-            i_views.append(enc["i_id"][items])
-        t = self.params["cl_temperature"]
-        pairs = list(itertools.combinations(range(len(u_views)), 2))
-        total = sum(info_nce(a[i], a[j], t) for a in (u_views, i_views) for i, j in pairs)
-        return total / len(pairs)
+    def _softmax_candidates(self, pos: Tensor) -> tuple[Tensor, Tensor]:
+        """(candidate items, index of each positive among them) for the ranking softmax."""
+        cap = int(self.params["softmax_items"])
+        if len(self.fit_items) <= cap:
+            return self.fit_items, self.candidate_of[pos]
+        sample = self.fit_items[torch.randint(len(self.fit_items), (cap,), device=pos.device)]
+        return torch.cat([pos, sample]), torch.arange(len(pos), device=pos.device)
 
     def _rq_loss(self) -> Tensor:
         """sum over modalities of mean(w_i * L_RQ-VAE,i) on a uniform sample of the fitted items."""
@@ -353,9 +353,19 @@ class MoToRec(EmbeddingRecommender):
         return total
 
     # ------------------------------------------------------------------ scoring
+    def _content_user_vectors(self, content: Tensor) -> Tensor:
+        return F.normalize(self._content_users(content), dim=1) / self.params["temperature"]
+
     def final_vectors(self) -> tuple[Tensor, Tensor]:
-        enc = self._encode()
-        return enc["users"], self._items(enc)
+        content = self.item_content()
+        u_c = self._content_user_vectors(content)
+        c = F.normalize(content, dim=1)
+        if self.item_id is None:
+            u_w, i_w = u_c, c
+        else:
+            u_id, i_id = self._id_channel()
+            u_w, i_w = torch.cat([u_c, u_id], 1), torch.cat([c, i_id], 1)
+        return merge_scores(u_w, i_w, u_c, c, self.warm, self.params["cold_prior"])
 
     # ------------------------------------------------------------------ serving protocol
     @torch.no_grad()
@@ -370,28 +380,21 @@ class MoToRec(EmbeddingRecommender):
 
     @torch.no_grad()
     def item_vector_from_content(self, features: dict[str, Tensor]) -> Tensor:
-        """A new item's final vector: features -> tokens -> content vector, read out like a
-        zero-shot cold item (no graph edges, no ID part), so it is scored on the warm items' scale."""
-        if self.params["item_readout"] == "propagate":
-            raise MotorecError("model.item_readout=propagate scores items from the graph: new items need 'ego' or 'mixed'.")
-        if self.item_id is not None and not uses_ids(self.item_id):
-            raise MotorecError("with a token item representation in the ID channel (item_repr != id) new items "
-                               "cannot be embedded by the model yet; export falls back to nothing, so train with item_repr=id.")
+        """A new item's final vector: features -> tokens -> content vector, laid out like a zero-shot
+        cold item's (content part only, the cold prior's slot set), so it is scored exactly like one."""
         views = []
         for m in self.mods:
             tc = self.content[m]
             codes = tc.rqvae.encode(features[m]) if tc.rqvae is not None else None
             views.append(tc.content(features[m], codes))
-        return self._fuse(views)
+        c = F.normalize(self._fuse(views), dim=1)
+        width = self.embeddings()[1].shape[1]
+        out = c.new_zeros(len(c), width)
+        out[:, width - 1 - c.shape[1] : width - 1] = c
+        out[:, -1] = 1.0
+        return out
 
 
-def _at_most(rows: Tensor, n: int) -> Tensor:
-    """`rows` itself when it has at most n entries, else a uniform sample of n of them."""
-    return rows if len(rows) <= n else rows[torch.randperm(len(rows), device=rows.device)[:n]]
-
-
-def info_nce(a: Tensor, b: Tensor, temperature: float) -> Tensor:
-    """One-directional InfoNCE: row i of a should match row i of b against b's other rows."""
-    a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
-    logits = a @ b.T / temperature
-    return F.cross_entropy(logits, torch.arange(len(a), device=a.device))
+def weighted_ce(logits: Tensor, target: Tensor, weights: Tensor) -> Tensor:
+    """Softmax cross-entropy, each row weighted (weights of ones = the plain mean)."""
+    return (weights * F.cross_entropy(logits, target, reduction="none")).sum() / weights.sum()
