@@ -329,7 +329,9 @@ class MoToRec(EmbeddingRecommender):
         losses = {"content": weighted_ce(s_c, target, w)}
         if self.item_id is not None:
             u_id, i_id = self._id_channel()
-            losses["id"] = weighted_ce(u_id[users] @ i_id[candidates].T, target, w)
+            # the warm score is content + ID; the content part is detached, so the ID channel learns
+            # what content misses and the content channel stays a standalone ranker for cold items
+            losses["warm"] = weighted_ce(s_c.detach() + u_id[users] @ i_id[candidates].T, target, w)
             losses["reg"] = p["reg_weight"] * l2_reg(self.user_id[users], self.item_id()[pos])
         losses["rq"] = p["rq_weight"] * self._rq_loss() if self._finetunes_tokenizer else s_c.new_zeros(())
         losses["loss"] = sum(losses.values())
