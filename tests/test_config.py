@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from motorec.config import RunConfig, TrainConfig, build_config, saved_run_config
 from motorec.errors import MotorecError
 from motorec.models.lightgcn import LightGCN
+from motorec.tokenizers.rqvae import RQVAEConfig
 
 
 def test_model_file_overrides_defaults_and_set_overrides_everything(tmp_path):
@@ -109,6 +110,25 @@ def test_saved_config_round_trips_and_unknown_saved_keys_are_named():
     stale["train"]["old_knob"] = 1
     with pytest.raises(MotorecError, match=r"results.json: unknown config key 'train.old_knob'"):
         saved_run_config(stale, "results.json")
+
+
+def test_motorec_params_are_typed_and_save_only_the_tokenizer_keys_given():
+    cfg = build_config("motorec", None, ["model.tokenizer.levels=2", "model.rarity.ranking=true"])
+    assert isinstance(cfg.model.tokenizer, RQVAEConfig) and cfg.model.tokenizer.levels == 2
+    assert cfg.model.rarity.ranking and cfg.model.rarity.tau == 10 and cfg.model.token_input == "hybrid"
+    saved = cfg.to_dict()["model"]["tokenizer"]
+    assert saved["levels"] == 2 and "kmeans_iters" not in saved  # as saved before the section was typed
+    again = saved_run_config(cfg.to_dict(), "results.json")
+    assert again == cfg and again.identity_hash() == cfg.identity_hash()
+    with pytest.raises(MotorecError, match=r"config key 'model.rarity.form' .*: must be one of 'paper', 'amplify'"):
+        build_config("motorec", None, ["model.rarity.form=huge"])
+    with pytest.raises(MotorecError, match=r"unknown config key 'model.tokenizer.levls'.*Did you mean 'model.tokenizer.levels'"):
+        build_config("motorec", None, ["model.tokenizer.levls=2"])
+
+
+def test_an_unregistered_model_is_named():
+    with pytest.raises(MotorecError, match=r"unknown model 'lightgnc'.*Did you mean 'lightgcn'"):
+        saved_run_config({**build_config("lightgcn").to_dict(), "model_name": "lightgnc"}, "results.json")
 
 
 KEYS = ["train.epochs", "train.lr", "train.batch_size", "seeds", "eval.ks", "train.threads", "model.n_layers",

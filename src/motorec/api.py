@@ -15,13 +15,18 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
 
 from motorec.data import Dataset
 from motorec.data import load_dataset as _load_dataset
 from motorec.errors import MotorecError
+
+if TYPE_CHECKING:  # imported where used: `import motorec` stays light
+    from motorec.config import RunConfig
+    from motorec.models.base import Recommender
+    from motorec.reports.tokens import RunTokens
 
 __all__ = ["Run", "load_dataset", "train", "load_run", "compare"]
 
@@ -67,8 +72,9 @@ class Run:
         self.metrics: dict[str, Any] = read_results(self.dir)
         self.seed = int(self.metrics["seeds"][0] if seed is None else seed)
         self._dataset = dataset
-        self._model = None
-        self._tokens = None
+        self._config: RunConfig | None = None
+        self._model: Recommender | None = None
+        self._tokens: RunTokens | None = None
 
     def __repr__(self) -> str:
         cold = self.metrics["test"].get("cold@cold", {}).get("recall@20")
@@ -80,23 +86,28 @@ class Run:
     def model_name(self) -> str:
         return self.metrics["config"]["model_name"]
 
-    def _load(self) -> None:
+    def _load(self) -> tuple[Dataset, RunConfig, Recommender]:
         from motorec.models.factory import load_trained
 
-        if self._model is None:
-            self._dataset, _, self._model = load_trained(self.dir, self.seed, self._dataset)
+        if self._model is None or self._config is None or self._dataset is None:
+            self._dataset, self._config, self._model = load_trained(self.dir, self.seed, self._dataset)
+        return self._dataset, self._config, self._model
 
     @property
     def dataset(self) -> Dataset:
         if self._dataset is None:
-            self._load()
+            return self._load()[0]
         return self._dataset
 
     @property
-    def model(self):
+    def config(self) -> RunConfig:
+        """The run's validated config (as `seed` was trained: its backbone filled in)."""
+        return self._load()[1]
+
+    @property
+    def model(self) -> Recommender:
         """The trained Recommender (best-valid weights of `seed`)."""
-        self._load()
-        return self._model
+        return self._load()[2]
 
     def score(self, users: int | Iterable[int]) -> np.ndarray:
         """Scores of these users against every item: (len(users), n_items)."""
@@ -118,7 +129,7 @@ class Run:
         """The user's top-k item indices (ties broken by item index; train items left out by default)."""
         return self.model.recommend(int(user), k, exclude_seen)
 
-    def _run_tokens(self):
+    def _run_tokens(self) -> RunTokens:
         from motorec.reports.tokens import RunTokens
 
         if self._tokens is None:
@@ -146,7 +157,7 @@ class Run:
         from motorec.evaluation import write_topk
         from motorec.training.evaluate import evaluate_loaded
 
-        result = evaluate_loaded(self.dataset, self.metrics["config"], self.model, split, topk_file is not None)
+        result = evaluate_loaded(self.dataset, self.config, self.model, split, topk_file is not None)
         if topk_file is not None:
             write_topk(topk_file, result.users, result.topk)
         return result.metrics

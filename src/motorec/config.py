@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib
 import json
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar, cast
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from motorec.errors import MotorecError, did_you_mean
 
@@ -50,25 +52,10 @@ class ConfigModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
-    # Dict-style reads of the pre-typed configs, kept while older call sites are converted.
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        setattr(self, key, value)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key, default)
 
 
-class FreeParams(ConfigModel):
-    """Parameters of a model that declares no schema of its own (only reached while one is added)."""
-
-    model_config = ConfigDict(extra="allow", validate_assignment=True)
-
-    def __getitem__(self, key: str) -> Any:
-        extra = self.__pydantic_extra__ or {}
-        return extra[key] if key in extra else getattr(self, key)
+class NoParams(ConfigModel):
+    """The parameters of a model that declares no `Params` class: none (any key is an unknown key)."""
 
 
 def _unique(values: list[int]) -> list[int]:
@@ -166,13 +153,28 @@ class RunConfig(ConfigModel, Generic[P]):
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
 
+def run_config_class(params: type[ConfigModel]) -> type[RunConfig[Any]]:
+    """`RunConfig` whose `model` section is validated into `params` (a class chosen at run time)."""
+    return cast("type[RunConfig[Any]]", RunConfig.__class_getitem__(params))  # pydantic parametrises at run time
+
+
 # ----------------------------------------------------------------------- model parameter registry
 MODEL_PARAMS: dict[str, type[ConfigModel]] = {}
 
 
-def register_params(model_name: str, params: type[ConfigModel] | None) -> None:
+def register_params(model_name: str, params: type[ConfigModel]) -> None:
     """Called by the model registry: the parameter class `model:` is validated into."""
-    MODEL_PARAMS[model_name] = params or FreeParams
+    MODEL_PARAMS[model_name] = params
+
+
+def model_params_class(model_name: str) -> type[ConfigModel]:
+    """The registered parameter class of `model_name` (the built-in models register on import)."""
+    if model_name not in MODEL_PARAMS:
+        importlib.import_module("motorec.models")  # the registry lives a layer above: import it by name
+    if model_name not in MODEL_PARAMS:
+        raise MotorecError(f"unknown model '{model_name}'. Known: {', '.join(sorted(MODEL_PARAMS))}."
+                           f"{did_you_mean(model_name, MODEL_PARAMS)}")
+    return MODEL_PARAMS[model_name]
 
 
 # ------------------------------------------------------------------------------- YAML layering
@@ -294,7 +296,7 @@ def build_config(model: str, config_file: str | Path | None = None, overrides: l
 
 
 def validate_run_config(cfg: dict[str, Any], origins: dict[str, str] | None = None, source: str = "") -> RunConfig:
-    schema = RunConfig[MODEL_PARAMS.get(cfg.get("model_name", ""), FreeParams)]  # type: ignore[misc]
+    schema = run_config_class(model_params_class(str(cfg.get("model_name", ""))))
     try:
         return schema.model_validate(cfg)
     except ValidationError as exc:
@@ -318,7 +320,7 @@ def saved_run_config(saved: dict[str, Any], source: str) -> RunConfig:
 _RANGE_WORDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: ErrorDetails) -> str:
     kind, ctx = err["type"], err.get("ctx") or {}
     for name, op in _RANGE_WORDS.items():
         if kind == name:

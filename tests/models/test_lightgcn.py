@@ -23,7 +23,7 @@ def cold_ds():
 def build(name: str, ds, **params):
     cfg = build_config(name, None, [f"model.{k}={v}" for k, v in params.items()])
     set_seed(0)
-    return model_class(name)(ModelContext(ds, torch.device("cpu"), cfg), cfg["model"]), cfg
+    return model_class(name)(ModelContext(ds, torch.device("cpu"), cfg), cfg.model), cfg
 
 
 def test_propagate_is_the_mean_of_powers_of_the_normalised_adjacency(cold_ds):

@@ -11,7 +11,7 @@ import torch
 
 from motorec.cli import main
 from motorec.commands.motor import setting_notes, size_of, size_table, tile_catalogue
-from motorec.config import build_config
+from motorec.config import TokensConfig, build_config
 from motorec.data import cold_split, make_synthetic
 from motorec.errors import MotorecError
 from motorec.models import ModelContext
@@ -69,7 +69,7 @@ class BinTokenizer(Tokenizer):
         self.edges = {m: tensors[m].numpy() for m in order}
 
 
-SPEC = {"tokenizer": "test_bins", "params": {"bins": 4, "dims": 3}, "seed": 0, "cache": True}
+SPEC = TokensConfig(tokenizer="test_bins", params={"bins": 4, "dims": 3}, seed=0, cache=True)
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +77,10 @@ def cold_ds():
     return cold_split(make_synthetic(n_users=120, n_items=200, interactions_per_user=15, seed=3), 0.2, seed=3)
 
 
-def ctx_of(ds, tmp: Path, item_repr: str = "motor", **motor: Any) -> ModelContext:
-    cfg = {"item_repr": item_repr, "tokens": dict(SPEC), "motor": {"cross_layers": 2, "rank": 4, **motor}}
+def ctx_of(ds, tmp: Path, item_repr: str = "motor", model: str = "bpr", **motor: Any) -> ModelContext:
+    cfg = build_config(model, overrides=[f"item_repr={item_repr}", "tokens.tokenizer=test_bins",
+                                         "tokens.params={bins: 4, dims: 3}", "motor.cross_layers=2", "motor.rank=4",
+                                         *(f"motor.{k}={v}" for k, v in motor.items())])
     ctx = ModelContext(dataset=ds, device=torch.device("cpu"), config=cfg, cache_dir=tmp)
     token_plumbing.attach_tokens(ctx)
     return ctx
@@ -119,7 +121,7 @@ def test_tcn_rejects_bad_codes_and_missing_tokens(cold_ds, tmp_path):
         TokenCrossNetwork(np.array([[0, 4]]), [4, 4], dim=8)
     with pytest.raises(MotorecError, match="2 token slots"):
         TokenCrossNetwork(np.array([[0, 1, 2]]), [4, 4], dim=8)
-    bare = ModelContext(dataset=cold_ds, device=torch.device("cpu"), config={"item_repr": "motor"})
+    bare = ModelContext(dataset=cold_ds, device=torch.device("cpu"), config=build_config("bpr", overrides=["item_repr=motor"]))
     with pytest.raises(MotorecError, match="needs the item token table"):
         build_item_repr(bare, 8)
 
@@ -138,8 +140,7 @@ def test_shared_tokens_move_cold_items(cold_ds, tmp_path):
 
 
 def _lightgcn(ds, tmp: Path, item_repr: str, **motor: Any):
-    ctx = ctx_of(ds, tmp, item_repr, **motor)
-    ctx.config = {**ctx.config, "model_name": "lightgcn"}
+    ctx = ctx_of(ds, tmp, item_repr, model="lightgcn", **motor)
     from motorec.models.lightgcn import LightGCN
 
     return LightGCN(ctx, {"embedding_dim": 8, "n_layers": 3, "reg_weight": 0.0})
@@ -219,7 +220,7 @@ def test_item_tokens_fit_warm_only_drop_suffix_and_cache(cold_ds, tmp_path):
     again, _ = token_plumbing.item_tokens(cold_ds, SPEC, tmp_path)  # from the disk cache
     assert BinTokenizer.fits == [cold_ds.n_items - len(cold_ds.cold_items)]
     np.testing.assert_array_equal(codes, again)
-    token_plumbing.item_tokens(cold_ds, {**SPEC, "params": {"bins": 3, "dims": 3}}, tmp_path)
+    token_plumbing.item_tokens(cold_ds, SPEC.model_copy(update={"params": {"bins": 3, "dims": 3}}), tmp_path)
     assert len(BinTokenizer.fits) == 2  # other params, other key: fitted anew
 
 

@@ -29,7 +29,7 @@ def ds():
 def build(ds, *overrides: str):
     cfg = build_config("motorec", None, [*SMALL, *overrides])
     set_seed(0)
-    model = model_class("motorec")(ModelContext(ds, torch.device("cpu"), cfg), cfg["model"])
+    model = model_class("motorec")(ModelContext(ds, torch.device("cpu"), cfg), cfg.model)
     return model, cfg
 
 

@@ -27,7 +27,7 @@ def build(ds, name, **params):
     cfg = build_config(name, overrides=[f"model.{k}={v}" for k, v in params.items()])
     torch.manual_seed(0)
     ctx = ModelContext(dataset=ds, device=torch.device("cpu"), config=cfg)
-    return model_class(name)(ctx, cfg["model"])
+    return model_class(name)(ctx, cfg.model)
 
 
 def batch(ds, n=64):

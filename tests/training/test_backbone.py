@@ -34,14 +34,14 @@ def test_trained_once_per_seed_then_reused(tmp_path, monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(runner, "run_experiment", counting)
-    first = resolve_backbone(cfg, 5, ds)["model"]["backbone"]
-    again = resolve_backbone(cfg, 5, ds)["model"]["backbone"]
-    other = resolve_backbone(cfg, 6, ds)["model"]["backbone"]
+    first = resolve_backbone(cfg, 5, ds).model.backbone
+    again = resolve_backbone(cfg, 5, ds).model.backbone
+    other = resolve_backbone(cfg, 6, ds).model.backbone
     assert calls == ["bpr", "bpr"]  # seed 5 trained once and reused, seed 6 trained
-    assert first == again and first["seed"] == 5 and other["seed"] == 6 and first["run"] != other["run"]
-    assert json.loads((tmp_path / "cache" / "backbones").joinpath(first["run"].split("/")[-1], "results.json")
+    assert first == again and first.seed == 5 and other.seed == 6 and first.run != other.run
+    assert json.loads((tmp_path / "cache" / "backbones").joinpath(first.run.split("/")[-1], "results.json")
                       .read_text())["seeds"] == [5]
-    assert cfg["model"]["backbone"]["run"] is None  # the input config is left alone
+    assert cfg.model.backbone.run is None  # the input config is left alone
 
 
 def test_digest_ignores_how_a_run_executes_but_not_what_it_is():
@@ -56,8 +56,8 @@ def test_given_run_pairs_seeds_and_checks_them(tmp_path):
     run = tmp_path / "bpr"
     run_experiment("synthetic-cold", "bpr", run, overrides=FAST + ["seeds=[1,2]"])
     ds, cfg = spec_cfg(tmp_path, f"model.backbone.run={run}")
-    assert resolve_backbone(cfg, 2, ds)["model"]["backbone"]["seed"] == 2  # paired
-    assert resolve_backbone(cfg, 7, ds)["model"]["backbone"]["seed"] == 1  # no seed 7: the run's first
+    assert resolve_backbone(cfg, 2, ds).model.backbone.seed == 2  # paired
+    assert resolve_backbone(cfg, 7, ds).model.backbone.seed == 1  # no seed 7: the run's first
     _, pinned = spec_cfg(tmp_path, f"model.backbone.run={run}", "model.backbone.seed=9")
     with pytest.raises(MotorecError, match="has seeds"):
         resolve_backbone(pinned, 1, ds)

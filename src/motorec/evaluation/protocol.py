@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from motorec.config import EvalConfig
 from motorec.data.dataset import TEST, VALID, Dataset
 from motorec.distributed import SINGLE, DistContext
 from motorec.evaluation.metrics import rank_metrics
@@ -128,10 +129,11 @@ class Evaluator:
         self.metric_names = list(rank_metrics(torch.zeros(0, self.max_k), torch.zeros(0, dtype=torch.int64), self.ks))
 
     @classmethod
-    def from_config(cls, ds: Dataset, device: str | torch.device, eval_cfg: dict, dist: DistContext = SINGLE) -> "Evaluator":
+    def from_config(cls, ds: Dataset, device: str | torch.device, eval_cfg: EvalConfig,
+                    dist: DistContext = SINGLE) -> "Evaluator":
         """The evaluator a run's `eval` config section describes (ks, batch_size, memory_mb)."""
-        return cls(ds, device, ks=tuple(eval_cfg["ks"]), batch_size=eval_cfg["batch_size"],
-                   memory_mb=eval_cfg["memory_mb"], dist=dist)
+        return cls(ds, device, ks=tuple(eval_cfg.ks), batch_size=eval_cfg.batch_size,
+                   memory_mb=eval_cfg.memory_mb, dist=dist)
 
     def _members(self, m: sp.csr_matrix, rows: np.ndarray, top: torch.Tensor) -> torch.Tensor:
         """(B, K) bool: is top[b, j] a stored entry of row rows[b] of m (sparse lookup, no dense row)."""

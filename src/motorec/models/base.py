@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from motorec.config import ConfigModel, register_params, validate_params
+from motorec.config import ConfigModel, NoParams, register_params, validate_params
 from motorec.errors import MotorecError, did_you_mean
 from motorec.models.context import ModelContext
 from motorec.models.item_repr import build_item_repr, uses_ids
@@ -30,11 +30,11 @@ class Recommender(nn.Module):
     #: Modalities the model needs at least (0 = graph only).
     min_modalities: ClassVar[int] = 0
     #: The typed parameters the config's `model:` section is validated into (values in configs/models/<name>.yaml).
-    Params: ClassVar[type[ConfigModel] | None] = None
+    Params: ClassVar[type[ConfigModel]] = NoParams
 
     def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__()
-        if self.Params is not None and not isinstance(params, self.Params):
+        if not isinstance(params, self.Params):
             params = validate_params(self.Params, params, f"model '{self.name}'")
         if len(ctx.modalities) < self.min_modalities:
             raise MotorecError(

@@ -13,6 +13,8 @@ vectors are rescaled to the warm items' mean norm.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,7 +46,7 @@ class BM3(IDEmbeddingModel):
     content_path = True
     min_modalities = 1
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__(ctx, params)
         dim = self.params.embedding_dim
         self.predictor = nn.Linear(dim, dim)

@@ -5,6 +5,8 @@ Neural Recommendation Approaches", RecSys 2019 (MMRec's `ItemKNNCBF`).
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -42,7 +44,7 @@ class _ContentModel(Recommender):
     content_path = True
     min_modalities = 1
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__(ctx, params)
         self.modalities = selected_modalities(ctx, self.params.modalities)
 
@@ -56,7 +58,7 @@ class ContentProfile(_ContentModel):
 
     Params = ContentParams
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__(ctx, params)
         items = torch.cat([centred_unit(ctx.features(m)) for m in self.modalities], dim=1)
         train = ctx.dataset.train_matrix
@@ -82,7 +84,7 @@ class ItemKNNCBF(_ContentModel):
         knn_k: PositiveInt
         shrink: NonNegativeFloat
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__(ctx, params)
         feats = torch.cat([ctx.features(m).cpu() for m in self.modalities], dim=1)
         rows, cols, vals = topk_cosine(feats, self.params.knn_k, shrink=self.params.shrink, exclude_self=False)

@@ -12,6 +12,8 @@ Cold items: their ID row is zeroed, so they are scored through the frozen item-i
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from motorec.config import ConfigModel, NonNegativeFloat, NonNegativeInt, PositiveInt, Probability, UnitInterval
@@ -55,7 +57,7 @@ class FREEDOM(IDEmbeddingModel):
     content_path = True
     min_modalities = 1
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__(ctx, params)
         self.item_graph = frozen_item_graph(ctx, self.params.knn_k, self.params.mm_image_weight)
         self.register_buffer("warm", warm_mask(ctx), persistent=False)

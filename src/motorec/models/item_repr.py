@@ -50,7 +50,7 @@ def uses_ids(item_repr: nn.Module) -> bool:
 
 
 def build_item_repr(ctx: ModelContext, dim: int) -> nn.Module:
-    name = ctx.config.get("item_repr", "id")
+    name = ctx.config.item_repr if ctx.config is not None else "id"
     if name not in ITEM_REPRS:
         raise MotorecError(
             f"config field 'item_repr': unknown item representation '{name}'. Known: "

@@ -11,6 +11,8 @@ Cold items: their ID row is zeroed, so they are scored through the item-item gra
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -39,7 +41,7 @@ class LATTICE(IDEmbeddingModel):
     content_path = True
     min_modalities = 1
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__(ctx, params)
         n_mod = len(ctx.modalities)
         self.register_buffer("warm", warm_mask(ctx), persistent=False)

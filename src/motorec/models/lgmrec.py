@@ -17,7 +17,7 @@ their hyperedge memberships (global embedding).
 """
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Any, Annotated
 
 import torch
 import torch.nn.functional as F
@@ -64,7 +64,7 @@ class LGMRec(IDEmbeddingModel):
     content_path = True
     min_modalities = 1
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__(ctx, params)
         train = ctx.dataset.train_matrix
         self.interactions = FrozenSparse(to_torch_sparse(train, ctx.device))

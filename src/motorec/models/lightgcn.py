@@ -5,6 +5,8 @@ Recommendation", SIGIR 2020. BPR: Rendle et al., UAI 2009.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from motorec.config import ConfigModel, NonNegativeFloat, NonNegativeInt, PositiveInt
@@ -35,7 +37,7 @@ class LightGCNParams(BPRParams):
 class IDEmbeddingModel(EmbeddingRecommender):
     """User table + item representation, BPR on the final vectors with L2 on the batch's ego vectors."""
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__(ctx, params)
         self.init_tables(self.params.embedding_dim)
 
@@ -64,7 +66,7 @@ class LightGCN(IDEmbeddingModel):
 
     Params = LightGCNParams
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__(ctx, params)
         # the adjacency is symmetric: its backward is the same product (~2.4x faster epoch on CPU)
         self.adj = FrozenSparse(ctx.norm_adj, symmetric=True)

@@ -34,11 +34,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from motorec.config import MotorConfig
 from motorec.errors import MotorecError
 from motorec.models.context import ModelContext
 from motorec.models.item_repr import register_item_repr
 
 COLD_READOUTS = ("ego", "mean")
+#: the TCN of a context built without a run config (the values of configs/defaults.yaml)
+NO_CONFIG_MOTOR = MotorConfig(cross_layers=0, rank=16, cold_readout="ego", cold_dropout=0.25)
 
 
 class LowRankCross(nn.Module):
@@ -108,10 +111,9 @@ def motor_repr(ctx: ModelContext, dim: int) -> nn.Module:
         )
     if len(ctx.tokens) != ctx.n_items:
         raise MotorecError(f"item_repr 'motor': token table has {len(ctx.tokens)} rows but the dataset has {ctx.n_items} items.")
-    p = ctx.config.get("motor", {})
-    return TokenCrossNetwork(ctx.tokens, ctx.token_sizes, dim, cross_layers=int(p.get("cross_layers", 0)),
-                             rank=int(p.get("rank", 16)), cold_readout=str(p.get("cold_readout", "ego")),
-                             cold_dropout=float(p.get("cold_dropout", 0.25)))
+    p = ctx.config.motor if ctx.config is not None else NO_CONFIG_MOTOR
+    return TokenCrossNetwork(ctx.tokens, ctx.token_sizes, dim, cross_layers=p.cross_layers, rank=p.rank,
+                             cold_readout=p.cold_readout, cold_dropout=p.cold_dropout)
 
 
 motor_repr.needs_tokens = True  # type: ignore[attr-defined]  (read by models.tokens)

@@ -30,25 +30,36 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from motorec.config import validate_params
+from pydantic import Field, SerializationInfo, field_serializer
+
+from motorec.config import (
+    ConfigModel,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    Seed,
+    UnitInterval,
+)
 from motorec.data.graph import FrozenSparse, row_normalize, to_torch_sparse
 from motorec.errors import MotorecError
 from motorec.models.base import EmbeddingRecommender, l2_reg, register_model
 from motorec.models.context import ModelContext
 from motorec.models.item_repr import build_item_repr
 from motorec.models.lightgcn import propagate
-from motorec.models.rarity import rarity_weights
+from motorec.models.rarity import RarityForm, rarity_weights
 from motorec.tokenizers.base import TokenSlot, build_tokenizer, load_tokenizer
 from motorec.tokenizers.rqvae import RQVAE, RQVAEConfig, mlp
 
-TOKEN_INPUTS = ("zq", "codes", "both", "hybrid", "continuous")
+TokenInput = Literal["zq", "codes", "both", "hybrid", "continuous"]
 USES_ZQ = ("zq", "both", "hybrid")
 USES_CODES = ("codes", "both", "hybrid")
 USES_RAW = ("hybrid", "continuous")
@@ -169,36 +180,72 @@ def merge_scores(u_warm: Tensor, i_warm: Tensor, u_cold: Tensor, i_cold: Tensor,
     return users, items
 
 
+class RarityParams(ConfigModel):
+    """`model.rarity`: the per-item weights of the tokenizer loss (models/rarity.py)."""
+
+    form: RarityForm
+    tau: PositiveInt  # items with fewer train interactions than this are rare
+    ranking: bool  # also weight each positive's ranking (softmax) terms
+
+
+class MoToRecParams(ConfigModel):
+    """The `model:` section of MoToRec (values in configs/models/motorec.yaml)."""
+
+    embedding_dim: PositiveInt  # ID channel width
+    content_dim: PositiveInt  # per-modality content width
+    n_layers: NonNegativeInt  # LightGCN layers of the ID channel
+    modalities: str | list[str]  # "all", or a subset such as [text]
+    token_input: TokenInput
+    content_hidden: PositiveInt
+    content_dropout: Probability
+    softmax_items: PositiveInt
+    temperature: PositiveFloat
+    alpha: UnitInterval
+    cold_prior: Annotated[float, Field(allow_inf_nan=False)]
+    id_channel: bool
+    rq_weight: NonNegativeFloat
+    refresh_codes: bool
+    rq_batch_size: PositiveInt
+    reg_weight: NonNegativeFloat
+    pretrain_tokenizer: bool
+    tokenizer_seed: Seed | None  # null = drawn from the run seed
+    rarity: RarityParams
+    tokenizer: RQVAEConfig  # the "rqvae" tokenizer's parameters (only the keys given are saved)
+
+    @field_serializer("tokenizer")
+    def _given_tokenizer_keys(self, tokenizer: RQVAEConfig, info: SerializationInfo) -> dict[str, Any]:
+        """The keys the config gave, as before the section was typed: saved configs, `--resume`
+        identities and the pre-trained tokenizer's cache key stay the same."""
+        return tokenizer.model_dump(mode=info.mode, exclude_unset=True)
+
+
 @register_model("motorec")
 class MoToRec(EmbeddingRecommender):
     """MoToRec: RQ-VAE semantic tokens -> content channel for every item, ID channel for warm items."""
 
     content_path = True
     min_modalities = 1
+    Params = MoToRecParams
+    params: MoToRecParams
 
-    def __init__(self, ctx: ModelContext, params: dict[str, Any]) -> None:
+    def __init__(self, ctx: ModelContext, params: MoToRecParams | dict[str, Any]) -> None:
         super().__init__(ctx, params)
-        p = params
-        if p["token_input"] not in TOKEN_INPUTS:
-            raise MotorecError(f"model.token_input '{p['token_input']}': choose one of {', '.join(TOKEN_INPUTS)}.")
-        if not 0.0 <= p["alpha"] <= 1.0 or not 0.0 <= p["content_dropout"] < 1.0 or p["temperature"] <= 0:
-            raise MotorecError("model.alpha must lie in [0, 1], model.content_dropout in [0, 1) and "
-                               "model.temperature above 0.")
-        self.mods = self._modalities(ctx, p["modalities"])
-        dim, cdim = p["embedding_dim"], p["content_dim"]
-        self.tok_params = dict(p["tokenizer"])
-        self.tok_cfg = validate_params(RQVAEConfig, self.tok_params, "model.tokenizer")
+        p = self.params
+        self.mods = self._modalities(ctx, p.modalities)
+        dim, cdim = p.embedding_dim, p.content_dim
+        self.tok_cfg = p.tokenizer
+        self.tok_params = p.tokenizer.model_dump(exclude_unset=True)  # the keys given (the cache key)
         fit = torch.from_numpy(np.flatnonzero(ctx.dataset.item_degree > 0)).to(ctx.device)
-        self.content = nn.ModuleDict({m: TokenContent(ctx.features(m), fit, cdim, p["content_hidden"], p["content_dropout"],
-                                                      self.tok_cfg, p["token_input"]) for m in self.mods})
+        self.content = nn.ModuleDict({m: TokenContent(ctx.features(m), fit, cdim, p.content_hidden, p.content_dropout,
+                                                      self.tok_cfg, p.token_input) for m in self.mods})
         self.attn = nn.Sequential(nn.Linear(cdim, cdim), nn.Tanh(), nn.Linear(cdim, 1, bias=False))
         self.item_id: nn.Module | None = None
-        if p["id_channel"]:
+        if p.id_channel:
             self.user_id = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, dim)))
             self.item_id = build_item_repr(ctx, dim)
             self.adj = FrozenSparse(ctx.norm_adj, symmetric=True)
         degree = ctx.dataset.item_degree
-        self.register_buffer("rarity", torch.from_numpy(rarity_weights(degree, p["rarity"]["form"], p["rarity"]["tau"])))
+        self.register_buffer("rarity", torch.from_numpy(rarity_weights(degree, p.rarity.form, p.rarity.tau)))
         # Items with train interactions: the tokenizer's corpus and the softmax's candidates. An
         # item with none is new (zero-shot cold) and, like any new item, is only encoded and scored.
         warm = torch.from_numpy(degree > 0)
@@ -225,7 +272,7 @@ class MoToRec(EmbeddingRecommender):
     # ------------------------------------------------------------------ tokenizer
     @property
     def uses_tokens(self) -> bool:
-        return self.params["token_input"] != "continuous"
+        return self.params.token_input != "continuous"
 
     @torch.no_grad()
     def init_tokenizer(self, seed: int) -> None:
@@ -233,7 +280,7 @@ class MoToRec(EmbeddingRecommender):
         k-means-initialise its codebooks when `pretrain_tokenizer` is off; then encode all items."""
         for i, m in enumerate(self.mods):
             rq = self.content[m].rqvae
-            if self.params["pretrain_tokenizer"]:
+            if self.params.pretrain_tokenizer:
                 rq.load_state_dict(self._pretrained_state(m, seed + i))
             else:
                 feats = self.content[m].features[self.fit_items]
@@ -279,9 +326,9 @@ class MoToRec(EmbeddingRecommender):
         if not self.uses_tokens:
             return
         if not bool(self.tokenizer_ready):
-            seed = self.params["tokenizer_seed"]
+            seed = self.params.tokenizer_seed
             self.init_tokenizer(int(torch.randint(2**31 - 1, (1,))) if seed is None else int(seed))
-        elif self._finetunes_tokenizer and self.params["refresh_codes"]:
+        elif self._finetunes_tokenizer and self.params.refresh_codes:
             with torch.no_grad():
                 for m in self.mods:
                     self.content[m].rqvae.restart_dead_codes()
@@ -289,7 +336,7 @@ class MoToRec(EmbeddingRecommender):
 
     @property
     def _finetunes_tokenizer(self) -> bool:
-        return self.uses_tokens and self.params["rq_weight"] > 0
+        return self.uses_tokens and self.params.rq_weight > 0
 
     # ------------------------------------------------------------------ encoder
     def _fuse(self, views: list[Tensor]) -> Tensor:
@@ -298,7 +345,7 @@ class MoToRec(EmbeddingRecommender):
             return views[0]
         stacked = torch.stack(views, 1)  # (n, M, d)
         a = torch.softmax(self.attn(stacked).squeeze(-1), dim=1)  # (n, M)
-        alpha = self.params["alpha"]
+        alpha = self.params.alpha
         scale = alpha + (1.0 - alpha) * len(views) * a
         return (stacked * scale.unsqueeze(-1)).flatten(1)
 
@@ -308,7 +355,7 @@ class MoToRec(EmbeddingRecommender):
 
     def _id_channel(self) -> tuple[Tensor, Tensor]:
         """LightGCN over IDs: (user vectors, item vectors) after propagation."""
-        out = propagate(self.adj, torch.cat([self.user_id, self.item_id()]), self.params["n_layers"])
+        out = propagate(self.adj, torch.cat([self.user_id, self.item_id()]), self.params.n_layers)
         return out[: self.n_users], out[self.n_users :]
 
     def _content_users(self, items: Tensor) -> Tensor:
@@ -324,22 +371,22 @@ class MoToRec(EmbeddingRecommender):
         content = self.item_content()
         u_c = leave_one_out_mean(self._content_users(content)[users], self.user_degree[users], content[pos])
         candidates, target = self._softmax_candidates(pos)
-        s_c = F.normalize(u_c, dim=1) @ F.normalize(content[candidates], dim=1).T / p["temperature"]
-        w = self.rarity[pos] if p["rarity"]["ranking"] else torch.ones(len(pos), device=pos.device)
+        s_c = F.normalize(u_c, dim=1) @ F.normalize(content[candidates], dim=1).T / p.temperature
+        w = self.rarity[pos] if p.rarity.ranking else torch.ones(len(pos), device=pos.device)
         losses = {"content": weighted_ce(s_c, target, w)}
         if self.item_id is not None:
             u_id, i_id = self._id_channel()
             # the warm score is content + ID; the content part is detached, so the ID channel learns
             # what content misses and the content channel stays a standalone ranker for cold items
             losses["warm"] = weighted_ce(s_c.detach() + u_id[users] @ i_id[candidates].T, target, w)
-            losses["reg"] = p["reg_weight"] * l2_reg(self.user_id[users], self.item_id()[pos])
-        losses["rq"] = p["rq_weight"] * self._rq_loss() if self._finetunes_tokenizer else s_c.new_zeros(())
+            losses["reg"] = p.reg_weight * l2_reg(self.user_id[users], self.item_id()[pos])
+        losses["rq"] = p.rq_weight * self._rq_loss() if self._finetunes_tokenizer else s_c.new_zeros(())
         losses["loss"] = sum(losses.values())
         return losses
 
     def _softmax_candidates(self, pos: Tensor) -> tuple[Tensor, Tensor]:
         """(candidate items, index of each positive among them) for the ranking softmax."""
-        cap = int(self.params["softmax_items"])
+        cap = int(self.params.softmax_items)
         if len(self.fit_items) <= cap:
             return self.fit_items, self.candidate_of[pos]
         sample = self.fit_items[torch.randint(len(self.fit_items), (cap,), device=pos.device)]
@@ -347,7 +394,7 @@ class MoToRec(EmbeddingRecommender):
 
     def _rq_loss(self) -> Tensor:
         """sum over modalities of mean(w_i * L_RQ-VAE,i) on a uniform sample of the fitted items."""
-        n = self.params["rq_batch_size"]
+        n = self.params.rq_batch_size
         total = 0.0
         for m in self.mods:
             items = self.fit_items[torch.randint(len(self.fit_items), (n,), device=self.fit_items.device)]
@@ -356,7 +403,7 @@ class MoToRec(EmbeddingRecommender):
 
     # ------------------------------------------------------------------ scoring
     def _content_user_vectors(self, content: Tensor) -> Tensor:
-        return F.normalize(self._content_users(content), dim=1) / self.params["temperature"]
+        return F.normalize(self._content_users(content), dim=1) / self.params.temperature
 
     def final_vectors(self) -> tuple[Tensor, Tensor]:
         content = self.item_content()
@@ -367,7 +414,7 @@ class MoToRec(EmbeddingRecommender):
         else:
             u_id, i_id = self._id_channel()
             u_w, i_w = torch.cat([u_c, u_id], 1), torch.cat([c, i_id], 1)
-        return merge_scores(u_w, i_w, u_c, c, self.warm, self.params["cold_prior"])
+        return merge_scores(u_w, i_w, u_c, c, self.warm, self.params.cold_prior)
 
     # ------------------------------------------------------------------ serving protocol
     @torch.no_grad()

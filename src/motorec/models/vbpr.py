@@ -6,6 +6,8 @@ dropped. Cold items: the ID half is zeroed (never trained), so they are ranked b
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -27,7 +29,7 @@ class VBPR(IDEmbeddingModel):
     content_path = True
     min_modalities = 1
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__(ctx, params)
         dim = self.params.embedding_dim
         self.user_emb = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, 2 * dim)))

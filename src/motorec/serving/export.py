@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_model
 
+from motorec.config import RunConfig
 from motorec.data.dataset import VALID, Dataset
 from motorec.errors import MotorecError
 from motorec.evaluation import DotScorer, Evaluator
@@ -149,7 +150,7 @@ def export_bundle(run_dir: str | os.PathLike, out: str | os.PathLike, seed: int 
                              tokenizer_params)
 
 
-def _write_bundle(out: Path, run_dir: str | os.PathLike, ds: Dataset, cfg: dict[str, Any], model, users: np.ndarray,
+def _write_bundle(out: Path, run_dir: str | os.PathLike, ds: Dataset, cfg: RunConfig, model, users: np.ndarray,
                   items: np.ndarray, feats: dict[str, np.ndarray], drop_cold_items: bool, tokenizer: str | None,
                   tokenizer_params: dict[str, Any] | None) -> dict[str, Any]:
     order = sorted(feats)
@@ -196,7 +197,7 @@ def _write_bundle(out: Path, run_dir: str | os.PathLike, ds: Dataset, cfg: dict[
         arrays["item_tokens"] = _per_item_block(model.item_tokens_from_content, feats).astype(np.int64)
         tokens_meta = {"source": "model", "slots": [dataclasses.asdict(s) for s in model.token_slots()]}
     elif tokenizer and order:
-        tok = _fit_tokenizer(tokenizer, feats, tokenizer_params or {}, int(cfg["seeds"][0]))
+        tok = _fit_tokenizer(tokenizer, feats, tokenizer_params or {}, int(cfg.seeds[0]))
         arrays["item_tokens"] = np.asarray(tok.encode(feats), dtype=np.int64)
         tok.save(out / TOKENIZER_DIR)
         extra_files += [f"{TOKENIZER_DIR}/tokenizer.json", f"{TOKENIZER_DIR}/tokenizer.safetensors"]
@@ -219,7 +220,7 @@ def _write_bundle(out: Path, run_dir: str | os.PathLike, ds: Dataset, cfg: dict[
     manifest = {
         "source_run": str(Path(run_dir).resolve()),
         "model": {"name": model.name, "content_path": model.content_path, "config": cfg.to_dict()},
-        "dataset": {"name": ds.name, "split": cfg["data"]["split"], "split_sha256": ds.split_sha256(),
+        "dataset": {"name": ds.name, "split": cfg.data.split, "split_sha256": ds.split_sha256(),
                     "cold_items": None if ds.cold_items is None else int(len(ds.cold_items)),
                     "cold_items_served": bool(served[ds.cold_mask()].all()) if ds.cold_items is not None else None},
         "n_users": ds.n_users, "n_items": ds.n_items, "dim": int(items.shape[1]),

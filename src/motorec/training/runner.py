@@ -143,13 +143,13 @@ def run_experiment(
 ) -> dict[str, Any]:
     ds, cfg = load_run_inputs(data, model, split, config_file, overrides)
     # under torchrun every rank runs this: all train, rank 0 alone claims the folder and writes files
-    dist = init_distributed(resolve_device(cfg["device"]), cfg["dist"]["timeout_s"])
+    dist = init_distributed(resolve_device(cfg.device), cfg.dist.timeout_s)
     device = dist.device
-    if cfg["train"]["threads"]:
-        torch.set_num_threads(int(cfg["train"]["threads"]))
+    if cfg.train.threads:
+        torch.set_num_threads(int(cfg.train.threads))
     cache_dir = cache_dir_of(cfg)
     # validates model params against the data before writing (a backbone model first gets its backbone)
-    build_model(ds, resolve_backbone(cfg, cfg["seeds"][0], ds), device, cache_dir)
+    build_model(ds, resolve_backbone(cfg, cfg.seeds[0], ds), device, cache_dir)
     identity = run_identity(model, cfg, ds.split_sha256())
     inputs = [None if isinstance(data, Dataset) else data, split, config_file]
     if not dist.is_main:
@@ -163,9 +163,9 @@ def run_experiment(
 
 def _run_seeds(ds: Dataset, cfg: RunConfig, model: str, out: Path, device: torch.device, cache_dir: Path | None,
                resume: bool, config_sha256: str, dist: DistContext = SINGLE) -> dict[str, Any]:
-    evaluator = Evaluator.from_config(ds, device, cfg["eval"], dist)
+    evaluator = Evaluator.from_config(ds, device, cfg.eval, dist)
     per_seed_valid, per_seed_test, seed_info = [], [], []
-    for seed in cfg["seeds"]:
+    for seed in cfg.seeds:
         seed_dir = out / f"seed_{seed}"
         if dist.is_main:
             seed_dir.mkdir(exist_ok=True)
@@ -177,10 +177,10 @@ def _run_seeds(ds: Dataset, cfg: RunConfig, model: str, out: Path, device: torch
             set_seed(seed)
             model_obj = build_model(ds, seed_cfg, device, cache_dir)
             t0 = time.perf_counter()
-            metrics_log = MetricLog(Path(cfg["log"]["tensorboard"]) / f"{out.name}_seed_{seed}"
-                                    if cfg["log"]["tensorboard"] and dist.is_main else None)
+            metrics_log = MetricLog(Path(cfg.log.tensorboard) / f"{out.name}_seed_{seed}"
+                                    if cfg.log.tensorboard and dist.is_main else None)
             try:
-                fitted = fit(model_obj, ds, evaluator, cfg["train"], seed, seed_dir / "checkpoint.pt", resume,
+                fitted = fit(model_obj, ds, evaluator, cfg.train, seed, seed_dir / "checkpoint.pt", resume,
                              metrics_log, dist)
             finally:
                 metrics_log.close()
@@ -203,7 +203,7 @@ def _run_seeds(ds: Dataset, cfg: RunConfig, model: str, out: Path, device: torch
         "config": cfg.to_dict(),
         "dataset": ds.name,
         "split_sha256": ds.split_sha256(),
-        "seeds": cfg["seeds"],
+        "seeds": cfg.seeds,
         "config_sha256": config_sha256,
         "cwd": os.getcwd(),
         "runs": seed_info,
@@ -213,7 +213,7 @@ def _run_seeds(ds: Dataset, cfg: RunConfig, model: str, out: Path, device: torch
         "test_std": test_std,
     }
     if dist.is_main:
-        shutil.copyfile(out / f"seed_{cfg['seeds'][0]}" / "topk_test.tsv", out / "topk_test.tsv")
+        shutil.copyfile(out / f"seed_{cfg.seeds[0]}" / "topk_test.tsv", out / "topk_test.tsv")
         atomic_write_text(out / "results.json", json.dumps(results, indent=2))
     dist.barrier("end of run")  # no rank exits (tearing down the group) while rank 0 still writes
     return results

@@ -33,7 +33,7 @@ def test_dropoutnet_with_dropout_one_ignores_the_preference_input(cold_data, bac
     users, pos, neg = batch(cold_data)
     items = torch.cat([pos, neg])
     model = build("dropoutnet", cold_data, backbone_run, dropout=1.0).train()
-    keep = torch.rand(len(items)) >= model.params["dropout"]
+    keep = torch.rand(len(items)) >= model.params.dropout
     assert not keep.any()
     before = model.item_vectors(items, keep)
     model.item_warm[items] += torch.randn(len(items), model.backbone_dim)
