@@ -88,7 +88,7 @@ def test_tokens_and_explain(synthetic_runs):
     first = tokens[0]
     spec = f"{first['modality']}:{first['level']}:{first['code']}"
     meaning = run.explain(token=spec, max_items=1000)
-    col = [i for i, s in enumerate(slots) if (s.modality, s.level) == (first["modality"], first["level"])][0]
+    col = next(i for i, s in enumerate(slots) if (s.modality, s.level) == (first["modality"], first["level"]))
     expected = {i for i in np.flatnonzero(codes[:, col] == first["code"]) if run.dataset.item_degree[i] > 0}
     assert {i["item"] for i in meaning["items"]} == expected and meaning["n_items"] == len(expected)
     with pytest.raises(MotorecError, match="exactly one"):

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_cli_bad_input import CORPUS, FAST, dataset, fails_cleanly, snapshot, train
 
 from motorec.cli import main
 from motorec.errors import MotorecError
 from motorec.io import MARKER
+from test_cli_bad_input import FAST, dataset, fails_cleanly, snapshot, train
 
 # ------------------------------------------------------------------------------------- files
 
@@ -170,7 +170,7 @@ def test_damaged_checkpoint_and_unknown_seed(copied, tmp_path, capsys):
 
 
 def test_evaluate_and_export_from_another_working_directory(copied, tmp_path, monkeypatch, capsys):
-    folder, run = copied
+    _folder, run = copied
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)

@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:  # imported where used: `import motorec` stays light
     from motorec.models.base import Recommender
     from motorec.reports.tokens import RunTokens
 
-__all__ = ["Run", "load_dataset", "train", "load_run", "compare"]
+__all__ = ["Run", "compare", "load_dataset", "load_run", "train"]
 
 
 def load_dataset(path: str | os.PathLike, split: str | None = None, drop_users_without_train: bool = False) -> Dataset:
@@ -162,7 +163,7 @@ class Run:
             write_topk(topk_file, result.users, result.topk)
         return result.metrics
 
-    def save(self, directory: str | os.PathLike) -> "Run":
+    def save(self, directory: str | os.PathLike) -> Run:
         """Copy the run (results, checkpoints, top-K lists) to `directory` and use it from there."""
         target = Path(directory)
         if target.resolve() == self.dir.resolve():

@@ -16,9 +16,10 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from motorec.errors import MotorecError
 
 DEFAULT_TIMEOUT_S = 300
+CPU = torch.device("cpu")
 # what gloo / NCCL errors say when a peer process is gone or silent
 COMM_ERROR = re.compile(r"gloo|nccl|connection|peer|timed out|timeout|broken pipe", re.IGNORECASE)
 
@@ -41,7 +43,7 @@ class PeerFailure(MotorecError):
 class DistContext:
     rank: int = 0
     world: int = 1
-    device: torch.device = torch.device("cpu")
+    device: torch.device = CPU
     timeout_s: float = DEFAULT_TIMEOUT_S
 
     @property

@@ -11,9 +11,10 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator
+from typing import IO, Any
 
 from motorec.errors import MotorecError
 
@@ -121,10 +122,7 @@ def write_marker(folder: Path, kind: str, identity: dict[str, Any] | None, histo
 
 def holds_only_markers(folder: Path) -> bool:
     """True when nothing but markers, temporary files and empty folders is under `folder`."""
-    for _, _, files in os.walk(folder):
-        if any(f != MARKER and not f.endswith(_TEMP_SUFFIX) for f in files):
-            return False
-    return True
+    return not any(f != MARKER and not f.endswith(_TEMP_SUFFIX) for _, _, files in os.walk(folder) for f in files)
 
 
 def identity_differences(recorded: dict[str, Any], current: dict[str, Any], allowed: Iterable[str] = (),
@@ -257,7 +255,7 @@ def claim_output_dir(
                 if diffs:
                     raise MotorecError(f"--resume {label}: the run was made with different settings, so it cannot "
                                        f"be continued with these: " + "; ".join(diffs) + ". Start a new run "
-                                       f"(another --out) or pass the same settings.")
+                                       "(another --out) or pass the same settings.")
             if identity is not None and recorded and recorded != identity:
                 history.append({"resumed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                 "changed": identity_differences(recorded, identity)})

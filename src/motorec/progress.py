@@ -16,9 +16,10 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, TextIO
 
 #: Seconds between plain progress lines when stderr is not a terminal (env MOTOREC_PROGRESS_INTERVAL).
 DEFAULT_INTERVAL = float(os.environ.get("MOTOREC_PROGRESS_INTERVAL", "30"))
@@ -131,8 +132,7 @@ def progress(enabled: bool = True, interval: float | None = None, stream: TextIO
                     _live[-1].remove_task(task._id)
             return
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
         from rich.progress import Progress as RichProgress
 
         columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from motorec.cli import main
-from motorec.errors import MotorecError
 from motorec.commands.tradeoff import tradeoff_report
+from motorec.errors import MotorecError
 
 RUN = ["--set", "seeds=[1]", "--set", "train.epochs=2", "--set", "train.threads=1", "--set", "train.progress=false"]
 

@@ -4,7 +4,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from motorec.data import TEST, TRAIN, VALID, cold_split, load_dataset, loo_split, make_synthetic, random_split, read_mmrec, write_mmrec
+from motorec.data import (
+    TEST,
+    TRAIN,
+    VALID,
+    cold_split,
+    load_dataset,
+    loo_split,
+    make_synthetic,
+    random_split,
+    read_mmrec,
+    write_mmrec,
+)
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from reference import reference_evaluate
 
 from motorec.data import TEST, TRAIN, VALID, load_dataset
 from motorec.data.dataset import Dataset
 from motorec.evaluation import Evaluator
-from reference import reference_evaluate
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not (DATA / "ml100k-mm").is_dir(), reason=f"real data not found at {DATA}")

@@ -44,7 +44,7 @@ def test_offsets_move_top_k_slots_between_warm_and_cold_items(ds):
 
 def test_blend_takes_warm_items_from_one_source_and_cold_items_from_the_other(ds):
     evaluator = Evaluator(ds, "cpu", ks=(20,))
-    noise = lambda users: torch.rand(len(users), ds.n_items, generator=torch.Generator().manual_seed(1))  # noqa: E731
+    noise = lambda users: torch.rand(len(users), ds.n_items, generator=torch.Generator().manual_seed(1))
     good_warm = offset_curve(evaluator, blend(oracle(ds), noise, evaluator.cold), [-100.0], ("test",))[0]
     good_cold = offset_curve(evaluator, blend(noise, oracle(ds), evaluator.cold), [-100.0], ("test",))[0]
     assert good_warm.recall["warm"] > 0.9 and good_cold.recall["cold@cold"] > 0.9

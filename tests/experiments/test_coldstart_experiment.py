@@ -31,7 +31,7 @@ def plan(tmp_path):
 def test_tunes_on_valid_then_one_table_over_the_seeds(tmp_path, plan):
     out, runs = tmp_path / "out", tmp_path / "runs"
     result = run_coldstart(out, runs, plan, data_root=".", rows=["content_profile", "deepmusic"],
-                           overrides=FAST + [f"data.cache_dir={tmp_path / 'cache'}"])
+                           overrides=[*FAST, f"data.cache_dir={tmp_path / 'cache'}"])
     tuning = result["tuning"]["synthetic-cold"]
     assert tuning["content_profile"]["points"] == 0 and tuning["deepmusic"]["points"] == 2
     trials = tuning["deepmusic"]["trials"]
@@ -60,7 +60,7 @@ def test_tunes_on_valid_then_one_table_over_the_seeds(tmp_path, plan):
     assert paired[0]["mean_difference"] == pytest.approx((ref[0] - ref[2] + ref[1] - ref[3]) / 2)
     assert paired[0]["verdict"] in {"win", "level", "loss"} and "Paired differences" in (out / "coldstart.md").read_text()
     # a row added later joins the same table; finished rows are read back, not retrained
-    run_coldstart(out, runs, plan, data_root=".", rows=["bpr-l2"], overrides=FAST + [f"data.cache_dir={tmp_path / 'cache'}"])
+    run_coldstart(out, runs, plan, data_root=".", rows=["bpr-l2"], overrides=[*FAST, f"data.cache_dir={tmp_path / 'cache'}"])
     rows = json.loads((out / "table" / "compare.json").read_text())
     assert [r["model"] for r in rows] == ["content_profile", "deepmusic", "bpr-l2"]
     assert yaml.safe_load((out / "tuned" / "synthetic-cold" / "bpr-l2.yaml").read_text())["model"]["reg_weight"] == 0.01

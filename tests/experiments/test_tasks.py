@@ -62,11 +62,11 @@ def test_bad_values_name_the_key_the_rule_and_the_layer(schema, override, key, r
 
 
 def test_unknown_keys_and_keys_of_another_task_are_refused():
-    with pytest.raises(MotorecError, match="unknown config key 'ids.mmq.w_ortho'. Did you mean 'ids.mmq.w_orth'"):
+    with pytest.raises(MotorecError, match=r"unknown config key 'ids.mmq.w_ortho'. Did you mean 'ids.mmq.w_orth'"):
         load_task(GenerativeTask, overrides=["ids.mmq.w_ortho=0"])
-    with pytest.raises(MotorecError, match="unknown config key 'train.warm_restart'"):
+    with pytest.raises(MotorecError, match=r"unknown config key 'train.warm_restart'"):
         load_task(SASRecTask, overrides=["train.warm_restart=true"])  # TIGER's schedule, not SASRec's
-    with pytest.raises(MotorecError, match="unknown config key 'ids.mmq.epochs'"):
+    with pytest.raises(MotorecError, match=r"unknown config key 'ids.mmq.epochs'"):
         load_task(SASRecTask, overrides=["ids.mmq.epochs=1"])
 
 

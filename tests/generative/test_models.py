@@ -14,7 +14,7 @@ from motorec.generative.base import SequenceRecommender
 from motorec.generative.sasrec import SASRec
 from motorec.generative.tiger import TIGER
 
-SMALL = dict(d_model=32, n_heads=2, n_layers=1, ff_dim=64, dropout=0.0, max_len=5)
+SMALL = {"d_model": 32, "n_heads": 2, "n_layers": 1, "ff_dim": 64, "dropout": 0.0, "max_len": 5}
 
 
 def all_codes(n_items: int = 12) -> np.ndarray:

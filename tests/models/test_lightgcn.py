@@ -10,7 +10,6 @@ from motorec.data import load_dataset
 from motorec.data.graph import user_item_adjacency
 from motorec.evaluation import Evaluator
 from motorec.models import ModelContext, model_class
-from motorec.models.lightgcn import propagate
 from motorec.runtime import set_seed
 from motorec.training.trainer import evaluate_model, fit
 

@@ -3,24 +3,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 import torch
 
 from motorec.cli import main
-from motorec.commands.motor import setting_notes, size_of, size_table, tile_catalogue
+from motorec.commands.motor import setting_notes, size_of, tile_catalogue
 from motorec.config import TokensConfig, build_config
 from motorec.data import cold_split, make_synthetic
 from motorec.errors import MotorecError
 from motorec.models import ModelContext
+from motorec.models import tokens as token_plumbing
+from motorec.models.factory import build_model
 from motorec.models.item_repr import build_item_repr
 from motorec.models.motor import TokenCrossNetwork
 from motorec.tokenizers.base import Tokenizer, TokenSlot, register_tokenizer
 from motorec.training import run_experiment
-from motorec.models import tokens as token_plumbing
-from motorec.models.factory import build_model
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -29,7 +29,7 @@ DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 class BinTokenizer(Tokenizer):
     """Quantile bins of the first `dims` coordinates of each modality, plus an ID-like suffix slot."""
 
-    fits: list[int] = []
+    fits: ClassVar[list[int]] = []  # sizes of the corpora fitted, across instances
 
     def __init__(self, bins: int = 4, dims: int = 3) -> None:
         super().__init__(bins=bins, dims=dims)
@@ -53,7 +53,7 @@ class BinTokenizer(Tokenizer):
     @property
     def slots(self):
         code = [TokenSlot(m, j, self.params["bins"]) for m in self.edges for j in range(self.params["dims"])]
-        return code + [TokenSlot("shared", 0, 2, kind="suffix")]
+        return [*code, TokenSlot("shared", 0, 2, kind="suffix")]
 
     def codebooks(self):
         return {}
@@ -227,7 +227,7 @@ def test_item_tokens_fit_warm_only_drop_suffix_and_cache(cold_ds, tmp_path):
 def test_id_repr_gets_no_tokens(cold_ds, tmp_path):
     ctx = ctx_of(cold_ds, tmp_path, item_repr="id")
     assert ctx.tokens is None
-    assert getattr(build_item_repr(ctx, 8), "uses_ids") is True
+    assert build_item_repr(ctx, 8).uses_ids is True
 
 
 # ------------------------------------------------------------------------- plug-in (end to end)

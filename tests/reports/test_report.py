@@ -5,7 +5,6 @@ import json
 import shutil
 import subprocess
 from html.parser import HTMLParser
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -56,7 +55,7 @@ def report(synthetic_runs, tmp_path_factory):
 
 
 def test_metric_cells_are_the_results_files(report):
-    out, dirs, _, parsed = report
+    _out, dirs, _, parsed = report
     for d in dirs:
         res = json.loads((d / "results.json").read_text())
         for group, values in res["test"].items():

@@ -3,8 +3,8 @@ import json
 
 import numpy as np
 import pytest
-from serving_support import features_for_vector
 from fastapi.testclient import TestClient
+from serving_support import features_for_vector
 
 from motorec.serving.app import create_app
 from motorec.serving.service import RecommenderService

@@ -24,7 +24,7 @@ from motorec.serving.app import MAX_BODY, create_app
 from motorec.serving.service import RecommenderService
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_cli_bad_input import snapshot  # noqa: E402
+from test_cli_bad_input import snapshot
 
 KEY = "k" * 24
 
@@ -243,7 +243,7 @@ def test_damaged_acknowledged_records_stop_the_start_and_repair_keeps_the_rest(b
     argv = ["serve", str(bundle_dir), "--wal", str(wal), "--no-preload"]
     serve_fails(argv, capsys, tmp_path, str(wal), "is damaged", "--repair-wal")
     assert not no_server
-    assert main(argv + ["--repair-wal"]) == 0
+    assert main([*argv, "--repair-wal"]) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert "repaired: kept" in err and no_server["host"] == "127.0.0.1"
     sides = list(tmp_path.glob("state/wal.log.damaged-*"))

@@ -61,7 +61,7 @@ def test_newer_format_and_wrong_shapes_are_refused(bundle_dir, tmp_path):
 
 
 def test_not_a_bundle_and_no_overwrite(bundle_dir, run_dir, tmp_path):
-    with pytest.raises(MotorecError, match="manifest.json not found"):
+    with pytest.raises(MotorecError, match=r"manifest.json not found"):
         load_bundle(tmp_path)
     with pytest.raises(MotorecError, match="--overwrite"):
         export_bundle(run_dir, bundle_dir)

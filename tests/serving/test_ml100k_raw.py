@@ -3,8 +3,8 @@ import json
 
 import numpy as np
 import pytest
-from serving_support import SHARED_DATA
 from fastapi.testclient import TestClient
+from serving_support import SHARED_DATA
 
 from motorec.serving.app import create_app
 from motorec.serving.bundle import load_bundle

@@ -1,6 +1,7 @@
 """The write-ahead log: torn tails dropped and reported, acknowledged damage a hard error, repair,
 compaction that replays to the same records, and crash safety at every step of a compaction."""
 import os
+from pathlib import Path
 
 import pytest
 
@@ -32,7 +33,7 @@ def test_records_survive_reopen_and_torn_tail_is_dropped_and_reported(tmp_path):
     got, wal = ids(path)
     assert got == [0, 1, 2]
     assert wal.recovery.torn_tail_bytes == 27 and "torn" in wal.recovery.summary()
-    assert open(wal.recovery.torn_tail_file, "rb").read() == b"0000abcd {\"op\": \"item\", \"i\""
+    assert Path(wal.recovery.torn_tail_file).read_bytes() == b"0000abcd {\"op\": \"item\", \"i\""
     assert wal.status()["torn_tail_dropped_bytes"] == 27
     wal = WriteAheadLog(path, "bundle-a")
     list(wal.replay())
@@ -96,7 +97,7 @@ def test_repair_moves_the_damaged_end_aside_and_says_what_it_kept(tmp_path):
     assert got == [0, 1]
     rep = wal.recovery.repaired
     assert rep["records_kept"] == 2 and rep["record"] == 4 and "kept 2 records" in wal.recovery.summary()
-    assert open(rep["moved_to"], "rb").read() == bytes(data[sum(len(x) + 1 for x in lines[:3]):])
+    assert Path(rep["moved_to"]).read_bytes() == bytes(data[sum(len(x) + 1 for x in lines[:3]):])
     assert ids(path)[0] == [0, 1]  # repaired log opens cleanly
 
 
@@ -162,7 +163,7 @@ def test_compaction_replays_to_the_same_state_and_shrinks_the_log(tmp_path):
     again = WriteAheadLog(path, "bundle-a")
     replayed = list(again.replay())
     assert again.recovery.acknowledged_bytes_checked and not again.recovery.summary()
-    assert state(replayed) == state(expected + [{"op": "interactions", "user": "u9", "items": ["it0"]}])
+    assert state(replayed) == state([*expected, {"op": "interactions", "user": "u9", "items": ["it0"]}])
     assert [r["id"] for r in replayed if r["op"] == "item"] == [f"it{s}" for s in range(0, 40, 5)]
 
 
@@ -211,7 +212,7 @@ def test_a_failed_compaction_keeps_the_old_log_and_is_reported(tmp_path, monkeyp
     monkeypatch.undo()
     wal.append({"op": "item", "id": "late", "i": 99})
     wal.close()
-    assert state(list(WriteAheadLog(path, "bundle-a").replay())) == state(expected + [{"op": "item", "id": "late"}])
+    assert state(list(WriteAheadLog(path, "bundle-a").replay())) == state([*expected, {"op": "item", "id": "late"}])
 
 
 def test_a_failed_write_stops_further_writes(tmp_path, monkeypatch):
@@ -230,7 +231,7 @@ def test_an_emptied_log_is_an_error_a_removed_one_starts_afresh(tmp_path):
     path = tmp_path / "wal.log"
     written(path, 2)
     path.write_bytes(b"")
-    with pytest.raises(WalDamaged, match="is empty, but .* bytes of it were acknowledged"):
+    with pytest.raises(WalDamaged, match=r"is empty, but .* bytes of it were acknowledged"):
         WriteAheadLog(path, "bundle-a")
     got, wal = ids(path, repair=True)
     assert got == [] and wal.recovery.repaired["reason"] == "the log was emptied"

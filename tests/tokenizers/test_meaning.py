@@ -61,7 +61,7 @@ def test_explain_motor_run_names_pq_tokens(synthetic_runs):
     assert [(t["modality"], t["level"], t["code"]) for t in result["tokens"]] == \
         [(s.modality, s.level, int(c)) for s, c in zip(slots, codes[7])]
     for t in result["tokens"]:
-        col = [c for c, s in enumerate(slots) if (s.modality, s.level) == (t["modality"], t["level"])][0]
+        col = next(c for c, s in enumerate(slots) if (s.modality, s.level) == (t["modality"], t["level"]))
         assert all(codes[i["item"], col] == t["code"] and i["train_interactions"] > 0 for i in t["items"])
 
 

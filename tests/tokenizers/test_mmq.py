@@ -13,7 +13,7 @@ from motorec.tokenizers import build_tokenizer, load_tokenizer
 from motorec.tokenizers.codebook import collision_rate
 from motorec.tokenizers.mmq import MMQ, MMQTokenizer
 
-SMALL = dict(codebook_size=8, latent_dim=8, hidden=[16], epochs=3, batch_size=64, kmeans_iters=5, device="cpu")
+SMALL = {"codebook_size": 8, "latent_dim": 8, "hidden": [16], "epochs": 3, "batch_size": 64, "kmeans_iters": 5, "device": "cpu"}
 
 
 def small_features(n: int = 120, seed: int = 0) -> dict[str, np.ndarray]:

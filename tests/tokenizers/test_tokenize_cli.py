@@ -4,10 +4,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from tok_helpers import clustered
 
 from motorec.cli import main
 from motorec.tokenizers import load_tokenizer
-from tok_helpers import clustered
 
 FAST = ["--set", "codebook_size=8", "--set", "levels=2", "--set", "latent_dim=4", "--set", "hidden=[16]",
         "--set", "warmup_epochs=1", "--set", "epochs=1", "--set", "device=cpu"]

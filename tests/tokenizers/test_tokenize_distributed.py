@@ -13,10 +13,10 @@ import subprocess
 import sys
 
 import numpy as np
+from tok_helpers import clustered
 
 from motorec.cli import main
 from motorec.features import encode_texts
-from tok_helpers import clustered
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 FIT = ["--set", "codebook_size=8", "--set", "levels=2", "--set", "latent_dim=4", "--set", "hidden=[16]",

@@ -18,8 +18,7 @@ FAST = ["train.epochs=1", "train.threads=1", "train.progress=false", "device=cpu
 
 def spec_cfg(tmp_path, *extra):
     return load_run_inputs("synthetic-cold", "deepmusic", None, None,
-                           FAST + [f"data.cache_dir={tmp_path / 'cache'}", "model.backbone.model=bpr",
-                                   'model.backbone.set=["train.epochs=1"]', *extra])
+                           [*FAST, f"data.cache_dir={tmp_path / 'cache'}", "model.backbone.model=bpr", 'model.backbone.set=["train.epochs=1"]', *extra])
 
 
 def test_trained_once_per_seed_then_reused(tmp_path, monkeypatch):
@@ -46,15 +45,14 @@ def test_trained_once_per_seed_then_reused(tmp_path, monkeypatch):
 
 def test_digest_ignores_how_a_run_executes_but_not_what_it_is():
     base = backbone_digest(build_config("bpr", None, FAST), "split")
-    assert backbone_digest(build_config("bpr", None, FAST + ["device=cuda", "train.threads=8",
-                                                             "data.cache_dir=/elsewhere"]), "split") == base
-    assert backbone_digest(build_config("bpr", None, FAST + ["model.reg_weight=0.5"]), "split") != base
+    assert backbone_digest(build_config("bpr", None, [*FAST, "device=cuda", "train.threads=8", "data.cache_dir=/elsewhere"]), "split") == base
+    assert backbone_digest(build_config("bpr", None, [*FAST, "model.reg_weight=0.5"]), "split") != base
     assert backbone_digest(build_config("bpr", None, FAST), "other split") != base
 
 
 def test_given_run_pairs_seeds_and_checks_them(tmp_path):
     run = tmp_path / "bpr"
-    run_experiment("synthetic-cold", "bpr", run, overrides=FAST + ["seeds=[1,2]"])
+    run_experiment("synthetic-cold", "bpr", run, overrides=[*FAST, "seeds=[1,2]"])
     ds, cfg = spec_cfg(tmp_path, f"model.backbone.run={run}")
     assert resolve_backbone(cfg, 2, ds).model.backbone.seed == 2  # paired
     assert resolve_backbone(cfg, 7, ds).model.backbone.seed == 1  # no seed 7: the run's first
@@ -70,10 +68,9 @@ def test_train_needs_no_backbone_argument_and_evaluate_rebuilds_each_seed(tmp_pa
     from motorec.training.evaluate import evaluate_run
 
     out = tmp_path / "aldi"
-    sets = FAST + ["seeds=[3,4]", f"data.cache_dir={tmp_path / 'cache'}", "model.backbone.model=bpr",
-                   'model.backbone.set=["train.epochs=1"]']
+    sets = [*FAST, "seeds=[3,4]", f"data.cache_dir={tmp_path / 'cache'}", "model.backbone.model=bpr", 'model.backbone.set=["train.epochs=1"]']
     assert main(["train", "--data", "synthetic-cold", "--model", "aldi", "--out", str(out),
-                 *sum((["--set", s] for s in sets), [])]) == 0
+                 *(a for s in sets for a in ("--set", s))]) == 0
     for seed in (3, 4):
         result = json.loads((out / f"seed_{seed}" / "result.json").read_text())
         assert result["backbone"]["seed"] == seed and result["backbone_seconds"] > 0

@@ -17,9 +17,9 @@ from motorec.tokenizers.codebook import collision_rate
 from motorec.tokenizers.mmq import MMQTokenizer
 from motorec.training.joint import restart_steps
 
-SMALL_TIGER = dict(d_model=32, n_heads=2, n_layers=1, ff_dim=64, dropout=0.0, max_len=5, causal=True)
-SMALL_MMQ = dict(codebook_size=8, latent_dim=8, hidden=[16], epochs=3, batch_size=64, kmeans_iters=5, device="cpu",
-                 ft_tau=0.1, ft_lr=3e-3, ft_objective="generator")
+SMALL_TIGER = {"d_model": 32, "n_heads": 2, "n_layers": 1, "ff_dim": 64, "dropout": 0.0, "max_len": 5, "causal": True}
+SMALL_MMQ = {"codebook_size": 8, "latent_dim": 8, "hidden": [16], "epochs": 3, "batch_size": 64, "kmeans_iters": 5, "device": "cpu",
+                 "ft_tau": 0.1, "ft_lr": 3e-3, "ft_objective": "generator"}
 N_ITEMS = 40
 
 

@@ -14,7 +14,7 @@ from motorec.generative.sequences import build_sequences
 from motorec.generative.tiger import TIGER
 from motorec.training.sequence import SequenceTrainConfig, evaluate, fit
 
-SMALL = dict(d_model=32, n_heads=2, n_layers=1, ff_dim=64, dropout=0.0, max_len=5)
+SMALL = {"d_model": 32, "n_heads": 2, "n_layers": 1, "ff_dim": 64, "dropout": 0.0, "max_len": 5}
 
 
 def cyclic_dataset(n_users: int = 120, n_items: int = 40, length: int = 8) -> Dataset:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -69,9 +69,9 @@ def ablation_markdown(report: dict[str, Any]) -> str:
 def ablate(
     data: str = typer.Option("synthetic-cold", help="Dataset folder or 'synthetic-cold'."),
     out: Path = typer.Option(..., help="Directory for one run per variant plus ablation.md / ablation.json."),
-    split: Optional[str] = typer.Option(None, help="Split file (.inter) inside the data folder."),
+    split: str | None = typer.Option(None, help="Split file (.inter) inside the data folder."),
     set_: list[str] = typer.Option([], "--set", help="Override applied to every variant: key=value (repeatable)."),
-    variants: Optional[str] = typer.Option(None, help=f"Comma-separated subset of: {', '.join(VARIANTS)}."),
+    variants: str | None = typer.Option(None, help=f"Comma-separated subset of: {', '.join(VARIANTS)}."),
     overwrite: bool = typer.Option(False, help="Replace existing variant runs."),
     resume: bool = typer.Option(False, help="Reuse finished variant seeds and continue interrupted ones."),
 ) -> None:

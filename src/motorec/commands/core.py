@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -39,7 +38,7 @@ def metrics_table(title: str, metrics: dict[str, dict[str, float]], std: dict | 
 @data_app.command("stats")
 def data_stats(
     path: str = typer.Argument(..., help="Dataset folder (MMRec or LC-Rec layout) or 'synthetic'."),
-    split: Optional[str] = typer.Option(None, help="Split file (.inter) inside the folder."),
+    split: str | None = typer.Option(None, help="Split file (.inter) inside the folder."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Users, items, interactions, density, degree percentiles, cold items, modalities."""
@@ -103,8 +102,8 @@ def train(
     data: str = typer.Option(..., help="Dataset folder (MMRec or LC-Rec layout) or 'synthetic[-cold]'."),
     model: str = typer.Option(..., help="Model name (see `motorec models`)."),
     out: Path = typer.Option(..., help="Run directory for results.json, topk_test.tsv and checkpoints."),
-    split: Optional[str] = typer.Option(None, help="Split file (.inter) inside the data folder."),
-    config: Optional[Path] = typer.Option(None, help="YAML file layered over the packaged configs."),
+    split: str | None = typer.Option(None, help="Split file (.inter) inside the data folder."),
+    config: Path | None = typer.Option(None, help="YAML file layered over the packaged configs."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: key=value (repeatable)."),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory written by motorec."),
     resume: bool = typer.Option(False, help="Continue an interrupted run from its checkpoints (same model, "
@@ -132,8 +131,8 @@ def train(
 def evaluate(
     run_dir: Path = typer.Argument(..., help="A run directory written by `motorec train`."),
     split: str = typer.Option("test", help="valid or test."),
-    seed: Optional[int] = typer.Option(None, help="Which seed's best checkpoint (default: the first)."),
-    export: Optional[Path] = typer.Option(None, help="Write the top-50 lists (userID + 50 items, TSV)."),
+    seed: int | None = typer.Option(None, help="Which seed's best checkpoint (default: the first)."),
+    export: Path | None = typer.Option(None, help="Write the top-50 lists (userID + 50 items, TSV)."),
 ) -> None:
     """Re-evaluate a trained run's best-valid checkpoint (and export its top-K lists)."""
     from motorec.api import load_run

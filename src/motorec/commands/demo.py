@@ -12,8 +12,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from motorec.training import run_experiment
 from motorec.models.factory import load_trained
+from motorec.training import run_experiment
 
 console = Console()
 DEMO_DATA = "synthetic-cold"

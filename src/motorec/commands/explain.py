@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -36,12 +36,12 @@ def print_item(result: dict[str, Any]) -> None:
 
 def explain(
     run_dir: Path = typer.Argument(..., help="A finished run of a token model (MoToRec, or --set item_repr=motor)."),
-    item: Optional[str] = typer.Option(None, help="Item id as the dataset names it (i_id_mapping.csv; e.g. 50 for "
+    item: str | None = typer.Option(None, help="Item id as the dataset names it (i_id_mapping.csv; e.g. 50 for "
                                                   "MovieLens movie_id 50), else the internal item index."),
-    token: Optional[str] = typer.Option(None, help="A token MODALITY:LEVEL:CODE, e.g. text:0:17."),
+    token: str | None = typer.Option(None, help="A token MODALITY:LEVEL:CODE, e.g. text:0:17."),
     max_items: int = typer.Option(10, help="Training items listed per token."),
     words: int = typer.Option(8, help="Typical words listed per token."),
-    seed: Optional[int] = typer.Option(None, help="Which seed's checkpoint (default: the run's first)."),
+    seed: int | None = typer.Option(None, help="Which seed's checkpoint (default: the run's first)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """An item's tokens per modality and level, with the training items that share each token and

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -24,7 +23,7 @@ def generative(
     data: str = typer.Option(..., help="Dataset folder (MMRec or LC-Rec); re-split chronologically leave-one-out."),
     ids: str = typer.Option("mmq", help="sasrec (item IDs) or the semantic IDs of rqvae, pq, mmq, mmq-ft."),
     out: Path = typer.Option(..., help="Run directory: results.json and seed_<s>/ (result.json, tokenizer/)."),
-    config: Optional[Path] = typer.Option(None, help="YAML file layered over the packaged configs/tasks/."),
+    config: Path | None = typer.Option(None, help="YAML file layered over the packaged configs/tasks/."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: key=value (repeatable)."),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
     resume: bool = typer.Option(False, help="Keep finished seeds of an interrupted run."),
@@ -43,7 +42,7 @@ def rank(
     features: str = typer.Option("id,sid,both", help="Comma-separated item feature sets: id, sid, both."),
     ids: str = typer.Option("mmq", help="Semantic IDs for sid/both: rqvae, pq, mmq, mmq-ft."),
     out: Path = typer.Option(..., help="Run directory: results.json and seed_<s>/result.json."),
-    config: Optional[Path] = typer.Option(None, help="YAML file layered over the packaged configs/tasks/."),
+    config: Path | None = typer.Option(None, help="YAML file layered over the packaged configs/tasks/."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: key=value (repeatable)."),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
     resume: bool = typer.Option(False, help="Keep finished seeds of an interrupted run."),

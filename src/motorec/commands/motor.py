@@ -11,7 +11,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -103,7 +103,7 @@ def size_markdown(rows: list[dict[str, Any]]) -> str:
 
 def size(
     data: str = typer.Option(..., help="Dataset folder (MMRec or LC-Rec layout) or 'synthetic[-cold]'."),
-    split: Optional[str] = typer.Option(None, help="Split file (.inter) inside the data folder."),
+    split: str | None = typer.Option(None, help="Split file (.inter) inside the data folder."),
     models: str = typer.Option("bpr,lightgcn", help="Comma-separated model names."),
     scale: list[int] = typer.Option([1, 2], help="Catalogue tilings to measure (repeatable)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: key=value (repeatable)."),

@@ -4,7 +4,6 @@ from __future__ import annotations
 import ipaddress
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 import yaml
@@ -30,10 +29,10 @@ def _params(pairs: list[str]) -> dict:
 def export(
     run_dir: Path = typer.Argument(..., help="A finished `motorec train` run directory."),
     out: Path = typer.Option(..., "--out", help="Bundle folder to write."),
-    seed: Optional[int] = typer.Option(None, help="Which seed's checkpoint (default: the run's first)."),
+    seed: int | None = typer.Option(None, help="Which seed's checkpoint (default: the run's first)."),
     drop_cold_items: bool = typer.Option(False, help="Leave the split's cold items out of the served catalogue "
                                                      "(they can then be posted as new items)."),
-    tokenizer: Optional[str] = typer.Option(None, help="Tokens for models that have none: a saved tokenizer folder, "
+    tokenizer: str | None = typer.Option(None, help="Tokens for models that have none: a saved tokenizer folder, "
                                                        "or a registered tokenizer name fitted here on item content."),
     tokenizer_set: list[str] = typer.Option([], "--tokenizer-set", help="key=value parameter of the fitted tokenizer."),
     overwrite: bool = typer.Option(False, help="Replace an existing bundle folder."),
@@ -64,14 +63,14 @@ def serve(
     bundle: Path = typer.Argument(..., help="A bundle folder written by `motorec export`."),
     host: str = typer.Option("127.0.0.1", help="Interface to bind (loopback by default)."),
     port: int = typer.Option(8000, min=0, max=65535),
-    wal: Optional[Path] = typer.Option(None, help="Write-ahead log file (default BUNDLE/state/wal.log)."),
+    wal: Path | None = typer.Option(None, help="Write-ahead log file (default BUNDLE/state/wal.log)."),
     repair_wal: bool = typer.Option(False, help="Move a damaged end of the write-ahead log to a side file, keep "
                                                 "the records before it, and start."),
     wal_compact_bytes: int = typer.Option(DEFAULT_COMPACT_BYTES, min=0, help="Compact the log once it has grown by "
                                           "this many bytes (and at least doubled) since the last compaction; 0: never."),
     wal_compact_records: int = typer.Option(0, min=0, help="Also compact after this many new records (and at least "
                                             "doubled); 0: no record trigger."),
-    api_key: Optional[str] = typer.Option(None, envvar=API_KEY_ENV, show_envvar=True,
+    api_key: str | None = typer.Option(None, envvar=API_KEY_ENV, show_envvar=True,
                                           help=f"Require this key in the {API_KEY_HEADER} header of every write "
                                                f"request (prefer the environment variable: a flag shows in `ps`)."),
     threads: int = typer.Option(1, min=1, help="torch CPU threads for content encoding."),

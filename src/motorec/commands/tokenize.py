@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import typer
@@ -109,7 +109,7 @@ def tokenize(
     out: Path = typer.Option(..., help="Output folder: codes.tsv, codes.npy, tokenizer.*, diagnostics.json."),
     set_: list[str] = typer.Option([], "--set", help="Tokenizer parameter key=value (repeatable), e.g. codebook_size=256."),
     modality: list[str] = typer.Option([], "--modality", "-m", help="Use only this modality (repeatable; default all)."),
-    split: Optional[str] = typer.Option(None, help="Split file (.inter) inside the data folder."),
+    split: str | None = typer.Option(None, help="Split file (.inter) inside the data folder."),
     exclude_cold: bool = typer.Option(False, help="Fit without the split's cold items; they are encoded as new items."),
     seed: int = typer.Option(0, help="Seed of the fit."),
     overwrite: bool = typer.Option(False, help="Replace an --out folder written by an earlier `motorec tokenize`."),
@@ -139,7 +139,7 @@ def _legacy_tokens(folder: Path) -> dict | None:
     return {} if (folder / "diagnostics.json").is_file() and (folder / "tokenizer.json").is_file() else None
 
 
-def _fit(tok, data: str, split: Optional[str], exclude_cold: bool, modality: list[str],
+def _fit(tok, data: str, split: str | None, exclude_cold: bool, modality: list[str],
          seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Fit `tok` on the items' features (data-parallel over torchrun ranks when the tokenizer
     supports it: rqvae); returns (features of every item, rows fitted on)."""
@@ -154,7 +154,7 @@ def _fit(tok, data: str, split: Optional[str], exclude_cold: bool, modality: lis
     return features, fit_rows
 
 
-def _tokenize_into(out: Path, tok, data: str, split: Optional[str], exclude_cold: bool, modality: list[str],
+def _tokenize_into(out: Path, tok, data: str, split: str | None, exclude_cold: bool, modality: list[str],
                    seed: int, as_json: bool) -> None:
     features, fit_rows = _fit(tok, data, split, exclude_cold, modality, seed)
     codes = tok.encode(features)

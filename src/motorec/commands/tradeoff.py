@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,7 +61,7 @@ def tradeoff_report(run: Path, offsets: list[float], warm_run: Path | None = Non
         if not ds.is_cold_split:
             raise MotorecError(f"{run}: trained on a warm split; the trade-off needs a zero-shot cold split.")
         evaluator = Evaluator(ds, "cpu")
-        score_fn = lambda users, s=run_scores: s[users]  # noqa: E731
+        score_fn = lambda users, s=run_scores: s[users]
         if warm_run is not None:
             warm_ds, warm_scores = _scores(warm_run, warm_seed)
             if warm_ds.n_items != ds.n_items or warm_ds.n_users != ds.n_users:
@@ -98,7 +98,7 @@ def tradeoff_markdown(report: dict[str, Any]) -> str:
 def tradeoff(
     run: Path = typer.Argument(..., help="A run directory written by `motorec train` on a cold split."),
     out: Path = typer.Option(..., help="Directory for tradeoff.md and tradeoff.json."),
-    warm_run: Optional[Path] = typer.Option(None, help="A second run whose scores rank the warm items (e.g. LightGCN)."),
+    warm_run: Path | None = typer.Option(None, help="A second run whose scores rank the warm items (e.g. LightGCN)."),
     offsets: str = typer.Option(DEFAULT_OFFSETS, help="Comma-separated offsets, in per-user standard deviations."),
 ) -> None:
     """Warm vs cold@full recall as cold items' scores are shifted: what a model can reach on both."""

@@ -63,7 +63,20 @@ def write_synthetic(out: str | Path, n_items: int, n_users: int, n_interactions:
 
 
 __all__ = [
-    "Dataset", "TRAIN", "VALID", "TEST", "load_dataset", "read_inter", "read_mmrec", "read_lcrec",
-    "read_raw_ratings", "random_split", "loo_split", "cold_split", "write_mmrec", "make_synthetic", "synthetic_catalogue",
+    "TEST",
+    "TRAIN",
+    "VALID",
+    "Dataset",
+    "cold_split",
+    "load_dataset",
+    "loo_split",
+    "make_synthetic",
+    "random_split",
+    "read_inter",
+    "read_lcrec",
+    "read_mmrec",
+    "read_raw_ratings",
+    "synthetic_catalogue",
+    "write_mmrec",
     "write_synthetic",
 ]

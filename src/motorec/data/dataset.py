@@ -57,7 +57,7 @@ class Dataset:
     def is_cold_split(self) -> bool:
         return self.cold_items is not None
 
-    def with_split(self, labels: np.ndarray, cold_items: np.ndarray | None = None, name: str | None = None) -> "Dataset":
+    def with_split(self, labels: np.ndarray, cold_items: np.ndarray | None = None, name: str | None = None) -> Dataset:
         """A copy sharing arrays and features, with a new split (no longer the split it was loaded with)."""
         source = {k: v for k, v in self.source.items() if k != "load"}
         return replace(self, labels=labels, cold_items=cold_items, name=name or self.name, source=source)
@@ -134,7 +134,7 @@ class Dataset:
                 f"p{p}": float(np.percentile(self.user_degree, p)) for p in (0, 25, 50, 75, 90, 99, 100)
             }
             out["items_without_train_interactions"] = int((deg == 0).sum())
-        out["cold_items"] = None if self.cold_items is None else int(len(self.cold_items))
+        out["cold_items"] = None if self.cold_items is None else len(self.cold_items)
         out["modalities"] = {m: list(f.shape[1:]) for m, f in self.modalities.items()}
         return out
 

@@ -202,7 +202,7 @@ def degree_sensitive_prune(train: sp.csr_matrix, keep_ratio: float, generator: t
     du = np.asarray(train.sum(axis=1)).ravel()[coo.row]
     di = np.asarray(train.sum(axis=0)).ravel()[coo.col]
     prob = torch.from_numpy((1.0 / np.sqrt(du * di)).astype(np.float32))
-    n_keep = max(1, int(round(len(prob) * keep_ratio)))
+    n_keep = max(1, round(len(prob) * keep_ratio))
     keep = torch.multinomial(prob, n_keep, replacement=False, generator=generator).numpy()
     kept = sp.csr_matrix((np.ones(n_keep, np.float32), (coo.row[keep], coo.col[keep])), shape=(n_users, n_items))
     return to_torch_sparse(user_item_adjacency(kept), device)

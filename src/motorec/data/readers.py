@@ -8,9 +8,9 @@ import csv
 import json
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -130,7 +130,7 @@ def _read_typed(path: Path) -> pd.DataFrame | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a value that is no int64 sends the file to the validating path
-            df = pd.read_csv(path, sep="\t", dtype={c: np.int64 for c in ID_COLUMNS}, engine="c")
+            df = pd.read_csv(path, sep="\t", dtype=dict.fromkeys(ID_COLUMNS, np.int64), engine="c")
     except (ValueError, TypeError, OverflowError, pd.errors.ParserError, UnicodeDecodeError, csv.Error):
         return None
     if len(df) == 0 or not all(c in df.columns and df[c].dtype == np.int64 for c in ID_COLUMNS):
@@ -330,7 +330,8 @@ def check_split(ds: Dataset, path: Path, drop_users_without_train: bool = False)
         keep = train_users[ds.users]
         if not keep.any():
             raise MotorecError(f"{path}: no user has train interactions (x_label 0), so nothing is left to train on.")
-        warnings.warn(f"{path}: dropped the {int((~keep).sum())} interactions of {len(orphans)} users without train interactions.")
+        warnings.warn(f"{path}: dropped the {int((~keep).sum())} interactions of {len(orphans)} users without train interactions.",
+                      stacklevel=2)
         ds = replace(
             ds,
             users=ds.users[keep],

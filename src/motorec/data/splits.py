@@ -1,6 +1,7 @@
 """Reproducible splitters; each returns a split Dataset that `write_mmrec` can share as a file."""
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,12 @@ def _per_user_random(users: np.ndarray, rng: np.random.Generator, ratios: tuple[
     labels = np.full(len(users), TRAIN, dtype=np.int8)
     order = np.argsort(users, kind="stable")
     bounds = np.flatnonzero(np.diff(np.r_[-1, users[order], -2]))
-    for start, end in zip(bounds[:-1], bounds[1:]):
+    for start, end in pairwise(bounds):
         idx = order[start:end]
         idx = idx[rng.permutation(len(idx))]
         n = len(idx)
-        n_valid = int(round(n * ratios[1]))
-        n_test = int(round(n * ratios[2]))
+        n_valid = round(n * ratios[1])
+        n_test = round(n * ratios[2])
         if n - n_valid - n_test < 1:
             n_valid, n_test = (n - 1) // 2, n - 1 - (n - 1) // 2
         labels[idx[n - n_valid - n_test : n - n_test]] = VALID
@@ -63,7 +64,7 @@ def cold_split(
     """
     rng = np.random.default_rng(seed)
     present = np.unique(ds.items)
-    cold = np.sort(rng.choice(present, size=int(round(cold_fraction * len(present))), replace=False))
+    cold = np.sort(rng.choice(present, size=round(cold_fraction * len(present)), replace=False))
     is_cold = np.isin(ds.items, cold)
     labels = np.empty(ds.n_interactions, dtype=np.int8)
     labels[~is_cold] = _per_user_random(ds.users[~is_cold], rng, ratios)

@@ -42,7 +42,7 @@ def _topics(rng: np.random.Generator, n_users: int, n_items: int, n_topics: int)
 def _fill_features(rng: np.random.Generator, item_topics: np.ndarray, out: dict[str, np.ndarray], noise: float) -> None:
     """out[m][i] = item_topics[i] @ basis_m + noise * N(0, 1), written in row blocks."""
     n_topics = item_topics.shape[1]
-    for m, feat in out.items():
+    for feat in out.values():
         basis = rng.normal(size=(n_topics, feat.shape[1]))
         for start in range(0, len(feat), FEATURE_BLOCK):
             block = item_topics[start : start + FEATURE_BLOCK]
@@ -167,7 +167,7 @@ def synthetic_catalogue(
         modalities=modalities,
         item_table=_item_table(item_topics),
         source={"synthetic": {"seed": seed, "n_users": n_users, "n_items": n_items, "n_topics": n_topics,
-                              "n_interactions": int(len(users)), "sampler": "synthetic_catalogue"}},
+                              "n_interactions": len(users), "sampler": "synthetic_catalogue"}},
     )
 
 

@@ -17,7 +17,7 @@ def rank_metrics(hits: torch.Tensor, n_gt: torch.Tensor, ks: tuple[int, ...]) ->
     Returns {metric@k: (B,) tensor}; users with n_gt == 0 get zeros (callers average over n_gt > 0).
     """
     hits = hits.float()
-    b, max_k = hits.shape
+    max_k = hits.shape[1]
     device = hits.device
     ranks = torch.arange(1, max_k + 1, device=device, dtype=torch.float32)
     discount = 1.0 / torch.log2(ranks + 1.0)

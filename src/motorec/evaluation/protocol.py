@@ -8,9 +8,9 @@ are looked up sparsely, never as dense rows.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -130,7 +130,7 @@ class Evaluator:
 
     @classmethod
     def from_config(cls, ds: Dataset, device: str | torch.device, eval_cfg: EvalConfig,
-                    dist: DistContext = SINGLE) -> "Evaluator":
+                    dist: DistContext = SINGLE) -> Evaluator:
         """The evaluator a run's `eval` config section describes (ks, batch_size, memory_mb)."""
         return cls(ds, device, ks=tuple(eval_cfg.ks), batch_size=eval_cfg.batch_size,
                    memory_mb=eval_cfg.memory_mb, dist=dist)
@@ -216,7 +216,7 @@ class Evaluator:
         packed = self.dist.all_reduce_sum(torch.cat([*sums.values(), counts, cold_slots, covered]), "evaluation")
         n_sums = len(self.groups) * len(self.metric_names)
         totals = packed[:n_sums].view(len(self.groups), -1).tolist()
-        n_users = {g: int(round(c)) for g, c in zip(self.groups, packed[n_sums : n_sums + len(self.groups)].tolist())}
+        n_users = {g: round(c) for g, c in zip(self.groups, packed[n_sums : n_sums + len(self.groups)].tolist())}
         cold_slots_all = float(packed[n_sums + len(self.groups)])
         coverage = float((packed[n_sums + len(self.groups) + 1 :] > 0).double().mean())
         metrics = {g: {m: v / max(n_users[g], 1) for m, v in zip(self.metric_names, totals[gi])}

@@ -11,8 +11,8 @@ Scores in, metrics out: nothing here knows about models.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 from torch import Tensor

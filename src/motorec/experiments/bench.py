@@ -68,6 +68,6 @@ def generation_speed(data: str, ids: str = "mmq", beam: int = 10, n_users: int =
         })
     return {
         "dataset": ds.name, "ids": ids, "id_length": int(sem.codes.shape[1]), "n_items": ds.n_items,
-        "beam": beam, "users_timed": int(len(rows)), "model": task.model.model_dump(exclude={"max_len"}),
+        "beam": beam, "users_timed": len(rows), "model": task.model.model_dump(exclude={"max_len"}),
         "torch": torch.__version__, "runs": runs,
     }

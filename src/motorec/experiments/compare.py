@@ -41,7 +41,7 @@ class DatasetSpec:
     split: str | None
 
     @classmethod
-    def parse(cls, text: str) -> "DatasetSpec":
+    def parse(cls, text: str) -> DatasetSpec:
         """`DIR[:SPLIT]`; the label is the split file's stem (or the folder name)."""
         path, _, split = text.partition(":")
         if not path:
@@ -50,7 +50,7 @@ class DatasetSpec:
         return cls(label, path, split or None)
 
     @classmethod
-    def of(cls, data: "str | Dataset") -> "DatasetSpec":
+    def of(cls, data: str | Dataset) -> DatasetSpec:
         return cls(data.name, data, None) if isinstance(data, Dataset) else cls.parse(data)
 
 
@@ -104,7 +104,7 @@ def run_cell(spec: DatasetSpec, row_spec: str, runs: Path, overrides: list[str],
     return row
 
 
-def compare(models: list[str], datasets: "list[str | Dataset]", out: str | Path, overrides: list[str] | None = None,
+def compare(models: list[str], datasets: list[str | Dataset], out: str | Path, overrides: list[str] | None = None,
             tuned: str | Path | None = None, train: bool = True, runs: str | Path | None = None) -> list[dict[str, Any]]:
     """Train and evaluate every (dataset, row) cell and write the table files to OUT
     (train=False: only tabulate the finished runs already there). `models` are rows: MODEL or LABEL=MODEL;
@@ -187,7 +187,7 @@ def flat_row(r: dict[str, Any]) -> dict[str, Any]:
 
 def csv_text(rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS + ["reason"], extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=[*CSV_FIELDS, "reason"], extrasaction="ignore")
     writer.writeheader()
     for r in rows:
         writer.writerow(flat_row(r))

@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from motorec.data import TRAIN, Dataset, load_dataset, loo_split
 from motorec.errors import MotorecError
+from motorec.experiments.tasks import GenerativeTask, RankTask, SASRecTask, Task, load_task
 from motorec.generative.ids import (
     ID_KINDS,
     SemanticIDs,
@@ -40,7 +42,6 @@ from motorec.generative.ranking import DCN, FEATURE_SETS, chronological_split, f
 from motorec.generative.sasrec import SASRec
 from motorec.generative.sequences import SequenceData, build_sequences, sequences_with_label
 from motorec.generative.tiger import TIGER
-from motorec.experiments.tasks import GenerativeTask, RankTask, SASRecTask, Task, load_task
 from motorec.io import atomic_write_text
 from motorec.runtime import resolve_device, set_seed
 from motorec.tokenizers.mmq import MMQTokenizer

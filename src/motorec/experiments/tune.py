@@ -46,7 +46,7 @@ def _split_values(raw: str) -> list[str]:
             cur = ""
         else:
             cur += ch
-    return [p for p in parts + [cur] if p.strip()]
+    return [p for p in [*parts, cur] if p.strip()]
 
 
 def parse_grid(items: list[str], grid_file: str | Path | None = None) -> dict[str, list[Any]]:

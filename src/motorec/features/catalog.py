@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Hashable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,13 +20,13 @@ import pandas as pd
 from motorec.distributed import SINGLE, DistContext, current
 from motorec.errors import MotorecError
 from motorec.features.chunks import Chunk, ChunkStore, plan_chunks
-from motorec.runtime import resolve_device
 from motorec.features.image import IMAGE_DIM, IMAGE_MODEL, IMAGE_PREPROCESS, encode_images, open_image
 from motorec.features.tables import require_column
 from motorec.features.template import field_text, render_texts, template_fields
 from motorec.features.text import TEXT_MODEL, encode_texts
 from motorec.io import atomic_open, atomic_write_text, resolve_output_path
 from motorec.progress import progress as progress_bar
+from motorec.runtime import resolve_device
 
 FEATURE_FILES = {"text": "text_feat.npy", "image": "image_feat.npy"}
 METADATA_FILE = "features.json"

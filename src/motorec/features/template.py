@@ -6,7 +6,8 @@ as "{title}. Genres: {genres}. {overview}" reproduces the published ml100k-mm te
 from __future__ import annotations
 
 import string
-from typing import Any, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

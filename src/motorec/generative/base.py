@@ -7,7 +7,7 @@ with the one early-stopping loop and evaluates them over the full catalogue.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from pydantic import ValidationInfo, field_validator

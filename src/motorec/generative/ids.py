@@ -8,8 +8,9 @@ collide get a disambiguating suffix slot, so every item has a unique ID for the 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from pydantic import Field
@@ -22,9 +23,9 @@ from motorec.tokenizers import (
     MMQTokenizer,
     PQConfig,
     RQVAEConfig,
+    Tokenizer,
     TokenizerConfig,
     TokenSlot,
-    Tokenizer,
     build_tokenizer,
 )
 from motorec.tokenizers.codebook import collision_rate

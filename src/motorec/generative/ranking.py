@@ -10,6 +10,8 @@ timestamp), so the test period holds items with few or no train ratings; AUC and
 """
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import torch
 from scipy.stats import rankdata
@@ -30,7 +32,7 @@ def chronological_split(ds: Dataset, test_frac: float = 0.1, valid_frac: float =
         raise MotorecError(f"Dataset '{ds.name}' has no timestamps: a chronological split needs them.")
     order = np.lexsort((np.arange(ds.n_interactions), ds.timestamps))
     n = len(order)
-    n_test, n_valid = int(round(n * test_frac)), int(round(n * valid_frac))
+    n_test, n_valid = round(n * test_frac), round(n * valid_frac)
     labels = np.full(n, TRAIN, dtype=np.int8)
     labels[order[n - n_test :]] = TEST
     labels[order[n - n_test - n_valid : n - n_test]] = VALID
@@ -53,7 +55,7 @@ def gauc(users: np.ndarray, y: np.ndarray, s: np.ndarray) -> float:
     users, y, s = users[order], y[order], s[order]
     bounds = np.flatnonzero(np.r_[True, users[1:] != users[:-1], True])
     num = den = 0.0
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in pairwise(bounds):
         value = auc(y[a:b], s[a:b])
         if not np.isnan(value):
             num, den = num + value * (b - a), den + (b - a)

@@ -8,7 +8,7 @@ retriever's baseline: it cannot place an item it never saw in training.
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F

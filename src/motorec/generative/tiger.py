@@ -27,7 +27,8 @@ that level's whole token range, averaged over levels.
 from __future__ import annotations
 
 import warnings
-from typing import Iterator, Literal, get_args
+from collections.abc import Iterator
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -102,10 +103,10 @@ class TIGER(SequenceRecommender):
         self.max_len = max_len
         self.item_table: Tensor | None = None
         self._device_trie: TorchTrie | None = None
-        self._sizes = dict(d_model=d_model, n_heads=n_heads, n_layers=n_layers, ff_dim=ff_dim, dropout=dropout, max_len=max_len,
-                           history_encoding=history_encoding, causal=causal, level_loss=level_loss)
+        self._sizes = {"d_model": d_model, "n_heads": n_heads, "n_layers": n_layers, "ff_dim": ff_dim, "dropout": dropout, "max_len": max_len,
+                           "history_encoding": history_encoding, "causal": causal, "level_loss": level_loss}
 
-    def with_codes(self, codes: np.ndarray, vocab_sizes: list[int]) -> "TIGER":
+    def with_codes(self, codes: np.ndarray, vocab_sizes: list[int]) -> TIGER:
         """A TIGER over new item IDs of the same length, starting from these weights: each level's
         token embeddings and output rows carry over for the codes both vocabularies have (a
         tokenizer re-fitted after fine-tuning keeps its codebooks' numbering)."""
@@ -165,8 +166,8 @@ class TIGER(SequenceRecommender):
 
     def decoder_input(self, prefix: Tensor) -> Tensor:
         """(B, l, d) embedded prefix tokens -> (B, l+1, d): BOS then the tokens, plus level positions."""
-        b, l, _ = prefix.shape
-        return torch.cat([self.bos.expand(b, 1, -1), prefix], dim=1) + self.dec_pos.weight[: l + 1]
+        b, length, _ = prefix.shape
+        return torch.cat([self.bos.expand(b, 1, -1), prefix], dim=1) + self.dec_pos.weight[: length + 1]
 
     def decode(self, memory: Tensor, pad: Tensor, prefix: Tensor) -> Tensor:
         """Logits (B, l+1, vocab) for prefix (B, l) of global token ids: position i predicts level i."""
@@ -175,8 +176,8 @@ class TIGER(SequenceRecommender):
     def decode_embedded(self, memory: Tensor, pad: Tensor, prefix: Tensor) -> Tensor:
         """`decode` for an already embedded prefix (B, l, d)."""
         tgt = self.decoder_input(prefix)
-        l = tgt.shape[1]
-        causal = torch.triu(torch.full((l, l), float("-inf"), device=tgt.device), diagonal=1)
+        length = tgt.shape[1]
+        causal = torch.triu(torch.full((length, length), float("-inf"), device=tgt.device), diagonal=1)
         out = self.transformer.decoder(tgt, memory, tgt_mask=causal, memory_key_padding_mask=pad)
         return self.head(out)
 

@@ -45,7 +45,7 @@ class PrefixTrie:
         self.leaf_item = np.full(int(parent.max()) + 1, -1, dtype=np.int64)
         self.leaf_item[parent] = np.arange(n)
 
-    def to(self, device: torch.device) -> "TorchTrie":
+    def to(self, device: torch.device) -> TorchTrie:
         return TorchTrie([torch.from_numpy(c).to(device) for c in self.children], torch.from_numpy(self.leaf_item).to(device),
                          torch.from_numpy(self.item_nodes).to(device))
 

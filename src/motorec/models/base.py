@@ -6,7 +6,8 @@ shared ModelContext; item base vectors from the item-representation hook.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 import torch

@@ -5,7 +5,7 @@ cross network) register here and plug into every model without changing the mode
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

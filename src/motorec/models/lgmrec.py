@@ -17,7 +17,8 @@ their hyperedge memberships (global embedding).
 """
 from __future__ import annotations
 
-from typing import Any, Annotated
+from itertools import pairwise
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
@@ -128,7 +129,7 @@ class LGMRec(IDEmbeddingModel):
         mf = bpr_loss((u * p).sum(-1), (u * n).sum(-1))
         cl = torch.zeros((), device=u.device)
         mods = list(hyper)
-        for a, b in zip(mods, mods[1:]):
+        for a, b in pairwise(mods):
             ua, ia = hyper[a][: self.n_users], hyper[a][self.n_users :]
             ub, ib = hyper[b][: self.n_users], hyper[b][self.n_users :]
             cl = cl + info_nce(ua[users], ub[users], ub) + info_nce(ia[pos], ib[pos], ib)

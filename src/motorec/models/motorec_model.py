@@ -35,9 +35,8 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-
 from pydantic import Field, SerializationInfo, field_serializer
+from torch import Tensor, nn
 
 from motorec.config import (
     ConfigModel,
@@ -57,7 +56,7 @@ from motorec.models.item_repr import build_item_repr
 from motorec.models.lightgcn import propagate
 from motorec.models.rarity import RarityForm, rarity_weights
 from motorec.tokenizers.base import TokenSlot, build_tokenizer, load_tokenizer
-from motorec.tokenizers.rqvae import RQVAE, RQVAEConfig, mlp
+from motorec.tokenizers.rqvae import RQVAE, RQVAEConfig
 
 TokenInput = Literal["zq", "codes", "both", "hybrid", "continuous"]
 USES_ZQ = ("zq", "both", "hybrid")

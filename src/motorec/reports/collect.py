@@ -75,8 +75,8 @@ def summarize_run(directory: str | Path, with_model: bool = True) -> RunSummary:
     )
     if not with_model:
         return summary
-    from motorec.reports.tokens import token_diagnostics
     from motorec.models.factory import load_trained
+    from motorec.reports.tokens import token_diagnostics
 
     try:
         ds, _, model = load_trained(directory)

@@ -6,11 +6,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from motorec.io import atomic_open  # noqa: E402
-from motorec.reports.collect import TOP_N, RunSummary  # noqa: E402
+from motorec.io import atomic_open
+from motorec.reports.collect import TOP_N, RunSummary
 
 COLD_GROUPS = ("warm", "cold@full", "cold@cold")
 DPI = 90

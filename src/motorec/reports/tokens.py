@@ -38,7 +38,7 @@ class RunTokens:
     explainer: TokenExplainer
 
     @classmethod
-    def of(cls, ds: Dataset, model) -> "RunTokens":
+    def of(cls, ds: Dataset, model) -> RunTokens:
         codes, slots = token_table(model)
         catalog = load_catalog(ds)
         degree = ds.item_degree
@@ -90,5 +90,5 @@ def token_diagnostics(codes: np.ndarray, slots: list[TokenSlot]) -> dict[str, An
     for entry in per_modality.values():
         entry["collision_rate"] = collision_rate(codes[:, entry.pop("columns")])
     code_cols = [c for c, s in enumerate(slots) if s.kind == "code"]
-    return {"n_items": int(len(codes)), "modalities": per_modality,
+    return {"n_items": len(codes), "modalities": per_modality,
             "collision_rate_joint": collision_rate(codes[:, code_cols])}

@@ -12,7 +12,7 @@ import asyncio
 import base64
 import binascii
 import json
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -37,8 +37,8 @@ MAX_INTERACTIONS = 1000
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 ItemId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128, description="External item id")]
 UserId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128, description="External user id")]
-FieldValue = Union[Annotated[str, Field(max_length=MAX_TEXT)], FiniteFloat,
-                   Annotated[list[Annotated[str, Field(max_length=1000)]], Field(max_length=100)]]
+FieldValue = (Annotated[str, Field(max_length=MAX_TEXT)] | FiniteFloat
+              | Annotated[list[Annotated[str, Field(max_length=1000)]], Field(max_length=100)])
 Fields = Annotated[dict[Annotated[str, Field(max_length=64)], FieldValue], Field(max_length=64)]
 FIELDS = TypeAdapter(Fields)
 

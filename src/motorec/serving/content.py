@@ -46,7 +46,7 @@ def render_fields(fields: dict[str, Any], template: str | None) -> str:
     return template.format(**{n: field_text(fields.get(n)) for n in names})
 
 
-def decode_upload(data: bytes) -> "Image.Image":
+def decode_upload(data: bytes) -> Image.Image:
     """An uploaded image decoded to RGB, or a MotorecError (TooLarge for size limits).
 
     Only the JPEG, PNG and WebP decoders are tried: left to itself PIL tries every format it knows,

@@ -11,13 +11,13 @@ import torch
 from safetensors.numpy import load_file
 from safetensors.torch import load_model
 
-from motorec.data.dataset import Dataset
 from motorec.config import saved_run_config
+from motorec.data.dataset import Dataset
 from motorec.errors import MotorecError
+from motorec.models.factory import build_model
 from motorec.serving.bundle import Bundle
 from motorec.serving.export import MODEL_DIR, TOKENIZER_DIR, concat_features
 from motorec.tokenizers.base import load_tokenizer
-from motorec.models.factory import build_model
 
 
 def rebuild_model(bundle: Bundle) -> torch.nn.Module:

@@ -24,13 +24,13 @@ from motorec.config import RunConfig
 from motorec.data.dataset import VALID, Dataset
 from motorec.errors import MotorecError
 from motorec.evaluation import DotScorer, Evaluator
+from motorec.models.factory import load_trained
 from motorec.progress import progress
 from motorec.serving.bundle import claim_bundle_dir, write_arrays, write_bundle
 from motorec.serving.catalog import load_catalog
 from motorec.serving.linalg import FOLD_IN_GRID, RIDGE_GRID, RidgePath, fold_in_many, select_ridge
 from motorec.serving.protocol import ContentToTokens, ContentToVector
 from motorec.tokenizers.base import Tokenizer, build_tokenizer, load_tokenizer
-from motorec.models.factory import load_trained
 
 MODEL_DIR = "model"
 TOKENIZER_DIR = "tokenizer"
@@ -125,7 +125,7 @@ def _choose_fold_in(ds: Dataset, users: np.ndarray, items: np.ndarray, target: f
     model_recall = evaluator.evaluate(DotScorer(torch.from_numpy(users), item_t), "valid", users=sample).get()
     best = max(scores, key=scores.get)
     return float(best) * unit, {"valid_recall@20_by_relative_reg": scores, "relative_reg": float(best),
-                                "model_valid_recall@20": model_recall, "selection_users": int(len(valid_users))}
+                                "model_valid_recall@20": model_recall, "selection_users": len(valid_users)}
 
 
 def export_bundle(run_dir: str | os.PathLike, out: str | os.PathLike, seed: int | None = None,
@@ -221,7 +221,7 @@ def _write_bundle(out: Path, run_dir: str | os.PathLike, ds: Dataset, cfg: RunCo
         "source_run": str(Path(run_dir).resolve()),
         "model": {"name": model.name, "content_path": model.content_path, "config": cfg.to_dict()},
         "dataset": {"name": ds.name, "split": cfg.data.split, "split_sha256": ds.split_sha256(),
-                    "cold_items": None if ds.cold_items is None else int(len(ds.cold_items)),
+                    "cold_items": None if ds.cold_items is None else len(ds.cold_items),
                     "cold_items_served": bool(served[ds.cold_mask()].all()) if ds.cold_items is not None else None},
         "n_users": ds.n_users, "n_items": ds.n_items, "dim": int(items.shape[1]),
         "modalities": {m: int(f.shape[1]) for m, f in feats.items()},

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import hmac
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 API_KEY_HEADER = "X-API-Key"
 API_KEY_ENV = "MOTOREC_API_KEY"

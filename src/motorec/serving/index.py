@@ -87,7 +87,7 @@ class ItemIndex:
 
     @classmethod
     def build(cls, ids: np.ndarray, vectors: np.ndarray, config: IndexConfig = IndexConfig(),
-              queries: np.ndarray | None = None) -> "ItemIndex":
+              queries: np.ndarray | None = None) -> ItemIndex:
         """An index holding `vectors` under `ids`, of the kind `config` gives for their number.
 
         `queries` (e.g. a sample of user vectors) calibrate IVF's nprobe and measure the
@@ -149,7 +149,7 @@ class ItemIndex:
                     break
             info["nprobe"] = int(index.nprobe)
             info["calibration_recall_by_nprobe"] = {str(p): r for p, r in by_nprobe.items()}
-        info["calibration_queries"] = int(len(queries))
+        info["calibration_queries"] = len(queries)
         info[f"calibration_recall@{k}"] = recall_at(index.search(queries, k)[1], exact)
 
     def __len__(self) -> int:

@@ -24,8 +24,8 @@ from motorec.serving.content import ContentEncoder, ItemContent
 from motorec.serving.embedder import ItemEmbedder
 from motorec.serving.index import IndexConfig, ItemIndex
 from motorec.serving.linalg import fold_in
-from motorec.tokenizers.meaning import TokenExplainer, TokenIndex, Vocabulary
 from motorec.serving.wal import DEFAULT_COMPACT_BYTES, WriteAheadLog, frame
+from motorec.tokenizers.meaning import TokenExplainer, TokenIndex, Vocabulary
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 _ID = re.compile(ID_PATTERN)

@@ -18,7 +18,22 @@ from motorec.tokenizers.pq import PQConfig, PQTokenizer
 from motorec.tokenizers.rqvae import RQVAE, RQVAEConfig, RQVAEOutput, RQVAETokenizer
 
 __all__ = [
-    "TOKENIZERS", "Tokenizer", "TokenizerConfig", "TokenSlot", "build_tokenizer", "check_features", "load_tokenizer",
-    "register_tokenizer", "CollisionResolver", "make_resolver", "MMQConfig", "MMQTokenizer", "PQConfig",
-    "PQTokenizer", "RQVAE", "RQVAEConfig", "RQVAEOutput", "RQVAETokenizer",
+    "RQVAE",
+    "TOKENIZERS",
+    "CollisionResolver",
+    "MMQConfig",
+    "MMQTokenizer",
+    "PQConfig",
+    "PQTokenizer",
+    "RQVAEConfig",
+    "RQVAEOutput",
+    "RQVAETokenizer",
+    "TokenSlot",
+    "Tokenizer",
+    "TokenizerConfig",
+    "build_tokenizer",
+    "check_features",
+    "load_tokenizer",
+    "make_resolver",
+    "register_tokenizer",
 ]

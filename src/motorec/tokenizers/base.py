@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -71,7 +72,7 @@ class Tokenizer(ABC):
         self.params = dict(params)
 
     @abstractmethod
-    def fit(self, features: Features, weights: np.ndarray | None = None, seed: int = 0) -> "Tokenizer":
+    def fit(self, features: Features, weights: np.ndarray | None = None, seed: int = 0) -> Tokenizer:
         """Learn codebooks. `weights` (n_items,) scales each item's loss (rarity amplification)."""
 
     @abstractmethod

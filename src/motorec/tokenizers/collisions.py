@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -56,7 +57,7 @@ class CollisionResolver(ABC):
         self.size = 0  # codes of the slot this mode adds (0: it adds none)
 
     @classmethod
-    def from_config(cls, config: CollisionConfig) -> "CollisionResolver":
+    def from_config(cls, config: CollisionConfig) -> CollisionResolver:
         return cls()
 
     @abstractmethod
@@ -110,7 +111,7 @@ class SinkhornResolver(CollisionResolver):
         self.epsilon = epsilon
 
     @classmethod
-    def from_config(cls, config: CollisionConfig) -> "SinkhornResolver":
+    def from_config(cls, config: CollisionConfig) -> SinkhornResolver:
         return cls(config.sinkhorn_epsilon)
 
     def fit(self, raw: np.ndarray, last_level: LastLevelOf) -> np.ndarray:
@@ -256,8 +257,8 @@ def free_last_codes(corpus_codes: np.ndarray, raw_new: np.ndarray, preference: n
     for i, row in enumerate(np.asarray(raw_new, dtype=np.int64).tolist()):
         prefix = tuple(row[:-1])
         for c in np.asarray(preference[i]).tolist():
-            if prefix + (c,) not in taken:
+            if (*prefix, c) not in taken:
                 out[i] = c
                 break
-        taken.add(prefix + (int(out[i]),))
+        taken.add((*prefix, int(out[i])))
     return out

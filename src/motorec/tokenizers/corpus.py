@@ -9,8 +9,8 @@ row and resolves only the items it has never seen.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 from functools import cached_property
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -70,7 +70,7 @@ class CorpusCodes:
 
     @classmethod
     def fit(cls, raw: np.ndarray, last_level: LastLevelOf, fingerprints: np.ndarray,
-            resolver: CollisionResolver) -> "CorpusCodes":
+            resolver: CollisionResolver) -> CorpusCodes:
         """Resolve the corpus' raw codes into its final table."""
         return cls(resolver.fit(raw, last_level), fingerprints, resolver)
 
@@ -105,7 +105,7 @@ class CorpusCodes:
 
     @classmethod
     def load(cls, tensors: dict[str, torch.Tensor], meta: dict, resolver: CollisionResolver, prefix: str = "",
-             what: str = "saved tokenizer") -> "CorpusCodes":
+             what: str = "saved tokenizer") -> CorpusCodes:
         try:
             codes = tensors[f"{prefix}corpus_codes"].numpy()
             fingerprints = tensors[f"{prefix}corpus_fingerprints"].numpy()

@@ -12,7 +12,8 @@ import dataclasses
 import math
 import re
 from collections import Counter, defaultdict
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -20,14 +21,7 @@ from motorec.errors import MotorecError
 
 WORD = re.compile(r"[^\W\d_]{3,}")
 # Function words and the fixed words of the ml100k/scientific text templates ("Genres:", "Brand:").
-STOPWORDS = frozenset("""
-the and for are but not you all any can had her was one our out his has him how its may new now
-own say she too use who why did get got let man way with that this from they them then than there
-their these those what when where which while will would could should about after again also
-been before being between both each into just more most only other over same some such very
-your into upon off out onto its it's him her hers himself herself themselves itself yet via per
-genres brand categories description overview
-""".split())
+STOPWORDS = frozenset(["the", "and", "for", "are", "but", "not", "you", "all", "any", "can", "had", "her", "was", "one", "our", "out", "his", "has", "him", "how", "its", "may", "new", "now", "own", "say", "she", "too", "use", "who", "why", "did", "get", "got", "let", "man", "way", "with", "that", "this", "from", "they", "them", "then", "than", "there", "their", "these", "those", "what", "when", "where", "which", "while", "will", "would", "could", "should", "about", "after", "again", "also", "been", "before", "being", "between", "both", "each", "into", "just", "more", "most", "only", "other", "over", "same", "some", "such", "very", "your", "into", "upon", "off", "out", "onto", "its", "it's", "him", "her", "hers", "himself", "herself", "themselves", "itself", "yet", "via", "per", "genres", "brand", "categories", "description", "overview"])
 
 
 def words(text: str) -> set[str]:

@@ -22,8 +22,9 @@ the content information.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Sequence
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -288,7 +289,7 @@ class MMQConfig(CollisionConfig, TokenizerConfig):
     # codes of the shared experts (decoded first); 0 = codebook_size
     shared_codebook_size: Annotated[NonNegativeInt, AfterValidator(_zero_or_at_least_two)] = 0
     latent_dim: PositiveInt = 64
-    hidden: list[PositiveInt] = [256]
+    hidden: list[PositiveInt] = Field(default_factory=lambda: [256])
     beta: NonNegativeFloat = 0.25
     w_rec: NonNegativeFloat = 12.0
     w_aux: NonNegativeFloat = 10.0
@@ -368,7 +369,7 @@ class MMQTokenizer(Tokenizer):
         return {m: int(getattr(model, f"mean_{m}").numel()) for m in model.modalities}
 
     # ---------------------------------------------------------------- fit
-    def fit(self, features: Features, weights: np.ndarray | None = None, seed: int = 0) -> "MMQTokenizer":
+    def fit(self, features: Features, weights: np.ndarray | None = None, seed: int = 0) -> MMQTokenizer:
         n = check_features(features)
         cfg = self.config
         item_w = self.item_weights(weights, n)
@@ -420,7 +421,7 @@ class MMQTokenizer(Tokenizer):
         return model.assign_codes(outs), gates, LastLevel(outs[-1], model.books[-1])
 
     # ---------------------------------------------------------------- stage 2
-    def finetune(self, features: Features, sequences: Sequence[np.ndarray], seed: int = 0) -> "MMQTokenizer":
+    def finetune(self, features: Features, sequences: Sequence[np.ndarray], seed: int = 0) -> MMQTokenizer:
         """Behaviour-aware fine-tuning (MMQ stage 2), then re-encode and re-resolve collisions.
 
         `sequences`: each user's *training* items in time order (never valid/test). The behavioural

@@ -104,7 +104,7 @@ class PQTokenizer(Tokenizer):
         super().__init__(**params)
         self._fitted: dict[str, _PQModality] = {}
 
-    def fit(self, features: Features, weights: np.ndarray | None = None, seed: int = 0) -> "PQTokenizer":
+    def fit(self, features: Features, weights: np.ndarray | None = None, seed: int = 0) -> PQTokenizer:
         self.item_weights(weights, check_features(features))
         cfg = self.config
         self._fitted = {}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Annotated, Any
 
 import numpy as np
@@ -59,7 +60,7 @@ ENCODE_CHUNK = ROW_CHUNK  # rows pushed through the encoder at once when encodin
 def mlp(sizes: list[int]) -> nn.Sequential:
     """Linear layers with ReLU between them (none after the last)."""
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(pairwise(sizes)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())
@@ -234,7 +235,7 @@ class RQVAEConfig(CollisionConfig, TokenizerConfig):
     codebook_size: Annotated[int, Field(ge=2)] = 512
     levels: PositiveInt = 3
     latent_dim: PositiveInt = 64
-    hidden: list[PositiveInt] = [512, 256]
+    hidden: list[PositiveInt] = Field(default_factory=lambda: [512, 256])
     beta: NonNegativeFloat = 0.25
     gamma: NonNegativeFloat = 0.05
     sparsity_target: Annotated[float, Field(gt=0, lt=1)] | None = None  # rho of the Bernoulli prior; None -> 1 / codebook_size
@@ -297,7 +298,7 @@ class RQVAETokenizer(Tokenizer):
         self.history: list[dict[str, Any]] = []  # per-epoch loss parts of the last fit
 
     # ---------------------------------------------------------------- fit
-    def fit(self, features: Features, weights: np.ndarray | None = None, seed: int = 0) -> "RQVAETokenizer":
+    def fit(self, features: Features, weights: np.ndarray | None = None, seed: int = 0) -> RQVAETokenizer:
         n = check_features(features)
         w = self.item_weights(weights, n)
         self._fitted = {}

@@ -2,4 +2,4 @@
 from motorec.training.runner import run_experiment
 from motorec.training.trainer import evaluate_model, fit
 
-__all__ = ["run_experiment", "fit", "evaluate_model"]
+__all__ = ["evaluate_model", "fit", "run_experiment"]

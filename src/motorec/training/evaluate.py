@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 from motorec.config import RunConfig
 from motorec.data import Dataset
 from motorec.errors import MotorecError

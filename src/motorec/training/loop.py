@@ -10,8 +10,9 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -35,7 +36,7 @@ class LoopState:
                 "bad_evals": self.bad_evals, "history": self.history, "best_state": self.best_weights}
 
     @classmethod
-    def from_checkpoint(cls, state: dict[str, Any]) -> "LoopState":
+    def from_checkpoint(cls, state: dict[str, Any]) -> LoopState:
         return cls(next_epoch=state["epoch"] + 1, best_score=state["best_score"], best_epoch=state["best_epoch"],
                    bad_evals=state["bad_evals"], history=state["history"], best_weights=state["best_state"])
 

@@ -30,7 +30,6 @@ from motorec.runtime import resolve_device, set_seed
 from motorec.training.backbone import backbone_seconds, backbone_spec, resolve_backbone
 from motorec.training.trainer import FitResult, fit
 
-
 # Keys that change how a run executes, not what it computes: they may differ on --resume.
 RUN_ONLY_KEYS = ("train.progress", "train.threads", "device", "data.cache_dir", "eval.batch_size", "data.path",
                  "log.tensorboard")

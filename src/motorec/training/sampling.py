@@ -16,7 +16,7 @@ the shared generator: exactly the single-process stream.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch

@@ -2,19 +2,19 @@
 checkpoints after each evaluation (resumable), test once at the best-valid state."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 import torch
 
+from motorec.checkpoint import load_checkpoint, save_checkpoint
 from motorec.config import TrainConfig
 from motorec.data.dataset import Dataset
 from motorec.distributed import SINGLE, DistContext, data_parallel
 from motorec.evaluation import DotScorer, EvalResult, Evaluator
 from motorec.models.base import Recommender
 from motorec.progress import MetricLog, progress
-from motorec.checkpoint import load_checkpoint, save_checkpoint
 from motorec.training import loop
 from motorec.training.loop import LoopState, Schedule
 from motorec.training.sampling import BPRSampler

@@ -4,12 +4,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import torch
+from coldstart_support import batch, build
 
 from motorec.models.coldstart.aldi import alignment_losses, binary_kl, teacher_weights
 from motorec.models.coldstart.clcrec import info_nce
 from motorec.models.coldstart.gorec import gaussian_kl, uniformity
-
-from coldstart_support import batch, build
 
 
 def test_deepmusic_regresses_warm_vectors_and_generates_cold_ones(cold_data, backbone_run):
@@ -30,7 +29,7 @@ def test_deepmusic_regresses_warm_vectors_and_generates_cold_ones(cold_data, bac
 
 
 def test_dropoutnet_with_dropout_one_ignores_the_preference_input(cold_data, backbone_run):
-    users, pos, neg = batch(cold_data)
+    _users, pos, neg = batch(cold_data)
     items = torch.cat([pos, neg])
     model = build("dropoutnet", cold_data, backbone_run, dropout=1.0).train()
     keep = torch.rand(len(items)) >= model.params.dropout

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from motorec.models.base import register_model
 from motorec.config import NonNegativeFloat, PositiveFloat
+from motorec.models.base import register_model
 from motorec.models.coldstart.common import ColdStartRecommender, SpecialistParams, mlp, per_item, warm_cold_readout
 from motorec.models.context import ModelContext
 

@@ -21,11 +21,11 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
+from motorec.config import NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
 from motorec.data.graph import FrozenSparse, to_torch_sparse, user_item_adjacency
 from motorec.models.base import bpr_loss, l2_reg, register_model
-from motorec.config import NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
-from motorec.models.content import ContentParams
 from motorec.models.coldstart.common import ColdStartRecommender, mlp
+from motorec.models.content import ContentParams
 from motorec.models.context import ModelContext
 from motorec.models.lightgcn import propagate
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from motorec.models.base import register_model
 from motorec.config import PositiveFloat, PositiveInt, UnitInterval
-from motorec.models.content import ContentParams
+from motorec.models.base import register_model
 from motorec.models.coldstart.common import ColdStartRecommender, mlp, warm_cold_readout
+from motorec.models.content import ContentParams
 from motorec.models.context import ModelContext
 
 

@@ -19,7 +19,7 @@ from motorec.errors import MotorecError
 from motorec.models.base import EmbeddingRecommender
 from motorec.models.content import ContentParams, centred_unit, selected_modalities
 from motorec.models.context import ModelContext
-from motorec.tokenizers.rqvae import mlp  # noqa: F401  (the one MLP: Linear + ReLU, re-exported for the specialists)
+from motorec.tokenizers.rqvae import mlp  # the one MLP (Linear + ReLU); the specialists import it from here
 
 
 class BackboneSpec(ConfigModel):

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from motorec.models.base import register_model
 from motorec.config import PositiveInt, UnitInterval
+from motorec.models.base import register_model
 from motorec.models.coldstart.common import ColdStartRecommender, ResidualTower, SpecialistParams, mlp, per_item
 from motorec.models.context import ModelContext
 

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from motorec.models.base import register_model
 from motorec.config import NonNegativeFloat, PositiveInt, Probability
+from motorec.models.base import register_model
 from motorec.models.coldstart.common import ColdStartRecommender, SpecialistParams, mlp, warm_cold_readout
 from motorec.models.context import ModelContext
 

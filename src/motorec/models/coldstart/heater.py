@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from motorec.models.base import register_model
 from motorec.config import NonNegativeFloat, PositiveInt, UnitInterval
+from motorec.models.base import register_model
 from motorec.models.coldstart.common import ColdStartRecommender, SpecialistParams, mlp, per_item
 from motorec.models.context import ModelContext
 
