@@ -1,4 +1,5 @@
 """The Python API: train on an in-memory dataset, use the Run, save/reload it, compare."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,12 @@ def test_import_motorec_does_not_import_torch():
 
 def test_keyword_settings_become_set_strings():
     assert settings_of([1, 2], {"train": {"epochs": 5, "lr": 0.01}, "model__n_layers": 2, "item_repr": "motor"}) == [
-        "seeds=[1, 2]", "train.epochs=5", "train.lr=0.01", "model.n_layers=2", 'item_repr="motor"']
+        "seeds=[1, 2]",
+        "train.epochs=5",
+        "train.lr=0.01",
+        "model.n_layers=2",
+        'item_repr="motor"',
+    ]
 
 
 def test_run_metrics_are_the_results_file(synthetic_runs):
@@ -96,8 +102,13 @@ def test_tokens_and_explain(synthetic_runs):
 
 
 def test_compare_returns_a_dataframe(tmp_path):
-    frame = motorec.compare(["synthetic-cold"], ["bpr", "content_profile"], seeds=[2026], out=tmp_path,
-                            train={"epochs": 1, "progress": False})
+    frame = motorec.compare(
+        ["synthetic-cold"],
+        ["bpr", "content_profile"],
+        seeds=[2026],
+        out=tmp_path,
+        train={"epochs": 1, "progress": False},
+    )
     assert isinstance(frame, pd.DataFrame)
     assert list(frame["model"]) == ["bpr", "content_profile"] and set(frame["status"]) == {"ok"}
     table = json.loads((tmp_path / "compare.json").read_text())

@@ -9,6 +9,7 @@ Ids: `user` and `item` integers are the dataset's internal indices (0..n-1, as i
 where an item may also be named by the dataset's own id (`tokens`, `explain`), pass it as a string
 ("50" is MovieLens movie_id 50 through i_id_mapping.csv), as the service does.
 """
+
 from __future__ import annotations
 
 import os
@@ -80,8 +81,10 @@ class Run:
     def __repr__(self) -> str:
         cold = self.metrics["test"].get("cold@cold", {}).get("recall@20")
         extra = f", cold@cold R@20 {cold:.4f}" if cold is not None else ""
-        return (f"Run({str(self.dir)!r}, model={self.model_name!r}, dataset={self.metrics['dataset']!r}, "
-                f"test R@20 {self.metrics['test']['all']['recall@20']:.4f}{extra})")
+        return (
+            f"Run({str(self.dir)!r}, model={self.model_name!r}, dataset={self.metrics['dataset']!r}, "
+            f"test R@20 {self.metrics['test']['all']['recall@20']:.4f}{extra})"
+        )
 
     @property
     def model_name(self) -> str:
@@ -141,8 +144,9 @@ class Run:
         """The item's tokens: one {modality, level, code, kind} per token slot."""
         return self._run_tokens().tokens(item)
 
-    def explain(self, item: int | str | None = None, token: str | None = None, max_items: int = 10,
-                n_words: int = 8) -> dict[str, Any]:
+    def explain(
+        self, item: int | str | None = None, token: str | None = None, max_items: int = 10, n_words: int = 8
+    ) -> dict[str, Any]:
         """What an item's tokens mean (item=...), or one token ('MODALITY:LEVEL:CODE'): the training
         items that share it and the words most typical of them against the catalogue."""
         from motorec.tokenizers.meaning import parse_token
@@ -191,10 +195,21 @@ def load_run(directory: str | os.PathLike, dataset: Dataset | None = None, seed:
     return Run(directory, dataset, seed)
 
 
-def train(data: str | os.PathLike | Dataset, model: str, /, *, seeds: list[int] | None = None,
-          out: str | os.PathLike | None = None, split: str | None = None, config: str | os.PathLike | None = None,
-          settings: list[str] | None = None, overwrite: bool = False, resume: bool = False,
-          allow_epochs_change: bool = False, **overrides: Any) -> Run:
+def train(
+    data: str | os.PathLike | Dataset,
+    model: str,
+    /,
+    *,
+    seeds: list[int] | None = None,
+    out: str | os.PathLike | None = None,
+    split: str | None = None,
+    config: str | os.PathLike | None = None,
+    settings: list[str] | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    allow_epochs_change: bool = False,
+    **overrides: Any,
+) -> Run:
     """Train `model` on a dataset (a loaded Dataset, a folder or 'synthetic-cold') over `seeds`.
 
     Config keys are keyword arguments (`train={"epochs": 20}`, `model={"n_layers": 2}`, `train__lr=0.01`,
@@ -205,13 +220,27 @@ def train(data: str | os.PathLike | Dataset, model: str, /, *, seeds: list[int] 
 
     if out is None:
         out = tempfile.mkdtemp(prefix=f"motorec-{model}-")
-    run_experiment(data, model, out, split, config, list(settings or []) + settings_of(seeds, overrides),
-                   overwrite, resume, allow_epochs_change)
+    run_experiment(
+        data,
+        model,
+        out,
+        split,
+        config,
+        list(settings or []) + settings_of(seeds, overrides),
+        overwrite,
+        resume,
+        allow_epochs_change,
+    )
     return Run(out, data if isinstance(data, Dataset) else None)
 
 
-def compare(datasets: Iterable[str | Dataset], models: Iterable[str], seeds: list[int] | None = None,
-            out: str | os.PathLike | None = None, **overrides: Any):
+def compare(
+    datasets: Iterable[str | Dataset],
+    models: Iterable[str],
+    seeds: list[int] | None = None,
+    out: str | os.PathLike | None = None,
+    **overrides: Any,
+):
     """Every model on every dataset over `seeds`: a pandas DataFrame with one row per (dataset, model)
     and test mean/std of Recall@20 and NDCG@20 per group (`motorec compare`'s table; written to `out`,
     a temporary folder by default, where an interrupted comparison resumes)."""

@@ -1,4 +1,5 @@
 """The `motorec` command line: one Typer app, each command group in motorec.commands.*."""
+
 from __future__ import annotations
 
 import importlib
@@ -35,8 +36,9 @@ EXPERIMENT_MODULES = [
     "motorec.commands.generative",
 ]
 
-exp_app = typer.Typer(help="Experiments: comparisons, tuning, ablations and other tables from the docs.",
-                      no_args_is_help=True)
+exp_app = typer.Typer(
+    help="Experiments: comparisons, tuning, ablations and other tables from the docs.", no_args_is_help=True
+)
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
 for _module in EXPERIMENT_MODULES:

@@ -9,6 +9,7 @@ the allowed range and the layer that set it — instead of a crash or a silently
 YAML files hold the values (the packaged ones are the defaults); the classes here hold the types
 and ranges. Every config class is a `ConfigModel`: unknown keys are refused, assignment is checked.
 """
+
 from __future__ import annotations
 
 import copy
@@ -33,13 +34,16 @@ class _Loader(yaml.SafeLoader):
 
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
-               r"|[0-9][0-9_]*[eE][-+]?[0-9]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    re.compile(
+        r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+        r"|[0-9][0-9_]*[eE][-+]?[0-9]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
     list("-+0123456789."),
 )
 # a bare nan / inf typed on the command line is the number a user means (then refused as not finite)
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^(?:[-+]?(?:inf|Inf|INF)|nan|NaN|NAN)$"),
-                              list("-+iInN"))
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^(?:[-+]?(?:inf|Inf|INF)|nan|NaN|NAN)$"), list("-+iInN")
+)
 
 
 def load_yaml(text: str) -> Any:
@@ -51,7 +55,6 @@ class ConfigModel(BaseModel):
     """Base of every config class: unknown keys are errors, assignments are validated."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
-
 
 
 class NoParams(ConfigModel):
@@ -93,7 +96,9 @@ class EvalConfig(ConfigModel):
 
 
 class DistConfig(ConfigModel):
-    timeout_s: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)] = 300  # a silent rank fails the run after this
+    timeout_s: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)] = (
+        300  # a silent rank fails the run after this
+    )
 
 
 class DataConfig(ConfigModel):
@@ -172,8 +177,10 @@ def model_params_class(model_name: str) -> type[ConfigModel]:
     if model_name not in MODEL_PARAMS:
         importlib.import_module("motorec.models")  # the registry lives a layer above: import it by name
     if model_name not in MODEL_PARAMS:
-        raise MotorecError(f"unknown model '{model_name}'. Known: {', '.join(sorted(MODEL_PARAMS))}."
-                           f"{did_you_mean(model_name, MODEL_PARAMS)}")
+        raise MotorecError(
+            f"unknown model '{model_name}'. Known: {', '.join(sorted(MODEL_PARAMS))}."
+            f"{did_you_mean(model_name, MODEL_PARAMS)}"
+        )
     return MODEL_PARAMS[model_name]
 
 
@@ -205,8 +212,14 @@ def flatten(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def merge(base: dict[str, Any], over: dict[str, Any], where: str, strict: bool = True,
-          origins: dict[str, str] | None = None, prefix: str = "") -> dict[str, Any]:
+def merge(
+    base: dict[str, Any],
+    over: dict[str, Any],
+    where: str,
+    strict: bool = True,
+    origins: dict[str, str] | None = None,
+    prefix: str = "",
+) -> dict[str, Any]:
     """Deep-merge `over` into a copy of `base`; with strict, unknown keys are errors.
 
     `origins` (flat key -> layer) records which layer set each value, for error messages.
@@ -262,8 +275,12 @@ def parse_override(text: str, cfg: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-def layered(model: str, config_file: str | Path | None = None, overrides: list[str] | None = None,
-            origins: dict[str, str] | None = None) -> dict[str, Any]:
+def layered(
+    model: str,
+    config_file: str | Path | None = None,
+    overrides: list[str] | None = None,
+    origins: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """The merged (not yet validated) mapping of every layer."""
     model_file = f"models/{model}.yaml"
     files = ["defaults.yaml"] + ([model_file] if packaged(model_file).is_file() else [])
@@ -272,8 +289,13 @@ def layered(model: str, config_file: str | Path | None = None, overrides: list[s
     return cfg
 
 
-def layer_files(files: list[str], config_file: str | Path | None = None, overrides: list[str] | None = None,
-                origins: dict[str, str] | None = None, base: dict[str, Any] | None = None) -> dict[str, Any]:
+def layer_files(
+    files: list[str],
+    config_file: str | Path | None = None,
+    overrides: list[str] | None = None,
+    origins: dict[str, str] | None = None,
+    base: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Packaged YAML `files` (under configs/; each may add keys), then the user's file and `--set`
     (known keys only), merged over `base` (e.g. a schema's defaults, so all its keys are settable)."""
     cfg = copy.deepcopy(base or {})
@@ -344,7 +366,9 @@ def _describe(err: ErrorDetails) -> str:
     }.get(kind, err["msg"][0].lower() + err["msg"][1:] if err["msg"] else kind)
 
 
-def config_error(exc: ValidationError, schema: type[BaseModel], origins: dict[str, str], source: str = "") -> MotorecError:
+def config_error(
+    exc: ValidationError, schema: type[BaseModel], origins: dict[str, str], source: str = ""
+) -> MotorecError:
     """One readable line per problem: the key, what is wrong, the value and the layer that set it."""
     lines = []
     for err in exc.errors():

@@ -1,4 +1,5 @@
 """Process-wide runtime choices: which torch device, and seeding every random generator at once."""
+
 from __future__ import annotations
 
 import random

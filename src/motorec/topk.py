@@ -5,6 +5,7 @@ similarities) and anything else that ranks a matrix too large to hold: `RunningT
 row's best k (value, column) pairs while column blocks stream past, so memory is rows x block,
 never rows x columns. Ties rank the lower column id first, whatever the block size.
 """
+
 from __future__ import annotations
 
 import torch

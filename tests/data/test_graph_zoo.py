@@ -1,4 +1,5 @@
 """Graph helpers the zoo added: fast frozen spmm, learned k-NN graphs, mixing, FREEDOM's pruning."""
+
 from __future__ import annotations
 
 import numpy as np

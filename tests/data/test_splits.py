@@ -1,4 +1,5 @@
 """Splitters: reproducible from a seed, cold items get no train rows, MMRec round trip."""
+
 from __future__ import annotations
 
 import numpy as np

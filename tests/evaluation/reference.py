@@ -3,6 +3,7 @@
 Loops and sorted() over plain lists, no vectorisation and no code shared with motorec.evaluation,
 so a bug in the fast evaluator cannot hide behind the same bug here.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,5 +1,6 @@
 """The warm/cold trade-off: per-group standardisation, offsets that move slots between warm and
 cold items, and blending a warm expert with a cold expert."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,7 +20,9 @@ def ds():
 def oracle(ds, label=TEST):
     """Scores that put each user's GT items of one split label first."""
     gt = torch.from_numpy(ds.matrix(label).toarray()).float()
-    return lambda users: gt[users] + 0.01 * torch.rand(len(users), ds.n_items, generator=torch.Generator().manual_seed(0))
+    return lambda users: (
+        gt[users] + 0.01 * torch.rand(len(users), ds.n_items, generator=torch.Generator().manual_seed(0))
+    )
 
 
 def test_standardize_groups_gives_each_group_zero_mean_unit_std():

@@ -1,4 +1,5 @@
 """Bad input is a MotorecError naming the file, field or item; templates render as documented."""
+
 from __future__ import annotations
 
 import numpy as np

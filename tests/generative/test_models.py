@@ -2,6 +2,7 @@
 exclusion mask; the trie level loss is the item's NLL as beam search scores it; the causal
 all-position loss equals the per-example one and sees no future item. (That TIGER and SASRec learn
 a deterministic next-item rule is tested with their trainer, tests/training/test_sequence.py.)"""
+
 from __future__ import annotations
 
 import itertools

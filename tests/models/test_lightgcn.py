@@ -1,5 +1,6 @@
 """LightGCN / BPR-MF: propagation matches the dense formula, scores are embedding dot products,
 the loss follows MMRec's (BPR + L2 on ego embeddings), and short training learns."""
+
 from __future__ import annotations
 
 import pytest

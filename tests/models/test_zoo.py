@@ -1,4 +1,5 @@
 """The multimodal baseline zoo on synthetic cold-start data: losses, cold items, text-only data."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -35,7 +36,11 @@ def batch(ds, n=64):
     idx = np.random.default_rng(0).choice(train.nnz, n, replace=False)
     warm = np.flatnonzero(ds.item_degree > 0)
     neg = np.random.default_rng(1).choice(warm, n)
-    return torch.from_numpy(train.row[idx].astype(np.int64)), torch.from_numpy(train.col[idx].astype(np.int64)), torch.from_numpy(neg)
+    return (
+        torch.from_numpy(train.row[idx].astype(np.int64)),
+        torch.from_numpy(train.col[idx].astype(np.int64)),
+        torch.from_numpy(neg),
+    )
 
 
 def test_zoo_registered_with_content_path():

@@ -1,4 +1,5 @@
 """Shared codebook machinery: k-means, assignment, dead-code restart, diagnostics."""
+
 from __future__ import annotations
 
 import numpy as np

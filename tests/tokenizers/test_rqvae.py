@@ -1,4 +1,5 @@
 """Sparse-regularised RQ-VAE: the module contract and the "rqvae" tokenizer."""
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,14 @@ def test_tokenizer_shapes_ranges_decode(features):
     codes = tok.encode(features)
     assert codes.shape == (400, len(tok.slots)) == (400, 6) and codes.dtype == np.int64
     kinds = [(s.modality, s.level, s.kind) for s in tok.slots]
-    assert kinds == [("text", 0, "code"), ("text", 1, "code"), ("text", 2, "suffix"),
-                     ("image", 0, "code"), ("image", 1, "code"), ("image", 2, "suffix")]
+    assert kinds == [
+        ("text", 0, "code"),
+        ("text", 1, "code"),
+        ("text", 2, "suffix"),
+        ("image", 0, "code"),
+        ("image", 1, "code"),
+        ("image", 2, "suffix"),
+    ]
     for j, slot in enumerate(tok.slots):
         assert codes[:, j].min() >= 0 and codes[:, j].max() < slot.codebook_size
     decoded = tok.decode(codes)

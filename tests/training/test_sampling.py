@@ -1,4 +1,5 @@
 """BPR sampling: one process keeps its stream; ranks split every global batch into disjoint shares."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """The shared loop: early stopping, best-valid selection, --resume, multi-seed results, exports."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Core commands: demo, data stats/split, train, evaluate."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,9 @@ data_app = typer.Typer(help="Inspect and split datasets.", no_args_is_help=True)
 SHOW_METRICS = ("recall@10", "recall@20", "ndcg@20", "precision@20", "hit@20", "map@20")
 
 
-def metrics_table(title: str, metrics: dict[str, dict[str, float]], std: dict | None = None,
-                  columns: tuple[str, ...] = SHOW_METRICS) -> Table:
+def metrics_table(
+    title: str, metrics: dict[str, dict[str, float]], std: dict | None = None, columns: tuple[str, ...] = SHOW_METRICS
+) -> Table:
     """One row per group, one column per metric (with ± std over seeds when given)."""
     table = Table(title=title)
     table.add_column("group")
@@ -73,8 +75,11 @@ def data_split(
     for target in (out, out.with_name(out.stem + ".cold_items.txt")):
         check_output_file(target, [path])
     ds = load_dataset(path)
-    splitters = {"random": lambda d: random_split(d, seed=seed), "loo": loo_split,
-                 "cold": lambda d: cold_split(d, cold_fraction, seed=seed)}
+    splitters = {
+        "random": lambda d: random_split(d, seed=seed),
+        "loo": loo_split,
+        "cold": lambda d: cold_split(d, cold_fraction, seed=seed),
+    }
     if kind not in splitters:
         raise MotorecError(f"--kind '{kind}': choose one of {', '.join(splitters)}.")
     written = write_mmrec(splitters[kind](ds), out)
@@ -106,11 +111,15 @@ def train(
     config: Path | None = typer.Option(None, help="YAML file layered over the packaged configs."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: key=value (repeatable)."),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory written by motorec."),
-    resume: bool = typer.Option(False, help="Continue an interrupted run from its checkpoints (same model, "
-                                            "config, data and split only)."),
+    resume: bool = typer.Option(
+        False, help="Continue an interrupted run from its checkpoints (same model, config, data and split only)."
+    ),
     allow_epochs_change: bool = typer.Option(False, help="With --resume: accept a different train.epochs."),
-    nproc: int = typer.Option(1, help="Data-parallel processes: N > 1 runs this command under `torchrun --standalone "
-                                      "--nproc_per_node N` (gloo on CPU, NCCL on GPU; docs/scale.md)."),
+    nproc: int = typer.Option(
+        1,
+        help="Data-parallel processes: N > 1 runs this command under `torchrun --standalone "
+        "--nproc_per_node N` (gloo on CPU, NCCL on GPU; docs/scale.md).",
+    ),
 ) -> None:
     """Train a model over the configured seeds with validation-only selection; test once."""
     from motorec.api import train as train_run
@@ -119,12 +128,26 @@ def train(
 
     if relaunch_under_torchrun(nproc):
         return
-    results = train_run(data, model, out=out, split=split, config=config, settings=set_, overwrite=overwrite,
-                        resume=resume, allow_epochs_change=allow_epochs_change).metrics
+    results = train_run(
+        data,
+        model,
+        out=out,
+        split=split,
+        config=config,
+        settings=set_,
+        overwrite=overwrite,
+        resume=resume,
+        allow_epochs_change=allow_epochs_change,
+    ).metrics
     if not current().is_main:  # the other ranks of a torchrun launch train but do not print
         return
-    console.print(metrics_table(f"{model} on {results['dataset']} — test (mean ± std over {len(results['seeds'])} seeds)",
-                                results["test"], results["test_std"]))
+    console.print(
+        metrics_table(
+            f"{model} on {results['dataset']} — test (mean ± std over {len(results['seeds'])} seeds)",
+            results["test"],
+            results["test_std"],
+        )
+    )
     console.print(f"wrote {out / 'results.json'} and {out / 'topk_test.tsv'}")
 
 
@@ -176,5 +199,3 @@ def register(app: typer.Typer) -> None:
     app.command()(evaluate)
     app.command()(models)
     app.command()(demo)
-
-

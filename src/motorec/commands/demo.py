@@ -4,6 +4,7 @@ No network and no ../shared: the synthetic catalogue's content really predicts w
 item, so the demo shows what a content path buys: cold items in real top-K lists, with the
 semantic tokens that placed them.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,12 @@ DEMO_DATA = "synthetic-cold"
 GROUPS = ("all", "warm", "cold@full", "cold@cold")
 # Sized for the 900-item synthetic catalogue and a ~2 minute budget on 2 CPU cores.
 MODEL_OVERRIDES = {
-    "motorec": ["train.lr=0.005", "model.tokenizer.codebook_size=64", "model.tokenizer.hidden=[128]",
-                "model.tokenizer.epochs=20"],
+    "motorec": [
+        "train.lr=0.005",
+        "model.tokenizer.codebook_size=64",
+        "model.tokenizer.hidden=[128]",
+        "model.tokenizer.epochs=20",
+    ],
 }
 
 
@@ -31,8 +36,9 @@ def run_demo(out: Path, epochs: int, models: tuple[str, ...] = ("lightgcn", "mot
     common = ["seeds=[2026]", f"train.epochs={epochs}", "train.patience=10", "train.progress=false"]
     for name in models:
         console.print(f"[bold]training {name} on {DEMO_DATA}[/bold]")
-        results[name] = run_experiment(DEMO_DATA, name, out / name, overrides=common + MODEL_OVERRIDES.get(name, []),
-                                       overwrite=True)
+        results[name] = run_experiment(
+            DEMO_DATA, name, out / name, overrides=common + MODEL_OVERRIDES.get(name, []), overwrite=True
+        )
     table = Table(title=f"{DEMO_DATA}: test recall@20 (validation-selected); cold@full = cold items in the real top-20")
     table.add_column("model")
     for g in GROUPS:

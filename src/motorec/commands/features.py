@@ -1,4 +1,5 @@
 """`motorec features`: raw item content (text fields, images) -> feature matrices, resumable."""
+
 from __future__ import annotations
 
 import sys

@@ -4,6 +4,7 @@ motorec exp generative --data DIR --ids sasrec|rqvae|pq|mmq|mmq-ft --out DIR
 motorec exp rank --data DIR --features id,sid,both --ids mmq --out DIR
 motorec exp bench-generate --data DIR --ids mmq --out FILE
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,14 @@ def generative(
     from motorec.experiments.generative import run_generative
 
     summary = run_generative(data, ids, out, config, set_, overwrite, resume)
-    console.print(metrics_table(f"{ids} on {summary['dataset']}: test, mean ± std over {len(summary['seeds'])} seed(s)",
-                                summary["test"], summary["test_std"], columns=GEN_METRICS))
+    console.print(
+        metrics_table(
+            f"{ids} on {summary['dataset']}: test, mean ± std over {len(summary['seeds'])} seed(s)",
+            summary["test"],
+            summary["test_std"],
+            columns=GEN_METRICS,
+        )
+    )
     console.print(f"wrote {out / 'results.json'}")
 
 
@@ -52,14 +59,21 @@ def rank(
 
     sets = parse_feature_sets(features)
     summary = run_rank(data, sets, ids, out, config, set_, overwrite, resume)
-    table = Table(title=f"rating > 3 on {summary['dataset']} ({ids} IDs): test, mean ± std over {len(summary['seeds'])} seed(s)")
+    table = Table(
+        title=f"rating > 3 on {summary['dataset']} ({ids} IDs): test, mean ± std over {len(summary['seeds'])} seed(s)"
+    )
     for col in ("features", "group", "AUC", "GAUC", "rows"):
         table.add_column(col)
     for f in sets:
         mean, std = summary[f]["test"], summary[f]["test_std"]
         for g in mean:
-            table.add_row(f, g, f"{mean[g]['auc']:.4f} ± {std[g]['auc']:.4f}", f"{mean[g]['gauc']:.4f} ± {std[g]['gauc']:.4f}",
-                          str(int(mean[g]["rows"])))
+            table.add_row(
+                f,
+                g,
+                f"{mean[g]['auc']:.4f} ± {std[g]['auc']:.4f}",
+                f"{mean[g]['gauc']:.4f} ± {std[g]['gauc']:.4f}",
+                str(int(mean[g]["rows"])),
+            )
     console.print(table)
     console.print(f"wrote {out / 'results.json'}")
 

@@ -1,5 +1,6 @@
 """`motorec tune` (validation-only grid search), `motorec compare` (rows × datasets table) and
 `motorec coldstart` (the cold-start benchmark: tune every row, then one 3-seed table)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,15 +27,23 @@ def tune(
 
     summary = run_tune(data, model, out, parse_grid(grid, grid_file), split, config, set_)
     console.print((out / "tune.md").read_text())
-    console.print(f"chosen: {summary['best']['point']}; wrote {out / 'tune.json'}, {out / 'tune.md'}, {out / 'best.yaml'}")
+    console.print(
+        f"chosen: {summary['best']['point']}; wrote {out / 'tune.json'}, {out / 'tune.md'}, {out / 'best.yaml'}"
+    )
 
 
 def compare(
     models: str = typer.Option(..., help="Comma-separated model names."),
-    datasets: str = typer.Option(..., help="Comma-separated DIR or DIR:SPLIT (e.g. ../shared/data/ml100k-mm:ml100k-mm-cold.inter)."),
-    out: Path = typer.Option(..., help="Folder for runs/ and compare.md, compare.csv, compare.json (resumed if it exists)."),
+    datasets: str = typer.Option(
+        ..., help="Comma-separated DIR or DIR:SPLIT (e.g. ../shared/data/ml100k-mm:ml100k-mm-cold.inter)."
+    ),
+    out: Path = typer.Option(
+        ..., help="Folder for runs/ and compare.md, compare.csv, compare.json (resumed if it exists)."
+    ),
     tuned: Path | None = typer.Option(None, help="Folder with <dataset>/<model>.yaml configs (e.g. tune's best.yaml)."),
-    set_: list[str] = typer.Option([], "--set", help="Override for every run: key=value (repeatable), e.g. seeds=[2026]."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override for every run: key=value (repeatable), e.g. seeds=[2026]."
+    ),
     no_train: bool = typer.Option(False, "--no-train", help="Only tabulate runs already finished in OUT."),
 ) -> None:
     """Train every model on every dataset over the configured seeds and write one comparison table."""
@@ -48,13 +57,22 @@ def compare(
 
 
 def coldstart(
-    out: Path = typer.Option(Path("benchmarks/results/coldstart"), help="Folder for the small result files: compare.{md,csv,json}, tuned/, tune/, coldstart.json."),
-    runs: Path = typer.Option(Path("runs/coldstart"), help="Folder for the runs (tuning trials, table cells; checkpoints and top-K lists)."),
-    plan: Path | None = typer.Option(None, help="Benchmark plan YAML (default: the packaged configs/experiments/coldstart.yaml)."),
+    out: Path = typer.Option(
+        Path("benchmarks/results/coldstart"),
+        help="Folder for the small result files: compare.{md,csv,json}, tuned/, tune/, coldstart.json.",
+    ),
+    runs: Path = typer.Option(
+        Path("runs/coldstart"), help="Folder for the runs (tuning trials, table cells; checkpoints and top-K lists)."
+    ),
+    plan: Path | None = typer.Option(
+        None, help="Benchmark plan YAML (default: the packaged configs/experiments/coldstart.yaml)."
+    ),
     data_root: Path = typer.Option(Path("../shared/data"), help="Folder holding the plan's datasets."),
     rows: str = typer.Option("", help="Comma-separated row labels to run (default: every row of the plan)."),
     datasets: str = typer.Option("", help="Comma-separated dataset labels (e.g. ml100k-mm-cold; default: all)."),
-    set_: list[str] = typer.Option([], "--set", help="Override for every run: key=value (repeatable), e.g. train.threads=1."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override for every run: key=value (repeatable), e.g. train.threads=1."
+    ),
     no_train: bool = typer.Option(False, "--no-train", help="Only tabulate what is already finished."),
 ) -> None:
     """The cold-start benchmark: tune each row per dataset on valid (one seed), then one table over three seeds."""
@@ -63,7 +81,9 @@ def coldstart(
     split = lambda text: [t.strip() for t in text.split(",") if t.strip()] or None
     run_coldstart(out, runs, plan, data_root, split(rows), split(datasets), set_, train=not no_train)
     console.print((out / "compare.md").read_text())
-    console.print(f"wrote {out / 'compare.md'}, {out / 'compare.csv'}, {out / 'compare.json'}, {out / 'coldstart.json'}")
+    console.print(
+        f"wrote {out / 'compare.md'}, {out / 'compare.csv'}, {out / 'compare.json'}, {out / 'coldstart.json'}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,5 @@
 """Data layer: one Dataset type, readers, splitters, synthetic data and the shared graphs."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,8 +24,11 @@ def load_dataset(path: str | Path, split: str | Path | None = None, drop_users_w
     """
     ds = _open(path, split, drop_users_without_train)
     # Remembered so a run trained on this in-memory Dataset can be reloaded from its results.json.
-    ds.source["load"] = {"path": str(path), "split": None if split is None else str(split),
-                         "drop_users_without_train": drop_users_without_train}
+    ds.source["load"] = {
+        "path": str(path),
+        "split": None if split is None else str(split),
+        "drop_users_without_train": drop_users_without_train,
+    }
     return ds
 
 
@@ -35,8 +39,13 @@ def _open(path: str | Path, split: str | Path | None, drop_users_without_train: 
         return cold_split(ds) if text.endswith("-cold") else random_split(ds)
     if text.startswith(f"{SYNTHETIC}:"):
         spec = parse_synthetic_spec(text)
-        ds = synthetic_catalogue(spec["items"], spec["users"], spec["interactions"], dims={"text": spec.get("text", 384)},
-                                 seed=spec.get("seed", 2026))
+        ds = synthetic_catalogue(
+            spec["items"],
+            spec["users"],
+            spec["interactions"],
+            dims={"text": spec.get("text", 384)},
+            seed=spec.get("seed", 2026),
+        )
         return cold_split(ds) if spec["cold"] else random_split(ds)
     p = Path(path)
     if not p.exists():
@@ -50,8 +59,15 @@ def _open(path: str | Path, split: str | Path | None, drop_users_without_train: 
     raise MotorecError(f"{p}: neither an MMRec folder (<name>.inter) nor an LC-Rec folder (*.inter.json).")
 
 
-def write_synthetic(out: str | Path, n_items: int, n_users: int, n_interactions: int, text_dim: int = 384,
-                    seed: int = 2026, cold: bool = False) -> Path:
+def write_synthetic(
+    out: str | Path,
+    n_items: int,
+    n_users: int,
+    n_interactions: int,
+    text_dim: int = 384,
+    seed: int = 2026,
+    cold: bool = False,
+) -> Path:
     """A generated catalogue as an MMRec folder: OUT/<OUT name>.inter (split per user 80/10/10, or a
     zero-shot cold split) and OUT/text_feat.npy, written straight to disk (features never whole in memory)."""
     out = Path(out)

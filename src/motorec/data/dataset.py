@@ -1,4 +1,5 @@
 """The one Dataset type every reader produces and every model, tokenizer and evaluator consumes."""
+
 from __future__ import annotations
 
 import hashlib
@@ -107,13 +108,18 @@ class Dataset:
 
     def sequences(self, label_max: int = TEST) -> list[np.ndarray]:
         """Each user's items in time order (timestamp, then file order), labels <= label_max."""
-        order = np.lexsort((np.arange(self.n_interactions), self.timestamps if self.timestamps is not None
-                            else np.zeros(self.n_interactions), self.users))
+        order = np.lexsort(
+            (
+                np.arange(self.n_interactions),
+                self.timestamps if self.timestamps is not None else np.zeros(self.n_interactions),
+                self.users,
+            )
+        )
         if self.labels is not None:
             order = order[self.labels[order] <= label_max]
         users, items = self.users[order], self.items[order]
         bounds = np.searchsorted(users, np.arange(self.n_users + 1))
-        return [items[bounds[u]:bounds[u + 1]] for u in range(self.n_users)]
+        return [items[bounds[u] : bounds[u + 1]] for u in range(self.n_users)]
 
     def stats(self) -> dict[str, Any]:
         """Figures printed by `motorec data stats`."""

@@ -1,4 +1,5 @@
 """Reproducible splitters; each returns a split Dataset that `write_mmrec` can share as a file."""
+
 from __future__ import annotations
 
 from itertools import pairwise
@@ -77,10 +78,18 @@ def cold_split(
     if keep.all():
         return split
     return Dataset(
-        name=split.name, n_users=ds.n_users, n_items=ds.n_items, users=ds.users[keep], items=ds.items[keep],
-        labels=labels[keep], ratings=None if ds.ratings is None else ds.ratings[keep],
-        timestamps=None if ds.timestamps is None else ds.timestamps[keep], modalities=ds.modalities,
-        cold_items=cold, item_table=ds.item_table, source=dict(ds.source),
+        name=split.name,
+        n_users=ds.n_users,
+        n_items=ds.n_items,
+        users=ds.users[keep],
+        items=ds.items[keep],
+        labels=labels[keep],
+        ratings=None if ds.ratings is None else ds.ratings[keep],
+        timestamps=None if ds.timestamps is None else ds.timestamps[keep],
+        modalities=ds.modalities,
+        cold_items=cold,
+        item_table=ds.item_table,
+        source=dict(ds.source),
     )
 
 
@@ -88,13 +97,15 @@ def write_mmrec(ds: Dataset, path: str | Path) -> Path:
     """Write the split as an MMRec `.inter` (and `.cold_items.txt`), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    df = pd.DataFrame({
-        "userID": ds.users,
-        "itemID": ds.items,
-        "rating": ds.ratings if ds.ratings is not None else np.ones(ds.n_interactions, dtype=np.float32),
-        "timestamp": ds.timestamps if ds.timestamps is not None else np.zeros(ds.n_interactions, dtype=np.int64),
-        "x_label": ds._require_split(),
-    })
+    df = pd.DataFrame(
+        {
+            "userID": ds.users,
+            "itemID": ds.items,
+            "rating": ds.ratings if ds.ratings is not None else np.ones(ds.n_interactions, dtype=np.float32),
+            "timestamp": ds.timestamps if ds.timestamps is not None else np.zeros(ds.n_interactions, dtype=np.int64),
+            "x_label": ds._require_split(),
+        }
+    )
     with atomic_open(path) as f:
         df.to_csv(f, sep="\t", index=False)
     if ds.cold_items is not None:

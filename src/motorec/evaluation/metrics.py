@@ -2,6 +2,7 @@
 
 Everything is batched tensor code that runs on the scores' device.
 """
+
 from __future__ import annotations
 
 import torch
@@ -38,5 +39,7 @@ def rank_metrics(hits: torch.Tensor, n_gt: torch.Tensor, ks: tuple[int, ...]) ->
         out[f"precision@{k}"] = h / k
         out[f"hit@{k}"] = (h > 0).float()
         out[f"ndcg@{k}"] = torch.where(valid, dcg[:, kk - 1] / ideal, 0.0)
-        out[f"map@{k}"] = torch.where(valid, sum_prec[:, kk - 1] / torch.minimum(safe, torch.tensor(float(k), device=device)), 0.0)
+        out[f"map@{k}"] = torch.where(
+            valid, sum_prec[:, kk - 1] / torch.minimum(safe, torch.tensor(float(k), device=device)), 0.0
+        )
     return out

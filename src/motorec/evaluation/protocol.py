@@ -6,6 +6,7 @@ catalogue size: users are ranked in batches sized from a memory budget, a `DotSc
 in item blocks whose top-K are merged exactly (`motorec.topk`), and ground truth and train masks
 are looked up sparsely, never as dense rows.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -96,9 +97,15 @@ class Evaluator:
     the sums are reduced once, so every rank gets the single-process metrics.
     """
 
-    def __init__(self, ds: Dataset, device: str | torch.device = "cpu", ks: tuple[int, ...] = (10, 20, 50),
-                 batch_size: int | None = None, memory_mb: float = DEFAULT_MEMORY_MB,
-                 dist: DistContext = SINGLE) -> None:
+    def __init__(
+        self,
+        ds: Dataset,
+        device: str | torch.device = "cpu",
+        ks: tuple[int, ...] = (10, 20, 50),
+        batch_size: int | None = None,
+        memory_mb: float = DEFAULT_MEMORY_MB,
+        dist: DistContext = SINGLE,
+    ) -> None:
         self.device = torch.device(device)
         self.ks = tuple(ks)
         self.max_k = max(max(self.ks), EXPORT_K)
@@ -120,8 +127,12 @@ class Evaluator:
             self.groups = {"all": None, "longtail": longtail}
         # |GT ∩ group| per user, from the sparse GT once
         self.n_gt = {
-            label: {g: torch.from_numpy(np.asarray(m @ (np.ones(self.n_items) if mask is None else mask.cpu().numpy()))
-                                        .astype(np.int64)).to(self.device) for g, mask in self.groups.items()}
+            label: {
+                g: torch.from_numpy(
+                    np.asarray(m @ (np.ones(self.n_items) if mask is None else mask.cpu().numpy())).astype(np.int64)
+                ).to(self.device)
+                for g, mask in self.groups.items()
+            }
             for label, m in self.gt.items()
         }
         test_items = ds.items[ds.labels == TEST]
@@ -129,11 +140,13 @@ class Evaluator:
         self.metric_names = list(rank_metrics(torch.zeros(0, self.max_k), torch.zeros(0, dtype=torch.int64), self.ks))
 
     @classmethod
-    def from_config(cls, ds: Dataset, device: str | torch.device, eval_cfg: EvalConfig,
-                    dist: DistContext = SINGLE) -> Evaluator:
+    def from_config(
+        cls, ds: Dataset, device: str | torch.device, eval_cfg: EvalConfig, dist: DistContext = SINGLE
+    ) -> Evaluator:
         """The evaluator a run's `eval` config section describes (ks, batch_size, memory_mb)."""
-        return cls(ds, device, ks=tuple(eval_cfg.ks), batch_size=eval_cfg.batch_size,
-                   memory_mb=eval_cfg.memory_mb, dist=dist)
+        return cls(
+            ds, device, ks=tuple(eval_cfg.ks), batch_size=eval_cfg.batch_size, memory_mb=eval_cfg.memory_mb, dist=dist
+        )
 
     def _members(self, m: sp.csr_matrix, rows: np.ndarray, top: torch.Tensor) -> torch.Tensor:
         """(B, K) bool: is top[b, j] a stored entry of row rows[b] of m (sparse lookup, no dense row)."""
@@ -154,7 +167,9 @@ class Evaluator:
         if not blockwise:
             full = score_fn(batch).to(self.device, torch.float32)
             if full.shape != (len(rows), self.n_items):
-                raise ValueError(f"score function returned shape {tuple(full.shape)}, expected ({len(rows)}, {self.n_items})")
+                raise ValueError(
+                    f"score function returned shape {tuple(full.shape)}, expected ({len(rows)}, {self.n_items})"
+                )
         seen_rows, seen_cols = _row_entries(self.train, rows, self.device)
         top, cold_top = RunningTopK(self.max_k), RunningTopK(self.max_k) if self.cold_split else None
         for start, stop in blocks(self.n_items, width):
@@ -171,8 +186,9 @@ class Evaluator:
         return top.ids, None if cold_top is None else cold_top.ids
 
     @torch.no_grad()
-    def evaluate(self, score_fn: ScoreFn, split: str = "valid", export_topk: bool = False,
-                 users: np.ndarray | None = None) -> EvalResult:
+    def evaluate(
+        self, score_fn: ScoreFn, split: str = "valid", export_topk: bool = False, users: np.ndarray | None = None
+    ) -> EvalResult:
         """Metrics per group; valid masks train items, test masks train items only (MMRec).
 
         `users` restricts the evaluation to these users (those with ground truth in the split).
@@ -183,7 +199,9 @@ class Evaluator:
         if users is not None:
             all_users = np.intersect1d(all_users, np.asarray(users, dtype=np.int64))
         mine = all_users[self.dist.shard(len(all_users))]
-        per_batch, _ = batch_plan(self.n_items, self.memory_mb, self.batch_size, callable(getattr(score_fn, "block", None)))
+        per_batch, _ = batch_plan(
+            self.n_items, self.memory_mb, self.batch_size, callable(getattr(score_fn, "block", None))
+        )
         # Sums stay on the device (float64) and are read once at the end: no host sync per batch.
         sums = {g: torch.zeros(len(self.metric_names), dtype=torch.float64, device=self.device) for g in self.groups}
         counts = torch.zeros(len(self.groups), dtype=torch.float64, device=self.device)
@@ -206,8 +224,9 @@ class Evaluator:
                 per_user = rank_metrics(g_hits, n_gt, self.ks)
                 keep = n_gt > 0
                 counts[gi] += keep.sum()
-                sums[group] += torch.stack([torch.where(keep, per_user[name], 0.0).double().sum()
-                                            for name in self.metric_names])
+                sums[group] += torch.stack(
+                    [torch.where(keep, per_user[name], 0.0).double().sum() for name in self.metric_names]
+                )
             covered[top[:, :20].reshape(-1)] = 1.0
             cold_slots += self.cold[top[:, :20]].sum()
             if export_topk:
@@ -219,8 +238,10 @@ class Evaluator:
         n_users = {g: round(c) for g, c in zip(self.groups, packed[n_sums : n_sums + len(self.groups)].tolist())}
         cold_slots_all = float(packed[n_sums + len(self.groups)])
         coverage = float((packed[n_sums + len(self.groups) + 1 :] > 0).double().mean())
-        metrics = {g: {m: v / max(n_users[g], 1) for m, v in zip(self.metric_names, totals[gi])}
-                   for gi, g in enumerate(self.groups)}
+        metrics = {
+            g: {m: v / max(n_users[g], 1) for m, v in zip(self.metric_names, totals[gi])}
+            for gi, g in enumerate(self.groups)
+        }
         metrics["all"]["coverage@20"] = coverage
         if self.cold_split:
             metrics["all"]["cold_share@20"] = cold_slots_all / max(1, 20 * len(all_users))

@@ -4,6 +4,7 @@ Work is chunked and resumable (see chunks.py); final files are written atomicall
 image is missing or unreadable get the mean feature of the found images, as MMRec does, and are
 listed in `features.json` so downstream users can tell imputed rows apart.
 """
+
 from __future__ import annotations
 
 import json
@@ -170,14 +171,21 @@ def extract_catalog_features(
         raise MotorecError(f"image folder not found: {image_root}")
     device = str(resolve_device(device))
     out_dir = resolve_output_path(out_dir)
-    _check_replaceable(out_dir, [FEATURE_FILES[m] for m, given in (("text", text_template), ("image", image_pattern))
-                                 if given is not None] + ([MAPPING_FILE] if id_column is not None else []))
+    _check_replaceable(
+        out_dir,
+        [FEATURE_FILES[m] for m, given in (("text", text_template), ("image", image_pattern)) if given is not None]
+        + ([MAPPING_FILE] if id_column is not None else []),
+    )
     store = ChunkStore(out_dir / "chunks")
     if not resume:
         store.clear()
 
     metadata: dict[str, Any] = {
-        "items": len(table), "source": source, "id_column": id_column, **(provenance or {}), "modalities": {},
+        "items": len(table),
+        "source": source,
+        "id_column": id_column,
+        **(provenance or {}),
+        "modalities": {},
     }
     jobs = []
     if text_template is not None:
@@ -186,15 +194,21 @@ def extract_catalog_features(
             warnings.warn(f"{source}: some items have empty fields (used as ''): {empty}", stacklevel=2)
         jobs.append(_Job("text", plan_chunks("text", texts, chunk_size, TEXT_MODEL), texts, _text_chunk, batch_size))
         metadata["modalities"]["text"] = {
-            "model": TEXT_MODEL, "template": text_template, "l2_normalised": True, "empty_fields": empty,
+            "model": TEXT_MODEL,
+            "template": text_template,
+            "l2_normalised": True,
+            "empty_fields": empty,
         }
     if image_pattern is not None:
         paths = image_paths(table, image_pattern, image_root, source)
         chunks = plan_chunks("image", _image_inputs(paths), chunk_size, f"{IMAGE_MODEL}; {IMAGE_PREPROCESS}")
         jobs.append(_Job("image", chunks, paths, _image_chunk, image_batch_size))
         metadata["modalities"]["image"] = {
-            "model": IMAGE_MODEL, "preprocess": IMAGE_PREPROCESS, "l2_normalised": False,
-            "image_dir": str(image_root) if image_root else None, "image_pattern": image_pattern,
+            "model": IMAGE_MODEL,
+            "preprocess": IMAGE_PREPROCESS,
+            "l2_normalised": False,
+            "image_dir": str(image_root) if image_root else None,
+            "image_pattern": image_pattern,
             "missing_policy": MISSING_IMAGE_POLICY,
         }
 
@@ -224,9 +238,11 @@ def _check_replaceable(out_dir: Path, names: list[str]) -> None:
         ours = False
     foreign = [n for n in [*names, METADATA_FILE] if (out_dir / n).exists() and not ours]
     if foreign:
-        raise MotorecError(f"--out {out_dir}: already holds {', '.join(foreign)}, not written by `motorec features` "
-                           f"(no motorec {METADATA_FILE} beside them); motorec will not replace them. Choose another "
-                           f"--out.")
+        raise MotorecError(
+            f"--out {out_dir}: already holds {', '.join(foreign)}, not written by `motorec features` "
+            f"(no motorec {METADATA_FILE} beside them); motorec will not replace them. Choose another "
+            f"--out."
+        )
 
 
 def _item_ids(table: pd.DataFrame, id_column: str | None, source: str) -> list[Any]:
@@ -242,7 +258,12 @@ def _item_ids(table: pd.DataFrame, id_column: str | None, source: str) -> list[A
 
 
 def _compute_missing_chunks(
-    jobs: list[_Job], store: ChunkStore, device: str, progress: bool, n_items: int, report: FeatureReport,
+    jobs: list[_Job],
+    store: ChunkStore,
+    device: str,
+    progress: bool,
+    n_items: int,
+    report: FeatureReport,
     ctx: DistContext = SINGLE,
 ) -> None:
     """Encode every chunk not already in the store, one progress bar per modality.

@@ -1,6 +1,7 @@
 """Resumable work: features are computed in chunks of rows, each saved atomically under a name
 that hashes its inputs, so a rerun skips exactly the chunks whose inputs did not change.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -4,6 +4,7 @@ Preprocessing is fixed to what produced the published ml100k-mm features (checke
 RGB, bicubic resize to 224x224, ImageNet mean/std, global average pooling of `extract_features`.
 Features are NOT L2-normalised (the published ones are not either).
 """
+
 from __future__ import annotations
 
 import contextlib

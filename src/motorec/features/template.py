@@ -3,6 +3,7 @@
 List-valued fields are joined with ", " and missing values (None/NaN) become "", so a template such
 as "{title}. Genres: {genres}. {overview}" reproduces the published ml100k-mm texts exactly.
 """
+
 from __future__ import annotations
 
 import string

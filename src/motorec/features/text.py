@@ -3,6 +3,7 @@
 The model is loaded once per device and cached, so the online service can encode one new item at a
 time without paying the load again.
 """
+
 from __future__ import annotations
 
 import os

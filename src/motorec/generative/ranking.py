@@ -8,6 +8,7 @@ timestamp), so the test period holds items with few or no train ratings; AUC and
 (impression-weighted per-user AUC, users with both classes) are reported overall, on items with
 < 10 train interactions and on items with none (their semantic ID comes from content alone).
 """
+
 from __future__ import annotations
 
 from itertools import pairwise
@@ -74,8 +75,15 @@ class DCNParams(ConfigModel):
 class DCN(nn.Module):
     """DCN-V2: field embeddings -> [cross network (x_{l+1} = x0 * (W x_l + b) + x_l) || MLP] -> logit."""
 
-    def __init__(self, field_sizes: list[int], *, dim: int = 16, cross_layers: int = 2,
-                 hidden: tuple[int, ...] | list[int] = (128, 64), dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        field_sizes: list[int],
+        *,
+        dim: int = 16,
+        cross_layers: int = 2,
+        hidden: tuple[int, ...] | list[int] = (128, 64),
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         self.embeddings = nn.ModuleList(nn.Embedding(n, dim) for n in field_sizes)
         width = dim * len(field_sizes)
@@ -104,7 +112,9 @@ def item_groups(ds: Dataset, labels: np.ndarray, rows: np.ndarray) -> dict[str, 
     return {"all": np.ones(len(rows), dtype=bool), "longtail": degree < LONGTAIL, "cold": degree == 0}
 
 
-def field_table(ds: Dataset, features: str, sid: np.ndarray | None, sid_sizes: list[int]) -> tuple[np.ndarray, list[int]]:
+def field_table(
+    ds: Dataset, features: str, sid: np.ndarray | None, sid_sizes: list[int]
+) -> tuple[np.ndarray, list[int]]:
     """(n_interactions, n_fields) categorical inputs and each field's vocabulary size."""
     if features not in FEATURE_SETS:
         raise MotorecError(f"--features '{features}': choose one of {', '.join(FEATURE_SETS)}.")

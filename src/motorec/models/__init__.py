@@ -1,4 +1,5 @@
 """Models: one Recommender contract, one item-representation hook, one registry."""
+
 from motorec.models import (
     bm3,  # noqa: F401  (registers bm3)
     coldstart,  # noqa: F401  (registers the cold-start specialists)

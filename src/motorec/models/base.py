@@ -4,6 +4,7 @@ MMRec's contract (`calculate_loss`, `full_sort_predict`) for training and evalua
 cornac-style `score`/`recommend` for users of the library. Graphs and features come from the
 shared ModelContext; item base vectors from the item-representation hook.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -11,6 +11,7 @@ content: the mean of predictor(projection(features)) over modalities, which the 
 trains towards the item vectors. The losses are cosine, so only directions are learned; the cold
 vectors are rescaled to the warm items' mean norm.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -3,6 +3,7 @@
 ItemKNN-CBF: Dacrema et al., "Are We Really Making Much Progress? A Worrying Analysis of Recent
 Neural Recommendation Approaches", RecSys 2019 (MMRec's `ItemKNNCBF`).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -25,8 +26,10 @@ def selected_modalities(ctx: ModelContext, wanted: list[str] | None) -> list[str
         return ctx.modalities
     missing = [m for m in wanted if m not in ctx.modalities]
     if missing:
-        raise MotorecError(f"model parameter 'modalities': {', '.join(missing)} not in dataset '{ctx.dataset.name}' "
-                           f"(it has {', '.join(ctx.modalities) or 'none'}).")
+        raise MotorecError(
+            f"model parameter 'modalities': {', '.join(missing)} not in dataset '{ctx.dataset.name}' "
+            f"(it has {', '.join(ctx.modalities) or 'none'})."
+        )
     return list(wanted)
 
 

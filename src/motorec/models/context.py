@@ -2,6 +2,7 @@
 
 Graphs and feature tensors are built here once and shared, so no model builds its own graph.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -10,6 +10,7 @@ the projected modality features (MMRec's default reg_weight 0 switches them off)
 Cold items: their ID row is zeroed, so they are scored through the frozen item-item graph alone
 (the ID vectors of their content neighbours).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -68,9 +69,14 @@ class FREEDOM(IDEmbeddingModel):
 
     def on_epoch_start(self, epoch: int) -> None:
         drop = self.params.dropout
-        self.train_adj = (FrozenSparse(degree_sensitive_prune(self.ctx.dataset.train_matrix, 1.0 - drop,
-                                                              device=self.ctx.device), symmetric=True)
-                          if drop > 0 else self.full_adj)
+        self.train_adj = (
+            FrozenSparse(
+                degree_sensitive_prune(self.ctx.dataset.train_matrix, 1.0 - drop, device=self.ctx.device),
+                symmetric=True,
+            )
+            if drop > 0
+            else self.full_adj
+        )
 
     def _propagated(self, adj: FrozenSparse) -> tuple[torch.Tensor, torch.Tensor]:
         ids = item_vectors(self.item_repr, self.warm)
@@ -89,8 +95,10 @@ class FREEDOM(IDEmbeddingModel):
         mf = bpr_loss((u * i_all[pos]).sum(-1), (u * i_all[neg]).sum(-1))
         losses = {"bpr": mf}
         if self.params.reg_weight:
-            modal = sum(bpr_loss((u * f[pos]).sum(-1), (u * f[neg]).sum(-1))
-                        for f in (self.proj[m](self.features[m]) for m in self.features))
+            modal = sum(
+                bpr_loss((u * f[pos]).sum(-1), (u * f[neg]).sum(-1))
+                for f in (self.proj[m](self.features[m]) for m in self.features)
+            )
             losses["modal_bpr"] = self.params.reg_weight * modal
         losses["loss"] = sum(losses.values())
         return losses

@@ -3,6 +3,7 @@
 `--set item_repr=id` (default) is a plain embedding table; other representations (MOTOR's token
 cross network) register here and plug into every model without changing the model files.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -9,6 +9,7 @@ for the rest, as in MMRec.
 
 Cold items: their ID row is zeroed, so they are scored through the item-item graph alone.
 """
+
 from __future__ import annotations
 
 from typing import Any

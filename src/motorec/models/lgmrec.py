@@ -15,6 +15,7 @@ projected features in the modal graph embedding (propagation would zero it).
 Cold items: ID row zeroed; scored through their own projected features (local modal embedding) and
 their hyperedge memberships (global embedding).
 """
+
 from __future__ import annotations
 
 from itertools import pairwise
@@ -72,8 +73,11 @@ class LGMRec(IDEmbeddingModel):
         self.user_mean = FrozenSparse(to_torch_sparse(row_normalize(train), ctx.device))
         self.adj = FrozenSparse(ctx.norm_adj, symmetric=True)
         self.register_buffer("warm", warm_mask(ctx), persistent=False)
-        self.register_buffer("user_active", (torch.from_numpy(ctx.dataset.user_degree) > 0).float().unsqueeze(1).to(ctx.device),
-                             persistent=False)
+        self.register_buffer(
+            "user_active",
+            (torch.from_numpy(ctx.dataset.user_degree) > 0).float().unsqueeze(1).to(ctx.device),
+            persistent=False,
+        )
         for m in ctx.modalities:
             self.register_buffer(f"feat_{m}", ctx.features(m), persistent=False)
         d_feat = {m: ctx.features(m).shape[1] for m in ctx.modalities}

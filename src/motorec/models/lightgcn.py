@@ -3,6 +3,7 @@
 LightGCN: He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for
 Recommendation", SIGIR 2020. BPR: Rendle et al., UAI 2009.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -25,6 +25,7 @@ the train interactions can tell (see docs/motorec.md), so it is one explicit kno
 
 Loss: CE(content) + CE(warm) + rq_weight * sum_m mean(w_i * L_RQ-VAE,i) + reg_weight * ||ID ego||^2.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -79,8 +80,16 @@ class TokenContent(nn.Module):
     collaborative space.
     """
 
-    def __init__(self, features: Tensor, fit_items: Tensor, dim: int, hidden: int, dropout: float,
-                 tok: RQVAEConfig, token_input: str) -> None:
+    def __init__(
+        self,
+        features: Tensor,
+        fit_items: Tensor,
+        dim: int,
+        hidden: int,
+        dropout: float,
+        tok: RQVAEConfig,
+        token_input: str,
+    ) -> None:
         super().__init__()
         self.features = features  # not a buffer: shared with the context, never checkpointed
         self.token_input = token_input
@@ -152,8 +161,9 @@ def leave_one_out_mean(user_mean: Tensor, user_degree: Tensor, left_out: Tensor)
     return (user_mean * d - left_out) / (d - 1).clamp_min(1)
 
 
-def merge_scores(u_warm: Tensor, i_warm: Tensor, u_cold: Tensor, i_cold: Tensor, warm: Tensor,
-                 cold_prior: float) -> tuple[Tensor, Tensor]:
+def merge_scores(
+    u_warm: Tensor, i_warm: Tensor, u_cold: Tensor, i_cold: Tensor, warm: Tensor, cold_prior: float
+) -> tuple[Tensor, Tensor]:
     """(users, items) whose dot products rank warm and cold items on one per-user scale.
 
     Warm items score (u_warm . i_warm - mu_w(u)) / sd_w(u) with mean and spread over the warm
@@ -235,8 +245,14 @@ class MoToRec(EmbeddingRecommender):
         self.tok_cfg = p.tokenizer
         self.tok_params = p.tokenizer.model_dump(exclude_unset=True)  # the keys given (the cache key)
         fit = torch.from_numpy(np.flatnonzero(ctx.dataset.item_degree > 0)).to(ctx.device)
-        self.content = nn.ModuleDict({m: TokenContent(ctx.features(m), fit, cdim, p.content_hidden, p.content_dropout,
-                                                      self.tok_cfg, p.token_input) for m in self.mods})
+        self.content = nn.ModuleDict(
+            {
+                m: TokenContent(
+                    ctx.features(m), fit, cdim, p.content_hidden, p.content_dropout, self.tok_cfg, p.token_input
+                )
+                for m in self.mods
+            }
+        )
         self.attn = nn.Sequential(nn.Linear(cdim, cdim), nn.Tanh(), nn.Linear(cdim, 1, bias=False))
         self.item_id: nn.Module | None = None
         if p.id_channel:
@@ -264,8 +280,10 @@ class MoToRec(EmbeddingRecommender):
         wanted = [wanted] if isinstance(wanted, str) else list(wanted)
         missing = [m for m in wanted if m not in ctx.modalities]
         if missing or not wanted:
-            raise MotorecError(f"model.modalities {wanted}: dataset '{ctx.dataset.name}' has "
-                               f"{', '.join(ctx.modalities)}; give 'all' or a non-empty subset.")
+            raise MotorecError(
+                f"model.modalities {wanted}: dataset '{ctx.dataset.name}' has "
+                f"{', '.join(ctx.modalities)}; give 'all' or a non-empty subset."
+            )
         return wanted
 
     # ------------------------------------------------------------------ tokenizer
@@ -306,7 +324,7 @@ class MoToRec(EmbeddingRecommender):
             if directory is not None:
                 tok.save(directory)
         prefix = f"{modality}.model."
-        return {k[len(prefix):]: v for k, v in tok.state_tensors().items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: v for k, v in tok.state_tensors().items() if k.startswith(prefix)}
 
     def tokens(self) -> dict[str, np.ndarray]:
         """Current (n_items, levels) code table of each modality (empty for continuous input)."""
@@ -420,7 +438,9 @@ class MoToRec(EmbeddingRecommender):
     def item_tokens_from_content(self, features: dict[str, Tensor]) -> Tensor:
         """Codes of new items, per modality in `token_slots()` order (features -> tokens)."""
         if not self.uses_tokens:
-            raise MotorecError("this MoToRec was trained on continuous features (token_input=continuous): it has no tokens.")
+            raise MotorecError(
+                "this MoToRec was trained on continuous features (token_input=continuous): it has no tokens."
+            )
         return torch.cat([self.content[m].rqvae.encode(features[m]) for m in self.mods], 1)
 
     def token_slots(self) -> list[TokenSlot]:

@@ -12,6 +12,7 @@ drowned out by the popular head. Forms:
   Monotone non-increasing in d, always >= 1: rarer items weigh more, as intended.
 - "none": w = 1 (the ablation).
 """
+
 from __future__ import annotations
 
 from typing import Literal, get_args

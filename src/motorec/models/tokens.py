@@ -5,6 +5,7 @@ on disk under a hash of the features, the fitted rows and the parameters, so eve
 later `evaluate`) reuses the same codes. Declared cold items are left out of the fit and only
 encoded, as a brand-new item would be; their codes come from content alone.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -4,6 +4,7 @@ Item = [ID vector ; E·f] with f the item's content (all modalities concatenated
 user = [γ_u ; θ_u]; BPR loss with L2 on the batch's final vectors. Like MMRec, the bias terms are
 dropped. Cold items: the ID half is zeroed (never trained), so they are ranked by θ_u·E·f alone.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,5 +1,6 @@
 """Every number a report shows, read from run directories (results.json, seed_<s>/result.json,
 topk_test.tsv) and, for cold shares and tokens, from the run's dataset and checkpoint."""
+
 from __future__ import annotations
 
 import json
@@ -69,9 +70,16 @@ def summarize_run(directory: str | Path, with_model: bool = True) -> RunSummary:
     res = read_run(directory)
     cfg = res["config"]
     summary = RunSummary(
-        label=cfg["model_name"], directory=str(directory), model=cfg["model_name"], dataset=res["dataset"],
-        seeds=list(res["seeds"]), ks=list(cfg["eval"]["ks"]), test=res["test"], test_std=res["test_std"],
-        valid=res["valid"], history=read_history(directory, res["seeds"]),
+        label=cfg["model_name"],
+        directory=str(directory),
+        model=cfg["model_name"],
+        dataset=res["dataset"],
+        seeds=list(res["seeds"]),
+        ks=list(cfg["eval"]["ks"]),
+        test=res["test"],
+        test_std=res["test_std"],
+        valid=res["valid"],
+        history=read_history(directory, res["seeds"]),
     )
     if not with_model:
         return summary

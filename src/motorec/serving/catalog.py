@@ -4,6 +4,7 @@ Users of a service speak in their own ids (MovieLens movie_id, an ASIN), so the 
 `i_id_mapping.csv` / `u_id_mapping.csv` ids when the dataset folder has them, and titles and texts
 from the raw item files (through the same presets that extract features) when they exist.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

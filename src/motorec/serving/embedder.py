@@ -4,6 +4,7 @@
 features, so the training data is not needed) and asked through `item_vector_from_content`;
 "ridge": the bundle's content map. Tokens come from the model or from the bundle's tokenizer.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,9 +28,13 @@ def rebuild_model(bundle: Bundle) -> torch.nn.Module:
     cold = stored.pop("cold_items")
     indptr = bundle.seen_indptr
     ds = Dataset(
-        name=m["dataset"]["name"], n_users=m["n_users"], n_items=m["n_items"],
-        users=np.repeat(np.arange(m["n_users"]), np.diff(indptr)), items=bundle.seen_indices,
-        labels=np.zeros(len(bundle.seen_indices), dtype=np.int8), modalities=stored,
+        name=m["dataset"]["name"],
+        n_users=m["n_users"],
+        n_items=m["n_items"],
+        users=np.repeat(np.arange(m["n_users"]), np.diff(indptr)),
+        items=bundle.seen_indices,
+        labels=np.zeros(len(bundle.seen_indices), dtype=np.int8),
+        modalities=stored,
         cold_items=cold if m["dataset"]["cold_items"] is not None else None,
         source={"dir": str(bundle.path)},
     )
@@ -37,8 +42,10 @@ def rebuild_model(bundle: Bundle) -> torch.nn.Module:
     model = build_model(ds, cfg, torch.device("cpu"), None)  # no cache: the bundle may be read-only
     missing, unexpected = load_model(model, str(bundle.path / MODEL_DIR / "weights.safetensors"), strict=False)
     if missing or unexpected:
-        raise MotorecError(f"bundle {bundle.path}: model weights do not fit model '{m['model']['name']}' of this "
-                           f"motorec (missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}).")
+        raise MotorecError(
+            f"bundle {bundle.path}: model weights do not fit model '{m['model']['name']}' of this "
+            f"motorec (missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})."
+        )
     return model.eval()
 
 

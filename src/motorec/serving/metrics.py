@@ -3,6 +3,7 @@
 Pure ASGI (not Starlette's BaseHTTPMiddleware) because the latter adds about a millisecond per
 request, which is the budget of a whole recommendation.
 """
+
 from __future__ import annotations
 
 import bisect

@@ -1,4 +1,5 @@
 """Item tokenizers: importing this package fills the registry (`build_tokenizer`, `load_tokenizer`)."""
+
 from __future__ import annotations
 
 from motorec.tokenizers import mmq, pq, rqvae  # noqa: F401  (registration side effect)

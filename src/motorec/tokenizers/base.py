@@ -9,6 +9,7 @@ The base also holds what every tokenizer needs the same way: typed parameters (`
 a tokenizer with no per-item loss), seeding that leaves the caller's random stream alone, and
 persistence (safetensors + JSON, no pickle).
 """
+
 from __future__ import annotations
 
 import json
@@ -114,7 +115,9 @@ class Tokenizer(ABC):
         if weights is None:
             return None
         if not self.weighted:
-            raise MotorecError(f"tokenizer '{self.name}': fit takes no item weights (it has no per-item loss to weight).")
+            raise MotorecError(
+                f"tokenizer '{self.name}': fit takes no item weights (it has no per-item loss to weight)."
+            )
         w = np.asarray(weights, dtype=np.float32).reshape(-1)
         if w.shape[0] != n:
             raise MotorecError(f"weights: got {w.shape[0]} values for {n} items.")
@@ -235,7 +238,11 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
         raise MotorecError(f"{meta_path}: no saved tokenizer here (tokenizer.json missing).") from exc
     except (ValueError, RecursionError) as exc:
         raise MotorecError(f"{meta_path}: not valid JSON ({str(exc)[:200]}).") from exc
-    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not isinstance(meta.get("params", {}), dict):
+    if (
+        not isinstance(meta, dict)
+        or not isinstance(meta.get("name"), str)
+        or not isinstance(meta.get("params", {}), dict)
+    ):
         raise MotorecError(f"{meta_path}: not a saved motorec tokenizer (fields 'name' and 'params' expected).")
     tensors_path = directory / "tokenizer.safetensors"
     # Rebuilding modules draws initial weights that the saved tensors replace: fork the global RNG so
@@ -253,6 +260,8 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
         except FileNotFoundError as exc:
             raise MotorecError(f"{tensors_path}: missing beside tokenizer.json.") from exc
         except (SafetensorError, KeyError, TypeError, ValueError, IndexError, RuntimeError, OSError) as exc:
-            raise MotorecError(f"{tensors_path}: does not hold this tokenizer's state, or is damaged "
-                               f"({type(exc).__name__}: {str(exc)[:200]}).") from exc
+            raise MotorecError(
+                f"{tensors_path}: does not hold this tokenizer's state, or is damaged "
+                f"({type(exc).__name__}: {str(exc)[:200]})."
+            ) from exc
     return tok

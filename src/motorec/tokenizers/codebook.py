@@ -10,6 +10,7 @@ Small focused pieces, each with one contract:
 
 Collision resolution lives in `collisions`, corpus fingerprints in `corpus`.
 """
+
 from __future__ import annotations
 
 import math
@@ -385,8 +386,10 @@ def perplexity(codes: np.ndarray, k: int) -> float:
 
 def usage(codes: np.ndarray, sizes: list[int]) -> dict[str, list[float]]:
     """Utilisation and perplexity of every column of a (n, L) code table (column j has sizes[j] codes)."""
-    return {"utilisation": [utilisation(codes[:, j], k) for j, k in enumerate(sizes)],
-            "perplexity": [perplexity(codes[:, j], k) for j, k in enumerate(sizes)]}
+    return {
+        "utilisation": [utilisation(codes[:, j], k) for j, k in enumerate(sizes)],
+        "perplexity": [perplexity(codes[:, j], k) for j, k in enumerate(sizes)],
+    }
 
 
 def collision_rate(tuples: np.ndarray) -> float:

@@ -12,6 +12,7 @@ here only, by `make_resolver`.
   over the free codes; a new item takes its most preferred last code whose tuple is still free.
 - "none": raw codes.
 """
+
 from __future__ import annotations
 
 import math
@@ -117,7 +118,9 @@ class SinkhornResolver(CollisionResolver):
     def fit(self, raw: np.ndarray, last_level: LastLevelOf) -> np.ndarray:
         codes = np.asarray(raw, dtype=np.int64).copy()
         last = last_level()
-        codes[:, -1] = sinkhorn_resolve(raw[:, :-1], raw[:, -1], last.inputs, last.book.vectors().detach(), self.epsilon)
+        codes[:, -1] = sinkhorn_resolve(
+            raw[:, :-1], raw[:, -1], last.inputs, last.book.vectors().detach(), self.epsilon
+        )
         return codes
 
     def encode_new(self, corpus: np.ndarray, raw: np.ndarray, last_level: LastLevelOf) -> np.ndarray:

@@ -19,6 +19,7 @@ stage: a soft index (softmax of cosine / tau over each codebook, straight-throug
 lets a behavioural next-item loss move encoders and codebooks, while 0.5 L_recon + 0.5 L_aux keeps
 the content information.
 """
+
 from __future__ import annotations
 
 import logging
@@ -208,7 +209,11 @@ class MMQ(nn.Module):
         commit = outs[0].new_zeros(outs[0].shape[0])
         for u, book in zip(outs, self.books):
             hard = book(u)
-            commit = commit + self.beta * (u - hard.quantized.detach()).pow(2).sum(-1) + (u.detach() - hard.quantized).pow(2).sum(-1)
+            commit = (
+                commit
+                + self.beta * (u - hard.quantized.detach()).pow(2).sum(-1)
+                + (u.detach() - hard.quantized).pow(2).sum(-1)
+            )
             if soft_tau is None:
                 q.append(u + (hard.quantized - u).detach())
             else:
@@ -246,7 +251,10 @@ class MMQ(nn.Module):
         if gates is None:
             gates = self.gate_mean.unsqueeze(0).expand(codes.shape[0], -1, -1)
         z = self.fuse(q, gates)
-        return {m: self.aux_decoders[m](z) * getattr(self, f"scale_{m}") + getattr(self, f"mean_{m}") for m in self.modalities}
+        return {
+            m: self.aux_decoders[m](z) * getattr(self, f"scale_{m}") + getattr(self, f"mean_{m}")
+            for m in self.modalities
+        }
 
     @torch.no_grad()
     def init_codebooks(self, x: dict[str, Tensor], seed: int = 0, n_iter: int = 25) -> None:
@@ -326,8 +334,18 @@ class MMQConfig(CollisionConfig, TokenizerConfig):
         return scope
 
     def model_kwargs(self) -> dict[str, Any]:
-        keys = ("n_shared", "n_specific", "latent_dim", "hidden", "codebook_size", "shared_codebook_size", "beta",
-                "w_rec", "w_aux", "w_orth")
+        keys = (
+            "n_shared",
+            "n_specific",
+            "latent_dim",
+            "hidden",
+            "codebook_size",
+            "shared_codebook_size",
+            "beta",
+            "w_rec",
+            "w_aux",
+            "w_orth",
+        )
         return {k: getattr(self, k) for k in keys}
 
 
@@ -393,7 +411,12 @@ class MMQTokenizer(Tokenizer):
                         opt.zero_grad(set_to_none=True)
                         loss.backward()
                         opt.step()
-                        for key, value in (("loss", loss), ("recon", out.recon.mean()), ("aux", out.aux.mean()), ("orth", out.orth)):
+                        for key, value in (
+                            ("loss", loss),
+                            ("recon", out.recon.mean()),
+                            ("aux", out.aux.mean()),
+                            ("orth", out.orth),
+                        ):
                             totals[key] += float(value.detach()) * len(idx) / n
                     restarted = self.model.restart_dead_codes() if cfg.restart_dead else 0
                     self.history.append({"stage": "fit", "epoch": epoch, "restarted": restarted, **totals})
@@ -407,14 +430,17 @@ class MMQTokenizer(Tokenizer):
         model = self._require_fitted().eval()
         raw, gates, last = self._encode_rows(features)
         model.gate_mean.copy_(gates.mean(0))
-        self.corpus = CorpusCodes.fit(raw.cpu().numpy(), lambda: last, self._fingerprints(features),
-                                      make_resolver(self.config))
+        self.corpus = CorpusCodes.fit(
+            raw.cpu().numpy(), lambda: last, self._fingerprints(features), make_resolver(self.config)
+        )
 
     def _fingerprints(self, features: Features) -> np.ndarray:
         return item_fingerprints(features, self._require_fitted().modalities)
 
     @torch.no_grad()
-    def _encode_rows(self, features: Features, rows: np.ndarray | slice = slice(None)) -> tuple[Tensor, Tensor, LastLevel]:
+    def _encode_rows(
+        self, features: Features, rows: np.ndarray | slice = slice(None)
+    ) -> tuple[Tensor, Tensor, LastLevel]:
         """Codes (n, E), gates and the last expert's unit output (what sinkhorn re-assigns), one pass."""
         model = self._require_fitted()
         outs, gates = model.expert_outputs(model.standardise(self.tensors(features, rows)))
@@ -439,8 +465,10 @@ class MMQTokenizer(Tokenizer):
         model = self._require_fitted()
         cfg = self.config
         if cfg.ft_objective != "next_item":
-            raise MotorecError(f"finetune: ft_objective '{cfg.ft_objective}' is the generative task's own loss; "
-                               "it runs in `motorec exp generative --ids mmq-ft`, not here.")
+            raise MotorecError(
+                f"finetune: ft_objective '{cfg.ft_objective}' is the generative task's own loss; "
+                "it runs in `motorec exp generative --ids mmq-ft`, not here."
+            )
         check_features(features, self._input_dims())
         hist, target = _next_item_pairs(sequences, BEHAVIOUR_HISTORY)
         if len(target) == 0:
@@ -458,7 +486,7 @@ class MMQTokenizer(Tokenizer):
                 items, inverse = torch.unique(torch.cat([h.flatten(), t]).clamp_min(0), return_inverse=True)
                 out = self.soft_index({m: v[items] for m, v in x.items()})
                 z = F.normalize(out.shared if cfg.ft_scope == "shared" else out.z, dim=-1)
-                h_local, t_local = inverse[: h.numel()].view_as(h), inverse[h.numel():]
+                h_local, t_local = inverse[: h.numel()].view_as(h), inverse[h.numel() :]
                 mask = (h >= 0).unsqueeze(-1).float()
                 user = F.normalize((z[h_local] * mask).sum(1) / mask.sum(1).clamp_min(1.0), dim=-1)
                 behaviour = F.cross_entropy(user @ z.t() / BEHAVIOUR_TEMPERATURE, t_local)
@@ -466,9 +494,18 @@ class MMQTokenizer(Tokenizer):
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                restarted = self.restart_unused(x) if cfg.ft_restart_every and (step + 1) % cfg.ft_restart_every == 0 else 0
-                self.history.append({"stage": "finetune", "step": step, "behaviour": float(behaviour.detach()),
-                                     "loss": float(loss.detach()), "restarted": restarted})
+                restarted = (
+                    self.restart_unused(x) if cfg.ft_restart_every and (step + 1) % cfg.ft_restart_every == 0 else 0
+                )
+                self.history.append(
+                    {
+                        "stage": "finetune",
+                        "step": step,
+                        "behaviour": float(behaviour.detach()),
+                        "loss": float(loss.detach()),
+                        "restarted": restarted,
+                    }
+                )
         self.freeze_corpus(features)
         return self
 
@@ -520,8 +557,10 @@ class MMQTokenizer(Tokenizer):
 
     def codebooks(self) -> dict[str, np.ndarray]:
         model = self._require_fitted()
-        return {f"{m}.expert{j}": book.unit_embed().detach().cpu().numpy()
-                for (m, j), book in zip(model.expert_names(), model.books)}
+        return {
+            f"{m}.expert{j}": book.unit_embed().detach().cpu().numpy()
+            for (m, j), book in zip(model.expert_names(), model.books)
+        }
 
     def diagnostics(self, features: Features) -> dict[str, Any]:
         """The report shape every tokenizer shares, one entry per expert group ("shared" and each
@@ -579,7 +618,7 @@ class MMQTokenizer(Tokenizer):
     def load_state_tensors(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         try:
             model = MMQ({m: int(d) for m, d in meta["input_dims"].items()}, **self.config.model_kwargs())
-            model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+            model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
         except (KeyError, RuntimeError) as exc:
             raise MotorecError(f"saved mmq tokenizer: tensors or meta missing or malformed ({exc}).") from exc
         self.corpus = CorpusCodes.load(tensors, meta, make_resolver(self.config), what="saved mmq tokenizer")

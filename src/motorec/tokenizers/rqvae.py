@@ -12,6 +12,7 @@ the module trains jointly inside a recommender with one optimiser.
 Two layers: `RQVAE` (one modality, an nn.Module a recommender can hold) and `RQVAETokenizer`
 ("rqvae", one RQVAE per modality behind the Tokenizer interface).
 """
+
 from __future__ import annotations
 
 import logging
@@ -186,7 +187,9 @@ class RQVAE(nn.Module):
     @torch.no_grad()
     def latent(self, x: Tensor) -> Tensor:
         """Encoder output for a whole corpus, in row chunks, no gradient."""
-        return torch.cat([self.encoder(self.normalise(x[s : s + ENCODE_CHUNK])) for s in range(0, len(x), ENCODE_CHUNK)])
+        return torch.cat(
+            [self.encoder(self.normalise(x[s : s + ENCODE_CHUNK])) for s in range(0, len(x), ENCODE_CHUNK)]
+        )
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> Tensor:
@@ -238,7 +241,9 @@ class RQVAEConfig(CollisionConfig, TokenizerConfig):
     hidden: list[PositiveInt] = Field(default_factory=lambda: [512, 256])
     beta: NonNegativeFloat = 0.25
     gamma: NonNegativeFloat = 0.05
-    sparsity_target: Annotated[float, Field(gt=0, lt=1)] | None = None  # rho of the Bernoulli prior; None -> 1 / codebook_size
+    sparsity_target: Annotated[float, Field(gt=0, lt=1)] | None = (
+        None  # rho of the Bernoulli prior; None -> 1 / codebook_size
+    )
     temperature: PositiveFloat = 0.05  # soft assignment for L_sparse, relative to the mean distance
     rotation_trick: bool = False
     epochs: NonNegativeInt = 50
@@ -361,10 +366,18 @@ class RQVAETokenizer(Tokenizer):
                     for key, value in out.parts.items():
                         totals[key] = totals.get(key, 0.0) + value * (len(idx) / n)
                 if ctx.enabled:  # every rank's share of the epoch
-                    summed = ctx.all_reduce_sum(torch.stack([totals[k] for k in sorted(totals)]).double(), "tokenizer loss")
+                    summed = ctx.all_reduce_sum(
+                        torch.stack([totals[k] for k in sorted(totals)]).double(), "tokenizer loss"
+                    )
                     totals = dict(zip(sorted(totals), summed))
-                self.history.append({"modality": name, "epoch": epoch, "restarted": restarted,
-                                     **{k: float(v) for k, v in totals.items()}})
+                self.history.append(
+                    {
+                        "modality": name,
+                        "epoch": epoch,
+                        "restarted": restarted,
+                        **{k: float(v) for k, v in totals.items()},
+                    }
+                )
                 log.info("rqvae %s %s", name, self.history[-1])
                 task.advance(status=f"loss {self.history[-1].get('loss', float('nan')):.4f}")
         model.eval()
@@ -389,8 +402,10 @@ class RQVAETokenizer(Tokenizer):
         model = fitted.model
 
         def raw_codes(rows: np.ndarray) -> tuple[np.ndarray, Any]:
-            parts = [model.encode(self.tensor(feat[rows[s : s + ENCODE_CHUNK]])).cpu().numpy()
-                     for s in range(0, len(rows), ENCODE_CHUNK)]
+            parts = [
+                model.encode(self.tensor(feat[rows[s : s + ENCODE_CHUNK]])).cpu().numpy()
+                for s in range(0, len(rows), ENCODE_CHUNK)
+            ]
             raw = np.concatenate(parts) if parts else np.zeros((0, model.levels), dtype=np.int64)
             return raw, lambda: self._last_level(model, self.tensor(feat[rows]), raw)
 
@@ -481,7 +496,8 @@ class RQVAETokenizer(Tokenizer):
         return {
             **super().meta(),
             "modalities": {
-                name: {"input_dim": int(f.model.input_mean.numel()), **f.corpus.meta()} for name, f in self._fitted.items()
+                name: {"input_dim": int(f.model.input_mean.numel()), **f.corpus.meta()}
+                for name, f in self._fitted.items()
             },
         }
 

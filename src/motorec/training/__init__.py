@@ -1,4 +1,5 @@
 """Training: the shared loop, BPR sampling, checkpoints and multi-seed experiments."""
+
 from motorec.training.runner import run_experiment
 from motorec.training.trainer import evaluate_model, fit
 

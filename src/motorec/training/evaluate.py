@@ -1,4 +1,5 @@
 """Re-evaluate a finished run from its saved config and best-valid checkpoint."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,9 @@ from motorec.models.factory import load_trained
 from motorec.training.trainer import evaluate_model
 
 
-def evaluate_loaded(ds: Dataset, cfg: RunConfig, model: Recommender, split: str = "test",
-                    export_topk: bool = True) -> EvalResult:
+def evaluate_loaded(
+    ds: Dataset, cfg: RunConfig, model: Recommender, split: str = "test", export_topk: bool = True
+) -> EvalResult:
     """Evaluate a loaded run's model on valid or test with the run's evaluation settings."""
     if split not in ("valid", "test"):
         raise MotorecError(f"split '{split}': choose valid or test.")

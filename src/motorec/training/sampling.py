@@ -14,6 +14,7 @@ Negatives come from a per-rank generator seeded from the shared one at each epoc
 checkpoint (the shared state) resumes on any number of ranks. One process draws everything from
 the shared generator: exactly the single-process stream.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

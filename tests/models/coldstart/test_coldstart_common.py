@@ -1,4 +1,5 @@
 """Shared pieces of the specialists: backbone loading, the warm/cold readout, and every model's contract."""
+
 from __future__ import annotations
 
 import pytest

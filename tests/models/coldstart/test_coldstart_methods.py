@@ -1,4 +1,5 @@
 """Each specialist's defining mechanism on a toy case."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -52,9 +53,16 @@ def test_heater_mixture_weights_sum_to_one_and_replacement_uses_the_transform(co
     model = build("heater", cold_data, backbone_run, dropout=1.0, alpha=0.0).train()
     users, pos, neg = batch(cold_data)
     items = torch.cat([pos, neg])
-    pred = lambda: (model.user_tower(model.user_warm[users.repeat(2)])
-                    * model.item_tower(torch.where(torch.ones(len(items), 1, dtype=torch.bool),
-                                                   model.transform(model.content[items]), model.item_warm[items]))).sum(-1)
+    pred = lambda: (
+        model.user_tower(model.user_warm[users.repeat(2)])
+        * model.item_tower(
+            torch.where(
+                torch.ones(len(items), 1, dtype=torch.bool),
+                model.transform(model.content[items]),
+                model.item_warm[items],
+            )
+        )
+    ).sum(-1)
     before = pred()
     model.item_warm[items] *= 3
     torch.testing.assert_close(pred(), before)
@@ -146,7 +154,7 @@ def test_cgrc_completes_fresh_items_with_inferred_edges_only(cold_data, backbone
     fresh = model.isolated.clone()
     fresh[torch.nonzero(degree > 0)[:5, 0]] = True  # five warm items masked as fresh
     adj = model.completed_graph(fresh).a
-    item_rows = adj.crow_indices().diff()[model.n_users:]  # neighbours of each item node
+    item_rows = adj.crow_indices().diff()[model.n_users :]  # neighbours of each item node
     is_fresh = fresh.squeeze(1)
     assert (item_rows[is_fresh] == 3).all()  # a fresh item has exactly its inferred users, its own edges are masked
     torch.testing.assert_close(item_rows[~is_fresh], degree[~is_fresh].to(item_rows.dtype))  # others untouched

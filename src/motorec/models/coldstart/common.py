@@ -7,6 +7,7 @@ interactions) gets the generated vector while warm items keep the backbone's
 (`warm_cold_readout`). Which backbone run a seed reads is decided by the training layer
 (`training/backbone.py`: paired seed, trained once and cached); this module only loads it.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -43,12 +44,16 @@ def load_backbone(ctx: ModelContext, spec: BackboneSpec) -> tuple[torch.Tensor, 
     from motorec.models.factory import load_trained  # the factory imports the model registry
 
     if not spec.run:
-        raise MotorecError("model.backbone.run is not set: train through `motorec train` (it trains or reuses the "
-                           "backbone) or pass --set model.backbone.run=RUN_DIR of a finished bpr/lightgcn run.")
+        raise MotorecError(
+            "model.backbone.run is not set: train through `motorec train` (it trains or reuses the "
+            "backbone) or pass --set model.backbone.run=RUN_DIR of a finished bpr/lightgcn run."
+        )
     _, _, model = load_trained(spec.run, spec.seed, dataset=ctx.dataset)
     if not isinstance(model, EmbeddingRecommender):
-        raise MotorecError(f"model.backbone.run {spec.run}: model '{model.name}' does not score by user and item "
-                           "vectors; use an embedding model (bpr, lightgcn, ...).")
+        raise MotorecError(
+            f"model.backbone.run {spec.run}: model '{model.name}' does not score by user and item "
+            "vectors; use an embedding model (bpr, lightgcn, ...)."
+        )
     model.eval()
     with torch.no_grad():
         users, items = model.final_vectors()
@@ -85,8 +90,13 @@ class ResidualTower(torch.nn.Module):
         return x + self.net(x)
 
 
-def warm_cold_readout(users: torch.Tensor, warm_items: torch.Tensor, cold_items: torch.Tensor, cold: torch.Tensor,
-                      cold_users: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def warm_cold_readout(
+    users: torch.Tensor,
+    warm_items: torch.Tensor,
+    cold_items: torch.Tensor,
+    cold: torch.Tensor,
+    cold_users: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Warm items keep their vectors, cold items (`cold`, (n_items, 1) bool) get the generated ones.
 
     With `cold_users` (a method that also maps users for the cold side, e.g. ALDI's f_U) a warm item is

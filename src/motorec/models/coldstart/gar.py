@@ -14,6 +14,7 @@ Each loss updates only its own player: R's loss sees G(x) detached, G's loss see
 detached, so one optimiser step is one simultaneous step of both players. At inference R scores
 every item: warm items through V_i, cold items through G(x_i).
 """
+
 from __future__ import annotations
 
 import torch

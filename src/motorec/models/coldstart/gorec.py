@@ -9,6 +9,7 @@ A conditional VAE models the distribution of a warm item's backbone vector V_i g
 Inference is generative: a cold item has no V_i, so z is read from its content prior (its mean μ_p)
 and decoded, D(μ_p(c_i), c_i); warm items keep the backbone's vectors.
 """
+
 from __future__ import annotations
 
 import torch

@@ -11,6 +11,7 @@ Training and Mixture-of-Experts Transformation", SIGIR 2020.
   plus the similarity constraint.
 At inference a cold item enters the item tower as Φ(x_i), a warm one as V_i.
 """
+
 from __future__ import annotations
 
 import torch
