@@ -151,11 +151,11 @@ class Run:
         items that share it and the words most typical of them against the catalogue."""
         from motorec.tokenizers.meaning import parse_token
 
-        if (item is None) == (token is None):
-            raise MotorecError("explain: give exactly one of item or token.")
-        if item is not None:
+        if item is not None and token is None:
             return self._run_tokens().explain_item(item, max_items, n_words)
-        return self._run_tokens().explain_token(*parse_token(token), max_items=max_items, n_words=n_words)
+        if token is not None and item is None:
+            return self._run_tokens().explain_token(*parse_token(token), max_items=max_items, n_words=n_words)
+        raise MotorecError("explain: give exactly one of item or token.")
 
     def evaluate(self, split: str = "test", topk_file: str | os.PathLike | None = None) -> dict[str, dict[str, float]]:
         """Metrics per group of the best-valid checkpoint on valid or test (and the top-50 lists, if asked)."""

@@ -88,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         # Usage errors are ClickExceptions of the click that typer vendors (typer._click), not of
         # the `click` package, so they are recognised by their interface.
-        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()
+        show = getattr(exc, "show", None)
+        if callable(show) and isinstance(getattr(exc, "exit_code", None), int):
+            show()
             return 2
         raise
     if code == 130:

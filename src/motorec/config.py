@@ -16,6 +16,7 @@ import copy
 import hashlib
 import importlib
 import json
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -277,7 +278,7 @@ def parse_override(text: str, cfg: dict[str, Any]) -> dict[str, Any]:
 
 def layered(
     model: str,
-    config_file: str | Path | None = None,
+    config_file: str | os.PathLike[str] | None = None,
     overrides: list[str] | None = None,
     origins: dict[str, str] | None = None,
 ) -> dict[str, Any]:
@@ -291,7 +292,7 @@ def layered(
 
 def layer_files(
     files: list[str],
-    config_file: str | Path | None = None,
+    config_file: str | os.PathLike[str] | None = None,
     overrides: list[str] | None = None,
     origins: dict[str, str] | None = None,
     base: dict[str, Any] | None = None,
@@ -311,7 +312,9 @@ def layer_files(
     return cfg
 
 
-def build_config(model: str, config_file: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+def build_config(
+    model: str, config_file: str | os.PathLike[str] | None = None, overrides: list[str] | None = None
+) -> RunConfig:
     """The validated run config of `model` with the user's config file and `--set` overrides."""
     origins: dict[str, str] = {}
     return validate_run_config(layered(model, config_file, overrides, origins), origins)

@@ -13,7 +13,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,7 +28,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.chmod(tmp, _default_mode())
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"newline": ""})) as f:
+        with os.fdopen(fd, mode, newline=None if "b" in mode else "") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -331,7 +331,7 @@ def claim_output_dir(
     claim.finish()
 
 
-def claim_report_dir(out: str | os.PathLike, kind: str, report_file: str):
+def claim_report_dir(out: str | os.PathLike, kind: str, report_file: str) -> AbstractContextManager[Path]:
     """A folder a command adds its report to on every invocation (compare, tune, ablate, tradeoff,
     motor-table): reused when it is one of `kind` (a marker, or, from an older motorec, its
     `report_file` or nothing but run folders), refused when it is someone else's non-empty folder.

@@ -61,7 +61,8 @@ def show_recommendations(run_dir: Path, n_users: int = 3, k: int = 10) -> None:
     ds, _, model = load_trained(run_dir)
     cold = ds.cold_mask()
     titles = ds.item_table["title"] if ds.item_table is not None else None
-    tokens = model.tokens() if hasattr(model, "tokens") else {}
+    tokens_of = getattr(model, "tokens", None)  # models with item tokens (MoToRec)
+    tokens = tokens_of() if tokens_of is not None else {}
     for user in np.linspace(0, ds.n_users - 1, n_users).astype(int):
         recs = model.recommend(int(user), k=k)
         table = Table(title=f"user {user}: top-{k} ({model.name}); * = cold item, never seen in training")

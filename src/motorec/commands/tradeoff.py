@@ -19,10 +19,16 @@ import typer
 from rich.console import Console
 
 from motorec.errors import MotorecError
+from motorec.evaluation.protocol import ScoreFn
 from motorec.io import atomic_write_text, claim_report_dir
 
 console = Console()
 DEFAULT_OFFSETS = "-100,-2,-1,-0.5,-0.25,0,0.25,0.5,1,2"
+
+
+def rows_of(scores: torch.Tensor) -> ScoreFn:
+    """The score function reading these users' rows of a full score matrix."""
+    return lambda users: scores[users]
 
 
 def _scores(run_dir: Path, seed: int) -> tuple[Any, torch.Tensor]:
@@ -68,12 +74,12 @@ def tradeoff_report(run: Path, offsets: list[float], warm_run: Path | None = Non
         if not ds.is_cold_split:
             raise MotorecError(f"{run}: trained on a warm split; the trade-off needs a zero-shot cold split.")
         evaluator = Evaluator(ds, "cpu")
-        score_fn = lambda users, s=run_scores: s[users]
+        score_fn = rows_of(run_scores)
         if warm_run is not None:
             warm_ds, warm_scores = _scores(warm_run, warm_seed)
             if warm_ds.n_items != ds.n_items or warm_ds.n_users != ds.n_users:
                 raise MotorecError(f"--warm-run {warm_run} was trained on another dataset than {run}.")
-            score_fn = blend(lambda users, s=warm_scores: s[users], score_fn, evaluator.cold)
+            score_fn = blend(rows_of(warm_scores), score_fn, evaluator.cold)
         per_seed.append(offset_curve(evaluator, score_fn, offsets))
     rows = []
     for i, point in enumerate(per_seed[0]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from motorec.data.dataset import TEST, TRAIN, VALID, Dataset
@@ -14,7 +15,9 @@ SYNTHETIC = "synthetic"
 SYNTHETIC_NAMES = (SYNTHETIC, f"{SYNTHETIC}-cold")
 
 
-def load_dataset(path: str | Path, split: str | Path | None = None, drop_users_without_train: bool = False) -> Dataset:
+def load_dataset(
+    path: str | os.PathLike[str], split: str | os.PathLike[str] | None = None, drop_users_without_train: bool = False
+) -> Dataset:
     """Open a dataset by path (MMRec folder, or LC-Rec folder with *.inter.json), 'synthetic[-cold]'
     (the built-in small data) or 'synthetic:items=N,users=N,interactions=N[,text=D][,seed=S][,cold]'
     (a generated catalogue of any size, held in memory; `motorec data synthetic` writes one to disk).
@@ -32,7 +35,9 @@ def load_dataset(path: str | Path, split: str | Path | None = None, drop_users_w
     return ds
 
 
-def _open(path: str | Path, split: str | Path | None, drop_users_without_train: bool) -> Dataset:
+def _open(
+    path: str | os.PathLike[str], split: str | os.PathLike[str] | None, drop_users_without_train: bool
+) -> Dataset:
     text = str(path)
     if text in SYNTHETIC_NAMES:
         ds = make_synthetic()

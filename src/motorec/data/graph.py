@@ -100,7 +100,7 @@ def cosine_neighbours(
                 diag = torch.arange(lo, hi, device=x.device)
                 sim[diag - rs, diag - cs] = -torch.inf
             running.update(sim, cs)
-        cols.append(running.ids)
+        cols.append(running.top)
     return torch.arange(n, device=x.device).repeat_interleave(k), torch.cat(cols).reshape(-1)
 
 

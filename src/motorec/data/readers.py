@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -94,7 +96,7 @@ def id_space(ids: np.ndarray, what: str, path: Path, line_of: Callable[[int], in
     return top + 1
 
 
-def open_npy(path: Path, mode: str = "r") -> np.ndarray:
+def open_npy(path: Path, mode: Literal["r+", "r", "w+", "c"] = "r") -> np.ndarray:
     """Memory-map a .npy file (numpy mmap `mode`); a file that is not one (empty, truncated,
     pickled objects) is a MotorecError saying which."""
     try:
@@ -228,7 +230,7 @@ def load_features(path: Path, n_items: int) -> np.ndarray:
     return feat
 
 
-def _pick_inter(directory: Path, split: str | Path | None) -> Path:
+def _pick_inter(directory: Path, split: str | os.PathLike[str] | None) -> Path:
     if split is not None:
         p = Path(split)
         if not p.is_absolute() and not p.exists():
@@ -252,7 +254,7 @@ def _pick_inter(directory: Path, split: str | Path | None) -> Path:
 
 def read_mmrec(
     directory: str | Path,
-    split: str | Path | None = None,
+    split: str | os.PathLike[str] | None = None,
     n_items: int | None = None,
     drop_users_without_train: bool = False,
 ) -> Dataset:
@@ -380,7 +382,9 @@ def read_lcrec(directory: str | Path) -> Dataset:
     seqs = _read_json(inter_path)
     if not isinstance(seqs, dict) or not seqs:
         raise MotorecError(f"{inter_path}: expected a non-empty JSON object {{user id: [item ids in time order]}}.")
-    users, items, times = [], [], []
+    users: list[int] = []
+    items: list[int] = []
+    times: list[int] = []
     for key, seq in seqs.items():
         if (
             not (key.isascii() and key.isdigit() and int(key) <= MAX_ID)

@@ -93,7 +93,8 @@ def make_synthetic(
     item_topics, user_topics, popularity = _topics(rng, n_users, n_items, n_topics)
     modalities = {m: np.empty((n_items, d), dtype=np.float32) for m, d in dims.items()}
     _fill_features(rng, item_topics, modalities, noise)
-    users, items = [], []
+    users: list[int] = []
+    items: list[int] = []
     for u in range(n_users):
         n = max(5, int(rng.poisson(interactions_per_user)))
         p = (user_topics[u] @ item_topics.T) ** 2 * popularity
@@ -163,9 +164,9 @@ def synthetic_catalogue(
                 Path(feature_dir) / f"{m}_feat.npy", mode="w+", dtype=np.float32, shape=(n_items, d)
             )
     _fill_features(rng, item_topics, modalities, noise)
-    for m in modalities:
-        if isinstance(modalities[m], np.memmap):
-            modalities[m].flush()
+    for m, feat in modalities.items():
+        if isinstance(feat, np.memmap) and feature_dir is not None:  # (memory-mapped only with a feature_dir)
+            feat.flush()
             modalities[m] = np.load(Path(feature_dir) / f"{m}_feat.npy", mmap_mode="c")
     per_user = n_interactions / n_users
     counts = np.minimum(np.maximum(5, rng.poisson(per_user, size=n_users)), n_items)

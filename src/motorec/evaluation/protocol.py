@@ -9,9 +9,10 @@ are looked up sparsely, never as dense rows.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,6 +21,7 @@ import torch
 from motorec.config import EvalConfig
 from motorec.data.dataset import TEST, VALID, Dataset
 from motorec.distributed import SINGLE, DistContext
+from motorec.errors import MotorecError
 from motorec.evaluation.metrics import rank_metrics
 from motorec.io import atomic_open
 from motorec.topk import RunningTopK, blocks
@@ -161,7 +163,8 @@ class Evaluator:
     def _rank_batch(self, score_fn: ScoreFn, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(top max_k over all unseen items, top max_k over unseen cold items or None) of these users."""
         batch = torch.from_numpy(rows).to(self.device)
-        blockwise = callable(getattr(score_fn, "block", None))
+        block_fn: Any = getattr(score_fn, "block", None)  # blockwise scorers (DotScorer) score an item block at a time
+        blockwise = callable(block_fn)
         _, width = batch_plan(self.n_items, self.memory_mb, self.batch_size, blockwise)
         full = None
         if not blockwise:
@@ -176,14 +179,14 @@ class Evaluator:
             inside = (seen_cols >= start) & (seen_cols < stop)
             index = (seen_rows[inside], seen_cols[inside] - start)
             if full is None:  # a fresh product: masked in place
-                block = score_fn.block(batch, start, stop).to(self.device, torch.float32)
+                block = block_fn(batch, start, stop).to(self.device, torch.float32)
                 block.index_put_(index, torch.tensor(-torch.inf, device=self.device))
             else:  # the caller's tensor may be shared: masked out of place
                 block = full[:, start:stop].index_put(index, torch.tensor(-torch.inf, device=self.device))
             top.update(block, start)
             if cold_top is not None:
                 cold_top.update(block.masked_fill(~self.cold[start:stop], -torch.inf), start)
-        return top.ids, None if cold_top is None else cold_top.ids
+        return top.top, None if cold_top is None else cold_top.top
 
     @torch.no_grad()
     def evaluate(
@@ -214,7 +217,7 @@ class Evaluator:
             hits_all = self._members(gt_csr, rows, top)
             batch = torch.from_numpy(rows).to(self.device)
             for gi, (group, item_mask) in enumerate(self.groups.items()):
-                if group == "cold@cold":
+                if group == "cold@cold" and cold_top is not None:  # (cold@cold exists only on cold splits)
                     g_hits = self._members(gt_csr, rows, cold_top) & self.cold[cold_top]
                 elif item_mask is None:
                     g_hits = hits_all
@@ -255,8 +258,10 @@ class Evaluator:
         return EvalResult(metrics=metrics, users=all_users, topk=topk)
 
 
-def write_topk(path: str | Path, users: np.ndarray, topk: np.ndarray) -> None:
+def write_topk(path: str | os.PathLike[str], users: np.ndarray, topk: np.ndarray | None) -> None:
     """`userID` then the ranked item ids, tab-separated, one row per evaluated user, no header (atomic)."""
+    if topk is None:
+        raise MotorecError(f"{path}: no top-K lists to write (the evaluation kept none: export_topk=False).")
     with atomic_open(path) as f:
         for u, row in zip(users, topk):
             f.write(f"{u}\t" + "\t".join(map(str, row)) + "\n")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,7 @@ def run_cell(
 
 def compare(
     models: list[str],
-    datasets: list[str | Dataset],
+    datasets: Sequence[str | Dataset],
     out: str | Path,
     overrides: list[str] | None = None,
     tuned: str | Path | None = None,

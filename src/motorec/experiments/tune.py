@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from motorec.config import RunConfig, merge, parse_override
+from motorec.data import Dataset
 from motorec.errors import MotorecError
 from motorec.io import atomic_write_text, claim_report_dir
 from motorec.progress import progress
@@ -100,7 +101,7 @@ def trial_name(point: dict[str, Any], context: list[Any]) -> str:
 
 
 def tune(
-    data: str | Path,
+    data: str | Path | Dataset,
     model: str,
     out: str | Path,
     grid: dict[str, list[Any]],
@@ -118,7 +119,7 @@ def tune(
 
 
 def _run_grid(
-    data: str | Path,
+    data: str | Path | Dataset,
     model: str,
     out: Path,
     points: list[dict[str, Any]],

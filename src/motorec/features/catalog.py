@@ -103,11 +103,12 @@ def _image_chunk(
     for lo, hi in _batches(chunk.start, chunk.stop, batch_size):
         found, images = [], []
         for row in range(lo, hi):
-            if paths[row] is None:
+            path = paths[row]
+            if path is None:
                 missing[str(row)] = "no image path (empty field)"
                 continue
             try:
-                images.append(open_image(paths[row]))
+                images.append(open_image(path))
                 found.append(row - chunk.start)
             except MotorecError as exc:
                 missing[str(row)] = str(exc)

@@ -85,7 +85,8 @@ class DCN(nn.Module):
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
-        self.embeddings = nn.ModuleList(nn.Embedding(n, dim) for n in field_sizes)
+        embeddings = [nn.Embedding(n, dim) for n in field_sizes]
+        self.embeddings = nn.ModuleList(embeddings)
         width = dim * len(field_sizes)
         self.cross = nn.ModuleList(nn.Linear(width, width) for _ in range(cross_layers))
         layers: list[nn.Module] = []
@@ -95,7 +96,7 @@ class DCN(nn.Module):
             prev = int(h)
         self.deep = nn.Sequential(*layers)
         self.out = nn.Linear(width + prev, 1)
-        for emb in self.embeddings:
+        for emb in embeddings:
             nn.init.normal_(emb.weight, std=0.01)
 
     def forward(self, fields: Tensor) -> Tensor:

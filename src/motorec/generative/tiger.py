@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -59,6 +59,9 @@ class TIGERParams(TransformerParams):
 
 
 class TIGER(SequenceRecommender):
+    offsets: Tensor  # (L + 1,) first global token id of each level (the last: the vocabulary size)
+    item_tokens: Tensor  # (n_items, L) every item's global token ids
+
     def __init__(
         self,
         codes: np.ndarray,
@@ -104,7 +107,7 @@ class TIGER(SequenceRecommender):
         self.max_len = max_len
         self.item_table: Tensor | None = None
         self._device_trie: TorchTrie | None = None
-        self._sizes = {
+        self._sizes: dict[str, Any] = {
             "d_model": d_model,
             "n_heads": n_heads,
             "n_layers": n_layers,

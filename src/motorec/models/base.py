@@ -8,7 +8,7 @@ shared ModelContext; item base vectors from the item-representation hook.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -112,6 +112,8 @@ class EmbeddingRecommender(Recommender):
     item-representation hook); models with their own layout (MoToRec) do not call it.
     """
 
+    isolated: torch.Tensor  # (n_items, 1): items without train interactions (zero-shot cold)
+
     def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__(ctx, params)
         self.register_buffer("isolated", (ctx.item_degree == 0).unsqueeze(1), persistent=False)
@@ -183,4 +185,4 @@ def bpr_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor
 
 def l2_reg(*tensors: torch.Tensor) -> torch.Tensor:
     """Sum of squared norms / 2 / batch size (the usual per-batch embedding regulariser)."""
-    return sum(t.pow(2).sum() for t in tensors) / 2 / tensors[0].shape[0]
+    return cast(torch.Tensor, sum(t.pow(2).sum() for t in tensors)) / 2 / tensors[0].shape[0]

@@ -7,6 +7,7 @@ build models the same way without importing the training layer.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ def build_model(ds: Dataset, cfg: RunConfig, device: torch.device, cache_dir: Pa
     return cls(ctx, cfg.model).to(device)
 
 
-def read_results(run_dir: str | Path) -> dict[str, Any]:
+def read_results(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The results.json of a finished `motorec train` run (config, seeds, metrics), checked to be one."""
     results_path = Path(run_dir) / "results.json"
     if not results_path.is_file():
@@ -83,7 +84,7 @@ def recorded_path(text: str, res: dict[str, Any], results_path: Path, field: str
 
 
 def load_trained(
-    run_dir: str | Path, seed: int | None = None, dataset: Dataset | None = None
+    run_dir: str | os.PathLike[str], seed: int | None = None, dataset: Dataset | None = None
 ) -> tuple[Dataset, RunConfig, Recommender]:
     """(dataset, config, model with best-valid weights) of a run directory.
 

@@ -45,6 +45,8 @@ def frozen_item_graph(ctx: ModelContext, k: int, image_weight: float) -> FrozenS
 class FREEDOM(IDEmbeddingModel):
     """Frozen modality item-item graph + degree-sensitive pruning of the user-item graph (Zhou & Shen, MM 2023)."""
 
+    warm: torch.Tensor  # items with train interactions (warm_mask)
+
     class Params(ConfigModel):
         embedding_dim: PositiveInt
         feat_embed_dim: PositiveInt

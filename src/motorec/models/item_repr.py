@@ -16,11 +16,15 @@ from motorec.models.context import ModelContext
 
 ItemReprFactory = Callable[[ModelContext, int], nn.Module]
 ITEM_REPRS: dict[str, ItemReprFactory] = {}
+#: representations that read the item token table (ModelContext.tokens, filled by models.tokens)
+TOKEN_ITEM_REPRS: set[str] = set()
 
 
-def register_item_repr(name: str) -> Callable[[ItemReprFactory], ItemReprFactory]:
+def register_item_repr(name: str, needs_tokens: bool = False) -> Callable[[ItemReprFactory], ItemReprFactory]:
     def wrap(factory: ItemReprFactory) -> ItemReprFactory:
         ITEM_REPRS[name] = factory
+        if needs_tokens:
+            TOKEN_ITEM_REPRS.add(name)
         return factory
 
     return wrap

@@ -30,6 +30,8 @@ from motorec.models.multimodal import feature_params, item_vectors, projections,
 class LATTICE(IDEmbeddingModel):
     """Learned modality item-item graph mixed with the frozen k-NN graph (Zhang et al., MM 2021)."""
 
+    warm: torch.Tensor  # items with train interactions (warm_mask)
+
     class Params(ConfigModel):
         embedding_dim: PositiveInt
         feat_embed_dim: PositiveInt

@@ -19,7 +19,7 @@ their hyperedge memberships (global embedding).
 from __future__ import annotations
 
 from itertools import pairwise
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -51,12 +51,15 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, all_b: torch.Tensor) -> torch.Ten
 class LGMRec(IDEmbeddingModel):
     """Local graph + global hypergraph embeddings per modality (Guo et al., AAAI 2024)."""
 
+    warm: torch.Tensor  # items with train interactions (warm_mask)
+    user_active: torch.Tensor  # (n_users, 1): users with train interactions
+
     class Params(ConfigModel):
         embedding_dim: PositiveInt
         feat_embed_dim: PositiveInt
         n_ui_layers: NonNegativeInt
         n_mm_layers: NonNegativeInt
-        n_hyper_layer: NonNegativeInt
+        n_hyper_layer: PositiveInt
         hyper_num: PositiveInt
         keep_rate: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
         alpha: NonNegativeFloat
@@ -106,8 +109,9 @@ class LGMRec(IDEmbeddingModel):
         i_logits = self._feat(m) @ self.hyper[m]
         i_hyper = self.drop(self._memberships(i_logits))
         u_hyper = self.drop(self._memberships(self.interactions @ i_logits))
-        i_ret, u_ret = items, None
-        for _ in range(self.params.n_hyper_layer):
+        lat = i_hyper.T @ items
+        i_ret, u_ret = i_hyper @ lat, u_hyper @ lat
+        for _ in range(self.params.n_hyper_layer - 1):
             lat = i_hyper.T @ i_ret
             i_ret = i_hyper @ lat
             u_ret = u_hyper @ lat
@@ -119,7 +123,7 @@ class LGMRec(IDEmbeddingModel):
         cge = torch.cat([cge[: self.n_users], self.read_items(cge[self.n_users :], ids)])
         mge = sum(F.normalize(self._modal_graph(m)) for m in self.trs)
         hyper = {m: torch.cat(self._hypergraph(m, cge[self.n_users :])) for m in self.trs}
-        ghe = sum(hyper.values())
+        ghe = cast(torch.Tensor, sum(hyper.values()))
         out = cge + mge + self.params.alpha * F.normalize(ghe)
         return out[: self.n_users], out[self.n_users :], hyper
 

@@ -16,7 +16,7 @@ from motorec.models.base import EmbeddingRecommender, bpr_loss, l2_reg, register
 from motorec.models.context import ModelContext
 
 
-def propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int) -> torch.Tensor:
+def propagate(adj: torch.Tensor | FrozenSparse, ego: torch.Tensor, n_layers: int) -> torch.Tensor:
     """Mean of layer outputs 0..n_layers of A^l·E (LightGCN's layer combination)."""
     out = ego
     h = ego

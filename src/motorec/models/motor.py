@@ -63,6 +63,7 @@ class TokenCrossNetwork(nn.Module):
     """Item vectors (n_items, dim) from a fixed code table through per-slot token embeddings."""
 
     uses_ids = False
+    codes: torch.Tensor  # (n_items, slots) global token ids (codes + slot offsets)
 
     def __init__(
         self,
@@ -114,7 +115,7 @@ class TokenCrossNetwork(nn.Module):
         return self.encode(self.codes)
 
 
-@register_item_repr("motor")
+@register_item_repr("motor", needs_tokens=True)
 def motor_repr(ctx: ModelContext, dim: int) -> nn.Module:
     if ctx.tokens is None or ctx.token_sizes is None:
         raise MotorecError(
@@ -136,6 +137,3 @@ def motor_repr(ctx: ModelContext, dim: int) -> nn.Module:
         cold_readout=p.cold_readout,
         cold_dropout=p.cold_dropout,
     )
-
-
-motor_repr.needs_tokens = True  # type: ignore[attr-defined]  (read by models.tokens)

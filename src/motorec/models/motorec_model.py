@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import numpy as np
 import torch
@@ -80,6 +80,10 @@ class TokenContent(nn.Module):
     collaborative space.
     """
 
+    codes: Tensor  # (n_items, levels) current codes (token inputs)
+    mean: Tensor  # raw-feature standardisation (raw inputs)
+    scale: Tensor
+
     def __init__(
         self,
         features: Tensor,
@@ -100,8 +104,9 @@ class TokenContent(nn.Module):
         if token_input in USES_ZQ:
             self.zq_proj = nn.Linear(tok.latent_dim, dim)
         if token_input in USES_CODES:
-            self.tables = nn.ModuleList(nn.Embedding(tok.codebook_size, dim) for _ in range(tok.levels))
-            for t in self.tables:
+            tables = [nn.Embedding(tok.codebook_size, dim) for _ in range(tok.levels)]
+            self.tables = nn.ModuleList(tables)
+            for t in tables:
                 nn.init.normal_(t.weight, std=0.1)
         if token_input in USES_RAW:
             self.register_buffer("mean", features.mean(0))
@@ -111,8 +116,16 @@ class TokenContent(nn.Module):
             with torch.no_grad():
                 self.raw_proj.weight.copy_(principal_directions(self.standardise(features[fit_items]), dim))
         self.head = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
-        nn.init.zeros_(self.head[2].weight)
-        nn.init.zeros_(self.head[2].bias)
+        out = cast(nn.Linear, self.head[2])
+        nn.init.zeros_(out.weight)
+        nn.init.zeros_(out.bias)
+
+    @property
+    def rq(self) -> RQVAE:
+        """The modality's RQ-VAE (every token input but "continuous" has one)."""
+        if self.rqvae is None:
+            raise MotorecError("token_input=continuous: this content channel has no tokens.")
+        return self.rqvae
 
     def standardise(self, features: Tensor) -> Tensor:
         return (features - self.mean) / self.scale
@@ -122,13 +135,13 @@ class TokenContent(nn.Module):
 
     def content(self, features: Tensor, codes: Tensor | None) -> Tensor:
         """Content vectors of items given their raw features and codes (any items, new ones too)."""
-        x = 0.0
+        x: Any = 0.0  # a Tensor after the first term (every token input has one)
         if self.token_input in USES_RAW:
             x = x + self.raw_proj(self.dropout(self.standardise(features)))
         if self.token_input in USES_ZQ:
-            x = x + self.zq_proj(self.rqvae.quantizer.lookup(codes))
+            x = x + self.zq_proj(self.rq.quantizer.lookup(_given(codes)))
         if self.token_input in USES_CODES:
-            x = x + sum(t(codes[:, k]) for k, t in enumerate(self.tables))
+            x = x + sum(t(_given(codes)[:, k]) for k, t in enumerate(self.tables))
         return x + self.head(x)
 
     @torch.no_grad()
@@ -139,7 +152,13 @@ class TokenContent(nn.Module):
 
     def rq_loss(self, items: Tensor, weights: Tensor) -> Tensor:
         """mean(w_i * L_RQ-VAE,i) over these items."""
-        return self.rqvae(self.features[items], weights[items]).loss
+        return self.rq(self.features[items], weights[items]).loss
+
+
+def _given(codes: Tensor | None) -> Tensor:
+    if codes is None:
+        raise MotorecError("token inputs need the items' codes.")
+    return codes
 
 
 def principal_directions(x: Tensor, k: int) -> Tensor:
@@ -236,6 +255,12 @@ class MoToRec(EmbeddingRecommender):
     min_modalities = 1
     Params = MoToRecParams
     params: MoToRecParams
+    rarity: Tensor  # per-item weights of the tokenizer loss (models/rarity.py)
+    warm: Tensor  # items with train interactions
+    fit_items: Tensor  # their indices: the tokenizer's corpus, the softmax's candidates
+    candidate_of: Tensor  # item -> position among fit_items (-1: cold)
+    user_degree: Tensor
+    tokenizer_ready: Tensor
 
     def __init__(self, ctx: ModelContext, params: MoToRecParams | dict[str, Any]) -> None:
         super().__init__(ctx, params)
@@ -273,6 +298,10 @@ class MoToRec(EmbeddingRecommender):
         self.user_mean = FrozenSparse(to_torch_sparse(row_normalize(ctx.dataset.train_matrix), ctx.device))
         self.register_buffer("tokenizer_ready", torch.tensor(False))
 
+    def channel(self, modality: str) -> TokenContent:
+        """The content channel of one modality."""
+        return cast(TokenContent, self.content[modality])
+
     @staticmethod
     def _modalities(ctx: ModelContext, wanted: str | list[str]) -> list[str]:
         if wanted == "all":
@@ -296,20 +325,20 @@ class MoToRec(EmbeddingRecommender):
         """Pre-train each modality's RQ-VAE with the "rqvae" tokenizer (rarity-weighted), or only
         k-means-initialise its codebooks when `pretrain_tokenizer` is off; then encode all items."""
         for i, m in enumerate(self.mods):
-            rq = self.content[m].rqvae
+            rq = self.channel(m).rq
             if self.params.pretrain_tokenizer:
                 rq.load_state_dict(self._pretrained_state(m, seed + i))
             else:
-                feats = self.content[m].features[self.fit_items]
+                feats = self.channel(m).features[self.fit_items]
                 rq.init_codebooks_kmeans(feats, seed=seed + i, n_iter=self.tok_cfg.kmeans_iters)
-            self.content[m].refresh_codes()
+            self.channel(m).refresh_codes()
         self.tokenizer_ready.fill_(True)
 
     def _pretrained_state(self, modality: str, seed: int) -> dict[str, Tensor]:
         """RQ-VAE state after fitting the "rqvae" tokenizer on one modality; cached in the context's
         cache_dir under a hash of features, rarity weights, tokenizer params and seed, so seeds and
         ablation variants that share a tokenizer fit it once."""
-        feats = self.content[modality].features[self.fit_items].cpu().numpy()
+        feats = self.channel(modality).features[self.fit_items].cpu().numpy()
         weights = self.rarity[self.fit_items].cpu().numpy()
         params = {**self.tok_params, "device": str(self.ctx.device)}
         h = hashlib.sha256(feats.tobytes() + weights.tobytes())
@@ -330,7 +359,7 @@ class MoToRec(EmbeddingRecommender):
         """Current (n_items, levels) code table of each modality (empty for continuous input)."""
         if not self.uses_tokens:
             return {}
-        return {m: self.content[m].codes.cpu().numpy() for m in self.mods}
+        return {m: self.channel(m).codes.cpu().numpy() for m in self.mods}
 
     def token_table(self) -> tuple[np.ndarray, list[TokenSlot]] | None:
         """The per-modality RQ-VAE codes, in `token_slots()` order (the ID channel's table without them)."""
@@ -348,8 +377,8 @@ class MoToRec(EmbeddingRecommender):
         elif self._finetunes_tokenizer and self.params.refresh_codes:
             with torch.no_grad():
                 for m in self.mods:
-                    self.content[m].rqvae.restart_dead_codes()
-                    self.content[m].refresh_codes()
+                    self.channel(m).rq.restart_dead_codes()
+                    self.channel(m).refresh_codes()
 
     @property
     def _finetunes_tokenizer(self) -> bool:
@@ -368,10 +397,12 @@ class MoToRec(EmbeddingRecommender):
 
     def item_content(self) -> Tensor:
         """Fused content vectors of all items (n_items, dim x modalities)."""
-        return self._fuse([self.content[m]() for m in self.mods])
+        return self._fuse([self.channel(m)() for m in self.mods])
 
     def _id_channel(self) -> tuple[Tensor, Tensor]:
         """LightGCN over IDs: (user vectors, item vectors) after propagation."""
+        if self.item_id is None:
+            raise MotorecError("model.id_channel is false: this MoToRec has no ID channel.")
         out = propagate(self.adj, torch.cat([self.user_id, self.item_id()]), self.params.n_layers)
         return out[: self.n_users], out[self.n_users :]
 
@@ -398,7 +429,7 @@ class MoToRec(EmbeddingRecommender):
             losses["warm"] = weighted_ce(s_c.detach() + u_id[users] @ i_id[candidates].T, target, w)
             losses["reg"] = p.reg_weight * l2_reg(self.user_id[users], self.item_id()[pos])
         losses["rq"] = p.rq_weight * self._rq_loss() if self._finetunes_tokenizer else s_c.new_zeros(())
-        losses["loss"] = sum(losses.values())
+        losses["loss"] = cast(Tensor, sum(losses.values()))
         return losses
 
     def _softmax_candidates(self, pos: Tensor) -> tuple[Tensor, Tensor]:
@@ -412,10 +443,10 @@ class MoToRec(EmbeddingRecommender):
     def _rq_loss(self) -> Tensor:
         """sum over modalities of mean(w_i * L_RQ-VAE,i) on a uniform sample of the fitted items."""
         n = self.params.rq_batch_size
-        total = 0.0
+        total: Any = 0.0  # a Tensor after the first modality
         for m in self.mods:
             items = self.fit_items[torch.randint(len(self.fit_items), (n,), device=self.fit_items.device)]
-            total = total + self.content[m].rq_loss(items, self.rarity)
+            total = total + self.channel(m).rq_loss(items, self.rarity)
         return total
 
     # ------------------------------------------------------------------ scoring
@@ -441,7 +472,7 @@ class MoToRec(EmbeddingRecommender):
             raise MotorecError(
                 "this MoToRec was trained on continuous features (token_input=continuous): it has no tokens."
             )
-        return torch.cat([self.content[m].rqvae.encode(features[m]) for m in self.mods], 1)
+        return torch.cat([self.channel(m).rq.encode(features[m]) for m in self.mods], 1)
 
     def token_slots(self) -> list[TokenSlot]:
         return [TokenSlot(m, k, self.tok_cfg.codebook_size) for m in self.mods for k in range(self.tok_cfg.levels)]
@@ -452,7 +483,7 @@ class MoToRec(EmbeddingRecommender):
         cold item's (content part only, the cold prior's slot set), so it is scored exactly like one."""
         views = []
         for m in self.mods:
-            tc = self.content[m]
+            tc = self.channel(m)
             codes = tc.rqvae.encode(features[m]) if tc.rqvae is not None else None
             views.append(tc.content(features[m], codes))
         c = F.normalize(self._fuse(views), dim=1)

@@ -17,7 +17,7 @@ import numpy as np
 from motorec.config import RunConfig, TokensConfig
 from motorec.data.dataset import Dataset
 from motorec.models.context import ModelContext
-from motorec.models.item_repr import ITEM_REPRS
+from motorec.models.item_repr import TOKEN_ITEM_REPRS
 from motorec.tokenizers import Tokenizer, TokenSlot, build_tokenizer, load_tokenizer  # the package registers them all
 
 _MEMO: dict[str, tuple[np.ndarray, list[TokenSlot]]] = {}
@@ -25,7 +25,7 @@ _MEMO: dict[str, tuple[np.ndarray, list[TokenSlot]]] = {}
 
 def needs_tokens(cfg: RunConfig | None) -> bool:
     """True when the configured item representation reads ModelContext.tokens."""
-    return bool(getattr(ITEM_REPRS.get(cfg.item_repr if cfg is not None else "id"), "needs_tokens", False))
+    return (cfg.item_repr if cfg is not None else "id") in TOKEN_ITEM_REPRS
 
 
 def _cache_key(ds: Dataset, fit_rows: np.ndarray, spec: TokensConfig) -> str:

@@ -23,6 +23,9 @@ from motorec.models.multimodal import item_vectors, warm_mask
 class VBPR(IDEmbeddingModel):
     """Matrix factorisation plus a linear visual/content term (He & McAuley, AAAI 2016)."""
 
+    warm: torch.Tensor  # items with train interactions (warm_mask)
+    content: torch.Tensor  # (n_items, d) visual features
+
     class Params(ConfigModel):
         embedding_dim: PositiveInt  # the user vector is 2 x embedding_dim ([gamma_u ; theta_u])
         reg_weight: NonNegativeFloat

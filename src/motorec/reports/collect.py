@@ -33,6 +33,12 @@ class RunSummary:
     tokens: dict[str, Any] | None = None  # token diagnostics (token models only)
     notes: list[str] = field(default_factory=list)
 
+    def token_diagnostics(self) -> dict[str, Any]:
+        """`tokens` of a token model (an error for a run without token diagnostics)."""
+        if self.tokens is None:
+            raise MotorecError(f"{self.directory}: run '{self.label}' has no token diagnostics.")
+        return self.tokens
+
 
 def read_run(directory: str | Path) -> dict[str, Any]:
     from motorec.models.factory import read_results

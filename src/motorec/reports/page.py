@@ -7,6 +7,7 @@ import dataclasses
 import datetime
 import html
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +80,9 @@ def cold_share_table(runs: list[RunSummary]) -> str:
 
 
 def token_table(r: RunSummary) -> str:
+    tokens = r.token_diagnostics()
     rows = []
-    for modality, e in r.tokens["modalities"].items():
+    for modality, e in tokens["modalities"].items():
         for level, util, ppl in zip(e["levels"], e["utilisation"], e["perplexity"]):
             rows.append(
                 f'<tr data-slot="{html.escape(modality)}:{level}"><td>{html.escape(modality)}</td><td>{level}</td>'
@@ -92,8 +94,8 @@ def token_table(r: RunSummary) -> str:
         "<th>codebook size</th><th>utilisation</th><th>perplexity</th><th>collision rate (modality)</th></tr>"
         + "".join(rows)
         + "</table>"
-        + f'<p>Collision rate of the whole token row: <span class="joint" data-value="{r.tokens["collision_rate_joint"]!r}">'
-        f"{r.tokens['collision_rate_joint']:.4f}</span> over {r.tokens['n_items']} items.</p>"
+        + f'<p>Collision rate of the whole token row: <span class="joint" data-value="{tokens["collision_rate_joint"]!r}">'
+        f"{tokens['collision_rate_joint']:.4f}</span> over {tokens['n_items']} items.</p>"
     )
 
 
@@ -101,7 +103,7 @@ def _img(name: str, alt: str) -> str:
     return f'<img src="{name}" alt="{html.escape(alt)}">'
 
 
-def write_report(run_dirs: list[str | Path], out: str | Path, with_model: bool = True) -> dict[str, Any]:
+def write_report(run_dirs: Sequence[str | Path], out: str | Path, with_model: bool = True) -> dict[str, Any]:
     """Write OUT/report.html, its PNGs and OUT/report.json; returns the report's data."""
     if not run_dirs:
         raise MotorecError("report: give at least one run directory.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import matplotlib
 
@@ -102,8 +103,8 @@ def cold_share_bars(runs: list[RunSummary], path: Path) -> Path:
     return grouped_bars(
         runs,
         {
-            f"cold share of top-{TOP_N}": [r.cold_share_top20 for r in runs],
-            "cold share of test interactions": [r.cold_share_test for r in runs],
+            f"cold share of top-{TOP_N}": [cast(float, r.cold_share_top20) for r in runs],
+            "cold share of test interactions": [cast(float, r.cold_share_test) for r in runs],
         },
         None,
         "share",
@@ -131,7 +132,7 @@ def valid_curves(runs: list[RunSummary], path: Path) -> Path:
 
 def token_bars(run: RunSummary, path: Path) -> Path:
     """Codebook utilisation and perplexity per (modality, level) of one token model."""
-    mods = run.tokens["modalities"]
+    mods = run.token_diagnostics()["modalities"]
     labels = [f"{m}:{lv}" for m, e in mods.items() for lv in e["levels"]]
     util = [u for e in mods.values() for u in e["utilisation"]]
     ppl = [p for e in mods.values() for p in e["perplexity"]]

@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,7 +140,7 @@ def _legacy_bundle(folder: Path) -> dict[str, Any] | None:
     return {} if isinstance(manifest, dict) and manifest.get("format") == FORMAT else None
 
 
-def claim_bundle_dir(out: str | os.PathLike, overwrite: bool, inputs: list[Any]):
+def claim_bundle_dir(out: str | os.PathLike, overwrite: bool, inputs: list[Any]) -> AbstractContextManager[Path]:
     """The bundle folder, claimed through motorec.io; never replaces one whose service state (a
     write-ahead log of acknowledged items) is inside it."""
     return claim_output_dir(

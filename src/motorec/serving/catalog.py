@@ -65,10 +65,10 @@ def load_catalog(ds: Dataset) -> Catalog:
     user_ids = user_ids or [str(u) for u in range(ds.n_users)]
     titles, texts, template = [""] * ds.n_items, [""] * ds.n_items, None
     found = _raw_spec(data_dir) if data_dir and data_dir.is_dir() else None
-    if found is not None and len(found[1].table) == ds.n_items:
+    if found is not None and len(found[1].table) == ds.n_items and found[1].text_template is not None:
         name, spec = found
         template = spec.text_template
-        texts, _ = render_texts(spec.table, template, list(range(ds.n_items)), spec.source)
+        texts, _ = render_texts(spec.table, found[1].text_template, list(range(ds.n_items)), spec.source)
         if "title" in spec.table.columns:
             titles = [field_text(t) for t in spec.table["title"].tolist()]
         prov["metadata"] = f"{spec.source} (preset {name}, text template {template!r})"

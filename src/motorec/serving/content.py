@@ -7,6 +7,7 @@ does not cover gets the catalogue's mean feature, as MMRec does for missing cont
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,7 @@ class TooLarge(MotorecError):
 class ItemContent:
     """What one ingest request carries, after parsing (any subset may be empty)."""
 
-    features: dict[str, np.ndarray] = field(default_factory=dict)
+    features: Mapping[str, np.ndarray | list[float]] = field(default_factory=dict)
     text: str | None = None
     fields: dict[str, Any] | None = None
     image: bytes | None = None

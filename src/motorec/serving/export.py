@@ -25,6 +25,7 @@ from motorec.config import RunConfig
 from motorec.data.dataset import VALID, Dataset
 from motorec.errors import MotorecError
 from motorec.evaluation import DotScorer, Evaluator
+from motorec.models.base import Recommender
 from motorec.models.factory import load_trained
 from motorec.progress import progress
 from motorec.serving.bundle import claim_bundle_dir, write_arrays, write_bundle
@@ -111,13 +112,13 @@ def _ridge_by_valid(
                 DotScorer(user_t, torch.from_numpy(placed)), "valid", users=sample
             ).get("all", "recall@20")
             task.advance()
-    best = max(scores, key=scores.get)
+    best = max(scores, key=scores.__getitem__)
     return float(best), scores
 
 
 def _choose_fold_in(
     ds: Dataset, users: np.ndarray, items: np.ndarray, target: float, device: torch.device
-) -> tuple[float, dict[str, float]]:
+) -> tuple[float, dict[str, Any]]:
     """Fold-in strength with the best valid recall@20 when every user is rebuilt from train items."""
     prior = users.mean(0)
     unit = float((items**2).sum(1).mean())
@@ -137,7 +138,7 @@ def _choose_fold_in(
             ).get("all", "recall@20")
             task.advance()
     model_recall = evaluator.evaluate(DotScorer(torch.from_numpy(users), item_t), "valid", users=sample).get()
-    best = max(scores, key=scores.get)
+    best = max(scores, key=scores.__getitem__)
     return float(best) * unit, {
         "valid_recall@20_by_relative_reg": scores,
         "relative_reg": float(best),
@@ -182,7 +183,7 @@ def _write_bundle(
     run_dir: str | os.PathLike,
     ds: Dataset,
     cfg: RunConfig,
-    model,
+    model: Recommender,
     users: np.ndarray,
     items: np.ndarray,
     feats: dict[str, np.ndarray],

@@ -115,6 +115,7 @@ class ItemIndex:
             faiss.omp_set_num_threads(config.build_threads)
         else:
             faiss.omp_set_num_threads(faiss.omp_get_max_threads())
+        index: Any  # a faiss index: an ID map over flat or HNSW, or IVF (which has nprobe)
         try:
             if kind == "flat":
                 index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
@@ -193,7 +194,7 @@ class ItemIndex:
             version = self.version
         ids, scores = ids[0], scores[0]
         keep = ids >= 0
-        if n_ex:
+        if n_ex and exclude is not None:
             keep &= ~np.isin(ids, exclude)
         ids, scores = ids[keep], scores[keep]
         order = np.lexsort((ids, -scores))[:k]

@@ -64,7 +64,7 @@ def select_ridge(
     path = RidgePath(x[train], y[train])
     sst = float(((y[test] - y[train].mean(0)) ** 2).sum())
     r2 = {lam: 1.0 - float(((y[test] - path.at(lam)(x[test])) ** 2).sum()) / max(sst, 1e-12) for lam in grid}
-    return max(r2, key=r2.get), r2
+    return max(r2, key=r2.__getitem__), r2
 
 
 def fold_in(item_vectors: np.ndarray, prior: np.ndarray, target: float, reg: float) -> np.ndarray:

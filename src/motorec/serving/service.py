@@ -122,7 +122,7 @@ class RecommenderService:
         )
         self.token_index = TokenIndex(m["tokens"]["slots"]) if m.get("tokens") else None
         served = np.flatnonzero(bundle.served)
-        if self.token_index is not None:
+        if self.token_index is not None and bundle.item_tokens is not None:
             self.token_index.add_many(served, bundle.item_tokens[served])
             # the lists are shared, so items ingested later are explained too (newest first)
             self.explainer = TokenExplainer(

@@ -145,11 +145,11 @@ class WriteAheadLog:
         self.broken: str | None = None
         self._lock = threading.Lock()
         self._remove_stale_compaction()
-        self._pending, self.generation, self._size = self._recover(repair)
+        self._pending, recovered, self._size = self._recover(repair)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._synced_fd = os.open(self.synced_path, os.O_WRONLY | os.O_CREAT, 0o644)
-        if self.generation is None:
-            self.generation = uuid.uuid4().hex
+        self.generation: str = recovered if recovered is not None else uuid.uuid4().hex
+        if recovered is None:
             self.append_framed([frame(self._header())])
             self.records = 0
         else:

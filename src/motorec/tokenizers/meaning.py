@@ -182,7 +182,9 @@ class TokenIndex:
     """
 
     def __init__(self, slots: Sequence[Any]) -> None:
-        self.slots = [dataclasses.asdict(s) if dataclasses.is_dataclass(s) else dict(s) for s in slots]
+        self.slots = [
+            dataclasses.asdict(s) if dataclasses.is_dataclass(s) and not isinstance(s, type) else dict(s) for s in slots
+        ]
         self._slot_of = {
             (s["modality"], int(s["level"])): i for i, s in enumerate(self.slots) if s.get("kind", "code") == "code"
         }

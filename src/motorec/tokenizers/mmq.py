@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import numpy as np
 import torch
@@ -106,6 +106,8 @@ class MMQOutput:
 class MMQ(nn.Module):
     """The shared-specific multi-expert quantiser (one nn.Module over all modalities)."""
 
+    gate_mean: Tensor  # (M, n_specific) mean gates over the fitted corpus
+
     def __init__(
         self,
         input_dims: dict[str, int],
@@ -147,9 +149,18 @@ class MMQ(nn.Module):
         return len(self.books)
 
     @property
+    def book_list(self) -> list[CosineCodebook]:
+        """Every expert's codebook in code-column order (a typed view of the `books` ModuleList)."""
+        return cast(list[CosineCodebook], list(self.books))
+
+    def experts_of(self, modality: str) -> list[nn.Sequential]:
+        """The modality's specific experts (MLPs)."""
+        return cast(list[nn.Sequential], list(cast(nn.ModuleList, self.specific[modality])))
+
+    @property
     def book_sizes(self) -> list[int]:
         """Codes per expert, in code-column order (shared experts may be coarser: coarse-to-fine IDs)."""
-        return [book.size for book in self.books]
+        return [book.size for book in self.book_list]
 
     def expert_names(self) -> list[tuple[str, int]]:
         """(modality or 'shared', index within the group) of every expert, in code-column order."""
@@ -173,23 +184,25 @@ class MMQ(nn.Module):
         cat = torch.cat([xs[m] for m in self.modalities], dim=-1)
         outs = [F.normalize(e(cat), dim=-1) for e in self.shared]
         for m in self.modalities:
-            outs += [F.normalize(e(xs[m]), dim=-1) for e in self.specific[m]]
+            outs += [F.normalize(e(xs[m]), dim=-1) for e in self.experts_of(m)]
         gates = torch.stack([F.softmax(self.gates[m](xs[m]), dim=-1) for m in self.modalities], dim=1)
         return outs, gates
 
     def fuse(self, q: list[Tensor], gates: Tensor) -> Tensor:
         """z = sum of shared codes + gate-weighted specific codes of every modality."""
-        z = sum(q[: self.n_shared])
+        z: Any = sum(q[: self.n_shared])  # a Tensor once a code is added (every model has one)
         for i, _ in enumerate(self.modalities):
             start = self.n_shared + i * self.n_specific
             for j in range(self.n_specific):
                 z = z + gates[:, i, j : j + 1] * q[start + j]
-        return z  # type: ignore[return-value]
+        return z
 
     def orthogonality(self) -> Tensor:
         """||V V^T - I||_F^2, V = experts' L2-normalised (flattened) output-layer weights."""
-        experts = list(self.shared) + [e for m in self.modalities for e in self.specific[m]]
-        v = F.normalize(torch.stack([e[-1].weight.flatten() for e in experts]), dim=-1)
+        experts = cast(list[nn.Sequential], list(self.shared)) + [
+            e for m in self.modalities for e in self.experts_of(m)
+        ]
+        v = F.normalize(torch.stack([cast(nn.Linear, e[-1]).weight.flatten() for e in experts]), dim=-1)
         gram = v @ v.t()
         return (gram - torch.eye(len(experts), device=gram.device)).pow(2).sum()
 
@@ -207,7 +220,7 @@ class MMQ(nn.Module):
         outs, gates = self.expert_outputs(xs)
         q, codes, index = [], [], []
         commit = outs[0].new_zeros(outs[0].shape[0])
-        for u, book in zip(outs, self.books):
+        for u, book in zip(outs, self.book_list):
             hard = book(u)
             commit = (
                 commit
@@ -232,7 +245,7 @@ class MMQ(nn.Module):
         w_aux = self.w_aux if w_aux is None else w_aux
         per_item = w_rec * recon + w_aux * aux + self.w_orth * orth + commit
         shared = sum(q[: self.n_shared], torch.zeros_like(z))
-        return MMQOutput(torch.stack(codes, 1), z, shared, recon, aux, orth, commit, per_item, index)  # type: ignore[arg-type]
+        return MMQOutput(torch.stack(codes, 1), z, shared, recon, aux, orth, commit, per_item, index)
 
     @torch.no_grad()
     def encode(self, x: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
@@ -243,11 +256,11 @@ class MMQ(nn.Module):
     @torch.no_grad()
     def assign_codes(self, outs: list[Tensor]) -> Tensor:
         """(n, E) nearest code of every expert's output."""
-        return torch.stack([book.assign(u)[0] for u, book in zip(outs, self.books)], 1)
+        return torch.stack([book.assign(u)[0] for u, book in zip(outs, self.book_list)], 1)
 
     def decode(self, codes: Tensor, gates: Tensor | None = None) -> dict[str, Tensor]:
         """Raw-scale features per modality from (n, E) codes (corpus-mean gates unless given)."""
-        q = [book.unit_embed()[codes[:, e]] for e, book in enumerate(self.books)]
+        q = [book.unit_embed()[codes[:, e]] for e, book in enumerate(self.book_list)]
         if gates is None:
             gates = self.gate_mean.unsqueeze(0).expand(codes.shape[0], -1, -1)
         z = self.fuse(q, gates)
@@ -261,12 +274,12 @@ class MMQ(nn.Module):
         """Standardise from the corpus, then k-means every expert's codebook on its unit outputs."""
         self.set_standardisation(x)
         outs, _ = self.expert_outputs(self.standardise(x))
-        for e, (u, book) in enumerate(zip(outs, self.books)):
+        for e, (u, book) in enumerate(zip(outs, self.book_list)):
             book.embed.copy_(kmeans(u, book.size, n_iter=n_iter, seed=seed + e).centroids)
             book.reset_usage()
 
     def restart_dead_codes(self) -> int:
-        return sum(book.restart_dead() for book in self.books)
+        return sum(book.restart_dead() for book in self.book_list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -444,7 +457,7 @@ class MMQTokenizer(Tokenizer):
         """Codes (n, E), gates and the last expert's unit output (what sinkhorn re-assigns), one pass."""
         model = self._require_fitted()
         outs, gates = model.expert_outputs(model.standardise(self.tensors(features, rows)))
-        return model.assign_codes(outs), gates, LastLevel(outs[-1], model.books[-1])
+        return model.assign_codes(outs), gates, LastLevel(outs[-1], model.book_list[-1])
 
     # ---------------------------------------------------------------- stage 2
     def finetune(self, features: Features, sequences: Sequence[np.ndarray], seed: int = 0) -> MMQTokenizer:
@@ -518,7 +531,7 @@ class MMQTokenizer(Tokenizer):
     def restart_unused(self, x: dict[str, Tensor]) -> int:
         """Re-seed the codes no corpus item maps to (usage counted over the whole corpus)."""
         model = self._require_fitted().train()  # train mode: forward records usage and the input pool
-        for book in model.books:
+        for book in model.book_list:
             book.reset_usage()
         n = len(next(iter(x.values())))
         for idx in torch.arange(n, device=self.device).split(self.config.batch_size):
@@ -559,7 +572,7 @@ class MMQTokenizer(Tokenizer):
         model = self._require_fitted()
         return {
             f"{m}.expert{j}": book.unit_embed().detach().cpu().numpy()
-            for (m, j), book in zip(model.expert_names(), model.books)
+            for (m, j), book in zip(model.expert_names(), model.book_list)
         }
 
     def diagnostics(self, features: Features) -> dict[str, Any]:
@@ -575,7 +588,7 @@ class MMQTokenizer(Tokenizer):
         raw, gates = model.encode(x)
         with torch.no_grad():
             xs = model.standardise(x)
-            z = model.fuse([book.unit_embed()[raw[:, e]] for e, book in enumerate(model.books)], gates)
+            z = model.fuse([book.unit_embed()[raw[:, e]] for e, book in enumerate(model.book_list)], gates)
             concat_hat = model.decoder(z).cpu().numpy()
             recon = model.decode(raw, gates)
             orth = float(model.orthogonality())

@@ -114,6 +114,9 @@ class RQVAE(nn.Module):
     so often (e.g. once per epoch: a code no item chose for a whole epoch is dead).
     """
 
+    input_mean: Tensor  # (d_in,) standardisation of the inputs (fit_input_stats)
+    input_scale: Tensor  # () one scale for all input dimensions
+
     def __init__(
         self,
         input_dim: int,
@@ -390,7 +393,7 @@ class RQVAETokenizer(Tokenizer):
         """What the last codebook quantises for every row of x (with codes `raw`)."""
         with torch.no_grad():
             residual = model.quantizer.residual_inputs(model.latent(x), torch.from_numpy(raw).to(self.device))[-1]
-        return LastLevel(residual, model.quantizer.codebooks[-1])
+        return LastLevel(residual, model.quantizer.book_list[-1])
 
     # ---------------------------------------------------------------- encode / decode
     def encode(self, features: Features) -> np.ndarray:
@@ -440,7 +443,7 @@ class RQVAETokenizer(Tokenizer):
         return {
             f"{name}.level{k}": book.embed.detach().cpu().numpy()
             for name, fitted in self._fitted.items()
-            for k, book in enumerate(fitted.model.quantizer.codebooks)
+            for k, book in enumerate(fitted.model.quantizer.book_list)
         }
 
     def _input_dims(self) -> dict[str, int]:
@@ -472,7 +475,7 @@ class RQVAETokenizer(Tokenizer):
                     c = torch.from_numpy(level_codes[start : start + len(chunk)]).to(self.device)
                     recon.update(chunk, model.decode(c).cpu().numpy())
                     for lvl, r in enumerate(model.quantizer.residual_inputs(z, c)):
-                        d = pairwise_sqdist(r, model.quantizer.codebooks[lvl].embed)
+                        d = pairwise_sqdist(r, model.quantizer.book_list[lvl].embed)
                         sparsity[lvl] += code_sparsity(d, model.quantizer.temperature) * len(chunk)
                         soft_usage[lvl] += soft_assign(d, model.quantizer.temperature).sum(0).cpu()
             n = max(1, len(block))

@@ -96,5 +96,7 @@ def resolve_backbone(cfg: RunConfig, seed: int, ds: Dataset) -> RunConfig:
 
 def backbone_seconds(spec: BackboneSpec) -> float | None:
     """Wall seconds the resolved backbone's seed took to train (None when not recorded)."""
+    if spec.run is None:
+        return None
     path = Path(spec.run) / f"seed_{spec.seed}" / "result.json"
     return float(json.loads(path.read_text())["wall_seconds"]) if path.is_file() else None

@@ -52,9 +52,9 @@ def restart_steps(
                 f"the sequences {data.n_items}."
             )
     groups = [{"params": model.parameters(), "lr": lr}]
-    if tokenizer is not None and mmq is not None:
+    if tokenizer is not None and mmq is not None and features is not None:  # (both given with a tokenizer)
         groups.append({"params": mmq.parameters(), "lr": tokenizer.config.ft_lr})
-        x = tokenizer.tensors(features)  # type: ignore[arg-type]
+        x = tokenizer.tensors(features)
         mmq.train()
     opt = torch.optim.Adam(groups)
     g = torch.Generator().manual_seed(seed)
@@ -93,6 +93,6 @@ def restart_steps(
     log.info(
         "warm restart: %d steps, last generator loss %.4f", step, history[-1]["generator"] if history else float("nan")
     )
-    if tokenizer is not None:
-        tokenizer.freeze_corpus(features)  # type: ignore[arg-type]
+    if tokenizer is not None and features is not None:
+        tokenizer.freeze_corpus(features)
     return history

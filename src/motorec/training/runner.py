@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ RUN_ONLY_KEYS = (
 EPOCHS_KEY = "config.train.epochs"
 
 
-def data_ref(data: str | Path) -> str:
+def data_ref(data: str | os.PathLike[str]) -> str:
     """An existing path made absolute (results stay readable from any working directory); names
     such as 'synthetic-cold' unchanged."""
     text = str(data)
@@ -90,13 +91,13 @@ def legacy_run_identity(folder: Path) -> dict[str, Any] | None:
 
 
 def claim_run_dir(
-    out: str | Path,
+    out: str | os.PathLike[str],
     overwrite: bool,
     resume: bool,
     identity: dict[str, Any],
     inputs: list[Any],
     allow_epochs_change: bool = False,
-):
+) -> AbstractContextManager[Path]:
     """The run folder, claimed through motorec.io (context manager yielding its path)."""
     allowed = ["config_sha256", *([EPOCHS_KEY] if allow_epochs_change else [])]
     return claim_output_dir(
@@ -135,10 +136,10 @@ def summarize(per_seed: list[dict[str, dict[str, float]]]) -> tuple[dict, dict]:
 
 
 def load_run_inputs(
-    data: str | Path | Dataset,
+    data: str | os.PathLike[str] | Dataset,
     model: str,
     split: str | None,
-    config_file: str | Path | None,
+    config_file: str | os.PathLike[str] | None,
     overrides: list[str] | None,
 ) -> tuple[Dataset, RunConfig]:
     """The dataset and the validated config of one run; `data` is a path or an already loaded Dataset.
@@ -166,11 +167,11 @@ def load_run_inputs(
 
 
 def run_experiment(
-    data: str | Path | Dataset,
+    data: str | os.PathLike[str] | Dataset,
     model: str,
-    out: str | Path,
+    out: str | os.PathLike[str],
     split: str | None = None,
-    config_file: str | Path | None = None,
+    config_file: str | os.PathLike[str] | None = None,
     overrides: list[str] | None = None,
     overwrite: bool = False,
     resume: bool = False,

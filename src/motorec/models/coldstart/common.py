@@ -10,7 +10,7 @@ interactions) gets the generated vector while warm items keep the backbone's
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from pydantic import Field
@@ -83,8 +83,9 @@ class ResidualTower(torch.nn.Module):
     def __init__(self, dim: int, hidden: list[int]) -> None:
         super().__init__()
         self.net = mlp([dim, *hidden, dim])
-        torch.nn.init.zeros_(self.net[-1].weight)
-        torch.nn.init.zeros_(self.net[-1].bias)
+        out = cast(torch.nn.Linear, self.net[-1])
+        torch.nn.init.zeros_(out.weight)
+        torch.nn.init.zeros_(out.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.net(x)
@@ -120,6 +121,9 @@ class ColdStartRecommender(EmbeddingRecommender):
 
     content_path = True
     min_modalities = 1
+    content: torch.Tensor  # (n_items, content_dim) item content (content_matrix)
+    user_warm: torch.Tensor  # the backbone's user vectors (with a backbone)
+    item_warm: torch.Tensor  # the backbone's item vectors (with a backbone)
 
     def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__(ctx, params)
