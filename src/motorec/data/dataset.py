@@ -63,6 +63,22 @@ class Dataset:
         source = {k: v for k, v in self.source.items() if k != "load"}
         return replace(self, labels=labels, cold_items=cold_items, name=name or self.name, source=source)
 
+    def select_rows(self, keep: np.ndarray) -> Dataset:
+        """A copy with only the interactions where `keep` (bool, one per interaction) is True; ids,
+        features, item table and source are shared."""
+
+        def rows(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else values[keep]
+
+        return replace(
+            self,
+            users=self.users[keep],
+            items=self.items[keep],
+            labels=rows(self.labels),
+            ratings=rows(self.ratings),
+            timestamps=rows(self.timestamps),
+        )
+
     def _require_split(self) -> np.ndarray:
         if self.labels is None:
             raise MotorecError(f"Dataset '{self.name}' has no train/valid/test split: apply a splitter first.")

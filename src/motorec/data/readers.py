@@ -11,7 +11,6 @@ import os
 import re
 import warnings
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -350,14 +349,7 @@ def check_split(ds: Dataset, path: Path, drop_users_without_train: bool = False)
             f"{path}: dropped the {int((~keep).sum())} interactions of {len(orphans)} users without train interactions.",
             stacklevel=2,
         )
-        ds = replace(
-            ds,
-            users=ds.users[keep],
-            items=ds.items[keep],
-            labels=ds.labels[keep],
-            ratings=None if ds.ratings is None else ds.ratings[keep],
-            timestamps=None if ds.timestamps is None else ds.timestamps[keep],
-        )
+        ds = ds.select_rows(keep)
     if ds.cold_items is not None:
         leaked = np.intersect1d(ds.cold_items, ds.items[ds.labels == 0])
         if len(leaked):

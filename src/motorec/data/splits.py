@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 
@@ -77,20 +78,7 @@ def cold_split(
     split = ds.with_split(labels, cold_items=cold, name=f"{ds.name}-cold")
     if keep.all():
         return split
-    return Dataset(
-        name=split.name,
-        n_users=ds.n_users,
-        n_items=ds.n_items,
-        users=ds.users[keep],
-        items=ds.items[keep],
-        labels=labels[keep],
-        ratings=None if ds.ratings is None else ds.ratings[keep],
-        timestamps=None if ds.timestamps is None else ds.timestamps[keep],
-        modalities=ds.modalities,
-        cold_items=cold,
-        item_table=ds.item_table,
-        source=dict(ds.source),
-    )
+    return replace(split.select_rows(keep), source=dict(ds.source))
 
 
 def write_mmrec(ds: Dataset, path: str | Path) -> Path:
