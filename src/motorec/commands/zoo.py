@@ -48,7 +48,7 @@ def compare(
 
 
 def coldstart(
-    out: Path = typer.Option(Path("benchmarks/results/coldstart"), help="Folder for the small result files: compare.{md,csv,json}, tuned/, tune/, coldstart.json."),
+    out: Path = typer.Option(Path("benchmarks/results/coldstart"), help="Folder for the small result files: coldstart.{md,json}, table/compare.{md,csv,json}, tuned/, tune/."),
     runs: Path = typer.Option(Path("runs/coldstart"), help="Folder for the runs (tuning trials, table cells; checkpoints and top-K lists)."),
     plan: Optional[Path] = typer.Option(None, help="Benchmark plan YAML (default: the packaged configs/experiments/coldstart.yaml)."),
     data_root: Path = typer.Option(Path("../shared/data"), help="Folder holding the plan's datasets."),
@@ -62,8 +62,10 @@ def coldstart(
 
     split = lambda text: [t.strip() for t in text.split(",") if t.strip()] or None
     run_coldstart(out, runs, plan, data_root, split(rows), split(datasets), set_, train=not no_train)
-    console.print((out / "compare.md").read_text())
-    console.print(f"wrote {out / 'compare.md'}, {out / 'compare.csv'}, {out / 'compare.json'}, {out / 'coldstart.json'}")
+    table = out / "table"
+    console.print((table / "compare.md").read_text())
+    console.print(f"wrote {table / 'compare.md'}, {table / 'compare.csv'}, {table / 'compare.json'}, "
+                  f"{out / 'coldstart.json'}, {out / 'coldstart.md'}")
 
 
 def register(app: typer.Typer) -> None:
