@@ -59,6 +59,10 @@ def test_tunes_on_valid_then_one_table_over_the_seeds(tmp_path, plan):
            ["cold@cold"]["recall@20"] for m in ("deepmusic", "content_profile") for s in (1, 2)]
     assert paired[0]["mean_difference"] == pytest.approx((ref[0] - ref[2] + ref[1] - ref[3]) / 2)
     assert paired[0]["verdict"] in {"win", "level", "loss"} and "Paired differences" in (out / "coldstart.md").read_text()
+    # the summary says where it ran and on which split
+    prov = json.loads((out / "coldstart.json").read_text())["provenance"]
+    run = json.loads((runs / "compare" / "synthetic-cold" / "deepmusic" / "results.json").read_text())
+    assert prov["split_sha256"]["synthetic-cold"] == run["split_sha256"] and prov["machine"]["device"]
     # a row added later joins the same table; finished rows are read back, not retrained
     run_coldstart(out, runs, plan, data_root=".", rows=["bpr-l2"], overrides=FAST + [f"data.cache_dir={tmp_path / 'cache'}"])
     rows = json.loads((out / "table" / "compare.json").read_text())
