@@ -27,3 +27,20 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def describe_machine() -> dict[str, object]:
+    """Where a measurement ran, for results files: the device in words, CPU count, platform, versions."""
+    import os
+    import platform
+
+    device = (
+        f"GPU: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else f"{os.cpu_count()}-core CPU, no GPU"
+    )
+    return {
+        "device": device,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }

@@ -83,6 +83,10 @@ def test_tunes_on_valid_then_one_table_over_the_seeds(tmp_path, plan):
     assert (
         paired[0]["verdict"] in {"win", "level", "loss"} and "Paired differences" in (out / "coldstart.md").read_text()
     )
+    # the summary says where it ran and on which split
+    prov = json.loads((out / "coldstart.json").read_text())["provenance"]
+    run = json.loads((runs / "compare" / "synthetic-cold" / "deepmusic" / "results.json").read_text())
+    assert prov["split_sha256"]["synthetic-cold"] == run["split_sha256"] and prov["machine"]["device"]
     # a row added later joins the same table; finished rows are read back, not retrained
     run_coldstart(
         out, runs, plan, data_root=".", rows=["bpr-l2"], overrides=[*FAST, f"data.cache_dir={tmp_path / 'cache'}"]

@@ -59,7 +59,7 @@ def compare(
 def coldstart(
     out: Path = typer.Option(
         Path("benchmarks/results/coldstart"),
-        help="Folder for the small result files: compare.{md,csv,json}, tuned/, tune/, coldstart.json.",
+        help="Folder for the small result files: coldstart.{md,json}, table/compare.{md,csv,json}, tuned/, tune/.",
     ),
     runs: Path = typer.Option(
         Path("runs/coldstart"), help="Folder for the runs (tuning trials, table cells; checkpoints and top-K lists)."
@@ -80,9 +80,11 @@ def coldstart(
 
     split = lambda text: [t.strip() for t in text.split(",") if t.strip()] or None
     run_coldstart(out, runs, plan, data_root, split(rows), split(datasets), set_, train=not no_train)
-    console.print((out / "compare.md").read_text())
+    table = out / "table"
+    console.print((table / "compare.md").read_text())
     console.print(
-        f"wrote {out / 'compare.md'}, {out / 'compare.csv'}, {out / 'compare.json'}, {out / 'coldstart.json'}"
+        f"wrote {table / 'compare.md'}, {table / 'compare.csv'}, {table / 'compare.json'}, "
+        f"{out / 'coldstart.json'}, {out / 'coldstart.md'}"
     )
 
 

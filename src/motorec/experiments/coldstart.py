@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from motorec.errors import MotorecError
 from motorec.experiments.compare import DatasetSpec, compare
 from motorec.experiments.tune import as_overrides, grid_points, nest, tune, tune_markdown
 from motorec.io import atomic_write_text, claim_report_dir, read_marker, write_marker
+from motorec.runtime import describe_machine
 from motorec.training.runner import load_run_inputs, run_identity
 
 
@@ -93,6 +95,7 @@ def run_coldstart(out: str | Path, runs: str | Path, plan_path: str | Path | Non
                         out / "table", [*overrides, seeds], tuned=out / "tuned", train=train, runs=runs / "compare")
         summary["paired"] = paired_table(runs / "compare", json.loads((out / "table" / "compare.json").read_text()),
                                          plan.get("paired") or [])
+        summary["provenance"] = provenance(runs / "compare", chosen_specs)
         atomic_write_text(summary_path, json.dumps({**summary, "plan": plan}, indent=2))
         atomic_write_text(out / "coldstart.md", report(summary, plan))
         return {"tuning": summary["tuning"], "table": table, "paired": summary["paired"]}
@@ -156,6 +159,16 @@ def reuse_tuning_run(spec: DatasetSpec, label: str, entry: dict[str, Any], cells
     if read_marker(target.parent) is None:  # the cell is a run folder the table's resume will recognise
         write_marker(target.parent, "run", run_identity(entry["model"], cell_cfg, ds.split_sha256()))
     return True
+
+
+def provenance(cells: Path, specs: list[DatasetSpec]) -> dict[str, Any]:
+    """The command, the machine and each dataset's split hash (read from its finished table cells)."""
+    hashes: dict[str, str | None] = {}
+    for spec in specs:
+        found = {json.loads(p.read_text()).get("split_sha256") for p in (cells / spec.label).glob("*/results.json")}
+        hashes[spec.label] = found.pop() if len(found) == 1 else None
+    return {"command": " ".join(["motorec", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("motorec") else None,
+            "machine": describe_machine(), "split_sha256": hashes}
 
 
 def seed_metrics(cell: Path, group: str, metric: str) -> dict[int, float]:

@@ -181,6 +181,11 @@ def run_experiment(
     # under torchrun every rank runs this: all train, rank 0 alone claims the folder and writes files
     dist = init_distributed(resolve_device(cfg.device), cfg.dist.timeout_s)
     device = dist.device
+    if dist.world > 1 and backbone_spec(cfg) is not None:
+        raise MotorecError(
+            f"--model {model}: the cold-start specialists train in one process (their warm backbone "
+            f"is prepared by one process); run it without --nproc / torchrun."
+        )
     if cfg.train.threads:
         torch.set_num_threads(int(cfg.train.threads))
     cache_dir = cache_dir_of(cfg)
