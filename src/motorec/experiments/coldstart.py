@@ -213,7 +213,8 @@ def report(summary: dict[str, Any], plan: dict[str, Any]) -> str:
     for dataset, rows in summary["tuning"].items():
         lines += [f"## {dataset}", "", "| row | model | grid points | chosen (valid R@20) |", "|---|---|---|---|"]
         for label, e in rows.items():
-            chosen = ", ".join(f"{k}={v}" for k, v in (e.get("chosen_point") or {}).items()) or "packaged defaults"
+            chosen = ("not tuned yet" if e.get("status") == "not tuned" else
+                      ", ".join(f"{k}={v}" for k, v in (e.get("chosen_point") or {}).items()) or "packaged defaults")
             valid = f" ({e['valid_recall']:.4f})" if "valid_recall" in e else ""
             lines.append(f"| {label} | {e['model']} | {e['points']} | {chosen}{valid} |")
         lines.append("")
