@@ -58,8 +58,8 @@ def bench_device(ds, device: torch.device, repeats: int, batch_size: int) -> dic
     set_seed(2026)
     model = build_model(ds, cfg, device, None)
     sampler = BPRSampler(ds, device, seed=2026)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg["train"]["lr"])
-    evaluator = Evaluator.from_config(ds, device, cfg["eval"])
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    evaluator = Evaluator.from_config(ds, device, cfg.eval)
 
     def one_epoch() -> None:
         model.train()

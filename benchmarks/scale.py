@@ -93,8 +93,8 @@ def worker_tokenizer(data: str, overrides: list[str], out: Path) -> None:
     from motorec.training.runner import load_run_inputs
 
     ds, cfg = load_run_inputs(data, "motorec", None, None, overrides)
-    torch.set_num_threads(int(cfg["train"]["threads"]) or torch.get_num_threads())
-    model = build_model(ds, cfg, resolve_device(cfg["device"]), cache_dir_of(cfg))
+    torch.set_num_threads(int(cfg.train.threads) or torch.get_num_threads())
+    model = build_model(ds, cfg, resolve_device(cfg.device), cache_dir_of(cfg))
     t0 = time.perf_counter()
     model.on_epoch_start(0)  # fits (or loads) the tokenizer, then encodes every item
     seconds = time.perf_counter() - t0
@@ -116,18 +116,18 @@ def worker_epoch(data: str, model_name: str, overrides: list[str], out: Path) ->
     from motorec.training.trainer import train_epoch
 
     ds, cfg = load_run_inputs(data, model_name, None, None, overrides)
-    torch.set_num_threads(int(cfg["train"]["threads"]) or torch.get_num_threads())
-    device = resolve_device(cfg["device"])
+    torch.set_num_threads(int(cfg.train.threads) or torch.get_num_threads())
+    device = resolve_device(cfg.device)
     set_seed(SEED)
     model = build_model(ds, cfg, device, cache_dir_of(cfg))
     sampler = BPRSampler(ds, device, SEED)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg["train"]["lr"])
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.train.lr)
     model.train()
     t0 = time.perf_counter()
     model.on_epoch_start(0)  # MoToRec: tokenizer from the cache, every item encoded
     start_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    total, n = train_epoch(model, sampler, opt, cfg["train"]["batch_size"])
+    total, n = train_epoch(model, sampler, opt, cfg.train.batch_size)
     out.write_text(json.dumps({"epoch_s": time.perf_counter() - t0, "epoch_start_hook_s": start_s, "batches": n,
                                "mean_loss": total / max(n, 1)}))
 

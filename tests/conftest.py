@@ -1,4 +1,5 @@
 """Suite-wide fixtures."""
+
 from __future__ import annotations
 
 import pytest
@@ -28,8 +29,9 @@ def synthetic_runs(tmp_path_factory):
     cache = {"cache_dir": str(root / "cache")}
     ds = motorec.load_dataset("synthetic-cold")
     runs = {
-        "motorec": motorec.train(ds, "motorec", out=root / "motorec", data=cache, **FAST,
-                                 model={"tokenizer": {"epochs": 5}}),
+        "motorec": motorec.train(
+            ds, "motorec", out=root / "motorec", data=cache, **FAST, model={"tokenizer": {"epochs": 5}}
+        ),
         "lightgcn": motorec.train(ds, "lightgcn", out=root / "lightgcn", data=cache, **FAST),
         "motor": motorec.train(ds, "lightgcn", out=root / "motor", data=cache, item_repr="motor", **FAST),
     }

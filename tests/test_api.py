@@ -1,4 +1,5 @@
 """The Python API: train on an in-memory dataset, use the Run, save/reload it, compare."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,12 @@ def test_import_motorec_does_not_import_torch():
 
 def test_keyword_settings_become_set_strings():
     assert settings_of([1, 2], {"train": {"epochs": 5, "lr": 0.01}, "model__n_layers": 2, "item_repr": "motor"}) == [
-        "seeds=[1, 2]", "train.epochs=5", "train.lr=0.01", "model.n_layers=2", 'item_repr="motor"']
+        "seeds=[1, 2]",
+        "train.epochs=5",
+        "train.lr=0.01",
+        "model.n_layers=2",
+        'item_repr="motor"',
+    ]
 
 
 def test_run_metrics_are_the_results_file(synthetic_runs):
@@ -88,7 +94,7 @@ def test_tokens_and_explain(synthetic_runs):
     first = tokens[0]
     spec = f"{first['modality']}:{first['level']}:{first['code']}"
     meaning = run.explain(token=spec, max_items=1000)
-    col = [i for i, s in enumerate(slots) if (s.modality, s.level) == (first["modality"], first["level"])][0]
+    col = next(i for i, s in enumerate(slots) if (s.modality, s.level) == (first["modality"], first["level"]))
     expected = {i for i in np.flatnonzero(codes[:, col] == first["code"]) if run.dataset.item_degree[i] > 0}
     assert {i["item"] for i in meaning["items"]} == expected and meaning["n_items"] == len(expected)
     with pytest.raises(MotorecError, match="exactly one"):
@@ -96,8 +102,13 @@ def test_tokens_and_explain(synthetic_runs):
 
 
 def test_compare_returns_a_dataframe(tmp_path):
-    frame = motorec.compare(["synthetic-cold"], ["bpr", "content_profile"], seeds=[2026], out=tmp_path,
-                            train={"epochs": 1, "progress": False})
+    frame = motorec.compare(
+        ["synthetic-cold"],
+        ["bpr", "content_profile"],
+        seeds=[2026],
+        out=tmp_path,
+        train={"epochs": 1, "progress": False},
+    )
     assert isinstance(frame, pd.DataFrame)
     assert list(frame["model"]) == ["bpr", "content_profile"] and set(frame["status"]) == {"ok"}
     table = json.loads((tmp_path / "compare.json").read_text())

@@ -1,4 +1,5 @@
 """CLI plumbing: exit codes and the model listing."""
+
 from __future__ import annotations
 
 from motorec.cli import main

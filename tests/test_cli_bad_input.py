@@ -1,5 +1,6 @@
 """The bad-input corpus: one-paragraph error naming the file and line/field, exit 2, no traceback,
 nothing written to RUN_DIR."""
+
 from __future__ import annotations
 
 import hashlib
@@ -81,7 +82,9 @@ def test_missing_inter_file(tmp_path, capsys):
     folder.mkdir()
     fails_cleanly(train(folder, tmp_path / "run"), capsys, tmp_path / "run", str(folder))
     folder2 = dataset(tmp_path)
-    fails_cleanly(train(folder2, tmp_path / "run", "--split", "nope.inter"), capsys, tmp_path / "run", "nope.inter", "not found")
+    fails_cleanly(
+        train(folder2, tmp_path / "run", "--split", "nope.inter"), capsys, tmp_path / "run", "nope.inter", "not found"
+    )
 
 
 def test_users_without_train_are_dropped_only_when_asked(tmp_path, capsys):
@@ -107,8 +110,13 @@ def test_non_finite_features(bad, tmp_path, capsys):
 
 
 def test_unknown_model_suggests_nearest(tmp_path, capsys):
-    fails_cleanly(train(dataset(tmp_path), tmp_path / "run", model="lightgnc"), capsys, tmp_path / "run",
-                  "unknown model 'lightgnc'", "Did you mean 'lightgcn'?")
+    fails_cleanly(
+        train(dataset(tmp_path), tmp_path / "run", model="lightgnc"),
+        capsys,
+        tmp_path / "run",
+        "unknown model 'lightgnc'",
+        "Did you mean 'lightgcn'?",
+    )
 
 
 @pytest.mark.parametrize(
@@ -137,8 +145,19 @@ def test_existing_run_dir_is_refused_and_only_motorec_runs_are_replaced(tmp_path
     assert not [p for p in tmp_path.iterdir() if "replaced" in p.name]  # the old run moved aside is gone
 
 
-@pytest.mark.parametrize("override", ["train.epochs=0", "train.epochs=-1", "seeds=[]", "train.batch_size=0",
-                                      "train.lr=nan", "eval.ks=[0]", "train.threads=abc", "train.eval_every=0"])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "train.epochs=0",
+        "train.epochs=-1",
+        "seeds=[]",
+        "train.batch_size=0",
+        "train.lr=nan",
+        "eval.ks=[0]",
+        "train.threads=abc",
+        "train.eval_every=0",
+    ],
+)
 def test_out_of_range_config_values_stop_before_anything_is_written(tmp_path, capsys, override):
     out = tmp_path / "run"
     code = main(["train", "--data", "synthetic-cold", "--model", "bpr", "--out", str(out), "--set", override])

@@ -1,5 +1,6 @@
 """Layered config validated into typed objects: defaults < model < --config file < --set; every key
 has a type and a range, and a bad one is an error naming the key, the range and the layer."""
+
 from __future__ import annotations
 
 import math
@@ -11,11 +12,14 @@ from hypothesis import strategies as st
 from motorec.config import RunConfig, TrainConfig, build_config, saved_run_config
 from motorec.errors import MotorecError
 from motorec.models.lightgcn import LightGCN
+from motorec.tokenizers.rqvae import RQVAEConfig
 
 
 def test_model_file_overrides_defaults_and_set_overrides_everything(tmp_path):
     base = build_config("lightgcn")
-    assert isinstance(base, RunConfig) and isinstance(base.model, LightGCN.Params) and isinstance(base.train, TrainConfig)
+    assert (
+        isinstance(base, RunConfig) and isinstance(base.model, LightGCN.Params) and isinstance(base.train, TrainConfig)
+    )
     assert base.model.n_layers == 3 and base.model_name == "lightgcn"
     assert base.train.lr == 0.005 and build_config("bpr").train.lr == 0.001  # a model file may set train keys
     assert base.train.patience == 20 and base.eval.ks == [10, 20, 50]
@@ -74,8 +78,12 @@ def test_config_file_scientific_notation(tmp_path):
     ],
 )
 def test_bad_overrides(override, message):
-    with pytest.raises(MotorecError, match=message.replace("?", r"\?").replace("(", r"\(").replace(")", r"\)")
-                       if "'" in message and ".*" not in message and "\\[" not in message else message):
+    with pytest.raises(
+        MotorecError,
+        match=message.replace("?", r"\?").replace("(", r"\(").replace(")", r"\)")
+        if "'" in message and ".*" not in message and "\\[" not in message
+        else message,
+    ):
         build_config("lightgcn", None, [override])
 
 
@@ -103,7 +111,9 @@ def test_saved_config_round_trips_and_unknown_saved_keys_are_named():
     cfg = build_config("lightgcn", None, ["model.n_layers=2"])
     again = saved_run_config(cfg.to_dict(), "results.json")
     assert again == cfg and again.identity_hash() == cfg.identity_hash()
-    assert cfg.identity_hash() == build_config("lightgcn", None, ["model.n_layers=2", "train.threads=3"]).identity_hash()
+    assert (
+        cfg.identity_hash() == build_config("lightgcn", None, ["model.n_layers=2", "train.threads=3"]).identity_hash()
+    )
     assert cfg.identity_hash() != build_config("lightgcn").identity_hash()
     stale = cfg.to_dict()
     stale["train"]["old_knob"] = 1
@@ -111,10 +121,52 @@ def test_saved_config_round_trips_and_unknown_saved_keys_are_named():
         saved_run_config(stale, "results.json")
 
 
-KEYS = ["train.epochs", "train.lr", "train.batch_size", "seeds", "eval.ks", "train.threads", "model.n_layers",
-        "model.reg_weight", "device", "train.progress", "motor.cold_dropout", "data.split", "nonsense.key", "n_layers"]
-VALUES = st.one_of(st.integers(-10**30, 10**30), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
-                   st.text(max_size=12), st.lists(st.integers(-5, 100), max_size=4), st.just("null"), st.just("[1, [2]]"))
+def test_motorec_params_are_typed_and_save_only_the_tokenizer_keys_given():
+    cfg = build_config("motorec", None, ["model.tokenizer.levels=2", "model.rarity.ranking=true"])
+    assert isinstance(cfg.model.tokenizer, RQVAEConfig) and cfg.model.tokenizer.levels == 2
+    assert cfg.model.rarity.ranking and cfg.model.rarity.tau == 10 and cfg.model.token_input == "hybrid"
+    saved = cfg.to_dict()["model"]["tokenizer"]
+    assert saved["levels"] == 2 and "kmeans_iters" not in saved  # as saved before the section was typed
+    again = saved_run_config(cfg.to_dict(), "results.json")
+    assert again == cfg and again.identity_hash() == cfg.identity_hash()
+    with pytest.raises(MotorecError, match=r"config key 'model.rarity.form' .*: must be one of 'paper', 'amplify'"):
+        build_config("motorec", None, ["model.rarity.form=huge"])
+    with pytest.raises(
+        MotorecError, match=r"unknown config key 'model.tokenizer.levls'.*Did you mean 'model.tokenizer.levels'"
+    ):
+        build_config("motorec", None, ["model.tokenizer.levls=2"])
+
+
+def test_an_unregistered_model_is_named():
+    with pytest.raises(MotorecError, match=r"unknown model 'lightgnc'.*Did you mean 'lightgcn'"):
+        saved_run_config({**build_config("lightgcn").to_dict(), "model_name": "lightgnc"}, "results.json")
+
+
+KEYS = [
+    "train.epochs",
+    "train.lr",
+    "train.batch_size",
+    "seeds",
+    "eval.ks",
+    "train.threads",
+    "model.n_layers",
+    "model.reg_weight",
+    "device",
+    "train.progress",
+    "motor.cold_dropout",
+    "data.split",
+    "nonsense.key",
+    "n_layers",
+]
+VALUES = st.one_of(
+    st.integers(-(10**30), 10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.text(max_size=12),
+    st.lists(st.integers(-5, 100), max_size=4),
+    st.just("null"),
+    st.just("[1, [2]]"),
+)
 
 
 @settings(max_examples=150, deadline=None)

@@ -1,4 +1,5 @@
 """Progress: plain periodic lines off a terminal, a rich bar on one, TensorBoard scalars when asked."""
+
 from __future__ import annotations
 
 import builtins
@@ -60,8 +61,14 @@ def test_training_writes_tensorboard_scalars(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     ds = motorec.load_dataset("synthetic-cold")
-    motorec.train(ds, "bpr", seeds=[2026], out=tmp_path / "run", train={"epochs": 2, "progress": False},
-                  log={"tensorboard": str(tmp_path / "tb")})
+    motorec.train(
+        ds,
+        "bpr",
+        seeds=[2026],
+        out=tmp_path / "run",
+        train={"epochs": 2, "progress": False},
+        log={"tensorboard": str(tmp_path / "tb")},
+    )
     events = EventAccumulator(str(tmp_path / "tb" / "run_seed_2026"))
     events.Reload()
     assert set(events.Tags()["scalars"]) == {"train/loss", "valid/recall@20"}

@@ -9,13 +9,15 @@ Ids: `user` and `item` integers are the dataset's internal indices (0..n-1, as i
 where an item may also be named by the dataset's own id (`tokens`, `explain`), pass it as a string
 ("50" is MovieLens movie_id 50 through i_id_mapping.csv), as the service does.
 """
+
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,7 +25,12 @@ from motorec.data import Dataset
 from motorec.data import load_dataset as _load_dataset
 from motorec.errors import MotorecError
 
-__all__ = ["Run", "load_dataset", "train", "load_run", "compare"]
+if TYPE_CHECKING:  # imported where used: `import motorec` stays light
+    from motorec.config import RunConfig
+    from motorec.models.base import Recommender
+    from motorec.reports.tokens import RunTokens
+
+__all__ = ["Run", "compare", "load_dataset", "load_run", "train"]
 
 
 def load_dataset(path: str | os.PathLike, split: str | None = None, drop_users_without_train: bool = False) -> Dataset:
@@ -67,36 +74,44 @@ class Run:
         self.metrics: dict[str, Any] = read_results(self.dir)
         self.seed = int(self.metrics["seeds"][0] if seed is None else seed)
         self._dataset = dataset
-        self._model = None
-        self._tokens = None
+        self._config: RunConfig | None = None
+        self._model: Recommender | None = None
+        self._tokens: RunTokens | None = None
 
     def __repr__(self) -> str:
         cold = self.metrics["test"].get("cold@cold", {}).get("recall@20")
         extra = f", cold@cold R@20 {cold:.4f}" if cold is not None else ""
-        return (f"Run({str(self.dir)!r}, model={self.model_name!r}, dataset={self.metrics['dataset']!r}, "
-                f"test R@20 {self.metrics['test']['all']['recall@20']:.4f}{extra})")
+        return (
+            f"Run({str(self.dir)!r}, model={self.model_name!r}, dataset={self.metrics['dataset']!r}, "
+            f"test R@20 {self.metrics['test']['all']['recall@20']:.4f}{extra})"
+        )
 
     @property
     def model_name(self) -> str:
         return self.metrics["config"]["model_name"]
 
-    def _load(self) -> None:
+    def _load(self) -> tuple[Dataset, RunConfig, Recommender]:
         from motorec.models.factory import load_trained
 
-        if self._model is None:
-            self._dataset, _, self._model = load_trained(self.dir, self.seed, self._dataset)
+        if self._model is None or self._config is None or self._dataset is None:
+            self._dataset, self._config, self._model = load_trained(self.dir, self.seed, self._dataset)
+        return self._dataset, self._config, self._model
 
     @property
     def dataset(self) -> Dataset:
         if self._dataset is None:
-            self._load()
+            return self._load()[0]
         return self._dataset
 
     @property
-    def model(self):
+    def config(self) -> RunConfig:
+        """The run's validated config (as `seed` was trained: its backbone filled in)."""
+        return self._load()[1]
+
+    @property
+    def model(self) -> Recommender:
         """The trained Recommender (best-valid weights of `seed`)."""
-        self._load()
-        return self._model
+        return self._load()[2]
 
     def score(self, users: int | Iterable[int]) -> np.ndarray:
         """Scores of these users against every item: (len(users), n_items)."""
@@ -118,7 +133,7 @@ class Run:
         """The user's top-k item indices (ties broken by item index; train items left out by default)."""
         return self.model.recommend(int(user), k, exclude_seen)
 
-    def _run_tokens(self):
+    def _run_tokens(self) -> RunTokens:
         from motorec.reports.tokens import RunTokens
 
         if self._tokens is None:
@@ -129,29 +144,30 @@ class Run:
         """The item's tokens: one {modality, level, code, kind} per token slot."""
         return self._run_tokens().tokens(item)
 
-    def explain(self, item: int | str | None = None, token: str | None = None, max_items: int = 10,
-                n_words: int = 8) -> dict[str, Any]:
+    def explain(
+        self, item: int | str | None = None, token: str | None = None, max_items: int = 10, n_words: int = 8
+    ) -> dict[str, Any]:
         """What an item's tokens mean (item=...), or one token ('MODALITY:LEVEL:CODE'): the training
         items that share it and the words most typical of them against the catalogue."""
         from motorec.tokenizers.meaning import parse_token
 
-        if (item is None) == (token is None):
-            raise MotorecError("explain: give exactly one of item or token.")
-        if item is not None:
+        if item is not None and token is None:
             return self._run_tokens().explain_item(item, max_items, n_words)
-        return self._run_tokens().explain_token(*parse_token(token), max_items=max_items, n_words=n_words)
+        if token is not None and item is None:
+            return self._run_tokens().explain_token(*parse_token(token), max_items=max_items, n_words=n_words)
+        raise MotorecError("explain: give exactly one of item or token.")
 
     def evaluate(self, split: str = "test", topk_file: str | os.PathLike | None = None) -> dict[str, dict[str, float]]:
         """Metrics per group of the best-valid checkpoint on valid or test (and the top-50 lists, if asked)."""
         from motorec.evaluation import write_topk
         from motorec.training.evaluate import evaluate_loaded
 
-        result = evaluate_loaded(self.dataset, self.metrics["config"], self.model, split, topk_file is not None)
+        result = evaluate_loaded(self.dataset, self.config, self.model, split, topk_file is not None)
         if topk_file is not None:
             write_topk(topk_file, result.users, result.topk)
         return result.metrics
 
-    def save(self, directory: str | os.PathLike) -> "Run":
+    def save(self, directory: str | os.PathLike) -> Run:
         """Copy the run (results, checkpoints, top-K lists) to `directory` and use it from there."""
         target = Path(directory)
         if target.resolve() == self.dir.resolve():
@@ -179,10 +195,21 @@ def load_run(directory: str | os.PathLike, dataset: Dataset | None = None, seed:
     return Run(directory, dataset, seed)
 
 
-def train(data: str | os.PathLike | Dataset, model: str, /, *, seeds: list[int] | None = None,
-          out: str | os.PathLike | None = None, split: str | None = None, config: str | os.PathLike | None = None,
-          settings: list[str] | None = None, overwrite: bool = False, resume: bool = False,
-          allow_epochs_change: bool = False, **overrides: Any) -> Run:
+def train(
+    data: str | os.PathLike | Dataset,
+    model: str,
+    /,
+    *,
+    seeds: list[int] | None = None,
+    out: str | os.PathLike | None = None,
+    split: str | None = None,
+    config: str | os.PathLike | None = None,
+    settings: list[str] | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    allow_epochs_change: bool = False,
+    **overrides: Any,
+) -> Run:
     """Train `model` on a dataset (a loaded Dataset, a folder or 'synthetic-cold') over `seeds`.
 
     Config keys are keyword arguments (`train={"epochs": 20}`, `model={"n_layers": 2}`, `train__lr=0.01`,
@@ -193,13 +220,27 @@ def train(data: str | os.PathLike | Dataset, model: str, /, *, seeds: list[int] 
 
     if out is None:
         out = tempfile.mkdtemp(prefix=f"motorec-{model}-")
-    run_experiment(data, model, out, split, config, list(settings or []) + settings_of(seeds, overrides),
-                   overwrite, resume, allow_epochs_change)
+    run_experiment(
+        data,
+        model,
+        out,
+        split,
+        config,
+        list(settings or []) + settings_of(seeds, overrides),
+        overwrite,
+        resume,
+        allow_epochs_change,
+    )
     return Run(out, data if isinstance(data, Dataset) else None)
 
 
-def compare(datasets: Iterable[str | Dataset], models: Iterable[str], seeds: list[int] | None = None,
-            out: str | os.PathLike | None = None, **overrides: Any):
+def compare(
+    datasets: Iterable[str | Dataset],
+    models: Iterable[str],
+    seeds: list[int] | None = None,
+    out: str | os.PathLike | None = None,
+    **overrides: Any,
+):
     """Every model on every dataset over `seeds`: a pandas DataFrame with one row per (dataset, model)
     and test mean/std of Recall@20 and NDCG@20 per group (`motorec compare`'s table; written to `out`,
     a temporary folder by default, where an interrupted comparison resumes)."""

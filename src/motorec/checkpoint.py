@@ -1,4 +1,5 @@
 """Checkpoints written atomically and read back with weights_only=True (no unpickling)."""
+
 from __future__ import annotations
 
 import os

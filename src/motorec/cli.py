@@ -1,4 +1,5 @@
 """The `motorec` command line: one Typer app, each command group in motorec.commands.*."""
+
 from __future__ import annotations
 
 import importlib
@@ -35,8 +36,9 @@ EXPERIMENT_MODULES = [
     "motorec.commands.generative",
 ]
 
-exp_app = typer.Typer(help="Experiments: comparisons, tuning, ablations and other tables from the docs.",
-                      no_args_is_help=True)
+exp_app = typer.Typer(
+    help="Experiments: comparisons, tuning, ablations and other tables from the docs.", no_args_is_help=True
+)
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
 for _module in EXPERIMENT_MODULES:
@@ -86,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         # Usage errors are ClickExceptions of the click that typer vendors (typer._click), not of
         # the `click` package, so they are recognised by their interface.
-        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()
+        show = getattr(exc, "show", None)
+        if callable(show) and isinstance(getattr(exc, "exit_code", None), int):
+            show()
             return 2
         raise
     if code == 130:

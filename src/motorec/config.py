@@ -9,18 +9,22 @@ the allowed range and the layer that set it — instead of a crash or a silently
 YAML files hold the values (the packaged ones are the defaults); the classes here hold the types
 and ranges. Every config class is a `ConfigModel`: unknown keys are refused, assignment is checked.
 """
+
 from __future__ import annotations
 
 import copy
 import hashlib
+import importlib
 import json
+import os
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar, cast
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from motorec.errors import MotorecError, did_you_mean
 
@@ -31,13 +35,16 @@ class _Loader(yaml.SafeLoader):
 
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
-               r"|[0-9][0-9_]*[eE][-+]?[0-9]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    re.compile(
+        r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+        r"|[0-9][0-9_]*[eE][-+]?[0-9]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
     list("-+0123456789."),
 )
 # a bare nan / inf typed on the command line is the number a user means (then refused as not finite)
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^(?:[-+]?(?:inf|Inf|INF)|nan|NaN|NAN)$"),
-                              list("-+iInN"))
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^(?:[-+]?(?:inf|Inf|INF)|nan|NaN|NAN)$"), list("-+iInN")
+)
 
 
 def load_yaml(text: str) -> Any:
@@ -50,25 +57,9 @@ class ConfigModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
-    # Dict-style reads of the pre-typed configs, kept while older call sites are converted.
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
 
-    def __setitem__(self, key: str, value: Any) -> None:
-        setattr(self, key, value)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key, default)
-
-
-class FreeParams(ConfigModel):
-    """Parameters of a model that declares no schema of its own (only reached while one is added)."""
-
-    model_config = ConfigDict(extra="allow", validate_assignment=True)
-
-    def __getitem__(self, key: str) -> Any:
-        extra = self.__pydantic_extra__ or {}
-        return extra[key] if key in extra else getattr(self, key)
+class NoParams(ConfigModel):
+    """The parameters of a model that declares no `Params` class: none (any key is an unknown key)."""
 
 
 def _unique(values: list[int]) -> list[int]:
@@ -106,7 +97,9 @@ class EvalConfig(ConfigModel):
 
 
 class DistConfig(ConfigModel):
-    timeout_s: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)] = 300  # a silent rank fails the run after this
+    timeout_s: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)] = (
+        300  # a silent rank fails the run after this
+    )
 
 
 class DataConfig(ConfigModel):
@@ -166,13 +159,30 @@ class RunConfig(ConfigModel, Generic[P]):
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
 
+def run_config_class(params: type[ConfigModel]) -> type[RunConfig[Any]]:
+    """`RunConfig` whose `model` section is validated into `params` (a class chosen at run time)."""
+    return cast("type[RunConfig[Any]]", RunConfig.__class_getitem__(params))  # pydantic parametrises at run time
+
+
 # ----------------------------------------------------------------------- model parameter registry
 MODEL_PARAMS: dict[str, type[ConfigModel]] = {}
 
 
-def register_params(model_name: str, params: type[ConfigModel] | None) -> None:
+def register_params(model_name: str, params: type[ConfigModel]) -> None:
     """Called by the model registry: the parameter class `model:` is validated into."""
-    MODEL_PARAMS[model_name] = params or FreeParams
+    MODEL_PARAMS[model_name] = params
+
+
+def model_params_class(model_name: str) -> type[ConfigModel]:
+    """The registered parameter class of `model_name` (the built-in models register on import)."""
+    if model_name not in MODEL_PARAMS:
+        importlib.import_module("motorec.models")  # the registry lives a layer above: import it by name
+    if model_name not in MODEL_PARAMS:
+        raise MotorecError(
+            f"unknown model '{model_name}'. Known: {', '.join(sorted(MODEL_PARAMS))}."
+            f"{did_you_mean(model_name, MODEL_PARAMS)}"
+        )
+    return MODEL_PARAMS[model_name]
 
 
 # ------------------------------------------------------------------------------- YAML layering
@@ -203,8 +213,14 @@ def flatten(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def merge(base: dict[str, Any], over: dict[str, Any], where: str, strict: bool = True,
-          origins: dict[str, str] | None = None, prefix: str = "") -> dict[str, Any]:
+def merge(
+    base: dict[str, Any],
+    over: dict[str, Any],
+    where: str,
+    strict: bool = True,
+    origins: dict[str, str] | None = None,
+    prefix: str = "",
+) -> dict[str, Any]:
     """Deep-merge `over` into a copy of `base`; with strict, unknown keys are errors.
 
     `origins` (flat key -> layer) records which layer set each value, for error messages.
@@ -260,8 +276,12 @@ def parse_override(text: str, cfg: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-def layered(model: str, config_file: str | Path | None = None, overrides: list[str] | None = None,
-            origins: dict[str, str] | None = None) -> dict[str, Any]:
+def layered(
+    model: str,
+    config_file: str | os.PathLike[str] | None = None,
+    overrides: list[str] | None = None,
+    origins: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """The merged (not yet validated) mapping of every layer."""
     model_file = f"models/{model}.yaml"
     files = ["defaults.yaml"] + ([model_file] if packaged(model_file).is_file() else [])
@@ -270,8 +290,13 @@ def layered(model: str, config_file: str | Path | None = None, overrides: list[s
     return cfg
 
 
-def layer_files(files: list[str], config_file: str | Path | None = None, overrides: list[str] | None = None,
-                origins: dict[str, str] | None = None, base: dict[str, Any] | None = None) -> dict[str, Any]:
+def layer_files(
+    files: list[str],
+    config_file: str | os.PathLike[str] | None = None,
+    overrides: list[str] | None = None,
+    origins: dict[str, str] | None = None,
+    base: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Packaged YAML `files` (under configs/; each may add keys), then the user's file and `--set`
     (known keys only), merged over `base` (e.g. a schema's defaults, so all its keys are settable)."""
     cfg = copy.deepcopy(base or {})
@@ -287,14 +312,16 @@ def layer_files(files: list[str], config_file: str | Path | None = None, overrid
     return cfg
 
 
-def build_config(model: str, config_file: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+def build_config(
+    model: str, config_file: str | os.PathLike[str] | None = None, overrides: list[str] | None = None
+) -> RunConfig:
     """The validated run config of `model` with the user's config file and `--set` overrides."""
     origins: dict[str, str] = {}
     return validate_run_config(layered(model, config_file, overrides, origins), origins)
 
 
 def validate_run_config(cfg: dict[str, Any], origins: dict[str, str] | None = None, source: str = "") -> RunConfig:
-    schema = RunConfig[MODEL_PARAMS.get(cfg.get("model_name", ""), FreeParams)]  # type: ignore[misc]
+    schema = run_config_class(model_params_class(str(cfg.get("model_name", ""))))
     try:
         return schema.model_validate(cfg)
     except ValidationError as exc:
@@ -318,7 +345,7 @@ def saved_run_config(saved: dict[str, Any], source: str) -> RunConfig:
 _RANGE_WORDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: ErrorDetails) -> str:
     kind, ctx = err["type"], err.get("ctx") or {}
     for name, op in _RANGE_WORDS.items():
         if kind == name:
@@ -342,7 +369,9 @@ def _describe(err: dict[str, Any]) -> str:
     }.get(kind, err["msg"][0].lower() + err["msg"][1:] if err["msg"] else kind)
 
 
-def config_error(exc: ValidationError, schema: type[BaseModel], origins: dict[str, str], source: str = "") -> MotorecError:
+def config_error(
+    exc: ValidationError, schema: type[BaseModel], origins: dict[str, str], source: str = ""
+) -> MotorecError:
     """One readable line per problem: the key, what is wrong, the value and the layer that set it."""
     lines = []
     for err in exc.errors():

@@ -7,6 +7,7 @@ shards (`shard`), so concatenating the ranks' results in rank order gives the si
 order. A collective that fails because another rank died or stalled past the timeout raises a
 MotorecError saying so, instead of hanging or surfacing a backend traceback.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -16,9 +17,10 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,6 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from motorec.errors import MotorecError
 
 DEFAULT_TIMEOUT_S = 300
+CPU = torch.device("cpu")
 # what gloo / NCCL errors say when a peer process is gone or silent
 COMM_ERROR = re.compile(r"gloo|nccl|connection|peer|timed out|timeout|broken pipe", re.IGNORECASE)
 
@@ -41,7 +44,7 @@ class PeerFailure(MotorecError):
 class DistContext:
     rank: int = 0
     world: int = 1
-    device: torch.device = torch.device("cpu")
+    device: torch.device = CPU
     timeout_s: float = DEFAULT_TIMEOUT_S
 
     @property
@@ -61,8 +64,10 @@ class DistContext:
 
     def _failure(self, what: str, exc: BaseException) -> PeerFailure:
         first = (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)[:300]
-        return PeerFailure(f"rank {self.rank} of {self.world}: {what} failed: another process of this run stopped "
-                           f"or did not answer within {self.timeout_s:g}s ({first}).")
+        return PeerFailure(
+            f"rank {self.rank} of {self.world}: {what} failed: another process of this run stopped "
+            f"or did not answer within {self.timeout_s:g}s ({first})."
+        )
 
     def _run(self, what: str, fn, *args, **kwargs):
         try:
@@ -146,8 +151,12 @@ def data_parallel(module: nn.Module, fn: Callable[..., Any], ctx: DistContext) -
     buffers are deterministic, so not synced per step."""
     if not ctx.enabled:
         return fn
-    return DistributedDataParallel(_Step(module, fn), device_ids=[ctx.device] if ctx.device.type == "cuda" else None,
-                                   find_unused_parameters=True, forward_sync_buffers=False)
+    return DistributedDataParallel(
+        _Step(module, fn),
+        device_ids=[ctx.device] if ctx.device.type == "cuda" else None,
+        find_unused_parameters=True,
+        forward_sync_buffers=False,
+    )
 
 
 def _destroy() -> None:
@@ -187,9 +196,19 @@ def init_distributed(device: torch.device, timeout_s: float = DEFAULT_TIMEOUT_S)
 def run_torchrun(nproc: int, motorec_args: list[str]) -> None:
     """`python -m torch.distributed.run --standalone --nproc_per_node N -m motorec ARGS` (what the
     `torchrun` script runs), in the foreground; its failure becomes one clear error."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "motorec",
-           *motorec_args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "motorec",
+        *motorec_args,
+    ]
     code = subprocess.run(cmd).returncode
     if code != 0:
-        raise MotorecError(f"distributed run with {nproc} processes failed (torchrun exit code {code}); the failing "
-                           f"rank's error and torchrun's report are printed above.")
+        raise MotorecError(
+            f"distributed run with {nproc} processes failed (torchrun exit code {code}); the failing "
+            f"rank's error and torchrun's report are printed above."
+        )

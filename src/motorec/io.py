@@ -3,6 +3,7 @@
 A crash mid-write never leaves a half-written file in place; motorec never deletes a folder it
 did not write (`claim_output_dir`).
 """
+
 from __future__ import annotations
 
 import json
@@ -11,9 +12,10 @@ import shutil
 import tempfile
 import time
 import warnings
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator
+from typing import IO, Any
 
 from motorec.errors import MotorecError
 
@@ -26,7 +28,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.chmod(tmp, _default_mode())
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"newline": ""})) as f:
+        with os.fdopen(fd, mode, newline=None if "b" in mode else "") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -113,22 +115,26 @@ def read_marker(folder: str | os.PathLike) -> dict[str, Any] | None:
 def write_marker(folder: Path, kind: str, identity: dict[str, Any] | None, history: list | None = None) -> None:
     import motorec
 
-    marker = {"format": MARKER_FORMAT, "kind": kind, "motorec": motorec.__version__,
-              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cwd": os.getcwd(),
-              "identity": identity, "history": history or []}
+    marker = {
+        "format": MARKER_FORMAT,
+        "kind": kind,
+        "motorec": motorec.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cwd": os.getcwd(),
+        "identity": identity,
+        "history": history or [],
+    }
     atomic_write_text(folder / MARKER, json.dumps(marker, indent=2, default=str))
 
 
 def holds_only_markers(folder: Path) -> bool:
     """True when nothing but markers, temporary files and empty folders is under `folder`."""
-    for _, _, files in os.walk(folder):
-        if any(f != MARKER and not f.endswith(_TEMP_SUFFIX) for f in files):
-            return False
-    return True
+    return not any(f != MARKER and not f.endswith(_TEMP_SUFFIX) for _, _, files in os.walk(folder) for f in files)
 
 
-def identity_differences(recorded: dict[str, Any], current: dict[str, Any], allowed: Iterable[str] = (),
-                         flags: dict[str, str] | None = None) -> list[str]:
+def identity_differences(
+    recorded: dict[str, Any], current: dict[str, Any], allowed: Iterable[str] = (), flags: dict[str, str] | None = None
+) -> list[str]:
     """'key: recorded -> current' for every identity field (nested keys flattened) that differs;
     `flags` names the option that would accept a difference in that key."""
     allowed, flags = set(allowed), flags or {}
@@ -240,44 +246,64 @@ def claim_output_dir(
         mine = recorded is not None or (marker is not None and marker.get("kind") == kind)
         if not mine:
             what = f"is a motorec {marker['kind']} folder" if marker else "holds files motorec did not write"
-            raise MotorecError(f"{flag} {label}: exists and {what}; motorec only "
-                               f"{'continues' if resume else 'replaces'} {kind} folders it wrote, and never deletes "
-                               f"anything else. Choose another folder.")
+            raise MotorecError(
+                f"{flag} {label}: exists and {what}; motorec only "
+                f"{'continues' if resume else 'replaces'} {kind} folders it wrote, and never deletes "
+                f"anything else. Choose another folder."
+            )
         if not (overwrite or resume):
-            hint = "--overwrite to replace it or --resume to continue it" if identity is not None else \
-                "--overwrite to replace it"
-            raise MotorecError(f"{flag} {label}: exists and holds a motorec {kind}; pass {hint}, or choose "
-                               f"another folder.")
+            hint = (
+                "--overwrite to replace it or --resume to continue it"
+                if identity is not None
+                else "--overwrite to replace it"
+            )
+            raise MotorecError(
+                f"{flag} {label}: exists and holds a motorec {kind}; pass {hint}, or choose another folder."
+            )
         if resume:
             if identity is not None and not recorded:
-                warnings.warn(f"{label}: written by an older motorec that recorded no settings; continuing it "
-                              f"without checking that they match.", stacklevel=3)
+                warnings.warn(
+                    f"{label}: written by an older motorec that recorded no settings; continuing it "
+                    f"without checking that they match.",
+                    stacklevel=3,
+                )
             if identity is not None and recorded:
                 diffs = identity_differences(recorded, identity, allow_changes, change_flags)
                 if diffs:
-                    raise MotorecError(f"--resume {label}: the run was made with different settings, so it cannot "
-                                       f"be continued with these: " + "; ".join(diffs) + ". Start a new run "
-                                       f"(another --out) or pass the same settings.")
+                    raise MotorecError(
+                        f"--resume {label}: the run was made with different settings, so it cannot "
+                        f"be continued with these: " + "; ".join(diffs) + ". Start a new run "
+                        "(another --out) or pass the same settings."
+                    )
             if identity is not None and recorded and recorded != identity:
-                history.append({"resumed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                "changed": identity_differences(recorded, identity)})
+                history.append(
+                    {
+                        "resumed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                        "changed": identity_differences(recorded, identity),
+                    }
+                )
             write_marker(path, kind, identity if identity is not None else recorded or None, history)
         else:
             for item in inputs:
                 if item is not None and Path(item).exists() and _is_inside(Path(item).resolve(), path):
-                    raise MotorecError(f"--overwrite {label}: refused, {item} is an input of this command and lies "
-                                       f"inside the folder it would replace. Choose another {flag}.")
+                    raise MotorecError(
+                        f"--overwrite {label}: refused, {item} is an input of this command and lies "
+                        f"inside the folder it would replace. Choose another {flag}."
+                    )
             for sub in protected:
                 target = path / sub
                 if target.is_file() or (target.is_dir() and not holds_only_markers(target)):
-                    raise MotorecError(f"--overwrite {label}: refused, {path / sub} holds state written after "
-                                       f"the {kind} was made (e.g. a service's log); move it away first.")
+                    raise MotorecError(
+                        f"--overwrite {label}: refused, {path / sub} holds state written after "
+                        f"the {kind} was made (e.g. a service's log); move it away first."
+                    )
             aside = path.with_name(f".{path.name}.replaced-{os.getpid()}-{int(time.time())}")
             try:
                 os.replace(path, aside)
             except OSError as exc:
-                raise MotorecError(f"--overwrite {label}: cannot move the old folder aside "
-                                   f"({exc.strerror or exc}).") from exc
+                raise MotorecError(
+                    f"--overwrite {label}: cannot move the old folder aside ({exc.strerror or exc})."
+                ) from exc
             claim.replaced = aside
             try:
                 path.mkdir()
@@ -305,11 +331,12 @@ def claim_output_dir(
     claim.finish()
 
 
-def claim_report_dir(out: str | os.PathLike, kind: str, report_file: str):
+def claim_report_dir(out: str | os.PathLike, kind: str, report_file: str) -> AbstractContextManager[Path]:
     """A folder a command adds its report to on every invocation (compare, tune, ablate, tradeoff,
     motor-table): reused when it is one of `kind` (a marker, or, from an older motorec, its
     `report_file` or nothing but run folders), refused when it is someone else's non-empty folder.
     Such a folder is never deleted, only added to."""
+
     def legacy(folder: Path) -> dict | None:
         older = (folder / report_file).is_file() or all(p.is_dir() for p in folder.iterdir())
         return {} if older else None
@@ -317,8 +344,9 @@ def claim_report_dir(out: str | os.PathLike, kind: str, report_file: str):
     return claim_output_dir(out, kind, resume=True, legacy=legacy)
 
 
-def check_output_file(path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (),
-                      flag: str = "--out") -> Path:
+def check_output_file(
+    path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (), flag: str = "--out"
+) -> Path:
     """A file a command is about to write: its folder must be creatable, and it may not replace
     an input of the same command or an existing file inside an input folder (a dataset's .inter,
     a run's results.json). Returns the resolved path."""

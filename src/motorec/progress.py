@@ -10,15 +10,17 @@ every `interval` seconds, and a last one at the end (work shorter than `interval
 `MetricLog` writes scalars (losses, validation metrics) to TensorBoard when asked
 (`--set log.tensorboard=DIR`, needs the optional extra `pip install motorec[tensorboard]`).
 """
+
 from __future__ import annotations
 
 import os
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, TextIO
 
 #: Seconds between plain progress lines when stderr is not a terminal (env MOTOREC_PROGRESS_INTERVAL).
 DEFAULT_INTERVAL = float(os.environ.get("MOTOREC_PROGRESS_INTERVAL", "30"))
@@ -32,8 +34,9 @@ def _clock(seconds: float) -> str:
 class Task:
     """One unit of progress; `advance` / `update` are cheap no-ops when disabled."""
 
-    def __init__(self, description: str, total: float | None, completed: float, stream: TextIO | None,
-                 bar: Any, interval: float) -> None:
+    def __init__(
+        self, description: str, total: float | None, completed: float, stream: TextIO | None, bar: Any, interval: float
+    ) -> None:
         self.description, self.total, self.completed = description, total, completed
         self.status = ""
         self._stream, self._bar, self._interval = stream, bar, interval
@@ -131,12 +134,18 @@ def progress(enabled: bool = True, interval: float | None = None, stream: TextIO
                     _live[-1].remove_task(task._id)
             return
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
         from rich.progress import Progress as RichProgress
 
-        columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[status]}"))
+        columns = (
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"),
+        )
         with RichProgress(*columns, console=Console(file=stream), transient=True) as bar:
             _live.append(bar)
             try:
@@ -165,8 +174,11 @@ class MetricLog:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # torch's writer imports the tensorboard package lazily
-            warnings.warn("log.tensorboard is set but TensorBoard is not installed "
-                          "(pip install 'motorec[tensorboard]'); training goes on without it.", stacklevel=2)
+            warnings.warn(
+                "log.tensorboard is set but TensorBoard is not installed "
+                "(pip install 'motorec[tensorboard]'); training goes on without it.",
+                stacklevel=2,
+            )
             return
         Path(directory).mkdir(parents=True, exist_ok=True)
         self._writer = SummaryWriter(log_dir=str(directory))

@@ -1,4 +1,5 @@
 """Process-wide runtime choices: which torch device, and seeding every random generator at once."""
+
 from __future__ import annotations
 
 import random
@@ -33,7 +34,13 @@ def describe_machine() -> dict[str, object]:
     import os
     import platform
 
-    device = (f"GPU: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available()
-              else f"{os.cpu_count()}-core CPU, no GPU")
-    return {"device": device, "cpu_count": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "torch": torch.__version__}
+    device = (
+        f"GPU: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else f"{os.cpu_count()}-core CPU, no GPU"
+    )
+    return {
+        "device": device,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }

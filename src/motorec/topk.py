@@ -5,6 +5,7 @@ similarities) and anything else that ranks a matrix too large to hold: `RunningT
 row's best k (value, column) pairs while column blocks stream past, so memory is rows x block,
 never rows x columns. Ties rank the lower column id first, whatever the block size.
 """
+
 from __future__ import annotations
 
 import torch
@@ -68,11 +69,18 @@ class RunningTopK:
         self.values: torch.Tensor | None = None
         self.ids: torch.Tensor | None = None
 
+    @property
+    def top(self) -> torch.Tensor:
+        """`ids` once a block has been fed (the exact top-k so far)."""
+        if self.ids is None:
+            raise ValueError("RunningTopK: no block has been fed yet")
+        return self.ids
+
     def update(self, block: torch.Tensor, offset: int) -> None:
         local = topk_tiebreak(block, self.k)
         values = block.gather(1, local).float() + 0.0
         ids = local + offset
-        if self.values is None:
+        if self.values is None or self.ids is None:
             self.values, self.ids = values, ids
             return
         self.values, self.ids = select_topk(torch.cat([self.values, values], 1), torch.cat([self.ids, ids], 1), self.k)

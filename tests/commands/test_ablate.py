@@ -1,4 +1,5 @@
 """`motorec ablate`: every variant is trained from one command and lands in one table."""
+
 from __future__ import annotations
 
 import json
@@ -9,9 +10,16 @@ from motorec.cli import main
 from motorec.commands.ablate import VARIANTS, ablation_markdown, run_ablation
 from motorec.errors import MotorecError
 
-TINY = ["seeds=[1]", "train.epochs=2", "train.threads=1", "train.progress=false", "model.embedding_dim=8",
-        "model.tokenizer.codebook_size=16", "model.tokenizer.hidden=[16]", "model.tokenizer.epochs=2"]
-
+TINY = [
+    "seeds=[1]",
+    "train.epochs=2",
+    "train.threads=1",
+    "train.progress=false",
+    "model.embedding_dim=8",
+    "model.tokenizer.codebook_size=16",
+    "model.tokenizer.hidden=[16]",
+    "model.tokenizer.epochs=2",
+]
 
 
 def test_variants_cover_the_issue():
@@ -21,7 +29,15 @@ def test_variants_cover_the_issue():
 
 def test_ablate_cli_writes_one_table(tmp_path):
     out = tmp_path / "abl"
-    args = ["exp", "ablate", "--out", str(out), "--variants", "full,no_id_channel", *sum((["--set", s] for s in TINY), [])]
+    args = [
+        "exp",
+        "ablate",
+        "--out",
+        str(out),
+        "--variants",
+        "full,no_id_channel",
+        *(a for s in TINY for a in ("--set", s)),
+    ]
     assert main(args) == 0
     report = json.loads((out / "ablation.json").read_text())
     assert list(report["variants"]) == ["full", "no_id_channel"]

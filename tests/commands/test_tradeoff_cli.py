@@ -1,4 +1,5 @@
 """`motorec tradeoff`: the warm/cold curve of a trained run, alone or blended with a warm expert."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,8 @@ import json
 import pytest
 
 from motorec.cli import main
-from motorec.errors import MotorecError
 from motorec.commands.tradeoff import tradeoff_report
+from motorec.errors import MotorecError
 
 RUN = ["--set", "seeds=[1]", "--set", "train.epochs=2", "--set", "train.threads=1", "--set", "train.progress=false"]
 
@@ -22,8 +23,22 @@ def runs(tmp_path_factory):
 
 def test_tradeoff_writes_the_curve_and_the_valid_choice(runs, tmp_path):
     out = tmp_path / "to"
-    assert main(["exp", "tradeoff", str(runs / "vbpr"), "--warm-run", str(runs / "lightgcn"), "--out", str(out),
-                 "--offsets", "-100,0,100"]) == 0
+    assert (
+        main(
+            [
+                "exp",
+                "tradeoff",
+                str(runs / "vbpr"),
+                "--warm-run",
+                str(runs / "lightgcn"),
+                "--out",
+                str(out),
+                "--offsets",
+                "-100,0,100",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "tradeoff.json").read_text())
     assert [r["offset"] for r in report["rows"]] == [-100, -100, 0, 0, 100, 100]
     first, last = report["rows"][1], report["rows"][-1]  # test rows at the two extremes

@@ -1,12 +1,20 @@
 """Graph helpers the zoo added: fast frozen spmm, learned k-NN graphs, mixing, FREEDOM's pruning."""
+
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from motorec.data.graph import (FrozenSparse, degree_sensitive_prune, mix_graphs, row_normalize,
-                                sparse_sym_normalize, to_torch_sparse, topk_cosine)
+from motorec.data.graph import (
+    FrozenSparse,
+    degree_sensitive_prune,
+    mix_graphs,
+    row_normalize,
+    sparse_sym_normalize,
+    to_torch_sparse,
+    topk_cosine,
+)
 
 
 def test_frozen_sparse_matches_dense_gradients():

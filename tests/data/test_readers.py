@@ -1,4 +1,5 @@
 """Readers on the real layouts: MMRec folders, LC-Rec json, raw ratings CSV; memory-mapped features."""
+
 from __future__ import annotations
 
 import json
@@ -96,15 +97,35 @@ from motorec.errors import MotorecError  # noqa: E402
 
 HEADER = "userID\titemID\trating\ttimestamp\tx_label"
 CELLS = st.one_of(
-    st.integers(-5, 40).map(str), st.sampled_from(["", " ", "1.0", "2.5", "1e3", "-0", "nan", "inf", "0x1f", "٣",
-                                                    "9" * 25, str(2**31), str(2**63), "\x00", "a\tb", "1\r"]),
+    st.integers(-5, 40).map(str),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "1.0",
+            "2.5",
+            "1e3",
+            "-0",
+            "nan",
+            "inf",
+            "0x1f",
+            "٣",
+            "9" * 25,
+            str(2**31),
+            str(2**63),
+            "\x00",
+            "a\tb",
+            "1\r",
+        ]
+    ),
     st.text(max_size=6),
 )
 LINES = st.lists(st.lists(CELLS, min_size=0, max_size=7).map("\t".join), max_size=25)
 INTER = st.one_of(
     st.binary(max_size=300),
-    st.tuples(st.sampled_from([HEADER, HEADER.replace("x_label", "label"), "", "userID itemID x_label"]), LINES)
-    .map(lambda t: "\n".join([t[0], *t[1]]).encode("utf-8", "surrogatepass")),
+    st.tuples(st.sampled_from([HEADER, HEADER.replace("x_label", "label"), "", "userID itemID x_label"]), LINES).map(
+        lambda t: "\n".join([t[0], *t[1]]).encode("utf-8", "surrogatepass")
+    ),
 )
 
 
@@ -128,9 +149,13 @@ def test_any_inter_bytes_give_a_dataset_or_a_motorec_error(tmp_path_factory, dat
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.one_of(st.binary(max_size=200),
-                      st.binary(max_size=120).map(lambda b: b"\x93NUMPY\x01\x00" + b),
-                      st.integers(0, 200).map(lambda n: _npy_bytes()[:n])))
+@given(
+    data=st.one_of(
+        st.binary(max_size=200),
+        st.binary(max_size=120).map(lambda b: b"\x93NUMPY\x01\x00" + b),
+        st.integers(0, 200).map(lambda n: _npy_bytes()[:n]),
+    )
+)
 def test_any_npy_bytes_give_an_array_or_a_motorec_error(tmp_path_factory, data):
     folder = _read_bytes(tmp_path_factory, "text_feat.npy", data)
     try:

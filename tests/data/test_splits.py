@@ -1,10 +1,22 @@
 """Splitters: reproducible from a seed, cold items get no train rows, MMRec round trip."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from motorec.data import TEST, TRAIN, VALID, cold_split, load_dataset, loo_split, make_synthetic, random_split, read_mmrec, write_mmrec
+from motorec.data import (
+    TEST,
+    TRAIN,
+    VALID,
+    cold_split,
+    load_dataset,
+    loo_split,
+    make_synthetic,
+    random_split,
+    read_mmrec,
+    write_mmrec,
+)
 
 
 @pytest.fixture(scope="module")

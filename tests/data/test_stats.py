@@ -1,4 +1,5 @@
 """`motorec data stats` prints the figures the issue asks for."""
+
 from __future__ import annotations
 
 import json

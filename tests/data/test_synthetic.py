@@ -1,4 +1,5 @@
 """The scalable synthetic catalogue: seeded, sized as asked, content-driven, written as an MMRec folder."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,8 +39,25 @@ def test_content_predicts_interactions():
 
 def test_cli_writes_a_folder_every_command_reads(tmp_path):
     out = tmp_path / "cat"
-    assert main(["data", "synthetic", "--out", str(out), "--items", "800", "--users", "100",
-                 "--interactions", "1500", "--text-dim", "8"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "synthetic",
+                "--out",
+                str(out),
+                "--items",
+                "800",
+                "--users",
+                "100",
+                "--interactions",
+                "1500",
+                "--text-dim",
+                "8",
+            ]
+        )
+        == 0
+    )
     ds = load_dataset(out)
     assert ds.n_items == 800 and ds.modalities["text"].shape == (800, 8) and ds.is_split
     assert main(["data", "synthetic", "--out", str(out), "--items", "10", "--users", "2", "--interactions", "10"]) == 2

@@ -3,6 +3,7 @@
 Loops and sorted() over plain lists, no vectorisation and no code shared with motorec.evaluation,
 so a bug in the fast evaluator cannot hide behind the same bug here.
 """
+
 from __future__ import annotations
 
 import math
@@ -60,7 +61,7 @@ def reference_evaluate(
     else:
         groups = {"all": (lambda i: True, False), "longtail": (lambda i: item_degree[i] < LONGTAIL, False)}
     sums: dict[str, dict[str, float]] = {g: {} for g in groups}
-    counts = {g: 0 for g in groups}
+    counts = dict.fromkeys(groups, 0)
     covered: set[int] = set()
     cold_slots, n_users = 0, 0
     for u, user_gt in enumerate(gt):

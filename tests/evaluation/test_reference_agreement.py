@@ -1,4 +1,5 @@
 """The fast Evaluator must agree with the pure-Python reference to 1e-6 on real data."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from reference import reference_evaluate
 
 from motorec.data import TEST, TRAIN, VALID, load_dataset
 from motorec.data.dataset import Dataset
 from motorec.evaluation import Evaluator
-from reference import reference_evaluate
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not (DATA / "ml100k-mm").is_dir(), reason=f"real data not found at {DATA}")
@@ -20,8 +21,16 @@ def subsample_users(ds: Dataset, n_users: int, seed: int = 0) -> Dataset:
     """Keep every interaction of a random subset of users (ids unchanged) so the oracle stays fast."""
     keep_users = np.random.default_rng(seed).choice(ds.n_users, size=min(n_users, ds.n_users), replace=False)
     keep = np.isin(ds.users, keep_users)
-    return Dataset(name=ds.name, n_users=ds.n_users, n_items=ds.n_items, users=ds.users[keep], items=ds.items[keep],
-                   labels=ds.labels[keep], modalities=ds.modalities, cold_items=ds.cold_items)
+    return Dataset(
+        name=ds.name,
+        n_users=ds.n_users,
+        n_items=ds.n_items,
+        users=ds.users[keep],
+        items=ds.items[keep],
+        labels=ds.labels[keep],
+        modalities=ds.modalities,
+        cold_items=ds.cold_items,
+    )
 
 
 def tied_scores(n_users: int, n_items: int, seed: int) -> np.ndarray:
@@ -102,9 +111,13 @@ def test_item_blocks_and_budgeted_batches_agree_with_reference(cold, split):
     users = torch.from_numpy(rng.integers(-2, 3, size=(ds.n_users, 3)).astype(np.float32))
     items = torch.from_numpy(rng.integers(-2, 3, size=(ds.n_items, 3)).astype(np.float32))
     scores = (users @ items.T).numpy()
-    want = reference_evaluate(scores.astype(np.float64).tolist(), per_user_sets(ds, TRAIN),
-                              per_user_sets(ds, VALID if split == "valid" else TEST),
-                              None if ds.cold_items is None else set(ds.cold_items.tolist()), ds.item_degree.tolist())
+    want = reference_evaluate(
+        scores.astype(np.float64).tolist(),
+        per_user_sets(ds, TRAIN),
+        per_user_sets(ds, VALID if split == "valid" else TEST),
+        None if ds.cold_items is None else set(ds.cold_items.tolist()),
+        ds.item_degree.tolist(),
+    )
     # 13 users x 61 items per block: several user batches and ragged item blocks
     evaluator = Evaluator(ds, "cpu", batch_size=13, memory_mb=13 * 61 * 16 / 2**20)
     result = evaluator.evaluate(DotScorer(users, items), split, export_topk=True)

@@ -1,4 +1,5 @@
 """Tie-aware top-k: both the fast path and the exact fallback must equal a lexsort."""
+
 from __future__ import annotations
 
 import numpy as np

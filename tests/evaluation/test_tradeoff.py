@@ -1,5 +1,6 @@
 """The warm/cold trade-off: per-group standardisation, offsets that move slots between warm and
 cold items, and blending a warm expert with a cold expert."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,7 +20,9 @@ def ds():
 def oracle(ds, label=TEST):
     """Scores that put each user's GT items of one split label first."""
     gt = torch.from_numpy(ds.matrix(label).toarray()).float()
-    return lambda users: gt[users] + 0.01 * torch.rand(len(users), ds.n_items, generator=torch.Generator().manual_seed(0))
+    return lambda users: (
+        gt[users] + 0.01 * torch.rand(len(users), ds.n_items, generator=torch.Generator().manual_seed(0))
+    )
 
 
 def test_standardize_groups_gives_each_group_zero_mean_unit_std():
@@ -44,7 +47,7 @@ def test_offsets_move_top_k_slots_between_warm_and_cold_items(ds):
 
 def test_blend_takes_warm_items_from_one_source_and_cold_items_from_the_other(ds):
     evaluator = Evaluator(ds, "cpu", ks=(20,))
-    noise = lambda users: torch.rand(len(users), ds.n_items, generator=torch.Generator().manual_seed(1))  # noqa: E731
+    noise = lambda users: torch.rand(len(users), ds.n_items, generator=torch.Generator().manual_seed(1))
     good_warm = offset_curve(evaluator, blend(oracle(ds), noise, evaluator.cold), [-100.0], ("test",))[0]
     good_cold = offset_curve(evaluator, blend(noise, oracle(ds), evaluator.cold), [-100.0], ("test",))[0]
     assert good_warm.recall["warm"] > 0.9 and good_cold.recall["cold@cold"] > 0.9

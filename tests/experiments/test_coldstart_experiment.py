@@ -1,4 +1,5 @@
 """The cold-start benchmark on synthetic data: tuned per dataset on valid, one table, resumable, rows addable."""
+
 from __future__ import annotations
 
 import json
@@ -16,22 +17,38 @@ FAST = ["train.epochs=2", "train.threads=1", "train.progress=false", "device=cpu
 @pytest.fixture()
 def plan(tmp_path):
     path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump({
-        "datasets": ["synthetic-cold"], "seeds": [1, 2], "tune_seed": 1,
-        "paired": [{"reference": "content_profile", "group": "cold@cold"}],
-        "rows": {
-            "content_profile": {"model": "content_profile"},
-            "bpr-l2": {"model": "bpr", "set": {"model.reg_weight": 0.01}},
-            "deepmusic": {"model": "deepmusic", "set": {"model.backbone.model": "bpr", "model.backbone.set": ["train.epochs=2"]},
-                          "grid": {"model.hidden": [[8], [16]]}},
-        }}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "datasets": ["synthetic-cold"],
+                "seeds": [1, 2],
+                "tune_seed": 1,
+                "paired": [{"reference": "content_profile", "group": "cold@cold"}],
+                "rows": {
+                    "content_profile": {"model": "content_profile"},
+                    "bpr-l2": {"model": "bpr", "set": {"model.reg_weight": 0.01}},
+                    "deepmusic": {
+                        "model": "deepmusic",
+                        "set": {"model.backbone.model": "bpr", "model.backbone.set": ["train.epochs=2"]},
+                        "grid": {"model.hidden": [[8], [16]]},
+                    },
+                },
+            }
+        )
+    )
     return path
 
 
 def test_tunes_on_valid_then_one_table_over_the_seeds(tmp_path, plan):
     out, runs = tmp_path / "out", tmp_path / "runs"
-    result = run_coldstart(out, runs, plan, data_root=".", rows=["content_profile", "deepmusic"],
-                           overrides=FAST + [f"data.cache_dir={tmp_path / 'cache'}"])
+    result = run_coldstart(
+        out,
+        runs,
+        plan,
+        data_root=".",
+        rows=["content_profile", "deepmusic"],
+        overrides=[*FAST, f"data.cache_dir={tmp_path / 'cache'}"],
+    )
     tuning = result["tuning"]["synthetic-cold"]
     assert tuning["content_profile"]["points"] == 0 and tuning["deepmusic"]["points"] == 2
     trials = tuning["deepmusic"]["trials"]
@@ -55,16 +72,25 @@ def test_tunes_on_valid_then_one_table_over_the_seeds(tmp_path, plan):
     # paired per-seed difference against the content profile, with its standard error and verdict
     paired = result["paired"]
     assert [(p["model"], p["reference"], p["group"]) for p in paired] == [("deepmusic", "content_profile", "cold@cold")]
-    ref = [json.loads((runs / "compare" / "synthetic-cold" / m / f"seed_{s}" / "result.json").read_text())["test"]
-           ["cold@cold"]["recall@20"] for m in ("deepmusic", "content_profile") for s in (1, 2)]
+    ref = [
+        json.loads((runs / "compare" / "synthetic-cold" / m / f"seed_{s}" / "result.json").read_text())["test"][
+            "cold@cold"
+        ]["recall@20"]
+        for m in ("deepmusic", "content_profile")
+        for s in (1, 2)
+    ]
     assert paired[0]["mean_difference"] == pytest.approx((ref[0] - ref[2] + ref[1] - ref[3]) / 2)
-    assert paired[0]["verdict"] in {"win", "level", "loss"} and "Paired differences" in (out / "coldstart.md").read_text()
+    assert (
+        paired[0]["verdict"] in {"win", "level", "loss"} and "Paired differences" in (out / "coldstart.md").read_text()
+    )
     # the summary says where it ran and on which split
     prov = json.loads((out / "coldstart.json").read_text())["provenance"]
     run = json.loads((runs / "compare" / "synthetic-cold" / "deepmusic" / "results.json").read_text())
     assert prov["split_sha256"]["synthetic-cold"] == run["split_sha256"] and prov["machine"]["device"]
     # a row added later joins the same table; finished rows are read back, not retrained
-    run_coldstart(out, runs, plan, data_root=".", rows=["bpr-l2"], overrides=FAST + [f"data.cache_dir={tmp_path / 'cache'}"])
+    run_coldstart(
+        out, runs, plan, data_root=".", rows=["bpr-l2"], overrides=[*FAST, f"data.cache_dir={tmp_path / 'cache'}"]
+    )
     rows = json.loads((out / "table" / "compare.json").read_text())
     assert [r["model"] for r in rows] == ["content_profile", "deepmusic", "bpr-l2"]
     assert yaml.safe_load((out / "tuned" / "synthetic-cold" / "bpr-l2.yaml").read_text())["model"]["reg_weight"] == 0.01

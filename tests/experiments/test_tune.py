@@ -1,4 +1,5 @@
 """tune chooses on validation only; compare writes one table with n/a rows and per-epoch time."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,13 @@ def test_parse_grid_from_flags_and_file(tmp_path):
 
 def fake_results(valid: float, test: float) -> dict:
     groups = lambda v: {"all": {"recall@20": v, "ndcg@20": v / 2}}
-    return {"valid": groups(valid), "test": groups(test), "test_std": groups(0.0),
-            "runs": [{"train_seconds_per_epoch": 1.0, "epochs_run": 3, "best_epoch": 1}], "seeds": [1]}
+    return {
+        "valid": groups(valid),
+        "test": groups(test),
+        "test_std": groups(0.0),
+        "runs": [{"train_seconds_per_epoch": 1.0, "epochs_run": 3, "best_epoch": 1}],
+        "seeds": [1],
+    }
 
 
 def test_tune_selects_on_valid_never_on_test(tmp_path, monkeypatch):
@@ -89,21 +95,68 @@ def test_compare_writes_one_table_with_na_rows(tmp_path, monkeypatch):
     compare(["content_profile"], ["synthetic"], tmp_path, FAST)
     table = json.loads((tmp_path / "compare.json").read_text())
     assert [(r["dataset"], r["model"]) for r in table] == [
-        ("synthetic-cold", "content_profile"), ("synthetic-cold", "bpr"), ("synthetic-cold", "vbpr"),
-        ("synthetic", "content_profile")]
+        ("synthetic-cold", "content_profile"),
+        ("synthetic-cold", "bpr"),
+        ("synthetic-cold", "vbpr"),
+        ("synthetic", "content_profile"),
+    ]
 
 
 def test_cli_tune_and_compare(tmp_path):
     from motorec.cli import main
 
-    assert main(["exp", "tune", "--data", "synthetic-cold", "--model", "content_profile", "--out", str(tmp_path / "t"),
-                 "--grid", "modalities=[text],[image]", *sum((["--set", o] for o in FAST), [])]) == 0
+    assert (
+        main(
+            [
+                "exp",
+                "tune",
+                "--data",
+                "synthetic-cold",
+                "--model",
+                "content_profile",
+                "--out",
+                str(tmp_path / "t"),
+                "--grid",
+                "modalities=[text],[image]",
+                *(a for o in FAST for a in ("--set", o)),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "t" / "best.yaml").is_file()
-    assert main(["exp", "compare", "--models", "content_profile", "--datasets", "synthetic", "--out", str(tmp_path / "c"),
-                 *sum((["--set", o] for o in FAST), [])]) == 0
+    assert (
+        main(
+            [
+                "exp",
+                "compare",
+                "--models",
+                "content_profile",
+                "--datasets",
+                "synthetic",
+                "--out",
+                str(tmp_path / "c"),
+                *(a for o in FAST for a in ("--set", o)),
+            ]
+        )
+        == 0
+    )
     assert "longtail R@20" in (tmp_path / "c" / "compare.md").read_text()
-    assert main(["exp", "compare", "--models", "content_profile,bpr", "--datasets", "synthetic", "--out", str(tmp_path / "c"),
-                 "--no-train"]) == 0
+    assert (
+        main(
+            [
+                "exp",
+                "compare",
+                "--models",
+                "content_profile,bpr",
+                "--datasets",
+                "synthetic",
+                "--out",
+                str(tmp_path / "c"),
+                "--no-train",
+            ]
+        )
+        == 0
+    )
     md = (tmp_path / "c" / "compare.md").read_text()
     assert "| content_profile | yes |" in md and "no finished run" in md  # bpr was never trained there
     assert main(["exp", "compare", "--models", "nosuch", "--datasets", "synthetic", "--out", str(tmp_path / "c")]) == 2

@@ -1,4 +1,5 @@
 """Catalogue extraction: resumable chunks, atomic outputs, the missing-image policy."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """`motorec features` end to end through the real entry point."""
+
 from __future__ import annotations
 
 import json
@@ -16,11 +17,24 @@ def test_generic_table_with_text_and_images(tmp_path, capsys):
     (tmp_path / "img").mkdir()
     Image.new("RGB", (30, 45), (90, 10, 10)).save(tmp_path / "img" / "p1.jpg")
     (tmp_path / "items.csv").write_text("pid,title,body\np1,Red lamp,A lamp.\np2,Blue cup,\n")
-    code = main([
-        "features", "--items", str(tmp_path / "items.csv"), "--id-column", "pid", "--out", str(tmp_path / "out"),
-        "--text-template", "{title}. {body}", "--image-dir", str(tmp_path / "img"), "--image-pattern", "{pid}.jpg",
-        "--quiet",
-    ])
+    code = main(
+        [
+            "features",
+            "--items",
+            str(tmp_path / "items.csv"),
+            "--id-column",
+            "pid",
+            "--out",
+            str(tmp_path / "out"),
+            "--text-template",
+            "{title}. {body}",
+            "--image-dir",
+            str(tmp_path / "img"),
+            "--image-pattern",
+            "{pid}.jpg",
+            "--quiet",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "text: text_feat.npy 2x384" in captured.out and "image: image_feat.npy 2x1280" in captured.out
@@ -46,9 +60,21 @@ def test_user_errors_exit_2_with_a_message(args, message, tmp_path, capsys):
 
 @pytest.mark.skipif(not (ML100K / "raw").is_dir(), reason=f"shared dataset not found: {ML100K}")
 def test_ml100k_preset_reports_agreement_with_reference(tmp_path, capsys):
-    code = main([
-        "features", "--preset", "ml100k", "--raw", str(ML100K / "raw"), "--out", str(tmp_path), "--limit", "8",
-        "--reference", str(ML100K), "--quiet",
-    ])
+    code = main(
+        [
+            "features",
+            "--preset",
+            "ml100k",
+            "--raw",
+            str(ML100K / "raw"),
+            "--out",
+            str(tmp_path),
+            "--limit",
+            "8",
+            "--reference",
+            str(ML100K),
+            "--quiet",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and out.count("0 rows below 0.999") == 2

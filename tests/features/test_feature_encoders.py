@@ -1,4 +1,5 @@
 """Encoders load lazily once and serve single items, as the online service will call them."""
+
 from __future__ import annotations
 
 import io

@@ -1,4 +1,5 @@
 """Bad input is a MotorecError naming the file, field or item; templates render as documented."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,16 +41,16 @@ def test_empty_text_names_the_item(tmp_path):
 
 
 def test_table_and_option_errors(tmp_path):
-    with pytest.raises(MotorecError, match="item table not found: .*nope.csv"):
+    with pytest.raises(MotorecError, match=r"item table not found: .*nope.csv"):
         read_table(tmp_path / "nope.csv")
     (tmp_path / "t.xlsx").write_text("x")
     with pytest.raises(MotorecError, match="unknown item table format"):
         read_table(tmp_path / "t.xlsx")
     (tmp_path / "t.json").write_text("[1, 2]")
-    with pytest.raises(MotorecError, match="t.json: expected a list of item records"):
+    with pytest.raises(MotorecError, match=r"t.json: expected a list of item records"):
         read_table(tmp_path / "t.json")
     (tmp_path / "t.csv").write_text("sku,title\na,x\na,y\n")
-    with pytest.raises(MotorecError, match="column 'id' not found in .*t.csv.*Columns: sku, title"):
+    with pytest.raises(MotorecError, match=r"column 'id' not found in .*t.csv.*Columns: sku, title"):
         generic(tmp_path / "t.csv", id_column="id")
     assert generic(tmp_path / "t.csv", id_column="sku").table["title"].tolist() == ["x"]  # first row kept
 
@@ -58,12 +59,12 @@ def test_table_and_option_errors(tmp_path):
         extract_catalog_features(table, tmp_path, text_template="{title}", id_column="sku", progress=False)
     with pytest.raises(MotorecError, match="nothing to extract"):
         extract_catalog_features(table, tmp_path, progress=False)
-    with pytest.raises(MotorecError, match="image folder not found: .*posters"):
+    with pytest.raises(MotorecError, match=r"image folder not found: .*posters"):
         extract_catalog_features(table, tmp_path, image_pattern="{sku}.jpg", image_dir=tmp_path / "posters")
 
 
 def test_unreadable_image_input_names_it(tmp_path):
-    with pytest.raises(MotorecError, match="image not found: .*missing.jpg"):
+    with pytest.raises(MotorecError, match=r"image not found: .*missing.jpg"):
         encode_images([tmp_path / "missing.jpg"])
     with pytest.raises(MotorecError, match="cannot be read"):
         encode_images([b"\x89PNG garbage"])

@@ -1,4 +1,5 @@
 """The shipped ml100k-mm and amazon-scientific features are reproduced from raw content."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -2,6 +2,7 @@
 exclusion mask; the trie level loss is the item's NLL as beam search scores it; the causal
 all-position loss equals the per-example one and sees no future item. (That TIGER and SASRec learn
 a deterministic next-item rule is tested with their trainer, tests/training/test_sequence.py.)"""
+
 from __future__ import annotations
 
 import itertools
@@ -14,7 +15,7 @@ from motorec.generative.base import SequenceRecommender
 from motorec.generative.sasrec import SASRec
 from motorec.generative.tiger import TIGER
 
-SMALL = dict(d_model=32, n_heads=2, n_layers=1, ff_dim=64, dropout=0.0, max_len=5)
+SMALL = {"d_model": 32, "n_heads": 2, "n_layers": 1, "ff_dim": 64, "dropout": 0.0, "max_len": 5}
 
 
 def all_codes(n_items: int = 12) -> np.ndarray:

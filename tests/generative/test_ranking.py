@@ -1,4 +1,5 @@
 """AUC / GAUC against brute force and the chronological split (DCN's training: tests/training/test_ranking.py)."""
+
 from __future__ import annotations
 
 import numpy as np

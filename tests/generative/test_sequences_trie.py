@@ -1,4 +1,5 @@
 """Leave-one-out sequence data and the prefix trie behind constrained decoding."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """LightGCN / BPR-MF: propagation matches the dense formula, scores are embedding dot products,
 the loss follows MMRec's (BPR + L2 on ego embeddings), and short training learns."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,7 +11,6 @@ from motorec.data import load_dataset
 from motorec.data.graph import user_item_adjacency
 from motorec.evaluation import Evaluator
 from motorec.models import ModelContext, model_class
-from motorec.models.lightgcn import propagate
 from motorec.runtime import set_seed
 from motorec.training.trainer import evaluate_model, fit
 
@@ -23,7 +23,7 @@ def cold_ds():
 def build(name: str, ds, **params):
     cfg = build_config(name, None, [f"model.{k}={v}" for k, v in params.items()])
     set_seed(0)
-    return model_class(name)(ModelContext(ds, torch.device("cpu"), cfg), cfg["model"]), cfg
+    return model_class(name)(ModelContext(ds, torch.device("cpu"), cfg), cfg.model), cfg
 
 
 def test_propagate_is_the_mean_of_powers_of_the_normalised_adjacency(cold_ds):

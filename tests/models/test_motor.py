@@ -1,26 +1,27 @@
 """MOTOR: Token Cross Network, token plumbing, ID-free plug-in, size report and CLI."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 import torch
 
 from motorec.cli import main
-from motorec.commands.motor import setting_notes, size_of, size_table, tile_catalogue
-from motorec.config import build_config
+from motorec.commands.motor import setting_notes, size_of, tile_catalogue
+from motorec.config import TokensConfig, build_config
 from motorec.data import cold_split, make_synthetic
 from motorec.errors import MotorecError
 from motorec.models import ModelContext
+from motorec.models import tokens as token_plumbing
+from motorec.models.factory import build_model
 from motorec.models.item_repr import build_item_repr
 from motorec.models.motor import TokenCrossNetwork
 from motorec.tokenizers.base import Tokenizer, TokenSlot, register_tokenizer
 from motorec.training import run_experiment
-from motorec.models import tokens as token_plumbing
-from motorec.models.factory import build_model
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -29,7 +30,7 @@ DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 class BinTokenizer(Tokenizer):
     """Quantile bins of the first `dims` coordinates of each modality, plus an ID-like suffix slot."""
 
-    fits: list[int] = []
+    fits: ClassVar[list[int]] = []  # sizes of the corpora fitted, across instances
 
     def __init__(self, bins: int = 4, dims: int = 3) -> None:
         super().__init__(bins=bins, dims=dims)
@@ -42,8 +43,10 @@ class BinTokenizer(Tokenizer):
         return self
 
     def encode(self, features):
-        cols = [np.stack([np.searchsorted(e[:, j], np.asarray(features[m])[:, j]) for j in range(e.shape[1])], 1)
-                for m, e in self.edges.items()]
+        cols = [
+            np.stack([np.searchsorted(e[:, j], np.asarray(features[m])[:, j]) for j in range(e.shape[1])], 1)
+            for m, e in self.edges.items()
+        ]
         codes = np.concatenate(cols, 1)
         return np.concatenate([codes, np.arange(len(codes))[:, None] % 2], 1)
 
@@ -53,7 +56,7 @@ class BinTokenizer(Tokenizer):
     @property
     def slots(self):
         code = [TokenSlot(m, j, self.params["bins"]) for m in self.edges for j in range(self.params["dims"])]
-        return code + [TokenSlot("shared", 0, 2, kind="suffix")]
+        return [*code, TokenSlot("shared", 0, 2, kind="suffix")]
 
     def codebooks(self):
         return {}
@@ -69,7 +72,7 @@ class BinTokenizer(Tokenizer):
         self.edges = {m: tensors[m].numpy() for m in order}
 
 
-SPEC = {"tokenizer": "test_bins", "params": {"bins": 4, "dims": 3}, "seed": 0, "cache": True}
+SPEC = TokensConfig(tokenizer="test_bins", params={"bins": 4, "dims": 3}, seed=0, cache=True)
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +80,18 @@ def cold_ds():
     return cold_split(make_synthetic(n_users=120, n_items=200, interactions_per_user=15, seed=3), 0.2, seed=3)
 
 
-def ctx_of(ds, tmp: Path, item_repr: str = "motor", **motor: Any) -> ModelContext:
-    cfg = {"item_repr": item_repr, "tokens": dict(SPEC), "motor": {"cross_layers": 2, "rank": 4, **motor}}
+def ctx_of(ds, tmp: Path, item_repr: str = "motor", model: str = "bpr", **motor: Any) -> ModelContext:
+    cfg = build_config(
+        model,
+        overrides=[
+            f"item_repr={item_repr}",
+            "tokens.tokenizer=test_bins",
+            "tokens.params={bins: 4, dims: 3}",
+            "motor.cross_layers=2",
+            "motor.rank=4",
+            *(f"motor.{k}={v}" for k, v in motor.items()),
+        ],
+    )
     ctx = ModelContext(dataset=ds, device=torch.device("cpu"), config=cfg, cache_dir=tmp)
     token_plumbing.attach_tokens(ctx)
     return ctx
@@ -119,7 +132,9 @@ def test_tcn_rejects_bad_codes_and_missing_tokens(cold_ds, tmp_path):
         TokenCrossNetwork(np.array([[0, 4]]), [4, 4], dim=8)
     with pytest.raises(MotorecError, match="2 token slots"):
         TokenCrossNetwork(np.array([[0, 1, 2]]), [4, 4], dim=8)
-    bare = ModelContext(dataset=cold_ds, device=torch.device("cpu"), config={"item_repr": "motor"})
+    bare = ModelContext(
+        dataset=cold_ds, device=torch.device("cpu"), config=build_config("bpr", overrides=["item_repr=motor"])
+    )
     with pytest.raises(MotorecError, match="needs the item token table"):
         build_item_repr(bare, 8)
 
@@ -138,8 +153,7 @@ def test_shared_tokens_move_cold_items(cold_ds, tmp_path):
 
 
 def _lightgcn(ds, tmp: Path, item_repr: str, **motor: Any):
-    ctx = ctx_of(ds, tmp, item_repr, **motor)
-    ctx.config = {**ctx.config, "model_name": "lightgcn"}
+    ctx = ctx_of(ds, tmp, item_repr, model="lightgcn", **motor)
     from motorec.models.lightgcn import LightGCN
 
     return LightGCN(ctx, {"embedding_dim": 8, "n_layers": 3, "reg_weight": 0.0})
@@ -195,8 +209,9 @@ def test_every_graph_model_reads_items_through_the_cold_readout(cold_ds, tmp_pat
         return original(self, propagated, ego)
 
     monkeypatch.setattr(EmbeddingRecommender, "read_items", spy)
-    cfg = build_config(model, overrides=["item_repr=motor", "tokens.tokenizer=test_bins",
-                                         "tokens.params={bins: 4, dims: 3}"])
+    cfg = build_config(
+        model, overrides=["item_repr=motor", "tokens.tokenizer=test_bins", "tokens.params={bins: 4, dims: 3}"]
+    )
     net = build_model(cold_ds, cfg, torch.device("cpu"), tmp_path).eval()
     with torch.no_grad():
         scores = net.full_sort_predict(torch.arange(4))
@@ -219,21 +234,31 @@ def test_item_tokens_fit_warm_only_drop_suffix_and_cache(cold_ds, tmp_path):
     again, _ = token_plumbing.item_tokens(cold_ds, SPEC, tmp_path)  # from the disk cache
     assert BinTokenizer.fits == [cold_ds.n_items - len(cold_ds.cold_items)]
     np.testing.assert_array_equal(codes, again)
-    token_plumbing.item_tokens(cold_ds, {**SPEC, "params": {"bins": 3, "dims": 3}}, tmp_path)
+    token_plumbing.item_tokens(cold_ds, SPEC.model_copy(update={"params": {"bins": 3, "dims": 3}}), tmp_path)
     assert len(BinTokenizer.fits) == 2  # other params, other key: fitted anew
 
 
 def test_id_repr_gets_no_tokens(cold_ds, tmp_path):
     ctx = ctx_of(cold_ds, tmp_path, item_repr="id")
     assert ctx.tokens is None
-    assert getattr(build_item_repr(ctx, 8), "uses_ids") is True
+    assert build_item_repr(ctx, 8).uses_ids is True
 
 
 # ------------------------------------------------------------------------- plug-in (end to end)
 def _train(tmp_path: Path, model: str, repr_: str) -> dict:
-    overrides = ["seeds=[7]", "train.epochs=25", "train.patience=5", "train.threads=1", "train.progress=false",
-                 "device=cpu", f"item_repr={repr_}", "tokens.tokenizer=test_bins",
-                 "tokens.params={bins: 8, dims: 6}", f"data.cache_dir={tmp_path / 'cache'}", "train.lr=0.01"]
+    overrides = [
+        "seeds=[7]",
+        "train.epochs=25",
+        "train.patience=5",
+        "train.threads=1",
+        "train.progress=false",
+        "device=cpu",
+        f"item_repr={repr_}",
+        "tokens.tokenizer=test_bins",
+        "tokens.params={bins: 8, dims: 6}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "train.lr=0.01",
+    ]
     return run_experiment("synthetic-cold", model, tmp_path / f"{model}-{repr_}", overrides=overrides)
 
 
@@ -256,8 +281,14 @@ def test_tile_catalogue_and_item_side_growth(cold_ds, tmp_path):
     tiled = tile_catalogue(cold_ds, 2)
     assert tiled.n_items == 2 * cold_ds.n_items and len(tiled.cold_items) == 2 * len(cold_ds.cold_items)
     assert tiled.train_matrix.nnz == 2 * cold_ds.train_matrix.nnz
-    overrides = ["model.embedding_dim=8", "model.reg_weight=0", "tokens.tokenizer=test_bins",
-                 "tokens.params={bins: 4, dims: 3}", "motor.cross_layers=1", "motor.rank=2"]
+    overrides = [
+        "model.embedding_dim=8",
+        "model.reg_weight=0",
+        "tokens.tokenizer=test_bins",
+        "tokens.params={bins: 4, dims: 3}",
+        "motor.cross_layers=1",
+        "motor.rank=2",
+    ]
     cfg = build_config("bpr", overrides=[*overrides, "item_repr=motor"])
     sizes = [size_of(build_model(d, cfg, torch.device("cpu"), tmp_path)) for d in (cold_ds, tiled)]
     assert sizes[0]["item_params"] == sizes[1]["item_params"] > 0
@@ -280,16 +311,36 @@ def test_size_cli_and_table_cli(tmp_path, capsys):
 
 @pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data (real datasets) not present")
 def test_motor_table_collects_without_training(tmp_path, capsys):
-    args = ["exp", "motor-table", "--data-root", str(DATA), "--out", str(tmp_path), "--models", "bpr",
-            "--benchmarks", "ml100k-mm-cold", "--no-train", "--set", "tokens.tokenizer=test_bins",
-            "--set", f"data.cache_dir={tmp_path / 'cache'}"]
+    args = [
+        "exp",
+        "motor-table",
+        "--data-root",
+        str(DATA),
+        "--out",
+        str(tmp_path),
+        "--models",
+        "bpr",
+        "--benchmarks",
+        "ml100k-mm-cold",
+        "--no-train",
+        "--set",
+        "tokens.tokenizer=test_bins",
+        "--set",
+        f"data.cache_dir={tmp_path / 'cache'}",
+    ]
     assert main(args) == 0
     table = (tmp_path / "motor_table.md").read_text()
     assert "| bpr | id | 166,784 |" in table and "—" in table  # (943 users + 1663 items) x 64
 
 
 def test_table_notes_non_default_motor_settings():
-    cell = lambda motor: {"config": {"motor": {"cross_layers": 0, "rank": 16, "cold_readout": "ego", "cold_dropout": 0.25, **motor}}}
-    results = {("b1", "lightgcn", "motor"): cell({"cold_readout": "mean"}), ("b2", "lightgcn", "motor"): cell({}),
-               ("b1", "lightgcn", "id"): cell({"rank": 4}), ("b2", "bpr", "motor"): None}
+    cell = lambda motor: {
+        "config": {"motor": {"cross_layers": 0, "rank": 16, "cold_readout": "ego", "cold_dropout": 0.25, **motor}}
+    }
+    results = {
+        ("b1", "lightgcn", "motor"): cell({"cold_readout": "mean"}),
+        ("b2", "lightgcn", "motor"): cell({}),
+        ("b1", "lightgcn", "id"): cell({"rank": 4}),
+        ("b2", "bpr", "motor"): None,
+    }
     assert setting_notes(results) == ["- b1 lightgcn (motor): motor.cold_readout=mean"]

@@ -1,6 +1,7 @@
 """MoToRec: cold items are placed by their tokens and reach real top-K lists, the content channel
 ranks every item the same way (leave-one-out users), the ID channel is silent for cold items, the
 merge puts both on one per-user scale, and a checkpoint restores the same scores."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,9 +17,16 @@ from motorec.models.motorec_model import leave_one_out_mean, merge_scores, princ
 from motorec.runtime import set_seed
 from motorec.training.trainer import fit
 
-SMALL = ["model.embedding_dim=16", "model.content_dim=16", "model.content_hidden=32", "model.tokenizer.codebook_size=16",
-         "model.tokenizer.hidden=[32]", "model.tokenizer.latent_dim=8", "model.tokenizer.epochs=5",
-         "model.rq_batch_size=64"]
+SMALL = [
+    "model.embedding_dim=16",
+    "model.content_dim=16",
+    "model.content_hidden=32",
+    "model.tokenizer.codebook_size=16",
+    "model.tokenizer.hidden=[32]",
+    "model.tokenizer.latent_dim=8",
+    "model.tokenizer.epochs=5",
+    "model.rq_batch_size=64",
+]
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +37,7 @@ def ds():
 def build(ds, *overrides: str):
     cfg = build_config("motorec", None, [*SMALL, *overrides])
     set_seed(0)
-    model = model_class("motorec")(ModelContext(ds, torch.device("cpu"), cfg), cfg["model"])
+    model = model_class("motorec")(ModelContext(ds, torch.device("cpu"), cfg), cfg.model)
     return model, cfg
 
 
@@ -100,7 +108,9 @@ def test_merge_scores_standardises_each_group_and_shifts_cold_items_by_the_prior
     assert torch.allclose(s[:, ~warm], z_c[:, ~warm], atol=1e-4)
     shifted = merge_scores(u_w, i_w, u_c, i_c, warm, cold_prior=0.7)
     s2 = shifted[0] @ shifted[1].T
-    assert torch.allclose(s2[:, ~warm], s[:, ~warm] + 0.7, atol=1e-4) and torch.allclose(s2[:, warm], s[:, warm], atol=1e-5)
+    assert torch.allclose(s2[:, ~warm], s[:, ~warm] + 0.7, atol=1e-4) and torch.allclose(
+        s2[:, warm], s[:, warm], atol=1e-5
+    )
 
 
 def test_cold_items_are_ranked_by_content_alone(ds, trained):
@@ -127,9 +137,15 @@ def test_warm_loss_leaves_the_content_channel_to_its_own_loss(ds):
     assert torch.autograd.grad(losses["content"], model.content["text"].head[2].weight)[0].abs().sum() > 0
 
 
-@pytest.mark.parametrize("overrides", [("model.modalities=[text]",), ("model.token_input=continuous",),
-                                       ("model.id_channel=false", "model.token_input=both"),
-                                       ("model.token_input=zq", "model.rarity.ranking=true")])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("model.modalities=[text]",),
+        ("model.token_input=continuous",),
+        ("model.id_channel=false", "model.token_input=both"),
+        ("model.token_input=zq", "model.rarity.ranking=true"),
+    ],
+)
 def test_variants_train_and_score(ds, overrides):
     model, result = train(ds, *overrides, epochs=3)
     users, items = model.embeddings()
@@ -156,8 +172,16 @@ def test_checkpoint_round_trip_restores_scores(ds, trained):
     assert torch.allclose(scores_of(fresh, users), scores_of(model, users), atol=1e-5)
 
 
-@pytest.mark.parametrize("override", ["model.token_input=words", "model.temperature=0", "model.alpha=2",
-                                      "model.modalities=[audio]", "model.rarity.form=huge"])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "model.token_input=words",
+        "model.temperature=0",
+        "model.alpha=2",
+        "model.modalities=[audio]",
+        "model.rarity.form=huge",
+    ],
+)
 def test_bad_config_is_a_user_error(ds, override):
     with pytest.raises(MotorecError):
         build(ds, override)

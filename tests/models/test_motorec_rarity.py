@@ -1,4 +1,5 @@
 """Rarity amplification: the issue's literal form, the amplifying form, and none."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The multimodal baseline zoo on synthetic cold-start data: losses, cold items, text-only data."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -27,7 +28,7 @@ def build(ds, name, **params):
     cfg = build_config(name, overrides=[f"model.{k}={v}" for k, v in params.items()])
     torch.manual_seed(0)
     ctx = ModelContext(dataset=ds, device=torch.device("cpu"), config=cfg)
-    return model_class(name)(ctx, cfg["model"])
+    return model_class(name)(ctx, cfg.model)
 
 
 def batch(ds, n=64):
@@ -35,7 +36,11 @@ def batch(ds, n=64):
     idx = np.random.default_rng(0).choice(train.nnz, n, replace=False)
     warm = np.flatnonzero(ds.item_degree > 0)
     neg = np.random.default_rng(1).choice(warm, n)
-    return torch.from_numpy(train.row[idx].astype(np.int64)), torch.from_numpy(train.col[idx].astype(np.int64)), torch.from_numpy(neg)
+    return (
+        torch.from_numpy(train.row[idx].astype(np.int64)),
+        torch.from_numpy(train.col[idx].astype(np.int64)),
+        torch.from_numpy(neg),
+    )
 
 
 def test_zoo_registered_with_content_path():

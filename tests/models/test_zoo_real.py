@@ -1,4 +1,5 @@
 """The content profile validates the whole pipeline against the lead's measured figures."""
+
 from __future__ import annotations
 
 import json
@@ -21,9 +22,19 @@ CASES = [
 
 @pytest.mark.parametrize("folder,split,extra,cold_cold,cold_full", CASES)
 def test_content_profile_reproduces_reference(tmp_path, folder, split, extra, cold_cold, cold_full):
-    res = run_experiment(DATA / folder, "content_profile", tmp_path / "run", split,
-                         overrides=["seeds=[2026]", "train.threads=1", "train.progress=false",
-                                    f"data.cache_dir={tmp_path / 'cache'}", *extra])
+    res = run_experiment(
+        DATA / folder,
+        "content_profile",
+        tmp_path / "run",
+        split,
+        overrides=[
+            "seeds=[2026]",
+            "train.threads=1",
+            "train.progress=false",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            *extra,
+        ],
+    )
     test = res["test"]
     assert test["cold@cold"]["recall@20"] == pytest.approx(cold_cold, abs=0.0015)
     if cold_full is not None:

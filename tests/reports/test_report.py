@@ -1,11 +1,11 @@
 """`motorec report`: the page's numbers are the run files', and every image loads in a real browser."""
+
 from __future__ import annotations
 
 import json
 import shutil
 import subprocess
 from html.parser import HTMLParser
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -56,7 +56,7 @@ def report(synthetic_runs, tmp_path_factory):
 
 
 def test_metric_cells_are_the_results_files(report):
-    out, dirs, _, parsed = report
+    _out, dirs, _, parsed = report
     for d in dirs:
         res = json.loads((d / "results.json").read_text())
         for group, values in res["test"].items():
@@ -72,7 +72,9 @@ def test_cold_shares_are_recomputed_from_topk_and_split(report):
         rows = [line.split("\t") for line in (d / "topk_test.tsv").read_text().splitlines()]
         top20 = [int(i) in cold for r in rows for i in r[1:21]]
         expected = [float(np.mean(top20)), float(np.mean([int(i) in cold for i in test_items]))]
-        assert parsed.cold[json.loads((d / "results.json").read_text())["config"]["model_name"]] == pytest.approx(expected)
+        assert parsed.cold[json.loads((d / "results.json").read_text())["config"]["model_name"]] == pytest.approx(
+            expected
+        )
 
 
 def test_token_cells_match_the_models_codes(report, synthetic_runs):
@@ -81,8 +83,12 @@ def test_token_cells_match_the_models_codes(report, synthetic_runs):
     for col, s in enumerate(slots):
         cols = [c for c, t in enumerate(slots) if t.modality == s.modality]
         assert parsed.slots[("motorec", f"{s.modality}:{s.level}")] == pytest.approx(
-            [utilisation(codes[:, col], s.codebook_size), perplexity(codes[:, col], s.codebook_size),
-             collision_rate(codes[:, cols])])
+            [
+                utilisation(codes[:, col], s.codebook_size),
+                perplexity(codes[:, col], s.codebook_size),
+                collision_rate(codes[:, cols]),
+            ]
+        )
     assert parsed.joint == pytest.approx([collision_rate(codes)])
     assert not any(run == "lightgcn" for run, _ in parsed.slots)  # no tokens, no token section
 
@@ -129,10 +135,22 @@ def test_every_image_loads_in_a_headless_browser(report, tmp_path):
     shutil.copytree(out, page)
     html = (page / "report.html").read_text()
     (page / "report.html").write_text(html.replace("</body>", CHECK_IMAGES))
-    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
-                          "--virtual-time-budget=10000", "--dump-dom", (page / "report.html").as_uri()],
-                         capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--allow-file-access-from-files",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            (page / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     start = dom.index('<pre id="image-check">') + len('<pre id="image-check">')
-    loaded = json.loads(dom[start:dom.index("</pre>", start)].replace("&quot;", '"'))
+    loaded = json.loads(dom[start : dom.index("</pre>", start)].replace("&quot;", '"'))
     assert sorted(src for src, _, _ in loaded) == sorted(data["images"])
     assert all(complete and width > 100 for _, complete, width in loaded), loaded

@@ -1,9 +1,9 @@
 """Shared fixtures: one tiny trained run on synthetic cold-start data and its bundles (built once)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -12,8 +12,16 @@ from motorec.serving.export import export_bundle
 from motorec.training.runner import run_experiment
 
 FAST = ["seeds=[7]", "train.epochs=2", "train.threads=1", "train.progress=false"]
-TINY_RQVAE = {"codebook_size": 8, "levels": 2, "latent_dim": 8, "hidden": [16], "epochs": 2, "warmup_epochs": 1,
-              "kmeans_iters": 3, "device": "cpu"}
+TINY_RQVAE = {
+    "codebook_size": 8,
+    "levels": 2,
+    "latent_dim": 8,
+    "hidden": [16],
+    "epochs": 2,
+    "warmup_epochs": 1,
+    "kmeans_iters": 3,
+    "device": "cpu",
+}
 
 
 @pytest.fixture(scope="session")

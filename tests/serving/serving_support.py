@@ -1,4 +1,5 @@
 """Helpers shared by the serving tests (a plain module: conftest modules are not importable by name)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,6 +17,6 @@ def features_for_vector(bundle, target: np.ndarray) -> dict[str, list[float]]:
     out, start = {}, 0
     for m in sorted(bundle.modalities):
         d = bundle.modalities[m]
-        out[m] = x[start: start + d].astype(np.float32).tolist()
+        out[m] = x[start : start + d].astype(np.float32).tolist()
         start += d
     return out

@@ -1,10 +1,11 @@
 """The HTTP API end to end in-process: ingest -> recommendable, fold-in, validation, replay."""
+
 import json
 
 import numpy as np
 import pytest
-from serving_support import features_for_vector
 from fastapi.testclient import TestClient
+from serving_support import features_for_vector
 
 from motorec.serving.app import create_app
 from motorec.serving.service import RecommenderService
@@ -26,7 +27,12 @@ def test_new_item_is_recommendable_by_the_next_request(bundle, wal_path):
     before = client.get(f"/recommend/{user}?k=5").json()
     assert len(before["items"]) == 5 and not any(i["new"] for i in before["items"])
     # an item whose vector points along the user's vector, far out: it must rank first
-    target = 50 * bundle.user_vectors[0] / np.linalg.norm(bundle.user_vectors[0]) * np.linalg.norm(bundle.item_vectors, axis=1).max()
+    target = (
+        50
+        * bundle.user_vectors[0]
+        / np.linalg.norm(bundle.user_vectors[0])
+        * np.linalg.norm(bundle.item_vectors, axis=1).max()
+    )
     r = client.post("/items", json={"id": "fresh-1", "title": "Fresh", "features": features_for_vector(bundle, target)})
     assert r.status_code == 201, r.text
     created = r.json()
@@ -62,15 +68,18 @@ def test_new_user_fold_in_and_exclude_seen(bundle, wal_path):
     service.close()
 
 
-@pytest.mark.parametrize("body, status, message", [
-    ({"id": "x1", "features": {"text": [0.1, 0.2]}}, 422, "must have"),
-    ({"id": "x1", "features": {"sound": [0.1]}}, 422, "unknown modality"),
-    ({"id": "x1"}, 422, "no content"),
-    ({"id": "x1", "text": "a film"}, 422, "precomputed features instead"),  # synthetic dims: no encoder
-    ({"id": "bad id!", "features": {}}, 422, "pattern"),
-    ({"id": "x1", "extra": 1}, 422, "extra"),
-    ({"id": "x1", "image_base64": "@@@"}, 422, "base64"),
-])
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ({"id": "x1", "features": {"text": [0.1, 0.2]}}, 422, "must have"),
+        ({"id": "x1", "features": {"sound": [0.1]}}, 422, "unknown modality"),
+        ({"id": "x1"}, 422, "no content"),
+        ({"id": "x1", "text": "a film"}, 422, "precomputed features instead"),  # synthetic dims: no encoder
+        ({"id": "bad id!", "features": {}}, 422, "pattern"),
+        ({"id": "x1", "extra": 1}, 422, "extra"),
+        ({"id": "x1", "image_base64": "@@@"}, 422, "base64"),
+    ],
+)
 def test_ingest_validation(bundle, wal_path, body, status, message):
     client, service = client_for(bundle, wal_path)
     r = client.post("/items", json=body)
@@ -133,12 +142,14 @@ def test_compaction_keeps_what_is_served(bundle, wal_path):
     records_before = service.wal.records
     info = client.post("/admin/compact").json()
     assert info["records_before"] == records_before == 16 and info["records_after"] == 4 + 3
-    assert {u: (client.get(f"/recommend/{u}?k=30").json()["items"], client.get(f"/users/{u}").json())
-            for u in users} == served
+    assert {
+        u: (client.get(f"/recommend/{u}?k=30").json()["items"], client.get(f"/users/{u}").json()) for u in users
+    } == served
     service.close()
     client2, service2 = client_for(bundle, wal_path)
     assert service2.replayed == 7
-    assert {u: (client2.get(f"/recommend/{u}?k=30").json()["items"], client2.get(f"/users/{u}").json())
-            for u in users} == served
+    assert {
+        u: (client2.get(f"/recommend/{u}?k=30").json()["items"], client2.get(f"/users/{u}").json()) for u in users
+    } == served
     assert client2.get("/health").json()["wal"]["records"] == 7
     service2.close()

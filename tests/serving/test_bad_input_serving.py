@@ -2,6 +2,7 @@
 logs and bundles at start-up. HTTP cases: the status (never 5xx), a detail naming the field, and
 nothing written to the log; start-up cases: exit code 2 with a named error and no traceback, and
 no file changed."""
+
 from __future__ import annotations
 
 import base64
@@ -24,7 +25,7 @@ from motorec.serving.app import MAX_BODY, create_app
 from motorec.serving.service import RecommenderService
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_cli_bad_input import snapshot  # noqa: E402
+from test_cli_bad_input import snapshot
 
 KEY = "k" * 24
 
@@ -44,10 +45,16 @@ def png(width: int, height: int) -> bytes:
 
 def declared_png(width: int, height: int) -> bytes:
     """A ~100-byte PNG whose header declares width x height (a decompression bomb's header)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def saved(fmt: str) -> bytes:
@@ -94,31 +101,106 @@ def nested(depth: int) -> bytes:
 
 BODIES = [
     ("nested_json_body", "post", "/items", {"content": nested(100_000), "headers": JSON}, (400, 422), ""),
-    ("deep_fields_form", "post", "/items/form", {"data": {"id": "f1", "fields": "[" * 5000 + "]" * 5000}}, (422,),
-     "nested too deeply"),
-    ("nested_fields_form", "post", "/items/form", {"data": {"id": "f1", "fields": '{"a": {"b": [1]}}'}}, (422,),
-     "fields/a"),
+    (
+        "deep_fields_form",
+        "post",
+        "/items/form",
+        {"data": {"id": "f1", "fields": "[" * 5000 + "]" * 5000}},
+        (422,),
+        "nested too deeply",
+    ),
+    (
+        "nested_fields_form",
+        "post",
+        "/items/form",
+        {"data": {"id": "f1", "fields": '{"a": {"b": [1]}}'}},
+        (422,),
+        "fields/a",
+    ),
     ("fields_not_object", "post", "/items/form", {"data": {"id": "f1", "fields": "[1, 2]"}}, (422,), "fields"),
     ("fields_nan", "post", "/items/form", {"data": {"id": "f1", "fields": '{"year": NaN}'}}, (422,), "fields/year"),
-    ("too_many_form_fields", "post", "/items/form", {"data": {**{f"x{i}": "1" for i in range(1500)}, "id": "f1"}},
-     (400, 413, 422), "fields"),
-    ("oversize_form_field", "post", "/items/form", {"data": {"id": "f1", "title": "t" * (2 * 1024 * 1024)}},
-     (400, 413, 422), "size"),
-    ("declared_oversize_body", "post", "/items", {"content": b" " * (MAX_BODY + 1), "headers": JSON}, (413,), "larger than"),
-    ("chunked_oversize_body", "post", "/items", {"content": (b" " * (1024 * 1024),) * 9, "headers": JSON}, (413,),
-     "larger than"),
-    ("invalid_utf8_json", "post", "/items", {"content": b'{"id": "u1", "text": "\xff\xfe"}', "headers": JSON}, (400, 422), ""),
-    ("huge_integer_json", "post", "/items", {"content": b'{"id": "u1", "features": {"text": [' + b"9" * 5000 + b"]}}"},
-     (400, 422), ""),
-    ("unicode_item_id", "post", "/items", {"json": {"id": "f\u00fcr", "features": {}}, "headers": JSON}, (422,), "body/id"),
+    (
+        "too_many_form_fields",
+        "post",
+        "/items/form",
+        {"data": {**{f"x{i}": "1" for i in range(1500)}, "id": "f1"}},
+        (400, 413, 422),
+        "fields",
+    ),
+    (
+        "oversize_form_field",
+        "post",
+        "/items/form",
+        {"data": {"id": "f1", "title": "t" * (2 * 1024 * 1024)}},
+        (400, 413, 422),
+        "size",
+    ),
+    (
+        "declared_oversize_body",
+        "post",
+        "/items",
+        {"content": b" " * (MAX_BODY + 1), "headers": JSON},
+        (413,),
+        "larger than",
+    ),
+    (
+        "chunked_oversize_body",
+        "post",
+        "/items",
+        {"content": (b" " * (1024 * 1024),) * 9, "headers": JSON},
+        (413,),
+        "larger than",
+    ),
+    (
+        "invalid_utf8_json",
+        "post",
+        "/items",
+        {"content": b'{"id": "u1", "text": "\xff\xfe"}', "headers": JSON},
+        (400, 422),
+        "",
+    ),
+    (
+        "huge_integer_json",
+        "post",
+        "/items",
+        {"content": b'{"id": "u1", "features": {"text": [' + b"9" * 5000 + b"]}}"},
+        (400, 422),
+        "",
+    ),
+    (
+        "unicode_item_id",
+        "post",
+        "/items",
+        {"json": {"id": "f\u00fcr", "features": {}}, "headers": JSON},
+        (422,),
+        "body/id",
+    ),
     ("path_traversal_id", "post", "/items", {"json": {"id": "../etc", "features": {}}}, (422,), "body/id"),
     ("id_129_chars", "post", "/items", {"json": {"id": "a" * 129, "features": {}}}, (422,), "body/id"),
-    ("features_inf", "post", "/items", {"content": b'{"id": "u1", "features": {"text": [1e400]}}', "headers": JSON}, (422,),
-     "finite"),
-    ("features_string", "post", "/items", {"json": {"id": "u1", "features": {"text": "abc"}}}, (422,),
-     "body/features/text"),
-    ("too_many_fields_json", "post", "/items", {"json": {"id": "u1", "fields": {f"f{i}": "x" for i in range(65)}}},
-     (422,), "body/fields"),
+    (
+        "features_inf",
+        "post",
+        "/items",
+        {"content": b'{"id": "u1", "features": {"text": [1e400]}}', "headers": JSON},
+        (422,),
+        "finite",
+    ),
+    (
+        "features_string",
+        "post",
+        "/items",
+        {"json": {"id": "u1", "features": {"text": "abc"}}},
+        (422,),
+        "body/features/text",
+    ),
+    (
+        "too_many_fields_json",
+        "post",
+        "/items",
+        {"json": {"id": "u1", "fields": {f"f{i}": "x" for i in range(65)}}},
+        (422,),
+        "body/fields",
+    ),
     ("text_empty", "post", "/items", {"json": {"id": "u1", "text": ""}}, (422,), "body/text"),
     ("k_negative", "get", "/recommend/{user}?k=-5", {}, (422,), "query/k"),
     ("k_huge", "get", "/recommend/{user}?k=" + "9" * 40, {}, (422,), "query/k"),
@@ -133,8 +215,14 @@ BODIES = [
     ("interactions_1001", "post", "/users/u1/interactions", {"json": {"items": ["a"] * 1001}}, (422,), "body/items"),
     ("interactions_bad_user", "post", "/users/%20x/interactions", {"json": {"items": ["a"]}}, (422,), "path/user_id"),
     ("unknown_user", "get", "/users/nobody", {}, (404,), "unknown user"),
-    ("not_json_content_type", "post", "/items", {"content": b"id=1", "headers": {"content-type": "text/plain"}},
-     (422,), ""),
+    (
+        "not_json_content_type",
+        "post",
+        "/items",
+        {"content": b"id=1", "headers": {"content-type": "text/plain"}},
+        (422,),
+        "",
+    ),
 ]
 
 
@@ -160,8 +248,12 @@ def test_api_key_guards_every_write_and_no_read(bundle, tmp_path):
     client = TestClient(create_app(service, api_key=KEY), raise_server_exceptions=False)
     feats = {m: [0.0] * d for m, d in bundle.modalities.items()}
     item = bundle.catalog.item_ids[0]
-    writes = [("/items", {"json": {"id": "k1", "features": feats}}), ("/users/u1/interactions", {"json": {"items": [item]}}),
-              ("/items/form", {"data": {"id": "k2", "text": "x"}}), ("/admin/compact", {})]
+    writes = [
+        ("/items", {"json": {"id": "k1", "features": feats}}),
+        ("/users/u1/interactions", {"json": {"items": [item]}}),
+        ("/items/form", {"data": {"id": "k2", "text": "x"}}),
+        ("/admin/compact", {}),
+    ]
     for path, kwargs in writes:
         for headers in ({}, {"X-API-Key": "wrong"}, {"X-API-Key": KEY[:-1] + "K"}, {"Authorization": f"Bearer {KEY}"}):
             r = client.post(path, headers=headers, **kwargs)
@@ -223,27 +315,29 @@ def _damage(data: bytes, how: str) -> bytes:
     if how == "flipped_byte":
         b[last + 30] ^= 0x04
     elif how == "zeroed_bytes":
-        b[last - 20: last + 20] = b"\0" * 40
+        b[last - 20 : last + 20] = b"\0" * 40
     elif how == "cut_inside_last":
-        del b[last + 40:]
+        del b[last + 40 :]
     elif how == "cut_whole_last":
         del b[last:]
     elif how == "bytes_missing_inside":
-        del b[last - 60: last - 50]
+        del b[last - 60 : last - 50]
     return bytes(b)
 
 
-@pytest.mark.parametrize("how", ["flipped_byte", "zeroed_bytes", "cut_inside_last", "cut_whole_last",
-                                 "bytes_missing_inside"])
-def test_damaged_acknowledged_records_stop_the_start_and_repair_keeps_the_rest(bundle, bundle_dir, tmp_path, capsys,
-                                                                             no_server, how):
+@pytest.mark.parametrize(
+    "how", ["flipped_byte", "zeroed_bytes", "cut_inside_last", "cut_whole_last", "bytes_missing_inside"]
+)
+def test_damaged_acknowledged_records_stop_the_start_and_repair_keeps_the_rest(
+    bundle, bundle_dir, tmp_path, capsys, no_server, how
+):
     wal = tmp_path / "state" / "wal.log"
     wal.parent.mkdir()
     wal.write_bytes(_damage(logged(bundle, wal), how))
     argv = ["serve", str(bundle_dir), "--wal", str(wal), "--no-preload"]
     serve_fails(argv, capsys, tmp_path, str(wal), "is damaged", "--repair-wal")
     assert not no_server
-    assert main(argv + ["--repair-wal"]) == 0
+    assert main([*argv, "--repair-wal"]) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert "repaired: kept" in err and no_server["host"] == "127.0.0.1"
     sides = list(tmp_path.glob("state/wal.log.damaged-*"))
@@ -264,13 +358,16 @@ def test_a_torn_tail_is_dropped_and_reported_at_start_and_in_health(bundle, bund
     assert health["wal"]["torn_tail_dropped_bytes"] == len(torn) and health["replayed_on_start"] == 2
 
 
-@pytest.mark.parametrize(("damage", "needle"), [
-    ("manifest_truncated", "manifest.json is not valid JSON"),
-    ("manifest_not_object", "not a motorec bundle manifest"),
-    ("arrays_modified", "does not match its checksum"),
-    ("items_missing", "items.json is missing"),
-    ("files_outside", "inside the bundle"),
-])
+@pytest.mark.parametrize(
+    ("damage", "needle"),
+    [
+        ("manifest_truncated", "manifest.json is not valid JSON"),
+        ("manifest_not_object", "not a motorec bundle manifest"),
+        ("arrays_modified", "does not match its checksum"),
+        ("items_missing", "items.json is missing"),
+        ("files_outside", "inside the bundle"),
+    ],
+)
 def test_damaged_bundles_do_not_start(bundle_dir, tmp_path, capsys, no_server, damage, needle):
     b = tmp_path / "b"
     shutil.copytree(bundle_dir, b)
@@ -296,15 +393,24 @@ def test_damaged_bundles_do_not_start(bundle_dir, tmp_path, capsys, no_server, d
 def test_a_foreign_file_as_log_is_refused_untouched(bundle_dir, tmp_path, capsys, no_server):
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes, no newline at the end")
-    serve_fails(["serve", str(bundle_dir), "--wal", str(notes), "--no-preload", "--repair-wal"], capsys, tmp_path,
-                "not a motorec write-ahead log")
+    serve_fails(
+        ["serve", str(bundle_dir), "--wal", str(notes), "--no-preload", "--repair-wal"],
+        capsys,
+        tmp_path,
+        "not a motorec write-ahead log",
+    )
     serve_fails(["serve", str(bundle_dir), "--wal", str(tmp_path), "--no-preload"], capsys, tmp_path, "is not a file")
 
 
-def test_public_host_warns_and_the_api_key_comes_from_the_environment(bundle_dir, tmp_path, capsys, no_server,
-                                                                     monkeypatch):
-    serve_fails(["serve", str(bundle_dir), "--wal", str(tmp_path / "w.log"), "--no-preload", "--api-key", "short"],
-                capsys, tmp_path, "at least 16 characters")
+def test_public_host_warns_and_the_api_key_comes_from_the_environment(
+    bundle_dir, tmp_path, capsys, no_server, monkeypatch
+):
+    serve_fails(
+        ["serve", str(bundle_dir), "--wal", str(tmp_path / "w.log"), "--no-preload", "--api-key", "short"],
+        capsys,
+        tmp_path,
+        "at least 16 characters",
+    )
     assert main(["serve", str(bundle_dir), "--wal", str(tmp_path / "w.log"), "--no-preload", "--host", "0.0.0.0"]) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert "warning: binding 0.0.0.0" in err and "without --api-key anyone" in err

@@ -12,8 +12,14 @@ from motorec.serving.export import export_bundle
 
 def test_bundle_is_safetensors_and_json_only(bundle_dir):
     files = {p.relative_to(bundle_dir).as_posix() for p in bundle_dir.rglob("*") if p.is_file()}
-    assert files == {"manifest.json", "arrays.safetensors", "items.json", "tokenizer/tokenizer.json",
-                     "tokenizer/tokenizer.safetensors", ".motorec.json"}  # the last: motorec's output marker
+    assert files == {
+        "manifest.json",
+        "arrays.safetensors",
+        "items.json",
+        "tokenizer/tokenizer.json",
+        "tokenizer/tokenizer.safetensors",
+        ".motorec.json",
+    }  # the last: motorec's output marker
 
 
 def test_manifest_records_how_items_and_users_are_embedded(bundle):
@@ -61,7 +67,7 @@ def test_newer_format_and_wrong_shapes_are_refused(bundle_dir, tmp_path):
 
 
 def test_not_a_bundle_and_no_overwrite(bundle_dir, run_dir, tmp_path):
-    with pytest.raises(MotorecError, match="manifest.json not found"):
+    with pytest.raises(MotorecError, match=r"manifest.json not found"):
         load_bundle(tmp_path)
     with pytest.raises(MotorecError, match="--overwrite"):
         export_bundle(run_dir, bundle_dir)

@@ -1,4 +1,5 @@
 """The item index: exact below the size threshold, calibrated IVF / HNSW above, growing without a rebuild."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,10 +1,11 @@
 """Real data: a cold ml100k film posted from its raw text and poster reproduces the shipped features."""
+
 import json
 
 import numpy as np
 import pytest
-from serving_support import SHARED_DATA
 from fastapi.testclient import TestClient
+from serving_support import SHARED_DATA
 
 from motorec.serving.app import create_app
 from motorec.serving.bundle import load_bundle
@@ -14,14 +15,21 @@ from motorec.serving.service import RecommenderService
 from motorec.training.runner import run_experiment
 
 ML100K = SHARED_DATA / "ml100k-mm"
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not (ML100K / "raw").is_dir(), reason=f"real data not found at {ML100K}")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (ML100K / "raw").is_dir(), reason=f"real data not found at {ML100K}"),
+]
 
 
 def test_cold_film_from_raw_content(tmp_path):
     run = tmp_path / "run"
-    run_experiment(ML100K, "bpr", run, split="ml100k-mm-cold.inter",
-                   overrides=["seeds=[1]", "train.epochs=1", "train.threads=1", "train.progress=false"])
+    run_experiment(
+        ML100K,
+        "bpr",
+        run,
+        split="ml100k-mm-cold.inter",
+        overrides=["seeds=[1]", "train.epochs=1", "train.threads=1", "train.progress=false"],
+    )
     export_bundle(run, tmp_path / "bundle", drop_cold_items=True)
     bundle = load_bundle(tmp_path / "bundle")
     assert bundle.manifest["dataset"]["cold_items_served"] is False
@@ -43,8 +51,11 @@ def test_cold_film_from_raw_content(tmp_path):
         shipped = np.load(ML100K / f"{modality}_feat.npy", mmap_mode="r")[item]
         cos = feats[modality] @ shipped / np.linalg.norm(feats[modality]) / np.linalg.norm(shipped)
         assert cos > 0.999, (modality, cos)
-    r = client.post("/items/form", data={"id": movie_id, "title": row["title"], "fields": json.dumps(fields)},
-                    files={"image": (f"{movie_id}.jpg", poster, "image/jpeg")})
+    r = client.post(
+        "/items/form",
+        data={"id": movie_id, "title": row["title"], "fields": json.dumps(fields)},
+        files={"image": (f"{movie_id}.jpg", poster, "image/jpeg")},
+    )
     assert r.status_code == 201, r.text
     assert r.json()["imputed_modalities"] == []
     got = client.get(f"/items/{movie_id}").json()

@@ -1,4 +1,5 @@
 """The "model" path: a model implementing the serving protocol embeds and tokenises new items itself."""
+
 import numpy as np
 import pytest
 import torch
@@ -61,18 +62,27 @@ def hook_bundle(tmp_path_factory):
     if NAME not in MODELS:
         register_model(NAME)(ContentMF)
     root = tmp_path_factory.mktemp("hook")
-    run_experiment("synthetic-cold", NAME, root / "run",
-                   overrides=["seeds=[3]", "train.epochs=1", "train.threads=1", "train.progress=false"])
+    run_experiment(
+        "synthetic-cold",
+        NAME,
+        root / "run",
+        overrides=["seeds=[3]", "train.epochs=1", "train.threads=1", "train.progress=false"],
+    )
     export_bundle(root / "run", root / "bundle")
     return load_bundle(root / "bundle")
 
 
 def test_export_uses_the_model_hook(hook_bundle):
-    assert isinstance(ContentMF.__new__(ContentMF), ContentToVector) and isinstance(ContentMF.__new__(ContentMF), ContentToTokens)
+    assert isinstance(ContentMF.__new__(ContentMF), ContentToVector) and isinstance(
+        ContentMF.__new__(ContentMF), ContentToTokens
+    )
     m = hook_bundle.manifest
     assert m["item_vectors"]["method"] == "model"
     assert m["item_vectors"]["cosine_hook_vs_embeddings"]["warm_mean"] > 0.999
-    assert m["tokens"] == {"source": "model", "slots": [{"modality": "shared", "level": 0, "codebook_size": 8, "kind": "code"}]}
+    assert m["tokens"] == {
+        "source": "model",
+        "slots": [{"modality": "shared", "level": 0, "codebook_size": 8, "kind": "code"}],
+    }
     assert "model/weights.safetensors" in m["files"] and hook_bundle.content_map is None
 
 

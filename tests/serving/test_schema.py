@@ -1,4 +1,5 @@
 """Property-based run of schemathesis against the service's OpenAPI spec: no input gives a 5xx."""
+
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
@@ -13,6 +14,7 @@ def test_no_server_errors_on_any_operation(bundle, tmp_path):
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 8
     for operation in operations:
+
         @given(case=operation.as_strategy())
         @settings(max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         def no_5xx(case):

@@ -1,5 +1,6 @@
 """Acceptance: SIGKILL the service at random moments of mixed ingest + compaction, 20 times; after
 each restart every acknowledged write is present (benchmarks/serve_crash.py with CI bounds)."""
+
 import json
 import subprocess
 import sys
@@ -10,8 +11,22 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_twenty_sigkills_during_ingest_and_compaction_lose_nothing(bundle_dir, tmp_path):
     out = tmp_path / "crash"
-    cmd = [sys.executable, str(REPO / "benchmarks" / "serve_crash.py"), "--bundle", str(bundle_dir), "--cycles", "20",
-           "--min-run", "0.15", "--max-run", "0.5", "--workdir", str(tmp_path / "work"), "--out", str(out)]
+    cmd = [
+        sys.executable,
+        str(REPO / "benchmarks" / "serve_crash.py"),
+        "--bundle",
+        str(bundle_dir),
+        "--cycles",
+        "20",
+        "--min-run",
+        "0.15",
+        "--max-run",
+        "0.5",
+        "--workdir",
+        str(tmp_path / "work"),
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=REPO)
     res = json.loads(out.with_suffix(".json").read_text())
     s = res["summary"]

@@ -1,4 +1,5 @@
 """The load and fault benchmark with short bounds: a real `motorec serve` process, kill -9, replay."""
+
 import json
 import subprocess
 import sys
@@ -9,8 +10,22 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_short_load_then_kill9_loses_no_acknowledged_item(bundle_dir, tmp_path):
     out = tmp_path / "load"
-    cmd = [sys.executable, str(REPO / "benchmarks" / "serve_load.py"), "--bundle", str(bundle_dir),
-           "--duration", "3", "--rate", "40", "--warmup", "0.5", "--fault-duration", "3", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        str(REPO / "benchmarks" / "serve_load.py"),
+        "--bundle",
+        str(bundle_dir),
+        "--duration",
+        "3",
+        "--rate",
+        "40",
+        "--warmup",
+        "0.5",
+        "--fault-duration",
+        "3",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     res = json.loads(out.with_suffix(".json").read_text())

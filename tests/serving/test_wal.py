@@ -1,6 +1,8 @@
 """The write-ahead log: torn tails dropped and reported, acknowledged damage a hard error, repair,
 compaction that replays to the same records, and crash safety at every step of a compaction."""
+
 import os
+from pathlib import Path
 
 import pytest
 
@@ -28,11 +30,11 @@ def test_records_survive_reopen_and_torn_tail_is_dropped_and_reported(tmp_path):
     path = tmp_path / "wal.log"
     written(path)
     with open(path, "ab") as f:
-        f.write(b"0000abcd {\"op\": \"item\", \"i\"")  # a crash in the middle of a write
+        f.write(b'0000abcd {"op": "item", "i"')  # a crash in the middle of a write
     got, wal = ids(path)
     assert got == [0, 1, 2]
     assert wal.recovery.torn_tail_bytes == 27 and "torn" in wal.recovery.summary()
-    assert open(wal.recovery.torn_tail_file, "rb").read() == b"0000abcd {\"op\": \"item\", \"i\""
+    assert Path(wal.recovery.torn_tail_file).read_bytes() == b'0000abcd {"op": "item", "i"'
     assert wal.status()["torn_tail_dropped_bytes"] == 27
     wal = WriteAheadLog(path, "bundle-a")
     list(wal.replay())
@@ -56,14 +58,14 @@ def test_damage_to_a_complete_record_is_a_hard_named_error_and_the_file_is_untou
         record = 5
     elif damage == "zero_middle":  # zeroed bytes across a newline: two records merge into one bad line
         at = len(lines[0]) + 1 + len(lines[1]) - 5
-        data[at: at + 10] = b"\0" * 10
+        data[at : at + 10] = b"\0" * 10
         record = 2
     elif damage == "cut_inside_middle":  # bytes missing inside the log, not at its end
         at = len(lines[0]) + 1 + 15
-        del data[at: at + 7]
+        del data[at : at + 7]
         record = 2
     else:
-        data[start_last + 9: start_last + 10] = b"["
+        data[start_last + 9 : start_last + 10] = b"["
         record = 5
     path.write_bytes(bytes(data))
     with pytest.raises(WalDamaged, match=rf"record {record} \(byte \d+\) is damaged.*--repair-wal"):
@@ -96,7 +98,7 @@ def test_repair_moves_the_damaged_end_aside_and_says_what_it_kept(tmp_path):
     assert got == [0, 1]
     rep = wal.recovery.repaired
     assert rep["records_kept"] == 2 and rep["record"] == 4 and "kept 2 records" in wal.recovery.summary()
-    assert open(rep["moved_to"], "rb").read() == bytes(data[sum(len(x) + 1 for x in lines[:3]):])
+    assert Path(rep["moved_to"]).read_bytes() == bytes(data[sum(len(x) + 1 for x in lines[:3]) :])
     assert ids(path)[0] == [0, 1]  # repaired log opens cleanly
 
 
@@ -162,7 +164,7 @@ def test_compaction_replays_to_the_same_state_and_shrinks_the_log(tmp_path):
     again = WriteAheadLog(path, "bundle-a")
     replayed = list(again.replay())
     assert again.recovery.acknowledged_bytes_checked and not again.recovery.summary()
-    assert state(replayed) == state(expected + [{"op": "interactions", "user": "u9", "items": ["it0"]}])
+    assert state(replayed) == state([*expected, {"op": "interactions", "user": "u9", "items": ["it0"]}])
     assert [r["id"] for r in replayed if r["op"] == "item"] == [f"it{s}" for s in range(0, 40, 5)]
 
 
@@ -190,8 +192,12 @@ def test_a_crash_at_any_step_of_compaction_loses_nothing(tmp_path, monkeypatch, 
     def crash(*args):
         raise Crash()
 
-    target = {"write": (wal_mod, "frame"), "fsync": (os, "fsync"), "rename": (os, "replace"),
-              "after_rename": (os, "pwrite")}[crash_at]
+    target = {
+        "write": (wal_mod, "frame"),
+        "fsync": (os, "fsync"),
+        "rename": (os, "replace"),
+        "after_rename": (os, "pwrite"),
+    }[crash_at]
     monkeypatch.setattr(*target, crash)
     with pytest.raises(Crash):
         wal.compact()
@@ -211,7 +217,7 @@ def test_a_failed_compaction_keeps_the_old_log_and_is_reported(tmp_path, monkeyp
     monkeypatch.undo()
     wal.append({"op": "item", "id": "late", "i": 99})
     wal.close()
-    assert state(list(WriteAheadLog(path, "bundle-a").replay())) == state(expected + [{"op": "item", "id": "late"}])
+    assert state(list(WriteAheadLog(path, "bundle-a").replay())) == state([*expected, {"op": "item", "id": "late"}])
 
 
 def test_a_failed_write_stops_further_writes(tmp_path, monkeypatch):
@@ -230,7 +236,7 @@ def test_an_emptied_log_is_an_error_a_removed_one_starts_afresh(tmp_path):
     path = tmp_path / "wal.log"
     written(path, 2)
     path.write_bytes(b"")
-    with pytest.raises(WalDamaged, match="is empty, but .* bytes of it were acknowledged"):
+    with pytest.raises(WalDamaged, match=r"is empty, but .* bytes of it were acknowledged"):
         WriteAheadLog(path, "bundle-a")
     got, wal = ids(path, repair=True)
     assert got == [] and wal.recovery.repaired["reason"] == "the log was emptied"

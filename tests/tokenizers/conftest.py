@@ -1,10 +1,10 @@
 """Fixtures of the tokenizer tests."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from tok_helpers import clustered
-
 
 
 @pytest.fixture

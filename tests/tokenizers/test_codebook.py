@@ -1,11 +1,12 @@
 """Shared codebook machinery: k-means, assignment, dead-code restart, diagnostics."""
+
 from __future__ import annotations
 
 import numpy as np
 import torch
+from tok_helpers import clustered
 
 from motorec.tokenizers import codebook as cb
-from tok_helpers import clustered
 
 
 def test_kmeans_finds_separated_clusters():

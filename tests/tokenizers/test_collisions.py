@@ -1,4 +1,5 @@
 """Collision resolution: the algorithms, and each resolver mode on a toy corpus with forced collisions."""
+
 from __future__ import annotations
 
 import re
@@ -119,6 +120,9 @@ def test_the_collision_mode_is_read_by_the_resolvers_only():
     """No `collisions ==` string test outside tokenizers/collisions.py (one mechanism per concern)."""
     src = Path(col.__file__).resolve().parents[1]
     pattern = re.compile(r"collisions\s*(==|!=|\bin\b)")
-    offenders = [str(p.relative_to(src)) for p in src.rglob("*.py")
-                 if p.name != "collisions.py" and pattern.search(p.read_text())]
+    offenders = [
+        str(p.relative_to(src))
+        for p in src.rglob("*.py")
+        if p.name != "collisions.py" and pattern.search(p.read_text())
+    ]
     assert offenders == []

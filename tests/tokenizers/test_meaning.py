@@ -1,4 +1,5 @@
 """Token meaning: TF-IDF words against the catalogue, token parsing, and `motorec explain`."""
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,15 @@ def test_parse_token():
 def test_explainer_lists_members_in_order_and_checks_codes():
     index = TokenIndex([TokenSlot("text", 0, 4), TokenSlot("text", 1, 4, kind="suffix")])
     index.add_many(np.arange(5), np.array([[1, 0], [1, 1], [2, 0], [3, 0], [1, 2]]))
-    explainer = TokenExplainer(index, [f"i{i}" for i in range(5)], [f"t{i}" for i in range(5)], CATALOGUE,
-                               Vocabulary(CATALOGUE), keep=lambda i: i != 4, order=lambda i: -i)
+    explainer = TokenExplainer(
+        index,
+        [f"i{i}" for i in range(5)],
+        [f"t{i}" for i in range(5)],
+        CATALOGUE,
+        Vocabulary(CATALOGUE),
+        keep=lambda i: i != 4,
+        order=lambda i: -i,
+    )
     meaning = explainer.token("text", 0, 1)
     assert [i["id"] for i in meaning["items"]] == ["i1", "i0"] and meaning["n_items"] == 2
     item = explainer.item(0, np.array([1, 0]))
@@ -58,10 +66,11 @@ def test_explain_motor_run_names_pq_tokens(synthetic_runs):
     codes, slots = run.model.token_table()
     assert codes.shape == (run.dataset.n_items, len(slots)) and all(s.kind == "code" for s in slots)
     result = run.explain(item=7)
-    assert [(t["modality"], t["level"], t["code"]) for t in result["tokens"]] == \
-        [(s.modality, s.level, int(c)) for s, c in zip(slots, codes[7])]
+    assert [(t["modality"], t["level"], t["code"]) for t in result["tokens"]] == [
+        (s.modality, s.level, int(c)) for s, c in zip(slots, codes[7])
+    ]
     for t in result["tokens"]:
-        col = [c for c, s in enumerate(slots) if (s.modality, s.level) == (t["modality"], t["level"])][0]
+        col = next(c for c, s in enumerate(slots) if (s.modality, s.level) == (t["modality"], t["level"]))
         assert all(codes[i["item"], col] == t["code"] and i["train_interactions"] > 0 for i in t["items"])
 
 

@@ -1,5 +1,6 @@
 """MMQ tokenizer: shape of the IDs, uniqueness, persistence, the orthogonality term, the soft index
 and behaviour-aware fine-tuning."""
+
 from __future__ import annotations
 
 import copy
@@ -13,14 +14,24 @@ from motorec.tokenizers import build_tokenizer, load_tokenizer
 from motorec.tokenizers.codebook import collision_rate
 from motorec.tokenizers.mmq import MMQ, MMQTokenizer
 
-SMALL = dict(codebook_size=8, latent_dim=8, hidden=[16], epochs=3, batch_size=64, kmeans_iters=5, device="cpu")
+SMALL = {
+    "codebook_size": 8,
+    "latent_dim": 8,
+    "hidden": [16],
+    "epochs": 3,
+    "batch_size": 64,
+    "kmeans_iters": 5,
+    "device": "cpu",
+}
 
 
 def small_features(n: int = 120, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     topics = rng.integers(0, 6, n)
-    return {m: (rng.normal(size=(6, d))[topics] + 0.3 * rng.normal(size=(n, d))).astype(np.float32)
-            for m, d in (("text", 12), ("image", 20))}
+    return {
+        m: (rng.normal(size=(6, d))[topics] + 0.3 * rng.normal(size=(n, d))).astype(np.float32)
+        for m, d in (("text", 12), ("image", 20))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +187,9 @@ def test_diagnostics_report_per_expert_group(fitted):
         assert len(group["utilisation"]) == 2 and all(0 < u <= 1 for u in group["utilisation"])
         assert group["reconstruction"]["relative_mse"] < 1.5
     assert report["collision_rate_joint"] == 0.0
-    assert report["mean_utilisation"] == pytest.approx(np.mean([u for g in report["modalities"].values() for u in g["utilisation"]]))
+    assert report["mean_utilisation"] == pytest.approx(
+        np.mean([u for g in report["modalities"].values() for u in g["utilisation"]])
+    )
 
 
 def test_finetune_restart_reseeds_codes_no_item_uses(fitted):

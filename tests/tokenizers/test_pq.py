@@ -1,4 +1,5 @@
 """MOTOR's product-quantisation tokenizer."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,11 +31,15 @@ def test_pq_shapes_ranges_and_reconstruction_beats_random(features):
 
 def test_opq_rotation_is_orthogonal_and_not_worse(features):
     plain = build_tokenizer("pq", subspaces=4, codebook_size=16, device="cpu").fit(features, seed=0)
-    opq = build_tokenizer("pq", subspaces=4, codebook_size=16, opq=True, opq_iters=3, device="cpu").fit(features, seed=0)
+    opq = build_tokenizer("pq", subspaces=4, codebook_size=16, opq=True, opq_iters=3, device="cpu").fit(
+        features, seed=0
+    )
     rotation = opq._fitted["image"].rotation.numpy()
     assert np.allclose(rotation @ rotation.T, np.eye(40), atol=1e-4)
-    err = {name: t.diagnostics(features)["modalities"]["image"]["reconstruction"]["mse"] for name, t in
-           [("pq", plain), ("opq", opq)]}
+    err = {
+        name: t.diagnostics(features)["modalities"]["image"]["reconstruction"]["mse"]
+        for name, t in [("pq", plain), ("opq", opq)]
+    }
     assert err["opq"] <= err["pq"] * 1.05
 
 

@@ -1,4 +1,5 @@
 """Sparse-regularised RQ-VAE: the module contract and the "rqvae" tokenizer."""
+
 from __future__ import annotations
 
 import json
@@ -6,11 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from tok_helpers import FAST_RQVAE, clustered
 
 from motorec.errors import MotorecError
 from motorec.tokenizers import RQVAE, build_tokenizer, load_tokenizer
 from motorec.tokenizers.codebook import collision_rate
-from tok_helpers import FAST_RQVAE, clustered
 
 
 def small_model(**kw) -> RQVAE:
@@ -44,10 +45,16 @@ def test_tokenizer_shapes_ranges_decode(features):
     codes = tok.encode(features)
     assert codes.shape == (400, len(tok.slots)) == (400, 6) and codes.dtype == np.int64
     kinds = [(s.modality, s.level, s.kind) for s in tok.slots]
-    assert kinds == [("text", 0, "code"), ("text", 1, "code"), ("text", 2, "suffix"),
-                     ("image", 0, "code"), ("image", 1, "code"), ("image", 2, "suffix")]
+    assert kinds == [
+        ("text", 0, "code"),
+        ("text", 1, "code"),
+        ("text", 2, "suffix"),
+        ("image", 0, "code"),
+        ("image", 1, "code"),
+        ("image", 2, "suffix"),
+    ]
     for j, slot in enumerate(tok.slots):
-        assert 0 <= codes[:, j].min() and codes[:, j].max() < slot.codebook_size
+        assert codes[:, j].min() >= 0 and codes[:, j].max() < slot.codebook_size
     decoded = tok.decode(codes)
     assert decoded["text"].shape == (400, 24) and decoded["image"].shape == (400, 40)
     assert set(tok.codebooks()) == {"text.level0", "text.level1", "image.level0", "image.level1"}

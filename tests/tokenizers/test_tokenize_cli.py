@@ -1,16 +1,31 @@
 """`motorec tokenize`: outputs, overwrite protection, errors naming the file and row."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
+from tok_helpers import clustered
 
 from motorec.cli import main
 from motorec.tokenizers import load_tokenizer
-from tok_helpers import clustered
 
-FAST = ["--set", "codebook_size=8", "--set", "levels=2", "--set", "latent_dim=4", "--set", "hidden=[16]",
-        "--set", "warmup_epochs=1", "--set", "epochs=1", "--set", "device=cpu"]
+FAST = [
+    "--set",
+    "codebook_size=8",
+    "--set",
+    "levels=2",
+    "--set",
+    "latent_dim=4",
+    "--set",
+    "hidden=[16]",
+    "--set",
+    "warmup_epochs=1",
+    "--set",
+    "epochs=1",
+    "--set",
+    "device=cpu",
+]
 
 
 def feature_folder(tmp_path, text: np.ndarray):
@@ -27,7 +42,15 @@ def test_tokenize_writes_code_table_tokenizer_and_diagnostics(tmp_path, capsys):
     assert main(["tokenize", "--data", str(folder), "--tokenizer", "rqvae", "--out", str(out), *FAST]) == 0
     assert "utilisation" in capsys.readouterr().out
     lines = (out / "codes.tsv").read_text().splitlines()
-    assert lines[0].split("\t") == ["itemID", "image_l0", "image_l1", "image_suffix", "text_l0", "text_l1", "text_suffix"]
+    assert lines[0].split("\t") == [
+        "itemID",
+        "image_l0",
+        "image_l1",
+        "image_suffix",
+        "text_l0",
+        "text_l1",
+        "text_suffix",
+    ]
     assert len(lines) == 61 and lines[5].split("\t")[0] == "4"
     codes = np.load(out / "codes.npy")
     assert codes.shape == (60, 6)
@@ -35,13 +58,32 @@ def test_tokenize_writes_code_table_tokenizer_and_diagnostics(tmp_path, capsys):
     report = json.loads((out / "diagnostics.json").read_text())
     assert report["modalities"]["text"]["collision_rate"] == 0.0
     tok = load_tokenizer(out)
-    assert np.array_equal(tok.encode({"text": np.load(folder / "text_feat.npy"),
-                                      "image": np.load(folder / "image_feat.npy")}), codes)
+    assert np.array_equal(
+        tok.encode({"text": np.load(folder / "text_feat.npy"), "image": np.load(folder / "image_feat.npy")}), codes
+    )
     # a non-empty --out is refused without --overwrite, accepted with it
     assert main(["tokenize", "--data", str(folder), "--tokenizer", "pq", "--out", str(out), "-m", "text"]) == 2
     assert "--overwrite" in capsys.readouterr().err
-    assert main(["tokenize", "--data", str(folder), "--tokenizer", "pq", "--out", str(out), "-m", "text",
-                 "--set", "codebook_size=8", "--overwrite", "--json"]) == 0
+    assert (
+        main(
+            [
+                "tokenize",
+                "--data",
+                str(folder),
+                "--tokenizer",
+                "pq",
+                "--out",
+                str(out),
+                "-m",
+                "text",
+                "--set",
+                "codebook_size=8",
+                "--overwrite",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["tokenizer"] == "pq"
     assert np.load(out / "codes.npy").shape == (60, 4)
 

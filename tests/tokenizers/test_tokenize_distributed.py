@@ -5,6 +5,7 @@ single-process fit closely (not exactly: the sparsity term's code usage is a per
 statistic and dead codes restart from rank 0's residuals); feature chunks are dealt out to the ranks and
 assembled by rank 0 into the same matrix. Subprocesses run under timeouts.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,19 +14,40 @@ import subprocess
 import sys
 
 import numpy as np
+from tok_helpers import clustered
 
 from motorec.cli import main
 from motorec.features import encode_texts
-from tok_helpers import clustered
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-FIT = ["--set", "codebook_size=8", "--set", "levels=2", "--set", "latent_dim=4", "--set", "hidden=[16]",
-       "--set", "warmup_epochs=2", "--set", "epochs=3", "--set", "batch_size=16", "--set", "device=cpu",
-       "--set", "collisions=none", "-m", "text"]
+FIT = [
+    "--set",
+    "codebook_size=8",
+    "--set",
+    "levels=2",
+    "--set",
+    "latent_dim=4",
+    "--set",
+    "hidden=[16]",
+    "--set",
+    "warmup_epochs=2",
+    "--set",
+    "epochs=3",
+    "--set",
+    "batch_size=16",
+    "--set",
+    "device=cpu",
+    "--set",
+    "collisions=none",
+    "-m",
+    "text",
+]
 
 
 def run(*args: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "motorec", *args], env=ENV, capture_output=True, text=True, timeout=150)
+    done = subprocess.run(
+        [sys.executable, "-m", "motorec", *args], env=ENV, capture_output=True, text=True, timeout=150
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -38,16 +60,34 @@ def test_two_rank_rqvae_fit_follows_the_single_process_fit(tmp_path):
     one, two = np.load(tmp_path / "one" / "codes.npy"), np.load(tmp_path / "two" / "codes.npy")
     assert one.shape == two.shape == (96, 2)
     assert (one[:, 0] == two[:, 0]).mean() >= 0.9  # the coarse level agrees; finer levels drift more
-    mse = [json.loads((tmp_path / d / "diagnostics.json").read_text())["modalities"]["text"]["reconstruction"]["mse"]
-           for d in ("one", "two")]
+    mse = [
+        json.loads((tmp_path / d / "diagnostics.json").read_text())["modalities"]["text"]["reconstruction"]["mse"]
+        for d in ("one", "two")
+    ]
     assert abs(mse[1] - mse[0]) <= 0.02 * mse[0]
 
 
 def test_two_rank_feature_extraction_equals_one_process(tmp_path):
     titles = [f"Item {i} about {('lamps', 'cups', 'chairs')[i % 3]}" for i in range(40)]
     (tmp_path / "items.csv").write_text("pid,title\n" + "".join(f"p{i},{t}\n" for i, t in enumerate(titles)))
-    run("features", "--items", str(tmp_path / "items.csv"), "--id-column", "pid", "--text-template", "{title}",
-        "--chunk-size", "6", "--quiet", "--device", "cpu", "--out", str(tmp_path / "two"), "--nproc", "2")
+    run(
+        "features",
+        "--items",
+        str(tmp_path / "items.csv"),
+        "--id-column",
+        "pid",
+        "--text-template",
+        "{title}",
+        "--chunk-size",
+        "6",
+        "--quiet",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "two"),
+        "--nproc",
+        "2",
+    )
     two = np.load(tmp_path / "two" / "text_feat.npy")
     assert two.shape == (40, 384)
     np.testing.assert_allclose(encode_texts(titles, device="cpu"), two, atol=1e-5)  # one process, same encoder

@@ -1,4 +1,5 @@
 """Synthetic clustered item features and fast settings shared by the tokenizer tests."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,6 +4,7 @@ with a clear error instead of a hang, and the checkpoint resumes in one process.
 
 Every subprocess runs under a timeout, so a regression that hangs fails the test instead of CI.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,16 @@ from motorec.training.evaluate import evaluate_run
 from motorec.training.runner import run_experiment
 
 DATA = "synthetic"
-COMMON = ["--set", "seeds=[2026]", "--set", "train.threads=1", "--set", "train.progress=false",
-          "--set", "dist.timeout_s=20"]
+COMMON = [
+    "--set",
+    "seeds=[2026]",
+    "--set",
+    "train.threads=1",
+    "--set",
+    "train.progress=false",
+    "--set",
+    "dist.timeout_s=20",
+]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -32,8 +41,26 @@ def motorec(*args: str) -> list[str]:
 
 def test_two_gloo_ranks_match_one_process_and_learn(tmp_path):
     out = tmp_path / "run"
-    done = subprocess.run(motorec("train", "--data", DATA, "--model", "lightgcn", "--out", str(out), "--nproc", "2",
-                                  "--set", "train.epochs=4", *COMMON), env=ENV, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        motorec(
+            "train",
+            "--data",
+            DATA,
+            "--model",
+            "lightgcn",
+            "--out",
+            str(out),
+            "--nproc",
+            "2",
+            "--set",
+            "train.epochs=4",
+            *COMMON,
+        ),
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     assert results["runs"][0]["processes"] == 2
@@ -52,7 +79,9 @@ def _rank_pid(agent: int, rank: int) -> int | None:
         if not proc.name.isdigit():
             continue
         try:
-            ppid = int(next(line for line in (proc / "status").read_text().splitlines() if line.startswith("PPid:")).split()[1])
+            ppid = int(
+                next(line for line in (proc / "status").read_text().splitlines() if line.startswith("PPid:")).split()[1]
+            )
             environ = (proc / "environ").read_bytes().split(b"\0")
         except (OSError, StopIteration):
             continue
@@ -63,8 +92,25 @@ def _rank_pid(agent: int, rank: int) -> int | None:
 
 def test_a_killed_rank_stops_the_run_with_an_error_and_the_checkpoint_resumes_on_one_process(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "motorec", "train",
-           "--data", DATA, "--model", "lightgcn", "--out", str(out), "--set", "train.epochs=2000", *COMMON]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "motorec",
+        "train",
+        "--data",
+        DATA,
+        "--model",
+        "lightgcn",
+        "--out",
+        str(out),
+        "--set",
+        "train.epochs=2000",
+        *COMMON,
+    ]
     agent = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         checkpoint = out / "seed_2026" / "checkpoint.pt"
@@ -86,8 +132,19 @@ def test_a_killed_rank_stops_the_run_with_an_error_and_the_checkpoint_resumes_on
     # the survivor never finished: no results, but a checkpoint written by rank 0 that one process resumes
     assert not (out / "results.json").exists()
     epoch = load_checkpoint(checkpoint)["epoch"]
-    results = run_experiment(DATA, "lightgcn", out, overrides=[f"train.epochs={epoch + 2}", "seeds=[2026]",
-                                                                "train.progress=false", "train.threads=1",
-                                                                "dist.timeout_s=20"], resume=True, allow_epochs_change=True)
+    results = run_experiment(
+        DATA,
+        "lightgcn",
+        out,
+        overrides=[
+            f"train.epochs={epoch + 2}",
+            "seeds=[2026]",
+            "train.progress=false",
+            "train.threads=1",
+            "dist.timeout_s=20",
+        ],
+        resume=True,
+        allow_epochs_change=True,
+    )
     history = json.loads((out / "seed_2026" / "result.json").read_text())["history"]
     assert history[-1]["epoch"] == epoch + 1 and results["runs"][0]["processes"] == 1

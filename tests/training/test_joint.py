@@ -1,6 +1,7 @@
 """MMQ fine-tuned against TIGER's own loss: the soft index is TIGER's lookup in value and carries
 its gradient to the tokenizer; the joint stage lowers the generator loss and re-encodes unique IDs;
 TIGER carries its weights over to new IDs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,9 +18,19 @@ from motorec.tokenizers.codebook import collision_rate
 from motorec.tokenizers.mmq import MMQTokenizer
 from motorec.training.joint import restart_steps
 
-SMALL_TIGER = dict(d_model=32, n_heads=2, n_layers=1, ff_dim=64, dropout=0.0, max_len=5, causal=True)
-SMALL_MMQ = dict(codebook_size=8, latent_dim=8, hidden=[16], epochs=3, batch_size=64, kmeans_iters=5, device="cpu",
-                 ft_tau=0.1, ft_lr=3e-3, ft_objective="generator")
+SMALL_TIGER = {"d_model": 32, "n_heads": 2, "n_layers": 1, "ff_dim": 64, "dropout": 0.0, "max_len": 5, "causal": True}
+SMALL_MMQ = {
+    "codebook_size": 8,
+    "latent_dim": 8,
+    "hidden": [16],
+    "epochs": 3,
+    "batch_size": 64,
+    "kmeans_iters": 5,
+    "device": "cpu",
+    "ft_tau": 0.1,
+    "ft_lr": 3e-3,
+    "ft_objective": "generator",
+}
 N_ITEMS = 40
 
 
@@ -28,8 +39,16 @@ def paired_walks(n_users: int = 150, length: int = 8) -> Dataset:
     rng = np.random.default_rng(0)
     starts = rng.integers(N_ITEMS, size=n_users)
     items = np.concatenate([(s + np.arange(length)) % N_ITEMS for s in starts])
-    return loo_split(Dataset(name="walk", n_users=n_users, n_items=N_ITEMS, users=np.repeat(np.arange(n_users), length),
-                             items=items, timestamps=np.tile(np.arange(length), n_users)))
+    return loo_split(
+        Dataset(
+            name="walk",
+            n_users=n_users,
+            n_items=N_ITEMS,
+            users=np.repeat(np.arange(n_users), length),
+            items=items,
+            timestamps=np.tile(np.arange(length), n_users),
+        )
+    )
 
 
 @pytest.fixture()

@@ -1,4 +1,5 @@
 """BPR sampling: one process keeps its stream; ranks split every global batch into disjoint shares."""
+
 from __future__ import annotations
 
 import torch
@@ -15,7 +16,7 @@ def test_ranks_take_disjoint_shares_of_every_global_batch_and_equal_step_counts(
     batch = 333  # per rank; the last global batch of the epoch is ragged
     epochs = [list(s.epoch(batch)) for s in ranks]
     assert len({len(e) for e in epochs}) == 1 and len(epochs[0]) == ranks[0].n_batches(batch) == -(-len(one) // 999)
-    keys = lambda u, i: (u * ds.n_items + i).tolist()  # noqa: E731
+    keys = lambda u, i: (u * ds.n_items + i).tolist()
     seen = []
     for step in range(len(epochs[0])):
         parts = [keys(e[step][0], e[step][1]) for e in epochs]

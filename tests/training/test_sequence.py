@@ -1,5 +1,6 @@
 """The next-item trainer: TIGER (both encoders, both level losses) and SASRec learn a deterministic
 next-item rule through `fit` (the one early-stopping loop), an untrained model does not."""
+
 from __future__ import annotations
 
 import itertools
@@ -14,7 +15,7 @@ from motorec.generative.sequences import build_sequences
 from motorec.generative.tiger import TIGER
 from motorec.training.sequence import SequenceTrainConfig, evaluate, fit
 
-SMALL = dict(d_model=32, n_heads=2, n_layers=1, ff_dim=64, dropout=0.0, max_len=5)
+SMALL = {"d_model": 32, "n_heads": 2, "n_layers": 1, "ff_dim": 64, "dropout": 0.0, "max_len": 5}
 
 
 def cyclic_dataset(n_users: int = 120, n_items: int = 40, length: int = 8) -> Dataset:
@@ -27,8 +28,16 @@ def cyclic_dataset(n_users: int = 120, n_items: int = 40, length: int = 8) -> Da
             users.append(u)
             items.append((start + t) % n_items)
             times.append(t)
-    return loo_split(Dataset(name="cyc", n_users=n_users, n_items=n_items, users=np.array(users),
-                             items=np.array(items), timestamps=np.array(times)))
+    return loo_split(
+        Dataset(
+            name="cyc",
+            n_users=n_users,
+            n_items=n_items,
+            users=np.array(users),
+            items=np.array(items),
+            timestamps=np.array(times),
+        )
+    )
 
 
 @pytest.mark.parametrize("causal,level_loss", [(False, "full"), (True, "full"), (True, "trie")])
@@ -46,7 +55,9 @@ def test_sasrec_learns_a_deterministic_sequence():
     data = build_sequences(cyclic_dataset(), max_len=5)
     torch.manual_seed(0)
     sasrec = SASRec(40, d_model=32, n_heads=2, n_layers=1, dropout=0.0, max_len=5)
-    sas_cfg = SequenceTrainConfig(epochs=25, batch_size=16, lr=3e-3, patience=25)  # one window per user: smaller batches
+    sas_cfg = SequenceTrainConfig(
+        epochs=25, batch_size=16, lr=3e-3, patience=25
+    )  # one window per user: smaller batches
     assert fit(sasrec, data, sas_cfg, seed=0)["test"]["all"]["recall@5"] > 0.75
     # an untrained model does not (34 candidates after masking the train items): the test can fail
     assert evaluate(SASRec(40, d_model=32, n_heads=2, n_layers=1, max_len=5), data, "test")["all"]["recall@5"] < 0.5

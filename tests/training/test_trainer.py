@@ -1,4 +1,5 @@
 """The shared loop: early stopping, best-valid selection, --resume, multi-seed results, exports."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,9 @@ import pytest
 import torch
 
 import motorec.training.trainer as trainer
+from motorec.checkpoint import load_checkpoint
 from motorec.cli import main
 from motorec.data import load_dataset
-from motorec.checkpoint import load_checkpoint
 
 BASE = ["--set", "train.progress=false", "--set", "train.threads=1", "--set", "model.embedding_dim=16"]
 
@@ -77,7 +78,7 @@ def test_multi_seed_results_schema_and_topk(tmp_path, capsys):
     assert results["seeds"] == [1, 2]
     assert set(results["test"]) == {"all", "warm", "cold@full", "cold@cold"}
     for section in ("valid", "test", "test_std"):
-        for group, metrics in results[section].items():
+        for metrics in results[section].values():
             for name in metrics:
                 assert re.fullmatch(r"[a-z_]+(@\d+)?", name), name
             assert {"recall@20", "ndcg@20", "precision@20", "map@20", "hit@20", "recall@50"} <= set(metrics)

@@ -3,11 +3,12 @@
 Each variant is the full model plus a few config overrides, trained and tested exactly like
 `motorec train` (same seeds, validation-only selection), so the rows differ only by the component.
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -28,8 +29,15 @@ VARIANTS: dict[str, list[str]] = {
 METRIC = "recall@20"
 
 
-def run_ablation(data: str, out: Path, split: str | None = None, overrides: list[str] | None = None,
-                 variants: list[str] | None = None, overwrite: bool = False, resume: bool = False) -> dict[str, Any]:
+def run_ablation(
+    data: str,
+    out: Path,
+    split: str | None = None,
+    overrides: list[str] | None = None,
+    variants: list[str] | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+) -> dict[str, Any]:
     """Train every variant under out/<variant>; write out/ablation.json and out/ablation.md."""
     from motorec.training import run_experiment
 
@@ -41,12 +49,31 @@ def run_ablation(data: str, out: Path, split: str | None = None, overrides: list
     with claim_report_dir(out, "ablation", "ablation.json") as out:
         for name in names:
             console.print(f"[bold]ablation {name}[/bold] {' '.join(VARIANTS[name]) or '(full model)'}")
-            res = run_experiment(data, "motorec", out / name, split, None, [*(overrides or []), *VARIANTS[name]],
-                                 overwrite=overwrite, resume=resume)
-            rows[name] = {"overrides": VARIANTS[name], "valid": res["valid"], "test": res["test"],
-                          "test_std": res["test_std"], "seeds": res["seeds"], "split_sha256": res["split_sha256"]}
-        report = {"data": str(data), "split": split, "common_overrides": overrides or [], "metric": METRIC,
-                  "variants": rows}
+            res = run_experiment(
+                data,
+                "motorec",
+                out / name,
+                split,
+                None,
+                [*(overrides or []), *VARIANTS[name]],
+                overwrite=overwrite,
+                resume=resume,
+            )
+            rows[name] = {
+                "overrides": VARIANTS[name],
+                "valid": res["valid"],
+                "test": res["test"],
+                "test_std": res["test_std"],
+                "seeds": res["seeds"],
+                "split_sha256": res["split_sha256"],
+            }
+        report = {
+            "data": str(data),
+            "split": split,
+            "common_overrides": overrides or [],
+            "metric": METRIC,
+            "variants": rows,
+        }
         atomic_write_text(out / "ablation.json", json.dumps(report, indent=2))
         atomic_write_text(out / "ablation.md", ablation_markdown(report))
     return report
@@ -57,8 +84,12 @@ def ablation_markdown(report: dict[str, Any]) -> str:
     rows = report["variants"]
     groups = list(next(iter(rows.values()))["test"])
     head = ["variant", "overrides", "valid all", *(f"test {g}" for g in groups)]
-    lines = [f"Test {METRIC}, mean ± std over seeds; selection on valid `all` {METRIC}.", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [
+        f"Test {METRIC}, mean ± std over seeds; selection on valid `all` {METRIC}.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     for name, row in rows.items():
         cells = [name, " ".join(row["overrides"]) or "—", f"{row['valid']['all'][METRIC]:.4f}"]
         cells += [f"{row['test'][g][METRIC]:.4f} ± {row['test_std'][g][METRIC]:.4f}" for g in groups]
@@ -69,9 +100,9 @@ def ablation_markdown(report: dict[str, Any]) -> str:
 def ablate(
     data: str = typer.Option("synthetic-cold", help="Dataset folder or 'synthetic-cold'."),
     out: Path = typer.Option(..., help="Directory for one run per variant plus ablation.md / ablation.json."),
-    split: Optional[str] = typer.Option(None, help="Split file (.inter) inside the data folder."),
+    split: str | None = typer.Option(None, help="Split file (.inter) inside the data folder."),
     set_: list[str] = typer.Option([], "--set", help="Override applied to every variant: key=value (repeatable)."),
-    variants: Optional[str] = typer.Option(None, help=f"Comma-separated subset of: {', '.join(VARIANTS)}."),
+    variants: str | None = typer.Option(None, help=f"Comma-separated subset of: {', '.join(VARIANTS)}."),
     overwrite: bool = typer.Option(False, help="Replace existing variant runs."),
     resume: bool = typer.Option(False, help="Reuse finished variant seeds and continue interrupted ones."),
 ) -> None:

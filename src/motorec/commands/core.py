@@ -1,9 +1,9 @@
 """Core commands: demo, data stats/split, train, evaluate."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -17,8 +17,9 @@ data_app = typer.Typer(help="Inspect and split datasets.", no_args_is_help=True)
 SHOW_METRICS = ("recall@10", "recall@20", "ndcg@20", "precision@20", "hit@20", "map@20")
 
 
-def metrics_table(title: str, metrics: dict[str, dict[str, float]], std: dict | None = None,
-                  columns: tuple[str, ...] = SHOW_METRICS) -> Table:
+def metrics_table(
+    title: str, metrics: dict[str, dict[str, float]], std: dict | None = None, columns: tuple[str, ...] = SHOW_METRICS
+) -> Table:
     """One row per group, one column per metric (with ± std over seeds when given)."""
     table = Table(title=title)
     table.add_column("group")
@@ -39,7 +40,7 @@ def metrics_table(title: str, metrics: dict[str, dict[str, float]], std: dict | 
 @data_app.command("stats")
 def data_stats(
     path: str = typer.Argument(..., help="Dataset folder (MMRec or LC-Rec layout) or 'synthetic'."),
-    split: Optional[str] = typer.Option(None, help="Split file (.inter) inside the folder."),
+    split: str | None = typer.Option(None, help="Split file (.inter) inside the folder."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Users, items, interactions, density, degree percentiles, cold items, modalities."""
@@ -74,8 +75,11 @@ def data_split(
     for target in (out, out.with_name(out.stem + ".cold_items.txt")):
         check_output_file(target, [path])
     ds = load_dataset(path)
-    splitters = {"random": lambda d: random_split(d, seed=seed), "loo": loo_split,
-                 "cold": lambda d: cold_split(d, cold_fraction, seed=seed)}
+    splitters = {
+        "random": lambda d: random_split(d, seed=seed),
+        "loo": loo_split,
+        "cold": lambda d: cold_split(d, cold_fraction, seed=seed),
+    }
     if kind not in splitters:
         raise MotorecError(f"--kind '{kind}': choose one of {', '.join(splitters)}.")
     written = write_mmrec(splitters[kind](ds), out)
@@ -103,15 +107,19 @@ def train(
     data: str = typer.Option(..., help="Dataset folder (MMRec or LC-Rec layout) or 'synthetic[-cold]'."),
     model: str = typer.Option(..., help="Model name (see `motorec models`)."),
     out: Path = typer.Option(..., help="Run directory for results.json, topk_test.tsv and checkpoints."),
-    split: Optional[str] = typer.Option(None, help="Split file (.inter) inside the data folder."),
-    config: Optional[Path] = typer.Option(None, help="YAML file layered over the packaged configs."),
+    split: str | None = typer.Option(None, help="Split file (.inter) inside the data folder."),
+    config: Path | None = typer.Option(None, help="YAML file layered over the packaged configs."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: key=value (repeatable)."),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory written by motorec."),
-    resume: bool = typer.Option(False, help="Continue an interrupted run from its checkpoints (same model, "
-                                            "config, data and split only)."),
+    resume: bool = typer.Option(
+        False, help="Continue an interrupted run from its checkpoints (same model, config, data and split only)."
+    ),
     allow_epochs_change: bool = typer.Option(False, help="With --resume: accept a different train.epochs."),
-    nproc: int = typer.Option(1, help="Data-parallel processes: N > 1 runs this command under `torchrun --standalone "
-                                      "--nproc_per_node N` (gloo on CPU, NCCL on GPU; docs/scale.md)."),
+    nproc: int = typer.Option(
+        1,
+        help="Data-parallel processes: N > 1 runs this command under `torchrun --standalone "
+        "--nproc_per_node N` (gloo on CPU, NCCL on GPU; docs/scale.md).",
+    ),
 ) -> None:
     """Train a model over the configured seeds with validation-only selection; test once."""
     from motorec.api import train as train_run
@@ -120,20 +128,34 @@ def train(
 
     if relaunch_under_torchrun(nproc):
         return
-    results = train_run(data, model, out=out, split=split, config=config, settings=set_, overwrite=overwrite,
-                        resume=resume, allow_epochs_change=allow_epochs_change).metrics
+    results = train_run(
+        data,
+        model,
+        out=out,
+        split=split,
+        config=config,
+        settings=set_,
+        overwrite=overwrite,
+        resume=resume,
+        allow_epochs_change=allow_epochs_change,
+    ).metrics
     if not current().is_main:  # the other ranks of a torchrun launch train but do not print
         return
-    console.print(metrics_table(f"{model} on {results['dataset']} — test (mean ± std over {len(results['seeds'])} seeds)",
-                                results["test"], results["test_std"]))
+    console.print(
+        metrics_table(
+            f"{model} on {results['dataset']} — test (mean ± std over {len(results['seeds'])} seeds)",
+            results["test"],
+            results["test_std"],
+        )
+    )
     console.print(f"wrote {out / 'results.json'} and {out / 'topk_test.tsv'}")
 
 
 def evaluate(
     run_dir: Path = typer.Argument(..., help="A run directory written by `motorec train`."),
     split: str = typer.Option("test", help="valid or test."),
-    seed: Optional[int] = typer.Option(None, help="Which seed's best checkpoint (default: the first)."),
-    export: Optional[Path] = typer.Option(None, help="Write the top-50 lists (userID + 50 items, TSV)."),
+    seed: int | None = typer.Option(None, help="Which seed's best checkpoint (default: the first)."),
+    export: Path | None = typer.Option(None, help="Write the top-50 lists (userID + 50 items, TSV)."),
 ) -> None:
     """Re-evaluate a trained run's best-valid checkpoint (and export its top-K lists)."""
     from motorec.api import load_run
@@ -177,5 +199,3 @@ def register(app: typer.Typer) -> None:
     app.command()(evaluate)
     app.command()(models)
     app.command()(demo)
-
-

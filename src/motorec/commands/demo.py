@@ -4,6 +4,7 @@ No network and no ../shared: the synthetic catalogue's content really predicts w
 item, so the demo shows what a content path buys: cold items in real top-K lists, with the
 semantic tokens that placed them.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,16 +13,20 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from motorec.training import run_experiment
 from motorec.models.factory import load_trained
+from motorec.training import run_experiment
 
 console = Console()
 DEMO_DATA = "synthetic-cold"
 GROUPS = ("all", "warm", "cold@full", "cold@cold")
 # Sized for the 900-item synthetic catalogue and a ~2 minute budget on 2 CPU cores.
 MODEL_OVERRIDES = {
-    "motorec": ["train.lr=0.005", "model.tokenizer.codebook_size=64", "model.tokenizer.hidden=[128]",
-                "model.tokenizer.epochs=20"],
+    "motorec": [
+        "train.lr=0.005",
+        "model.tokenizer.codebook_size=64",
+        "model.tokenizer.hidden=[128]",
+        "model.tokenizer.epochs=20",
+    ],
 }
 
 
@@ -31,8 +36,9 @@ def run_demo(out: Path, epochs: int, models: tuple[str, ...] = ("lightgcn", "mot
     common = ["seeds=[2026]", f"train.epochs={epochs}", "train.patience=10", "train.progress=false"]
     for name in models:
         console.print(f"[bold]training {name} on {DEMO_DATA}[/bold]")
-        results[name] = run_experiment(DEMO_DATA, name, out / name, overrides=common + MODEL_OVERRIDES.get(name, []),
-                                       overwrite=True)
+        results[name] = run_experiment(
+            DEMO_DATA, name, out / name, overrides=common + MODEL_OVERRIDES.get(name, []), overwrite=True
+        )
     table = Table(title=f"{DEMO_DATA}: test recall@20 (validation-selected); cold@full = cold items in the real top-20")
     table.add_column("model")
     for g in GROUPS:
@@ -55,7 +61,8 @@ def show_recommendations(run_dir: Path, n_users: int = 3, k: int = 10) -> None:
     ds, _, model = load_trained(run_dir)
     cold = ds.cold_mask()
     titles = ds.item_table["title"] if ds.item_table is not None else None
-    tokens = model.tokens() if hasattr(model, "tokens") else {}
+    tokens_of = getattr(model, "tokens", None)  # models with item tokens (MoToRec)
+    tokens = tokens_of() if tokens_of is not None else {}
     for user in np.linspace(0, ds.n_users - 1, n_users).astype(int):
         recs = model.recommend(int(user), k=k)
         table = Table(title=f"user {user}: top-{k} ({model.name}); * = cold item, never seen in training")

@@ -1,9 +1,10 @@
 """`motorec explain`: what a trained run's tokens mean, offline (the service's /tokens, from a run)."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -24,11 +25,15 @@ def _items(meaning: dict[str, Any]) -> str:
 
 
 def print_item(result: dict[str, Any]) -> None:
-    console.print(f"[bold]{result['title'] or result['id']}[/bold] (id {result['id']}, "
-                  f"{result['train_interactions']} train interactions)")
+    console.print(
+        f"[bold]{result['title'] or result['id']}[/bold] (id {result['id']}, "
+        f"{result['train_interactions']} train interactions)"
+    )
     for t in result["tokens"]:
-        console.print(f"\n[bold]{t['modality']}:{t['level']}:{t['code']}[/bold]  shared with {t['n_items']} training items",
-                      highlight=False)
+        console.print(
+            f"\n[bold]{t['modality']}:{t['level']}:{t['code']}[/bold]  shared with {t['n_items']} training items",
+            highlight=False,
+        )
         if t["kind"] == "code":
             console.print(f"  items: {_items(t)}", highlight=False)
             console.print(f"  words: {_words(t)}", highlight=False)
@@ -36,12 +41,15 @@ def print_item(result: dict[str, Any]) -> None:
 
 def explain(
     run_dir: Path = typer.Argument(..., help="A finished run of a token model (MoToRec, or --set item_repr=motor)."),
-    item: Optional[str] = typer.Option(None, help="Item id as the dataset names it (i_id_mapping.csv; e.g. 50 for "
-                                                  "MovieLens movie_id 50), else the internal item index."),
-    token: Optional[str] = typer.Option(None, help="A token MODALITY:LEVEL:CODE, e.g. text:0:17."),
+    item: str | None = typer.Option(
+        None,
+        help="Item id as the dataset names it (i_id_mapping.csv; e.g. 50 for "
+        "MovieLens movie_id 50), else the internal item index.",
+    ),
+    token: str | None = typer.Option(None, help="A token MODALITY:LEVEL:CODE, e.g. text:0:17."),
     max_items: int = typer.Option(10, help="Training items listed per token."),
     words: int = typer.Option(8, help="Typical words listed per token."),
-    seed: Optional[int] = typer.Option(None, help="Which seed's checkpoint (default: the run's first)."),
+    seed: int | None = typer.Option(None, help="Which seed's checkpoint (default: the run's first)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """An item's tokens per modality and level, with the training items that share each token and

@@ -1,11 +1,12 @@
 """`motorec features`: raw item content (text fields, images) -> feature matrices, resumable."""
+
 from __future__ import annotations
 
 import sys
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -25,22 +26,22 @@ def register(app: typer.Typer) -> None:
 def features(
     out: Path = typer.Option(..., "--out", help="Output folder: *_feat.npy, features.json, i_id_mapping.csv."),
     preset: str = typer.Option("generic", "--preset", help="ml100k | scientific | generic."),
-    raw: Optional[Path] = typer.Option(None, "--raw", help="Raw folder of the ml100k / scientific preset."),
-    items: Optional[Path] = typer.Option(None, "--items", help="Item table (generic): csv, tsv, json, jsonl, parquet."),
-    id_column: Optional[str] = typer.Option(None, "--id-column", help="Column holding item ids (generic)."),
-    id_mapping: Optional[Path] = typer.Option(None, "--id-mapping", help="raw id<TAB>itemID file: row i = itemID i."),
-    text_template: Optional[str] = typer.Option(None, "--text-template", help='Format string, e.g. "{title}. {desc}".'),
-    image_dir: Optional[Path] = typer.Option(None, "--image-dir", help="Folder the image pattern is relative to."),
-    image_pattern: Optional[str] = typer.Option(None, "--image-pattern", help='Image path per item, e.g. "{id}.jpg".'),
-    modalities: Optional[str] = typer.Option(None, "--modalities", help="Subset: text, image or text,image."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N items (to try a recipe)."),
+    raw: Path | None = typer.Option(None, "--raw", help="Raw folder of the ml100k / scientific preset."),
+    items: Path | None = typer.Option(None, "--items", help="Item table (generic): csv, tsv, json, jsonl, parquet."),
+    id_column: str | None = typer.Option(None, "--id-column", help="Column holding item ids (generic)."),
+    id_mapping: Path | None = typer.Option(None, "--id-mapping", help="raw id<TAB>itemID file: row i = itemID i."),
+    text_template: str | None = typer.Option(None, "--text-template", help='Format string, e.g. "{title}. {desc}".'),
+    image_dir: Path | None = typer.Option(None, "--image-dir", help="Folder the image pattern is relative to."),
+    image_pattern: str | None = typer.Option(None, "--image-pattern", help='Image path per item, e.g. "{id}.jpg".'),
+    modalities: str | None = typer.Option(None, "--modalities", help="Subset: text, image or text,image."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N items (to try a recipe)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Texts per encoder call."),
     image_batch_size: int = typer.Option(16, "--image-batch-size", min=1, help="Images per encoder call."),
     chunk_size: int = typer.Option(512, "--chunk-size", min=1, help="Rows per resumable chunk."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Reuse finished chunks of an interrupted run."),
     keep_chunks: bool = typer.Option(False, "--keep-chunks", help="Keep out/chunks/ after assembling."),
-    reference: Optional[Path] = typer.Option(
+    reference: Path | None = typer.Option(
         None, "--reference", help="Folder with published *_feat.npy: report the row-wise cosine against them."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),

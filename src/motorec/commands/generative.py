@@ -4,11 +4,11 @@ motorec exp generative --data DIR --ids sasrec|rqvae|pq|mmq|mmq-ft --out DIR
 motorec exp rank --data DIR --features id,sid,both --ids mmq --out DIR
 motorec exp bench-generate --data DIR --ids mmq --out FILE
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -24,7 +24,7 @@ def generative(
     data: str = typer.Option(..., help="Dataset folder (MMRec or LC-Rec); re-split chronologically leave-one-out."),
     ids: str = typer.Option("mmq", help="sasrec (item IDs) or the semantic IDs of rqvae, pq, mmq, mmq-ft."),
     out: Path = typer.Option(..., help="Run directory: results.json and seed_<s>/ (result.json, tokenizer/)."),
-    config: Optional[Path] = typer.Option(None, help="YAML file layered over the packaged configs/tasks/."),
+    config: Path | None = typer.Option(None, help="YAML file layered over the packaged configs/tasks/."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: key=value (repeatable)."),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
     resume: bool = typer.Option(False, help="Keep finished seeds of an interrupted run."),
@@ -33,8 +33,14 @@ def generative(
     from motorec.experiments.generative import run_generative
 
     summary = run_generative(data, ids, out, config, set_, overwrite, resume)
-    console.print(metrics_table(f"{ids} on {summary['dataset']}: test, mean ± std over {len(summary['seeds'])} seed(s)",
-                                summary["test"], summary["test_std"], columns=GEN_METRICS))
+    console.print(
+        metrics_table(
+            f"{ids} on {summary['dataset']}: test, mean ± std over {len(summary['seeds'])} seed(s)",
+            summary["test"],
+            summary["test_std"],
+            columns=GEN_METRICS,
+        )
+    )
     console.print(f"wrote {out / 'results.json'}")
 
 
@@ -43,7 +49,7 @@ def rank(
     features: str = typer.Option("id,sid,both", help="Comma-separated item feature sets: id, sid, both."),
     ids: str = typer.Option("mmq", help="Semantic IDs for sid/both: rqvae, pq, mmq, mmq-ft."),
     out: Path = typer.Option(..., help="Run directory: results.json and seed_<s>/result.json."),
-    config: Optional[Path] = typer.Option(None, help="YAML file layered over the packaged configs/tasks/."),
+    config: Path | None = typer.Option(None, help="YAML file layered over the packaged configs/tasks/."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: key=value (repeatable)."),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
     resume: bool = typer.Option(False, help="Keep finished seeds of an interrupted run."),
@@ -53,14 +59,21 @@ def rank(
 
     sets = parse_feature_sets(features)
     summary = run_rank(data, sets, ids, out, config, set_, overwrite, resume)
-    table = Table(title=f"rating > 3 on {summary['dataset']} ({ids} IDs): test, mean ± std over {len(summary['seeds'])} seed(s)")
+    table = Table(
+        title=f"rating > 3 on {summary['dataset']} ({ids} IDs): test, mean ± std over {len(summary['seeds'])} seed(s)"
+    )
     for col in ("features", "group", "AUC", "GAUC", "rows"):
         table.add_column(col)
     for f in sets:
         mean, std = summary[f]["test"], summary[f]["test_std"]
         for g in mean:
-            table.add_row(f, g, f"{mean[g]['auc']:.4f} ± {std[g]['auc']:.4f}", f"{mean[g]['gauc']:.4f} ± {std[g]['gauc']:.4f}",
-                          str(int(mean[g]["rows"])))
+            table.add_row(
+                f,
+                g,
+                f"{mean[g]['auc']:.4f} ± {std[g]['auc']:.4f}",
+                f"{mean[g]['gauc']:.4f} ± {std[g]['gauc']:.4f}",
+                str(int(mean[g]["rows"])),
+            )
     console.print(table)
     console.print(f"wrote {out / 'results.json'}")
 

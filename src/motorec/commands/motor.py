@@ -5,13 +5,14 @@ of it, and reports parameters and checkpoint bytes, so the growth with the numbe
 measured, not asserted. `motor-table` trains (or reuses) one run directory per benchmark x model x
 item representation and writes a single markdown table.
 """
+
 from __future__ import annotations
 
 import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,11 +37,14 @@ class Benchmark:
     groups: tuple[str, ...]
 
 
-BENCHMARKS = {b.name: b for b in (
-    Benchmark("ml100k-mm", "ml100k-mm", "ml100k-mm.inter", WARM_GROUPS),
-    Benchmark("ml100k-mm-cold", "ml100k-mm", "ml100k-mm-cold.inter", COLD_GROUPS),
-    Benchmark("scientific-cold", "amazon-scientific", "scientific-cold.inter", COLD_GROUPS),
-)}
+BENCHMARKS = {
+    b.name: b
+    for b in (
+        Benchmark("ml100k-mm", "ml100k-mm", "ml100k-mm.inter", WARM_GROUPS),
+        Benchmark("ml100k-mm-cold", "ml100k-mm", "ml100k-mm-cold.inter", COLD_GROUPS),
+        Benchmark("scientific-cold", "amazon-scientific", "scientific-cold.inter", COLD_GROUPS),
+    )
+}
 
 
 # ------------------------------------------------------------------------------------- size
@@ -52,9 +56,14 @@ def tile_catalogue(ds: Dataset, times: int) -> Dataset:
     n = ds.n_items
     tile = lambda a: None if a is None else np.tile(a, times)
     return Dataset(
-        name=f"{ds.name}x{times}", n_users=ds.n_users, n_items=n * times, users=np.tile(ds.users, times),
-        items=np.concatenate([ds.items + k * n for k in range(times)]), labels=tile(ds.labels),
-        ratings=tile(ds.ratings), timestamps=tile(ds.timestamps),
+        name=f"{ds.name}x{times}",
+        n_users=ds.n_users,
+        n_items=n * times,
+        users=np.tile(ds.users, times),
+        items=np.concatenate([ds.items + k * n for k in range(times)]),
+        labels=tile(ds.labels),
+        ratings=tile(ds.ratings),
+        timestamps=tile(ds.timestamps),
         modalities={m: np.tile(np.asarray(f), (times, 1)) for m, f in ds.modalities.items()},
         cold_items=None if ds.cold_items is None else np.concatenate([ds.cold_items + k * n for k in range(times)]),
     )
@@ -72,7 +81,9 @@ def size_of(model: torch.nn.Module) -> dict[str, int]:
     }
 
 
-def size_table(data: str, split: str | None, models: list[str], scales: list[int], overrides: list[str]) -> list[dict[str, Any]]:
+def size_table(
+    data: str, split: str | None, models: list[str], scales: list[int], overrides: list[str]
+) -> list[dict[str, Any]]:
     """One row per model x item representation x catalogue scale."""
     from motorec.models.factory import build_model, cache_dir_of
     from motorec.training.runner import load_run_inputs
@@ -89,13 +100,18 @@ def size_table(data: str, split: str | None, models: list[str], scales: list[int
 
 def size_markdown(rows: list[dict[str, Any]]) -> str:
     scales = sorted({r["n_items"] for r in rows})
-    head = "| model | item_repr | " + " | ".join(f"params @ {n} items | item-side @ {n} | ckpt KiB @ {n}" for n in scales)
+    head = "| model | item_repr | " + " | ".join(
+        f"params @ {n} items | item-side @ {n} | ckpt KiB @ {n}" for n in scales
+    )
     lines = [head + " | item-side growth / item |", "|" + "---|" * (2 + 3 * len(scales) + 1)]
     keyed: dict[tuple[str, str], dict[int, dict]] = {}
     for r in rows:
         keyed.setdefault((r["model"], r["item_repr"]), {})[r["n_items"]] = r
     for (model, repr_), by_n in keyed.items():
-        cells = [f"{by_n[n]['params']:,} | {by_n[n]['item_params']:,} | {by_n[n]['checkpoint_bytes'] / 1024:,.0f}" for n in scales]
+        cells = [
+            f"{by_n[n]['params']:,} | {by_n[n]['item_params']:,} | {by_n[n]['checkpoint_bytes'] / 1024:,.0f}"
+            for n in scales
+        ]
         growth = (by_n[scales[-1]]["item_params"] - by_n[scales[0]]["item_params"]) / max(scales[-1] - scales[0], 1)
         lines.append(f"| {model} | {repr_} | " + " | ".join(cells) + f" | {growth:g} |")
     return "\n".join(lines)
@@ -103,7 +119,7 @@ def size_markdown(rows: list[dict[str, Any]]) -> str:
 
 def size(
     data: str = typer.Option(..., help="Dataset folder (MMRec or LC-Rec layout) or 'synthetic[-cold]'."),
-    split: Optional[str] = typer.Option(None, help="Split file (.inter) inside the data folder."),
+    split: str | None = typer.Option(None, help="Split file (.inter) inside the data folder."),
     models: str = typer.Option("bpr,lightgcn", help="Comma-separated model names."),
     scale: list[int] = typer.Option([1, 2], help="Catalogue tilings to measure (repeatable)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: key=value (repeatable)."),
@@ -119,7 +135,9 @@ def run_dir_of(out: Path, bench: str, model: str, repr_: str) -> Path:
     return out / bench / f"{model}-{repr_}"
 
 
-def ensure_run(data_root: Path, out: Path, bench: Benchmark, model: str, repr_: str, overrides: list[str], train: bool) -> dict | None:
+def ensure_run(
+    data_root: Path, out: Path, bench: Benchmark, model: str, repr_: str, overrides: list[str], train: bool
+) -> dict | None:
     """results.json of this cell, training it first (resumably) when asked and missing."""
     run_dir = run_dir_of(out, bench.name, model, repr_)
     results = run_dir / "results.json"
@@ -130,8 +148,14 @@ def ensure_run(data_root: Path, out: Path, bench: Benchmark, model: str, repr_: 
     from motorec.training import run_experiment
 
     console.print(f"[bold]training {model} ({repr_}) on {bench.name}[/bold]")
-    return run_experiment(data_root / bench.folder, model, run_dir, bench.split,
-                          overrides=[*overrides, f"item_repr={repr_}"], resume=run_dir.exists())
+    return run_experiment(
+        data_root / bench.folder,
+        model,
+        run_dir,
+        bench.split,
+        overrides=[*overrides, f"item_repr={repr_}"],
+        resume=run_dir.exists(),
+    )
 
 
 def _cell(res: dict | None, group: str, metric: str = "recall@20") -> str:
@@ -140,17 +164,26 @@ def _cell(res: dict | None, group: str, metric: str = "recall@20") -> str:
     return f"{res['test'][group][metric]:.4f} ± {res['test_std'][group][metric]:.4f}"
 
 
-def table_markdown(results: dict[tuple[str, str, str], dict | None], benches: list[Benchmark], models: list[str],
-                   params: dict[tuple[str, str], int]) -> str:
+def table_markdown(
+    results: dict[tuple[str, str, str], dict | None],
+    benches: list[Benchmark],
+    models: list[str],
+    params: dict[tuple[str, str], int],
+) -> str:
     cols = [(b, g) for b in benches for g in b.groups]
-    lines = ["| model | item_repr | params | " + " | ".join(f"{b.name} {g}" for b, g in cols) + " | seeds |",
-             "|" + "---|" * (len(cols) + 4)]
+    lines = [
+        "| model | item_repr | params | " + " | ".join(f"{b.name} {g}" for b, g in cols) + " | seeds |",
+        "|" + "---|" * (len(cols) + 4),
+    ]
     for model in models:
         for repr_ in REPRS:
             cells = [_cell(results[(b.name, model, repr_)], g) for b, g in cols]
             seeds = sorted({len(r["seeds"]) for b in benches if (r := results[(b.name, model, repr_)]) is not None})
-            lines.append(f"| {model} | {repr_} | {params.get((model, repr_), 0):,} | " + " | ".join(cells)
-                         + f" | {'/'.join(map(str, seeds)) or '—'} |")
+            lines.append(
+                f"| {model} | {repr_} | {params.get((model, repr_), 0):,} | "
+                + " | ".join(cells)
+                + f" | {'/'.join(map(str, seeds)) or '—'} |"
+            )
     return "\n".join(lines)
 
 
@@ -189,8 +222,12 @@ def motor_table(
     if not benches:
         raise MotorecError("--benchmarks: name at least one of " + ", ".join(BENCHMARKS) + ".")
     with claim_report_dir(out, "motor-table", "motor_table.md") as out:
-        results = {(b.name, m, r): ensure_run(data_root, out, b, m, r, set_, train)
-                   for b in benches for m in names for r in REPRS}
+        results = {
+            (b.name, m, r): ensure_run(data_root, out, b, m, r, set_, train)
+            for b in benches
+            for m in names
+            for r in REPRS
+        }
         first = benches[0]
         rows = size_table(str(data_root / first.folder), first.split, names, [1], set_)
         text = table_markdown(results, benches, names, {(r["model"], r["item_repr"]): r["params"] for r in rows})
@@ -207,7 +244,9 @@ def _names(csv: str) -> list[str]:
 
 def _benchmark(name: str) -> Benchmark:
     if name not in BENCHMARKS:
-        raise MotorecError(f"unknown benchmark '{name}'. Known: {', '.join(BENCHMARKS)}.{did_you_mean(name, BENCHMARKS)}")
+        raise MotorecError(
+            f"unknown benchmark '{name}'. Known: {', '.join(BENCHMARKS)}.{did_you_mean(name, BENCHMARKS)}"
+        )
     return BENCHMARKS[name]
 
 

@@ -1,4 +1,5 @@
 """`motorec report`: an HTML page with plots for one or several finished runs."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,9 +1,10 @@
 """`motorec tokenize`: fit a tokenizer on item features, write the code table and diagnostics."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import typer
@@ -87,7 +88,14 @@ def diagnostics_table(report: dict[str, Any]) -> Table:
     for name, mod in report["modalities"].items():
         sparsity = mod.get("code_sparsity", [None] * len(mod["utilisation"]))
         for level, (util, ppl, sp) in enumerate(zip(mod["utilisation"], mod["perplexity"], sparsity)):
-            table.add_row(name, str(level), str(mod["codebook_size"]), f"{util:.3f}", f"{ppl:.1f}", "" if sp is None else f"{sp:.3f}")
+            table.add_row(
+                name,
+                str(level),
+                str(mod["codebook_size"]),
+                f"{util:.3f}",
+                f"{ppl:.1f}",
+                "" if sp is None else f"{sp:.3f}",
+            )
     return table
 
 
@@ -98,7 +106,9 @@ def summary_table(report: dict[str, Any]) -> Table:
     for name, mod in report["modalities"].items():
         before = mod.get("collision_rate_raw", mod["collision_rate"])
         recon = mod["reconstruction"]
-        table.add_row(name, f"{before:.4f}", f"{mod['collision_rate']:.4f}", f"{recon['mse']:.4g}", f"{recon['relative_mse']:.3f}")
+        table.add_row(
+            name, f"{before:.4f}", f"{mod['collision_rate']:.4f}", f"{recon['mse']:.4g}", f"{recon['relative_mse']:.3f}"
+        )
     table.add_row("all (joint)", "", f"{report['collision_rate_joint']:.4f}", "", "")
     return table
 
@@ -107,14 +117,20 @@ def tokenize(
     data: str = typer.Option(..., help="Dataset folder (MMRec / LC-Rec layout, or only <modality>_feat.npy files)."),
     tokenizer: str = typer.Option(..., help="Registered tokenizer name (rqvae, pq, mmq, ...)."),
     out: Path = typer.Option(..., help="Output folder: codes.tsv, codes.npy, tokenizer.*, diagnostics.json."),
-    set_: list[str] = typer.Option([], "--set", help="Tokenizer parameter key=value (repeatable), e.g. codebook_size=256."),
-    modality: list[str] = typer.Option([], "--modality", "-m", help="Use only this modality (repeatable; default all)."),
-    split: Optional[str] = typer.Option(None, help="Split file (.inter) inside the data folder."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Tokenizer parameter key=value (repeatable), e.g. codebook_size=256."
+    ),
+    modality: list[str] = typer.Option(
+        [], "--modality", "-m", help="Use only this modality (repeatable; default all)."
+    ),
+    split: str | None = typer.Option(None, help="Split file (.inter) inside the data folder."),
     exclude_cold: bool = typer.Option(False, help="Fit without the split's cold items; they are encoded as new items."),
     seed: int = typer.Option(0, help="Seed of the fit."),
     overwrite: bool = typer.Option(False, help="Replace an --out folder written by an earlier `motorec tokenize`."),
     as_json: bool = typer.Option(False, "--json", help="Print diagnostics as JSON instead of tables."),
-    nproc: int = typer.Option(1, help="Processes under torchrun: the rqvae fit shards its items over them (docs/scale.md)."),
+    nproc: int = typer.Option(
+        1, help="Processes under torchrun: the rqvae fit shards its items over them (docs/scale.md)."
+    ),
 ) -> None:
     """Fit a tokenizer on item content, write every item's codes, the tokenizer and diagnostics."""
     from motorec.cli import relaunch_under_torchrun
@@ -139,8 +155,9 @@ def _legacy_tokens(folder: Path) -> dict | None:
     return {} if (folder / "diagnostics.json").is_file() and (folder / "tokenizer.json").is_file() else None
 
 
-def _fit(tok, data: str, split: Optional[str], exclude_cold: bool, modality: list[str],
-         seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _fit(
+    tok, data: str, split: str | None, exclude_cold: bool, modality: list[str], seed: int
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Fit `tok` on the items' features (data-parallel over torchrun ranks when the tokenizer
     supports it: rqvae); returns (features of every item, rows fitted on)."""
     features, fit_rows = load_item_features(data, split, exclude_cold)
@@ -154,13 +171,21 @@ def _fit(tok, data: str, split: Optional[str], exclude_cold: bool, modality: lis
     return features, fit_rows
 
 
-def _tokenize_into(out: Path, tok, data: str, split: Optional[str], exclude_cold: bool, modality: list[str],
-                   seed: int, as_json: bool) -> None:
+def _tokenize_into(
+    out: Path, tok, data: str, split: str | None, exclude_cold: bool, modality: list[str], seed: int, as_json: bool
+) -> None:
     features, fit_rows = _fit(tok, data, split, exclude_cold, modality, seed)
     codes = tok.encode(features)
     report = tok.diagnostics(features)
-    report.update({"data": str(data), "fit_items": int(fit_rows.sum()), "seed": seed, "params": tok.params,
-                   "slots": slot_names(tok.slots)})
+    report.update(
+        {
+            "data": str(data),
+            "fit_items": int(fit_rows.sum()),
+            "seed": seed,
+            "params": tok.params,
+            "slots": slot_names(tok.slots),
+        }
+    )
     tok.save(out)
     write_code_table(out, codes, slot_names(tok.slots))
     atomic_write_text(out / "diagnostics.json", json.dumps(report, indent=2))

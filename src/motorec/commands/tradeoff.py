@@ -6,11 +6,12 @@ and recall@20 of all / warm / cold@full / cold@cold is measured on valid and tes
 mean over seeds. It shows which (warm, cold@full) pairs a model can reach at all, and the offset that
 validation alone would pick.
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,10 +19,16 @@ import typer
 from rich.console import Console
 
 from motorec.errors import MotorecError
+from motorec.evaluation.protocol import ScoreFn
 from motorec.io import atomic_write_text, claim_report_dir
 
 console = Console()
 DEFAULT_OFFSETS = "-100,-2,-1,-0.5,-0.25,0,0.25,0.5,1,2"
+
+
+def rows_of(scores: torch.Tensor) -> ScoreFn:
+    """The score function reading these users' rows of a full score matrix."""
+    return lambda users: scores[users]
 
 
 def _scores(run_dir: Path, seed: int) -> tuple[Any, torch.Tensor]:
@@ -33,8 +40,12 @@ def _scores(run_dir: Path, seed: int) -> tuple[Any, torch.Tensor]:
     with torch.no_grad():
         model.prepare_scoring()
         try:
-            scores = torch.cat([model.full_sort_predict(torch.arange(s, min(s + 4096, ds.n_users), device=model.ctx.device)).cpu()
-                                for s in range(0, ds.n_users, 4096)])
+            scores = torch.cat(
+                [
+                    model.full_sort_predict(torch.arange(s, min(s + 4096, ds.n_users), device=model.ctx.device)).cpu()
+                    for s in range(0, ds.n_users, 4096)
+                ]
+            )
         finally:
             model.finish_scoring()
     return ds, scores
@@ -54,19 +65,21 @@ def tradeoff_report(run: Path, offsets: list[float], warm_run: Path | None = Non
     seeds = _seeds(run)
     warm_seeds = _seeds(warm_run) if warm_run is not None else seeds
     if len(warm_seeds) < len(seeds):
-        raise MotorecError(f"--warm-run {warm_run} has {len(warm_seeds)} seed(s), {run} has {len(seeds)}: give runs with as many seeds.")
+        raise MotorecError(
+            f"--warm-run {warm_run} has {len(warm_seeds)} seed(s), {run} has {len(seeds)}: give runs with as many seeds."
+        )
     per_seed = []
     for seed, warm_seed in zip(seeds, warm_seeds):
         ds, run_scores = _scores(run, seed)
         if not ds.is_cold_split:
             raise MotorecError(f"{run}: trained on a warm split; the trade-off needs a zero-shot cold split.")
         evaluator = Evaluator(ds, "cpu")
-        score_fn = lambda users, s=run_scores: s[users]  # noqa: E731
+        score_fn = rows_of(run_scores)
         if warm_run is not None:
             warm_ds, warm_scores = _scores(warm_run, warm_seed)
             if warm_ds.n_items != ds.n_items or warm_ds.n_users != ds.n_users:
                 raise MotorecError(f"--warm-run {warm_run} was trained on another dataset than {run}.")
-            score_fn = blend(lambda users, s=warm_scores: s[users], score_fn, evaluator.cold)
+            score_fn = blend(rows_of(warm_scores), score_fn, evaluator.cold)
         per_seed.append(offset_curve(evaluator, score_fn, offsets))
     rows = []
     for i, point in enumerate(per_seed[0]):
@@ -76,29 +89,41 @@ def tradeoff_report(run: Path, offsets: list[float], warm_run: Path | None = Non
         row["cold_share@20"] = float(np.mean([curve[i].cold_share for curve in per_seed]))
         rows.append(row)
     chosen = [best_valid_offset(curve) for curve in per_seed]
-    return {"run": str(run), "warm_run": str(warm_run) if warm_run else None, "seeds": seeds,
-            "metric": "recall@20", "rows": rows, "valid_chosen_offsets": chosen}
+    return {
+        "run": str(run),
+        "warm_run": str(warm_run) if warm_run else None,
+        "seeds": seeds,
+        "metric": "recall@20",
+        "rows": rows,
+        "valid_chosen_offsets": chosen,
+    }
 
 
 def tradeoff_markdown(report: dict[str, Any]) -> str:
     """Valid and test side by side, one row per offset."""
     source = report["run"] + (f" (warm items from {report['warm_run']})" if report["warm_run"] else "")
     head = ["offset", "valid all", "test all", "test warm", "test cold@full", "test cold@cold", "cold share of top-20"]
-    lines = [f"Recall@20 of {source}, mean over seeds {report['seeds']}; offset added to cold items' "
-             f"per-user standardised scores. Offset with the best valid `all` per seed: {report['valid_chosen_offsets']}.",
-             "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [
+        f"Recall@20 of {source}, mean over seeds {report['seeds']}; offset added to cold items' "
+        f"per-user standardised scores. Offset with the best valid `all` per seed: {report['valid_chosen_offsets']}.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     by_key = {(r["offset"], r["split"]): r for r in report["rows"]}
     for offset in dict.fromkeys(r["offset"] for r in report["rows"]):
         v, t = by_key[(offset, "valid")], by_key[(offset, "test")]
-        lines.append(f"| {offset:g} | {v['all']:.4f} | {t['all']:.4f} | {t['warm']:.4f} | {t['cold@full']:.4f} | "
-                     f"{t['cold@cold']:.4f} | {t['cold_share@20']:.3f} |")
+        lines.append(
+            f"| {offset:g} | {v['all']:.4f} | {t['all']:.4f} | {t['warm']:.4f} | {t['cold@full']:.4f} | "
+            f"{t['cold@cold']:.4f} | {t['cold_share@20']:.3f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def tradeoff(
     run: Path = typer.Argument(..., help="A run directory written by `motorec train` on a cold split."),
     out: Path = typer.Option(..., help="Directory for tradeoff.md and tradeoff.json."),
-    warm_run: Optional[Path] = typer.Option(None, help="A second run whose scores rank the warm items (e.g. LightGCN)."),
+    warm_run: Path | None = typer.Option(None, help="A second run whose scores rank the warm items (e.g. LightGCN)."),
     offsets: str = typer.Option(DEFAULT_OFFSETS, help="Comma-separated offsets, in per-user standard deviations."),
 ) -> None:
     """Warm vs cold@full recall as cold items' scores are shifted: what a model can reach on both."""

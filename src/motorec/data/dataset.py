@@ -1,4 +1,5 @@
 """The one Dataset type every reader produces and every model, tokenizer and evaluator consumes."""
+
 from __future__ import annotations
 
 import hashlib
@@ -57,10 +58,26 @@ class Dataset:
     def is_cold_split(self) -> bool:
         return self.cold_items is not None
 
-    def with_split(self, labels: np.ndarray, cold_items: np.ndarray | None = None, name: str | None = None) -> "Dataset":
+    def with_split(self, labels: np.ndarray, cold_items: np.ndarray | None = None, name: str | None = None) -> Dataset:
         """A copy sharing arrays and features, with a new split (no longer the split it was loaded with)."""
         source = {k: v for k, v in self.source.items() if k != "load"}
         return replace(self, labels=labels, cold_items=cold_items, name=name or self.name, source=source)
+
+    def select_rows(self, keep: np.ndarray) -> Dataset:
+        """A copy with only the interactions where `keep` (bool, one per interaction) is True; ids,
+        features, item table and source are shared."""
+
+        def rows(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else values[keep]
+
+        return replace(
+            self,
+            users=self.users[keep],
+            items=self.items[keep],
+            labels=rows(self.labels),
+            ratings=rows(self.ratings),
+            timestamps=rows(self.timestamps),
+        )
 
     def _require_split(self) -> np.ndarray:
         if self.labels is None:
@@ -107,13 +124,18 @@ class Dataset:
 
     def sequences(self, label_max: int = TEST) -> list[np.ndarray]:
         """Each user's items in time order (timestamp, then file order), labels <= label_max."""
-        order = np.lexsort((np.arange(self.n_interactions), self.timestamps if self.timestamps is not None
-                            else np.zeros(self.n_interactions), self.users))
+        order = np.lexsort(
+            (
+                np.arange(self.n_interactions),
+                self.timestamps if self.timestamps is not None else np.zeros(self.n_interactions),
+                self.users,
+            )
+        )
         if self.labels is not None:
             order = order[self.labels[order] <= label_max]
         users, items = self.users[order], self.items[order]
         bounds = np.searchsorted(users, np.arange(self.n_users + 1))
-        return [items[bounds[u]:bounds[u + 1]] for u in range(self.n_users)]
+        return [items[bounds[u] : bounds[u + 1]] for u in range(self.n_users)]
 
     def stats(self) -> dict[str, Any]:
         """Figures printed by `motorec data stats`."""
@@ -134,7 +156,7 @@ class Dataset:
                 f"p{p}": float(np.percentile(self.user_degree, p)) for p in (0, 25, 50, 75, 90, 99, 100)
             }
             out["items_without_train_interactions"] = int((deg == 0).sum())
-        out["cold_items"] = None if self.cold_items is None else int(len(self.cold_items))
+        out["cold_items"] = None if self.cold_items is None else len(self.cold_items)
         out["modalities"] = {m: list(f.shape[1:]) for m, f in self.modalities.items()}
         return out
 

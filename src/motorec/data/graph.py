@@ -4,6 +4,7 @@ Built once per dataset/device here, so no model re-implements graph building. k-
 cached on disk under a key that hashes the features and the parameters (MMRec keys by k only and
 silently reuses a stale graph when features change).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -66,8 +67,9 @@ def _feature_key(features: np.ndarray, **params: object) -> str:
 
 
 @torch.no_grad()
-def cosine_neighbours(x: torch.Tensor, k: int, shrink: float = 0.0, exclude_self: bool = True,
-                      exact: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def cosine_neighbours(
+    x: torch.Tensor, k: int, shrink: float = 0.0, exclude_self: bool = True, exact: bool | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(rows, cols) of each row's k most cosine-similar rows of `x`, without an n x n matrix.
 
     Exact (default up to EXACT_KNN_MAX_ITEMS rows): query-row blocks against item blocks whose
@@ -98,7 +100,7 @@ def cosine_neighbours(x: torch.Tensor, k: int, shrink: float = 0.0, exclude_self
                 diag = torch.arange(lo, hi, device=x.device)
                 sim[diag - rs, diag - cs] = -torch.inf
             running.update(sim, cs)
-        cols.append(running.ids)
+        cols.append(running.top)
     return torch.arange(n, device=x.device).repeat_interleave(k), torch.cat(cols).reshape(-1)
 
 
@@ -126,8 +128,10 @@ def _faiss_neighbours(x: torch.Tensor, k: int, exclude_self: bool) -> tuple[torc
         keep &= np.cumsum(keep, axis=1) <= k  # at most k per row (self dropped, else the last)
         rows.append(np.broadcast_to(ids, found.shape)[keep])
         cols.append(found[keep])
-    return (torch.from_numpy(np.concatenate(rows).astype(np.int64)).to(x.device),
-            torch.from_numpy(np.concatenate(cols).astype(np.int64)).to(x.device))
+    return (
+        torch.from_numpy(np.concatenate(rows).astype(np.int64)).to(x.device),
+        torch.from_numpy(np.concatenate(cols).astype(np.int64)).to(x.device),
+    )
 
 
 def knn_item_graph(features: np.ndarray, k: int = 10, cache_dir: str | Path | None = None) -> sp.csr_matrix:
@@ -149,14 +153,21 @@ def knn_item_graph(features: np.ndarray, k: int = 10, cache_dir: str | Path | No
         coo = graph.tocoo()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_path_beside(path)
-        save_file({"row": torch.from_numpy(coo.row.astype(np.int64)), "col": torch.from_numpy(coo.col.astype(np.int64)),
-                   "data": torch.from_numpy(coo.data)}, str(tmp))
+        save_file(
+            {
+                "row": torch.from_numpy(coo.row.astype(np.int64)),
+                "col": torch.from_numpy(coo.col.astype(np.int64)),
+                "data": torch.from_numpy(coo.data),
+            },
+            str(tmp),
+        )
         os.replace(tmp, path)
     return graph
 
 
-def topk_cosine(x: torch.Tensor, k: int, shrink: float = 0.0,
-                exclude_self: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def topk_cosine(
+    x: torch.Tensor, k: int, shrink: float = 0.0, exclude_self: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(rows, cols, values) of each row's k most cosine-similar rows of `x`.
 
     Neighbours are chosen without gradient (`cosine_neighbours`), then their similarities are
@@ -190,8 +201,12 @@ def mix_graphs(graphs: list[torch.Tensor], weights: list[float] | torch.Tensor) 
     return torch.sparse_coo_tensor(indices, values, parts[0].shape).coalesce()
 
 
-def degree_sensitive_prune(train: sp.csr_matrix, keep_ratio: float, generator: torch.Generator | None = None,
-                           device: torch.device | str = "cpu") -> torch.Tensor:
+def degree_sensitive_prune(
+    train: sp.csr_matrix,
+    keep_ratio: float,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
     """FREEDOM's denoising: keep a share of user-item edges drawn with probability ∝ 1/sqrt(d_u·d_i),
     re-normalised, as the symmetric (users + items) adjacency (torch sparse CSR).
 
@@ -202,7 +217,7 @@ def degree_sensitive_prune(train: sp.csr_matrix, keep_ratio: float, generator: t
     du = np.asarray(train.sum(axis=1)).ravel()[coo.row]
     di = np.asarray(train.sum(axis=0)).ravel()[coo.col]
     prob = torch.from_numpy((1.0 / np.sqrt(du * di)).astype(np.float32))
-    n_keep = max(1, int(round(len(prob) * keep_ratio)))
+    n_keep = max(1, round(len(prob) * keep_ratio))
     keep = torch.multinomial(prob, n_keep, replacement=False, generator=generator).numpy()
     kept = sp.csr_matrix((np.ones(n_keep, np.float32), (coo.row[keep], coo.col[keep])), shape=(n_users, n_items))
     return to_torch_sparse(user_item_adjacency(kept), device)

@@ -2,15 +2,17 @@
 
 Every reader validates what it reads and raises MotorecError naming the file and line or field.
 """
+
 from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import warnings
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -34,8 +36,10 @@ def _integer_column(df: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     missing = (df[column].isna() | (df[column].astype(str).str.strip() == "")).to_numpy()
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
-        raise MotorecError(f"{path}, line {row + 2}: column '{column}' is empty or missing (fewer fields than the "
-                           f"header: a truncated or mis-separated line?).")
+        raise MotorecError(
+            f"{path}, line {row + 2}: column '{column}' is empty or missing (fewer fields than the "
+            f"header: a truncated or mis-separated line?)."
+        )
     bad = values.isna() | (values != np.floor(values.fillna(0)))
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
@@ -44,13 +48,16 @@ def _integer_column(df: pd.DataFrame, column: str, path: Path) -> np.ndarray:
         )
     if (values < 0).any():
         row = int(np.flatnonzero((values < 0).to_numpy())[0])
-        raise MotorecError(f"{path}, line {row + 2}: column '{column}' must be a non-negative id, "
-                           f"found {_clip(df[column].iloc[row])}.")
+        raise MotorecError(
+            f"{path}, line {row + 2}: column '{column}' must be a non-negative id, found {_clip(df[column].iloc[row])}."
+        )
     if (values > MAX_ID).any():
         row = int(np.flatnonzero((values > MAX_ID).to_numpy())[0])
-        raise MotorecError(f"{path}, line {row + 2}: column '{column}' holds {_clip(df[column].iloc[row])}, above the "
-                           f"largest id motorec accepts ({MAX_ID}: ids index int32 arrays). Ids are row numbers "
-                           f"0..n-1; re-map raw ids first.")
+        raise MotorecError(
+            f"{path}, line {row + 2}: column '{column}' holds {_clip(df[column].iloc[row])}, above the "
+            f"largest id motorec accepts ({MAX_ID}: ids index int32 arrays). Ids are row numbers "
+            f"0..n-1; re-map raw ids first."
+        )
     return values.to_numpy(dtype=np.int64)
 
 
@@ -83,11 +90,12 @@ def id_space(ids: np.ndarray, what: str, path: Path, line_of: Callable[[int], in
             f"{path}{f', line {line_of(row)}' if line_of else ''}: {what} {top} implies {top + 1} rows (one per id up to the largest; "
             f"~{(top + 1) * 256 / 2**30:.1f} GiB for one 64-d float table) but only {distinct} distinct ids are used. "
             f"motorec accepts an id space of at most max({SMALL_ID_SPACE}, {SPARSE_ID_FACTOR} x the distinct ids); "
-            f"re-map the ids to 0..n-1.")
+            f"re-map the ids to 0..n-1."
+        )
     return top + 1
 
 
-def open_npy(path: Path, mode: str = "r") -> np.ndarray:
+def open_npy(path: Path, mode: Literal["r+", "r", "w+", "c"] = "r") -> np.ndarray:
     """Memory-map a .npy file (numpy mmap `mode`); a file that is not one (empty, truncated,
     pickled objects) is a MotorecError saying which."""
     try:
@@ -102,15 +110,20 @@ def open_npy(path: Path, mode: str = "r") -> np.ndarray:
         return np.load(path, mmap_mode=mode, allow_pickle=False)
     except ValueError as exc:
         if any(t in str(exc) for t in ("allow_pickle", "Object arrays", "Python objects")):
-            raise MotorecError(f"{path}: holds Python objects (dtype object), which motorec never unpickles; save a "
-                               f"float matrix.") from exc
+            raise MotorecError(
+                f"{path}: holds Python objects (dtype object), which motorec never unpickles; save a float matrix."
+            ) from exc
         if "mmap length" in str(exc) or "cannot reshape" in str(exc):
-            raise MotorecError(f"{path}: is truncated: its header promises more data than the file holds "
-                               f"({path.stat().st_size} bytes).") from exc
+            raise MotorecError(
+                f"{path}: is truncated: its header promises more data than the file holds "
+                f"({path.stat().st_size} bytes)."
+            ) from exc
         raise MotorecError(f"{path}: not a readable .npy array ({exc}).") from exc
     except Exception as exc:  # numpy's header parser: EOFError, OSError, SyntaxError, TokenError, ...
-        raise MotorecError(f"{path}: not a readable .npy array: the header is damaged or the file is cut "
-                           f"({type(exc).__name__}: {_clip(exc, 120)}).") from exc
+        raise MotorecError(
+            f"{path}: not a readable .npy array: the header is damaged or the file is cut "
+            f"({type(exc).__name__}: {_clip(exc, 120)})."
+        ) from exc
 
 
 def feature_rows(path: Path) -> int:
@@ -130,7 +143,7 @@ def _read_typed(path: Path) -> pd.DataFrame | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a value that is no int64 sends the file to the validating path
-            df = pd.read_csv(path, sep="\t", dtype={c: np.int64 for c in ID_COLUMNS}, engine="c")
+            df = pd.read_csv(path, sep="\t", dtype=dict.fromkeys(ID_COLUMNS, np.int64), engine="c")
     except (ValueError, TypeError, OverflowError, pd.errors.ParserError, UnicodeDecodeError, csv.Error):
         return None
     if len(df) == 0 or not all(c in df.columns and df[c].dtype == np.int64 for c in ID_COLUMNS):
@@ -152,15 +165,19 @@ def read_inter(path: str | Path) -> pd.DataFrame:
         try:
             df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
         except pd.errors.EmptyDataError as exc:
-            raise MotorecError(f"{path}: the file is empty; expected a tab-separated header line "
-                               f"({', '.join(INTER_COLUMNS)}) and one line per interaction.") from exc
+            raise MotorecError(
+                f"{path}: the file is empty; expected a tab-separated header line "
+                f"({', '.join(INTER_COLUMNS)}) and one line per interaction."
+            ) from exc
         except UnicodeDecodeError as exc:
             raise MotorecError(f"{path}, line {_first_non_utf8_line(path)}: not UTF-8 text.") from exc
         except (pd.errors.ParserError, ValueError, csv.Error, OverflowError) as exc:
             fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
             if fields:
                 want, line, saw = fields.groups()
-                raise MotorecError(f"{path}, line {line}: {saw} tab-separated fields, but the header has {want}.") from exc
+                raise MotorecError(
+                    f"{path}, line {line}: {saw} tab-separated fields, but the header has {want}."
+                ) from exc
             raise MotorecError(f"{path}: not a readable tab-separated file ({_clip(str(exc).strip(), 200)}).") from exc
         for col in ("userID", "itemID", "x_label"):
             if col not in df.columns:
@@ -208,13 +225,11 @@ def load_features(path: Path, n_items: int) -> np.ndarray:
             bad_rows.append(start + np.flatnonzero(~finite))
     if bad_rows:
         bad = np.concatenate(bad_rows)
-        raise MotorecError(
-            f"{path}: row {bad[0]} (item {bad[0]}) contains NaN or inf; {len(bad)} rows are affected."
-        )
+        raise MotorecError(f"{path}: row {bad[0]} (item {bad[0]}) contains NaN or inf; {len(bad)} rows are affected.")
     return feat
 
 
-def _pick_inter(directory: Path, split: str | Path | None) -> Path:
+def _pick_inter(directory: Path, split: str | os.PathLike[str] | None) -> Path:
     if split is not None:
         p = Path(split)
         if not p.is_absolute() and not p.exists():
@@ -238,7 +253,7 @@ def _pick_inter(directory: Path, split: str | Path | None) -> Path:
 
 def read_mmrec(
     directory: str | Path,
-    split: str | Path | None = None,
+    split: str | os.PathLike[str] | None = None,
     n_items: int | None = None,
     drop_users_without_train: bool = False,
 ) -> Dataset:
@@ -330,15 +345,11 @@ def check_split(ds: Dataset, path: Path, drop_users_without_train: bool = False)
         keep = train_users[ds.users]
         if not keep.any():
             raise MotorecError(f"{path}: no user has train interactions (x_label 0), so nothing is left to train on.")
-        warnings.warn(f"{path}: dropped the {int((~keep).sum())} interactions of {len(orphans)} users without train interactions.")
-        ds = replace(
-            ds,
-            users=ds.users[keep],
-            items=ds.items[keep],
-            labels=ds.labels[keep],
-            ratings=None if ds.ratings is None else ds.ratings[keep],
-            timestamps=None if ds.timestamps is None else ds.timestamps[keep],
+        warnings.warn(
+            f"{path}: dropped the {int((~keep).sum())} interactions of {len(orphans)} users without train interactions.",
+            stacklevel=2,
         )
+        ds = ds.select_rows(keep)
     if ds.cold_items is not None:
         leaked = np.intersect1d(ds.cold_items, ds.items[ds.labels == 0])
         if len(leaked):
@@ -363,12 +374,19 @@ def read_lcrec(directory: str | Path) -> Dataset:
     seqs = _read_json(inter_path)
     if not isinstance(seqs, dict) or not seqs:
         raise MotorecError(f"{inter_path}: expected a non-empty JSON object {{user id: [item ids in time order]}}.")
-    users, items, times = [], [], []
+    users: list[int] = []
+    items: list[int] = []
+    times: list[int] = []
     for key, seq in seqs.items():
-        if not (key.isascii() and key.isdigit() and int(key) <= MAX_ID) or not isinstance(seq, list) or \
-                not all(type(i) is int and 0 <= i <= MAX_ID for i in seq):
-            raise MotorecError(f"{inter_path}: user '{_clip(key)}' must map a non-negative integer id to a list of "
-                               f"item ids (ids at most {MAX_ID}).")
+        if (
+            not (key.isascii() and key.isdigit() and int(key) <= MAX_ID)
+            or not isinstance(seq, list)
+            or not all(type(i) is int and 0 <= i <= MAX_ID for i in seq)
+        ):
+            raise MotorecError(
+                f"{inter_path}: user '{_clip(key)}' must map a non-negative integer id to a list of "
+                f"item ids (ids at most {MAX_ID})."
+            )
         users.extend([int(key)] * len(seq))
         items.extend(seq)
         times.extend(range(len(seq)))
@@ -380,8 +398,11 @@ def read_lcrec(directory: str | Path) -> Dataset:
     item_path = inter_path.with_name(inter_path.name.replace(".inter.json", ".item.json"))
     if item_path.is_file():
         meta = _read_json(item_path)
-        if not isinstance(meta, dict) or not all(k.isascii() and k.isdigit() and int(k) <= MAX_ID for k in meta) \
-                or not all(isinstance(v, dict) for v in meta.values()):
+        if (
+            not isinstance(meta, dict)
+            or not all(k.isascii() and k.isdigit() and int(k) <= MAX_ID for k in meta)
+            or not all(isinstance(v, dict) for v in meta.values())
+        ):
             raise MotorecError(f"{item_path}: expected a JSON object {{item id: {{field: value}}}} with integer ids.")
         item_table = pd.DataFrame.from_dict(meta, orient="index")
         item_table.index = item_table.index.astype(np.int64)

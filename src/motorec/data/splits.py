@@ -1,6 +1,9 @@
 """Reproducible splitters; each returns a split Dataset that `write_mmrec` can share as a file."""
+
 from __future__ import annotations
 
+from dataclasses import replace
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +18,12 @@ def _per_user_random(users: np.ndarray, rng: np.random.Generator, ratios: tuple[
     labels = np.full(len(users), TRAIN, dtype=np.int8)
     order = np.argsort(users, kind="stable")
     bounds = np.flatnonzero(np.diff(np.r_[-1, users[order], -2]))
-    for start, end in zip(bounds[:-1], bounds[1:]):
+    for start, end in pairwise(bounds):
         idx = order[start:end]
         idx = idx[rng.permutation(len(idx))]
         n = len(idx)
-        n_valid = int(round(n * ratios[1]))
-        n_test = int(round(n * ratios[2]))
+        n_valid = round(n * ratios[1])
+        n_test = round(n * ratios[2])
         if n - n_valid - n_test < 1:
             n_valid, n_test = (n - 1) // 2, n - 1 - (n - 1) // 2
         labels[idx[n - n_valid - n_test : n - n_test]] = VALID
@@ -63,7 +66,7 @@ def cold_split(
     """
     rng = np.random.default_rng(seed)
     present = np.unique(ds.items)
-    cold = np.sort(rng.choice(present, size=int(round(cold_fraction * len(present))), replace=False))
+    cold = np.sort(rng.choice(present, size=round(cold_fraction * len(present)), replace=False))
     is_cold = np.isin(ds.items, cold)
     labels = np.empty(ds.n_interactions, dtype=np.int8)
     labels[~is_cold] = _per_user_random(ds.users[~is_cold], rng, ratios)
@@ -75,25 +78,22 @@ def cold_split(
     split = ds.with_split(labels, cold_items=cold, name=f"{ds.name}-cold")
     if keep.all():
         return split
-    return Dataset(
-        name=split.name, n_users=ds.n_users, n_items=ds.n_items, users=ds.users[keep], items=ds.items[keep],
-        labels=labels[keep], ratings=None if ds.ratings is None else ds.ratings[keep],
-        timestamps=None if ds.timestamps is None else ds.timestamps[keep], modalities=ds.modalities,
-        cold_items=cold, item_table=ds.item_table, source=dict(ds.source),
-    )
+    return replace(split.select_rows(keep), source=dict(ds.source))
 
 
 def write_mmrec(ds: Dataset, path: str | Path) -> Path:
     """Write the split as an MMRec `.inter` (and `.cold_items.txt`), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    df = pd.DataFrame({
-        "userID": ds.users,
-        "itemID": ds.items,
-        "rating": ds.ratings if ds.ratings is not None else np.ones(ds.n_interactions, dtype=np.float32),
-        "timestamp": ds.timestamps if ds.timestamps is not None else np.zeros(ds.n_interactions, dtype=np.int64),
-        "x_label": ds._require_split(),
-    })
+    df = pd.DataFrame(
+        {
+            "userID": ds.users,
+            "itemID": ds.items,
+            "rating": ds.ratings if ds.ratings is not None else np.ones(ds.n_interactions, dtype=np.float32),
+            "timestamp": ds.timestamps if ds.timestamps is not None else np.zeros(ds.n_interactions, dtype=np.int64),
+            "x_label": ds._require_split(),
+        }
+    )
     with atomic_open(path) as f:
         df.to_csv(f, sep="\t", index=False)
     if ds.cold_items is not None:

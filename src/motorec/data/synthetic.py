@@ -15,6 +15,7 @@ Two interaction samplers share the topic model, features and item table:
   memory are linear in items + users + interactions; features are written block by block, to a
   memory-mapped .npy when a folder is given.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,8 +27,26 @@ from motorec.data.dataset import Dataset
 from motorec.errors import MotorecError
 
 WORDS = [
-    "space", "robot", "love", "war", "detective", "comedy", "family", "horror", "music", "sport",
-    "history", "magic", "crime", "ocean", "city", "school", "dragon", "spy", "road", "winter",
+    "space",
+    "robot",
+    "love",
+    "war",
+    "detective",
+    "comedy",
+    "family",
+    "horror",
+    "music",
+    "sport",
+    "history",
+    "magic",
+    "crime",
+    "ocean",
+    "city",
+    "school",
+    "dragon",
+    "spy",
+    "road",
+    "winter",
 ]
 FEATURE_BLOCK = 65536  # item rows generated at once
 
@@ -42,7 +61,7 @@ def _topics(rng: np.random.Generator, n_users: int, n_items: int, n_topics: int)
 def _fill_features(rng: np.random.Generator, item_topics: np.ndarray, out: dict[str, np.ndarray], noise: float) -> None:
     """out[m][i] = item_topics[i] @ basis_m + noise * N(0, 1), written in row blocks."""
     n_topics = item_topics.shape[1]
-    for m, feat in out.items():
+    for feat in out.values():
         basis = rng.normal(size=(n_topics, feat.shape[1]))
         for start in range(0, len(feat), FEATURE_BLOCK):
             block = item_topics[start : start + FEATURE_BLOCK]
@@ -51,10 +70,12 @@ def _fill_features(rng: np.random.Generator, item_topics: np.ndarray, out: dict[
 
 def _item_table(item_topics: np.ndarray) -> pd.DataFrame:
     main_topic = item_topics.argmax(axis=1)
-    return pd.DataFrame({
-        "title": [f"{WORDS[t % len(WORDS)].title()} story {i}" for i, t in enumerate(main_topic)],
-        "topic": main_topic,
-    })
+    return pd.DataFrame(
+        {
+            "title": [f"{WORDS[t % len(WORDS)].title()} story {i}" for i, t in enumerate(main_topic)],
+            "topic": main_topic,
+        }
+    )
 
 
 def make_synthetic(
@@ -72,7 +93,8 @@ def make_synthetic(
     item_topics, user_topics, popularity = _topics(rng, n_users, n_items, n_topics)
     modalities = {m: np.empty((n_items, d), dtype=np.float32) for m, d in dims.items()}
     _fill_features(rng, item_topics, modalities, noise)
-    users, items = [], []
+    users: list[int] = []
+    items: list[int] = []
     for u in range(n_users):
         n = max(5, int(rng.poisson(interactions_per_user)))
         p = (user_topics[u] @ item_topics.T) ** 2 * popularity
@@ -125,8 +147,10 @@ def synthetic_catalogue(
     modality is written to `<feature_dir>/<m>_feat.npy` and memory-mapped instead of held in memory.
     """
     if min(n_items, n_users) < 1 or n_interactions < 5 * n_users:
-        raise MotorecError(f"synthetic catalogue: need items >= 1, users >= 1 and interactions >= 5 x users "
-                           f"(got items={n_items}, users={n_users}, interactions={n_interactions}).")
+        raise MotorecError(
+            f"synthetic catalogue: need items >= 1, users >= 1 and interactions >= 5 x users "
+            f"(got items={n_items}, users={n_users}, interactions={n_interactions})."
+        )
     rng = np.random.default_rng(seed)
     dims = {"text": 384} if dims is None else dims
     item_topics, user_topics, popularity = _topics(rng, n_users, n_items, n_topics)
@@ -136,18 +160,19 @@ def synthetic_catalogue(
             modalities[m] = np.empty((n_items, d), dtype=np.float32)
         else:
             Path(feature_dir).mkdir(parents=True, exist_ok=True)
-            modalities[m] = np.lib.format.open_memmap(Path(feature_dir) / f"{m}_feat.npy", mode="w+",
-                                                      dtype=np.float32, shape=(n_items, d))
+            modalities[m] = np.lib.format.open_memmap(
+                Path(feature_dir) / f"{m}_feat.npy", mode="w+", dtype=np.float32, shape=(n_items, d)
+            )
     _fill_features(rng, item_topics, modalities, noise)
-    for m in modalities:
-        if isinstance(modalities[m], np.memmap):
-            modalities[m].flush()
+    for m, feat in modalities.items():
+        if isinstance(feat, np.memmap) and feature_dir is not None:  # (memory-mapped only with a feature_dir)
+            feat.flush()
             modalities[m] = np.load(Path(feature_dir) / f"{m}_feat.npy", mmap_mode="c")
     per_user = n_interactions / n_users
     counts = np.minimum(np.maximum(5, rng.poisson(per_user, size=n_users)), n_items)
-    user_cdf = np.cumsum(user_topics ** 2, axis=1)  # (u·i)^2 ≈ Σ_t u_t^2 i_t^2 for concentrated topics
+    user_cdf = np.cumsum(user_topics**2, axis=1)  # (u·i)^2 ≈ Σ_t u_t^2 i_t^2 for concentrated topics
     user_cdf /= user_cdf[:, -1:]
-    item_cdf = np.cumsum(item_topics.T ** 2 * popularity, axis=1)
+    item_cdf = np.cumsum(item_topics.T**2 * popularity, axis=1)
     keys = np.zeros(0, dtype=np.int64)
     missing = counts.astype(np.int64)
     for _ in range(8):  # draw, drop repeated pairs, redraw what is missing
@@ -166,8 +191,16 @@ def synthetic_catalogue(
         timestamps=rng.permutation(len(users)).astype(np.int64),
         modalities=modalities,
         item_table=_item_table(item_topics),
-        source={"synthetic": {"seed": seed, "n_users": n_users, "n_items": n_items, "n_topics": n_topics,
-                              "n_interactions": int(len(users)), "sampler": "synthetic_catalogue"}},
+        source={
+            "synthetic": {
+                "seed": seed,
+                "n_users": n_users,
+                "n_items": n_items,
+                "n_topics": n_topics,
+                "n_interactions": len(users),
+                "sampler": "synthetic_catalogue",
+            }
+        },
     )
 
 
@@ -182,8 +215,10 @@ def parse_synthetic_spec(text: str) -> dict[str, int | bool]:
             continue
         key, _, value = part.partition("=")
         if key not in allowed or not value.isdigit():
-            raise MotorecError(f"'{text}': expected synthetic:items=N,users=N,interactions=N[,text=D][,seed=S][,cold]; "
-                               f"cannot read '{part}' (keys: {', '.join(allowed)}, values are integers).")
+            raise MotorecError(
+                f"'{text}': expected synthetic:items=N,users=N,interactions=N[,text=D][,seed=S][,cold]; "
+                f"cannot read '{part}' (keys: {', '.join(allowed)}, values are integers)."
+            )
         out[key] = int(value)
     for key in ("items", "users", "interactions"):
         if key not in out:

@@ -2,6 +2,7 @@
 
 Everything is batched tensor code that runs on the scores' device.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,7 +18,7 @@ def rank_metrics(hits: torch.Tensor, n_gt: torch.Tensor, ks: tuple[int, ...]) ->
     Returns {metric@k: (B,) tensor}; users with n_gt == 0 get zeros (callers average over n_gt > 0).
     """
     hits = hits.float()
-    b, max_k = hits.shape
+    max_k = hits.shape[1]
     device = hits.device
     ranks = torch.arange(1, max_k + 1, device=device, dtype=torch.float32)
     discount = 1.0 / torch.log2(ranks + 1.0)
@@ -38,5 +39,7 @@ def rank_metrics(hits: torch.Tensor, n_gt: torch.Tensor, ks: tuple[int, ...]) ->
         out[f"precision@{k}"] = h / k
         out[f"hit@{k}"] = (h > 0).float()
         out[f"ndcg@{k}"] = torch.where(valid, dcg[:, kk - 1] / ideal, 0.0)
-        out[f"map@{k}"] = torch.where(valid, sum_prec[:, kk - 1] / torch.minimum(safe, torch.tensor(float(k), device=device)), 0.0)
+        out[f"map@{k}"] = torch.where(
+            valid, sum_prec[:, kk - 1] / torch.minimum(safe, torch.tensor(float(k), device=device)), 0.0
+        )
     return out

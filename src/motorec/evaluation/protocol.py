@@ -6,18 +6,22 @@ catalogue size: users are ranked in batches sized from a memory budget, a `DotSc
 in item blocks whose top-K are merged exactly (`motorec.topk`), and ground truth and train masks
 are looked up sparsely, never as dense rows.
 """
+
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from motorec.config import EvalConfig
 from motorec.data.dataset import TEST, VALID, Dataset
 from motorec.distributed import SINGLE, DistContext
+from motorec.errors import MotorecError
 from motorec.evaluation.metrics import rank_metrics
 from motorec.io import atomic_open
 from motorec.topk import RunningTopK, blocks
@@ -95,9 +99,15 @@ class Evaluator:
     the sums are reduced once, so every rank gets the single-process metrics.
     """
 
-    def __init__(self, ds: Dataset, device: str | torch.device = "cpu", ks: tuple[int, ...] = (10, 20, 50),
-                 batch_size: int | None = None, memory_mb: float = DEFAULT_MEMORY_MB,
-                 dist: DistContext = SINGLE) -> None:
+    def __init__(
+        self,
+        ds: Dataset,
+        device: str | torch.device = "cpu",
+        ks: tuple[int, ...] = (10, 20, 50),
+        batch_size: int | None = None,
+        memory_mb: float = DEFAULT_MEMORY_MB,
+        dist: DistContext = SINGLE,
+    ) -> None:
         self.device = torch.device(device)
         self.ks = tuple(ks)
         self.max_k = max(max(self.ks), EXPORT_K)
@@ -119,8 +129,12 @@ class Evaluator:
             self.groups = {"all": None, "longtail": longtail}
         # |GT ∩ group| per user, from the sparse GT once
         self.n_gt = {
-            label: {g: torch.from_numpy(np.asarray(m @ (np.ones(self.n_items) if mask is None else mask.cpu().numpy()))
-                                        .astype(np.int64)).to(self.device) for g, mask in self.groups.items()}
+            label: {
+                g: torch.from_numpy(
+                    np.asarray(m @ (np.ones(self.n_items) if mask is None else mask.cpu().numpy())).astype(np.int64)
+                ).to(self.device)
+                for g, mask in self.groups.items()
+            }
             for label, m in self.gt.items()
         }
         test_items = ds.items[ds.labels == TEST]
@@ -128,10 +142,13 @@ class Evaluator:
         self.metric_names = list(rank_metrics(torch.zeros(0, self.max_k), torch.zeros(0, dtype=torch.int64), self.ks))
 
     @classmethod
-    def from_config(cls, ds: Dataset, device: str | torch.device, eval_cfg: dict, dist: DistContext = SINGLE) -> "Evaluator":
+    def from_config(
+        cls, ds: Dataset, device: str | torch.device, eval_cfg: EvalConfig, dist: DistContext = SINGLE
+    ) -> Evaluator:
         """The evaluator a run's `eval` config section describes (ks, batch_size, memory_mb)."""
-        return cls(ds, device, ks=tuple(eval_cfg["ks"]), batch_size=eval_cfg["batch_size"],
-                   memory_mb=eval_cfg["memory_mb"], dist=dist)
+        return cls(
+            ds, device, ks=tuple(eval_cfg.ks), batch_size=eval_cfg.batch_size, memory_mb=eval_cfg.memory_mb, dist=dist
+        )
 
     def _members(self, m: sp.csr_matrix, rows: np.ndarray, top: torch.Tensor) -> torch.Tensor:
         """(B, K) bool: is top[b, j] a stored entry of row rows[b] of m (sparse lookup, no dense row)."""
@@ -146,31 +163,35 @@ class Evaluator:
     def _rank_batch(self, score_fn: ScoreFn, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(top max_k over all unseen items, top max_k over unseen cold items or None) of these users."""
         batch = torch.from_numpy(rows).to(self.device)
-        blockwise = callable(getattr(score_fn, "block", None))
+        block_fn: Any = getattr(score_fn, "block", None)  # blockwise scorers (DotScorer) score an item block at a time
+        blockwise = callable(block_fn)
         _, width = batch_plan(self.n_items, self.memory_mb, self.batch_size, blockwise)
         full = None
         if not blockwise:
             full = score_fn(batch).to(self.device, torch.float32)
             if full.shape != (len(rows), self.n_items):
-                raise ValueError(f"score function returned shape {tuple(full.shape)}, expected ({len(rows)}, {self.n_items})")
+                raise ValueError(
+                    f"score function returned shape {tuple(full.shape)}, expected ({len(rows)}, {self.n_items})"
+                )
         seen_rows, seen_cols = _row_entries(self.train, rows, self.device)
         top, cold_top = RunningTopK(self.max_k), RunningTopK(self.max_k) if self.cold_split else None
         for start, stop in blocks(self.n_items, width):
             inside = (seen_cols >= start) & (seen_cols < stop)
             index = (seen_rows[inside], seen_cols[inside] - start)
             if full is None:  # a fresh product: masked in place
-                block = score_fn.block(batch, start, stop).to(self.device, torch.float32)
+                block = block_fn(batch, start, stop).to(self.device, torch.float32)
                 block.index_put_(index, torch.tensor(-torch.inf, device=self.device))
             else:  # the caller's tensor may be shared: masked out of place
                 block = full[:, start:stop].index_put(index, torch.tensor(-torch.inf, device=self.device))
             top.update(block, start)
             if cold_top is not None:
                 cold_top.update(block.masked_fill(~self.cold[start:stop], -torch.inf), start)
-        return top.ids, None if cold_top is None else cold_top.ids
+        return top.top, None if cold_top is None else cold_top.top
 
     @torch.no_grad()
-    def evaluate(self, score_fn: ScoreFn, split: str = "valid", export_topk: bool = False,
-                 users: np.ndarray | None = None) -> EvalResult:
+    def evaluate(
+        self, score_fn: ScoreFn, split: str = "valid", export_topk: bool = False, users: np.ndarray | None = None
+    ) -> EvalResult:
         """Metrics per group; valid masks train items, test masks train items only (MMRec).
 
         `users` restricts the evaluation to these users (those with ground truth in the split).
@@ -181,7 +202,9 @@ class Evaluator:
         if users is not None:
             all_users = np.intersect1d(all_users, np.asarray(users, dtype=np.int64))
         mine = all_users[self.dist.shard(len(all_users))]
-        per_batch, _ = batch_plan(self.n_items, self.memory_mb, self.batch_size, callable(getattr(score_fn, "block", None)))
+        per_batch, _ = batch_plan(
+            self.n_items, self.memory_mb, self.batch_size, callable(getattr(score_fn, "block", None))
+        )
         # Sums stay on the device (float64) and are read once at the end: no host sync per batch.
         sums = {g: torch.zeros(len(self.metric_names), dtype=torch.float64, device=self.device) for g in self.groups}
         counts = torch.zeros(len(self.groups), dtype=torch.float64, device=self.device)
@@ -194,7 +217,7 @@ class Evaluator:
             hits_all = self._members(gt_csr, rows, top)
             batch = torch.from_numpy(rows).to(self.device)
             for gi, (group, item_mask) in enumerate(self.groups.items()):
-                if group == "cold@cold":
+                if group == "cold@cold" and cold_top is not None:  # (cold@cold exists only on cold splits)
                     g_hits = self._members(gt_csr, rows, cold_top) & self.cold[cold_top]
                 elif item_mask is None:
                     g_hits = hits_all
@@ -204,8 +227,9 @@ class Evaluator:
                 per_user = rank_metrics(g_hits, n_gt, self.ks)
                 keep = n_gt > 0
                 counts[gi] += keep.sum()
-                sums[group] += torch.stack([torch.where(keep, per_user[name], 0.0).double().sum()
-                                            for name in self.metric_names])
+                sums[group] += torch.stack(
+                    [torch.where(keep, per_user[name], 0.0).double().sum() for name in self.metric_names]
+                )
             covered[top[:, :20].reshape(-1)] = 1.0
             cold_slots += self.cold[top[:, :20]].sum()
             if export_topk:
@@ -214,11 +238,13 @@ class Evaluator:
         packed = self.dist.all_reduce_sum(torch.cat([*sums.values(), counts, cold_slots, covered]), "evaluation")
         n_sums = len(self.groups) * len(self.metric_names)
         totals = packed[:n_sums].view(len(self.groups), -1).tolist()
-        n_users = {g: int(round(c)) for g, c in zip(self.groups, packed[n_sums : n_sums + len(self.groups)].tolist())}
+        n_users = {g: round(c) for g, c in zip(self.groups, packed[n_sums : n_sums + len(self.groups)].tolist())}
         cold_slots_all = float(packed[n_sums + len(self.groups)])
         coverage = float((packed[n_sums + len(self.groups) + 1 :] > 0).double().mean())
-        metrics = {g: {m: v / max(n_users[g], 1) for m, v in zip(self.metric_names, totals[gi])}
-                   for gi, g in enumerate(self.groups)}
+        metrics = {
+            g: {m: v / max(n_users[g], 1) for m, v in zip(self.metric_names, totals[gi])}
+            for gi, g in enumerate(self.groups)
+        }
         metrics["all"]["coverage@20"] = coverage
         if self.cold_split:
             metrics["all"]["cold_share@20"] = cold_slots_all / max(1, 20 * len(all_users))
@@ -232,8 +258,10 @@ class Evaluator:
         return EvalResult(metrics=metrics, users=all_users, topk=topk)
 
 
-def write_topk(path: str | Path, users: np.ndarray, topk: np.ndarray) -> None:
+def write_topk(path: str | os.PathLike[str], users: np.ndarray, topk: np.ndarray | None) -> None:
     """`userID` then the ranked item ids, tab-separated, one row per evaluated user, no header (atomic)."""
+    if topk is None:
+        raise MotorecError(f"{path}: no top-K lists to write (the evaluation kept none: export_topk=False).")
     with atomic_open(path) as f:
         for u, row in zip(users, topk):
             f.write(f"{u}\t" + "\t".join(map(str, row)) + "\n")

@@ -9,10 +9,11 @@ the cold-only ranking. `blend` makes one ranking from two score sources (a warm 
 with train interactions, a cold expert for the others) on the same standardised scale.
 Scores in, metrics out: nothing here knows about models.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -48,8 +49,9 @@ class TradeoffPoint:
     cold_share: float  # share of top-20 slots held by cold items
 
 
-def offset_curve(evaluator: Evaluator, score_fn: ScoreFn, offsets: Sequence[float],
-                 splits: Sequence[str] = ("valid", "test")) -> list[TradeoffPoint]:
+def offset_curve(
+    evaluator: Evaluator, score_fn: ScoreFn, offsets: Sequence[float], splits: Sequence[str] = ("valid", "test")
+) -> list[TradeoffPoint]:
     """Recall@20 of every group with cold items' standardised scores shifted by each offset."""
     if not evaluator.cold_split:
         raise ValueError("the warm/cold trade-off needs a zero-shot cold split (cold items with no train interactions)")
@@ -62,8 +64,9 @@ def offset_curve(evaluator: Evaluator, score_fn: ScoreFn, offsets: Sequence[floa
     for offset in offsets:
         for split in splits:
             m = evaluator.evaluate(shifted(offset), split).metrics
-            points.append(TradeoffPoint(offset, split, {g: m[g]["recall@20"] for g in GROUPS},
-                                        m["all"]["cold_share@20"]))
+            points.append(
+                TradeoffPoint(offset, split, {g: m[g]["recall@20"] for g in GROUPS}, m["all"]["cold_share@20"])
+            )
     return points
 
 

@@ -4,6 +4,7 @@ Speed depends on the ID table (trie shape), the model size and the beam, not on 
 so the benchmark tokenizes the real catalogue (a short tokenizer fit) and times an untrained TIGER
 of the configured size on real histories. Runs on CPU, and on CUDA as well when present.
 """
+
 from __future__ import annotations
 
 import platform
@@ -39,13 +40,22 @@ def _time_batches(model: TIGER, history: torch.Tensor, exclude: torch.Tensor, be
     return times[1:] if len(times) > 1 else times
 
 
-def generation_speed(data: str, ids: str = "mmq", beam: int = 10, n_users: int = 512,
-                     latency_users: int = 64, tokenizer_epochs: int = 5, seed: int = 0) -> dict[str, Any]:
+def generation_speed(
+    data: str,
+    ids: str = "mmq",
+    beam: int = 10,
+    n_users: int = 512,
+    latency_users: int = 64,
+    tokenizer_epochs: int = 5,
+    seed: int = 0,
+) -> dict[str, Any]:
     task = load_task(GenerativeTask)
     ds = loo_split(load_dataset(data))
     seqs = build_sequences(ds, task.model.max_len)
     config = task.ids.of(ids)
-    config = config.model_copy(update={"device": "cpu", **({"epochs": tokenizer_epochs} if hasattr(config, "epochs") else {})})
+    config = config.model_copy(
+        update={"device": "cpu", **({"epochs": tokenizer_epochs} if hasattr(config, "epochs") else {})}
+    )
     sem = semantic_ids(ds, tokenizer_name(ids), config, seed)
     rows = np.random.default_rng(seed).choice(len(seqs.test.users), min(n_users, len(seqs.test.users)), replace=False)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
@@ -58,16 +68,26 @@ def generation_speed(data: str, ids: str = "mmq", beam: int = 10, n_users: int =
         batched = _time_batches(model, history, exclude, beam, 128)
         single = _time_batches(model, history[: latency_users + 1], exclude[: latency_users + 1], beam, 1)
         users_per_s = 128 * len(batched) / sum(batched)
-        runs.append({
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
-            "batch_size": 128,
-            "users_per_second": users_per_s,
-            "beams_per_second": users_per_s * beam,
-            "latency_ms_per_user_batch1_p50": 1000 * float(np.median(single)),
-            "latency_ms_per_user_batch1_p95": 1000 * float(np.percentile(single, 95)),
-        })
+        runs.append(
+            {
+                "device": torch.cuda.get_device_name(device)
+                if device.type == "cuda"
+                else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+                "batch_size": 128,
+                "users_per_second": users_per_s,
+                "beams_per_second": users_per_s * beam,
+                "latency_ms_per_user_batch1_p50": 1000 * float(np.median(single)),
+                "latency_ms_per_user_batch1_p95": 1000 * float(np.percentile(single, 95)),
+            }
+        )
     return {
-        "dataset": ds.name, "ids": ids, "id_length": int(sem.codes.shape[1]), "n_items": ds.n_items,
-        "beam": beam, "users_timed": int(len(rows)), "model": task.model.model_dump(exclude={"max_len"}),
-        "torch": torch.__version__, "runs": runs,
+        "dataset": ds.name,
+        "ids": ids,
+        "id_length": int(sem.codes.shape[1]),
+        "n_items": ds.n_items,
+        "beam": beam,
+        "users_timed": len(rows),
+        "model": task.model.model_dump(exclude={"max_len"}),
+        "torch": torch.__version__,
+        "runs": runs,
     }

@@ -29,11 +29,11 @@ import yaml
 
 from motorec.config import load_yaml, packaged
 from motorec.errors import MotorecError
-from motorec.runtime import describe_machine
-from motorec.io import atomic_write_text, claim_report_dir, read_marker, write_marker
 from motorec.experiments.compare import DatasetSpec, compare
-from motorec.training.runner import load_run_inputs, run_identity
 from motorec.experiments.tune import as_overrides, grid_points, nest, tune, tune_markdown
+from motorec.io import atomic_write_text, claim_report_dir, read_marker, write_marker
+from motorec.runtime import describe_machine
+from motorec.training.runner import load_run_inputs, run_identity
 
 
 def load_plan(path: str | Path | None = None) -> dict[str, Any]:
@@ -89,10 +89,10 @@ def run_coldstart(out: str | Path, runs: str | Path, plan_path: str | Path | Non
             for label in labels:
                 entry = summary["tuning"][spec.label][label]
                 if train and entry.get("chosen_run"):
-                    reuse_tuning_run(spec, label, entry, runs / "compare", overrides + [seeds], plan["tune_seed"])
+                    reuse_tuning_run(spec, label, entry, runs / "compare", [*overrides, seeds], plan["tune_seed"])
         table = compare([f"{label}={plan['rows'][label]['model']}" for label in labels],
                         [f"{s.path}:{s.split}" if s.split else s.path for s in chosen_specs],
-                        out / "table", overrides + [seeds], tuned=out / "tuned", train=train, runs=runs / "compare")
+                        out / "table", [*overrides, seeds], tuned=out / "tuned", train=train, runs=runs / "compare")
         summary["paired"] = paired_table(runs / "compare", json.loads((out / "table" / "compare.json").read_text()),
                                          plan.get("paired") or [])
         summary["provenance"] = provenance(runs / "compare", chosen_specs)
@@ -118,7 +118,7 @@ def tune_row(spec: DatasetSpec, label: str, row: dict[str, Any], tune_seed: int,
         trials = runs / "tune" / spec.label / row["model"]
         target = out / "tune" / spec.label / f"{label}.json"
         if train:
-            summary = tune(spec.path, row["model"], trials, grid, spec.split, None, base + [f"seeds=[{tune_seed}]"])
+            summary = tune(spec.path, row["model"], trials, grid, spec.split, None, [*base, f"seeds=[{tune_seed}]"])
             target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(target, json.dumps(summary, indent=2))
             atomic_write_text(target.with_suffix(".md"), tune_markdown(summary))

@@ -12,11 +12,13 @@ a specialist reads; the backbone's own seconds are a separate column), the train
 and whether the model has a content path for cold items. A model that cannot run on a dataset
 (e.g. too few modalities) becomes an n/a row with the reason.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ class DatasetSpec:
     split: str | None
 
     @classmethod
-    def parse(cls, text: str) -> "DatasetSpec":
+    def parse(cls, text: str) -> DatasetSpec:
         """`DIR[:SPLIT]`; the label is the split file's stem (or the folder name)."""
         path, _, split = text.partition(":")
         if not path:
@@ -50,7 +52,7 @@ class DatasetSpec:
         return cls(label, path, split or None)
 
     @classmethod
-    def of(cls, data: "str | Dataset") -> "DatasetSpec":
+    def of(cls, data: str | Dataset) -> DatasetSpec:
         return cls(data.name, data, None) if isinstance(data, Dataset) else cls.parse(data)
 
 
@@ -69,14 +71,20 @@ def _mean(values: list[float | None]) -> float | None:
     return float(np.mean(known)) if known else None
 
 
-def run_cell(spec: DatasetSpec, row_spec: str, runs: Path, overrides: list[str], tuned: Path | None,
-             train: bool = True) -> dict[str, Any]:
+def run_cell(
+    spec: DatasetSpec, row_spec: str, runs: Path, overrides: list[str], tuned: Path | None, train: bool = True
+) -> dict[str, Any]:
     """One table row; with train=False only a finished run is read (else the row says 'not run')."""
     label, model = parse_row(row_spec)
     config = tuned / spec.label / f"{label}.yaml" if tuned is not None else None
     config = config if config is not None and config.is_file() else None
-    row: dict[str, Any] = {"dataset": spec.label, "model": label, "model_name": model,
-                           "content_path": model_class(model).content_path, "config": str(config) if config else None}
+    row: dict[str, Any] = {
+        "dataset": spec.label,
+        "model": label,
+        "model_name": model,
+        "content_path": model_class(model).content_path,
+        "config": str(config) if config else None,
+    }
     run_dir = runs / spec.label / label
     if not train:
         done = run_dir / "results.json"
@@ -89,23 +97,36 @@ def run_cell(spec: DatasetSpec, row_spec: str, runs: Path, overrides: list[str],
         except MotorecError as exc:
             return {**row, "status": "n/a", "reason": str(exc)}
     seed_runs = res["runs"]
-    row.update({
-        "status": "ok", "seeds": res["seeds"],
-        "train_s_per_epoch": float(np.mean([r["train_seconds_per_epoch"] for r in seed_runs])),
-        "wall_s_per_run": float(np.mean([r["wall_seconds"] for r in seed_runs])),
-        "backbone_s_per_run": _mean([r.get("backbone_seconds") for r in seed_runs]),
-        "epochs_run": float(np.mean([r["epochs_run"] for r in seed_runs])),
-        "best_epoch": float(np.mean([r["best_epoch"] for r in seed_runs])),
-        "test": {g: {m: [res["test"][g][m], res["test_std"][g][m]] for m in METRICS} for g in GROUPS if g in res["test"]},
-        "valid_recall@20": res["valid"]["all"]["recall@20"],
-        "max_epochs": res["config"]["train"]["epochs"], "eval_every": res["config"]["train"]["eval_every"],
-        "patience": res["config"]["train"]["patience"],
-    })
+    row.update(
+        {
+            "status": "ok",
+            "seeds": res["seeds"],
+            "train_s_per_epoch": float(np.mean([r["train_seconds_per_epoch"] for r in seed_runs])),
+            "wall_s_per_run": float(np.mean([r["wall_seconds"] for r in seed_runs])),
+            "backbone_s_per_run": _mean([r.get("backbone_seconds") for r in seed_runs]),
+            "epochs_run": float(np.mean([r["epochs_run"] for r in seed_runs])),
+            "best_epoch": float(np.mean([r["best_epoch"] for r in seed_runs])),
+            "test": {
+                g: {m: [res["test"][g][m], res["test_std"][g][m]] for m in METRICS} for g in GROUPS if g in res["test"]
+            },
+            "valid_recall@20": res["valid"]["all"]["recall@20"],
+            "max_epochs": res["config"]["train"]["epochs"],
+            "eval_every": res["config"]["train"]["eval_every"],
+            "patience": res["config"]["train"]["patience"],
+        }
+    )
     return row
 
 
-def compare(models: list[str], datasets: "list[str | Dataset]", out: str | Path, overrides: list[str] | None = None,
-            tuned: str | Path | None = None, train: bool = True, runs: str | Path | None = None) -> list[dict[str, Any]]:
+def compare(
+    models: list[str],
+    datasets: Sequence[str | Dataset],
+    out: str | Path,
+    overrides: list[str] | None = None,
+    tuned: str | Path | None = None,
+    train: bool = True,
+    runs: str | Path | None = None,
+) -> list[dict[str, Any]]:
     """Train and evaluate every (dataset, row) cell and write the table files to OUT
     (train=False: only tabulate the finished runs already there). `models` are rows: MODEL or LABEL=MODEL;
     the runs go under `runs` (default OUT/runs)."""
@@ -119,7 +140,9 @@ def compare(models: list[str], datasets: "list[str | Dataset]", out: str | Path,
             for model in models:
                 task.update(f"{spec.label} / {model}")
                 row = run_cell(spec, model, runs, list(overrides or []), Path(tuned) if tuned else None, train)
-                rows = [r for r in previous_rows(out) if (r["dataset"], r["model"]) != (spec.label, row["model"])] + [row]
+                rows = [r for r in previous_rows(out) if (r["dataset"], r["model"]) != (spec.label, row["model"])] + [
+                    row
+                ]
                 write_tables(rows, out)
                 task.advance()
     return [r for r in rows if r["dataset"] in {s.label for s in specs} and r["model"] in labels]
@@ -152,24 +175,47 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         groups = [g for g in GROUPS if any(r["status"] == "ok" and g in r["test"] for r in group_rows)] or ["all"]
         columns = [(g, m) for g in groups for m in METRICS]
         header = " | ".join(f"{g} {'R' if m.startswith('recall') else 'N'}@20" for g, m in columns)
-        lines += [f"### {label}", "", f"| model | content path | {header} | s/run | backbone s/run | s/epoch | epochs run/max | seeds |",
-                  "|" + "---|" * (len(columns) + 7)]
+        lines += [
+            f"### {label}",
+            "",
+            f"| model | content path | {header} | s/run | backbone s/run | s/epoch | epochs run/max | seeds |",
+            "|" + "---|" * (len(columns) + 7),
+        ]
         for r in group_rows:
             if r["status"] != "ok":
-                lines.append(f"| {r['model']} | {'yes' if r['content_path'] else 'no'} | "
-                             + " | ".join(r["status"] for _ in columns) + " | – | – | – | – | – |")
+                lines.append(
+                    f"| {r['model']} | {'yes' if r['content_path'] else 'no'} | "
+                    + " | ".join(r["status"] for _ in columns)
+                    + " | – | – | – | – | – |"
+                )
                 notes.append(f"- {r['model']} ({r['status']}): {r['reason']}")
                 continue
-            lines.append(f"| {r['model']} | {'yes' if r['content_path'] else 'no'} | "
-                         + " | ".join(_cell(r, g, m) for g, m in columns)
-                         + f" | {_seconds(r.get('wall_s_per_run'))} | {_seconds(r.get('backbone_s_per_run'))} | "
-                         f"{r['train_s_per_epoch']:.2f} | {r['epochs_run']:.0f}/{r.get('max_epochs', '?')} | {len(r['seeds'])} |")
+            lines.append(
+                f"| {r['model']} | {'yes' if r['content_path'] else 'no'} | "
+                + " | ".join(_cell(r, g, m) for g, m in columns)
+                + f" | {_seconds(r.get('wall_s_per_run'))} | {_seconds(r.get('backbone_s_per_run'))} | "
+                f"{r['train_s_per_epoch']:.2f} | {r['epochs_run']:.0f}/{r.get('max_epochs', '?')} | {len(r['seeds'])} |"
+            )
         lines += ["", *notes, ""] if notes else [""]
     return "\n".join(lines)
 
 
-CSV_FIELDS = ["dataset", "model", "model_name", "status", "content_path", "seeds", "wall_s_per_run", "backbone_s_per_run",
-              "train_s_per_epoch", "epochs_run", "best_epoch", "max_epochs", "eval_every", "patience"]
+CSV_FIELDS = [
+    "dataset",
+    "model",
+    "model_name",
+    "status",
+    "content_path",
+    "seeds",
+    "wall_s_per_run",
+    "backbone_s_per_run",
+    "train_s_per_epoch",
+    "epochs_run",
+    "best_epoch",
+    "max_epochs",
+    "eval_every",
+    "patience",
+]
 META_FIELDS = len(CSV_FIELDS)
 CSV_FIELDS += [f"{g}_{m}_{s}" for g in GROUPS for m in METRICS for s in ("mean", "std")]
 
@@ -187,7 +233,7 @@ def flat_row(r: dict[str, Any]) -> dict[str, Any]:
 
 def csv_text(rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS + ["reason"], extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=[*CSV_FIELDS, "reason"], extrasaction="ignore")
     writer.writeheader()
     for r in rows:
         writer.writerow(flat_row(r))

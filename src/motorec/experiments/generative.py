@@ -17,17 +17,20 @@ generator's own loss (`ids.mmq.ft_objective: generator`, which always restarts) 
 The restart without the tokenizer is the control that tells the tokenizer's adaptation from the
 restart itself.
 """
+
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from motorec.data import TRAIN, Dataset, load_dataset, loo_split
 from motorec.errors import MotorecError
+from motorec.experiments.tasks import GenerativeTask, RankTask, SASRecTask, Task, load_task
 from motorec.generative.ids import (
     ID_KINDS,
     SemanticIDs,
@@ -40,7 +43,6 @@ from motorec.generative.ranking import DCN, FEATURE_SETS, chronological_split, f
 from motorec.generative.sasrec import SASRec
 from motorec.generative.sequences import SequenceData, build_sequences, sequences_with_label
 from motorec.generative.tiger import TIGER
-from motorec.experiments.tasks import GenerativeTask, RankTask, SASRecTask, Task, load_task
 from motorec.io import atomic_write_text
 from motorec.runtime import resolve_device, set_seed
 from motorec.tokenizers.mmq import MMQTokenizer
@@ -52,8 +54,14 @@ from motorec.training.sequence import fit
 GENERATORS = ("sasrec", *ID_KINDS)
 
 
-def generative_seed(ds: Dataset, ids: str, task: GenerativeTask | SASRecTask, seed: int, device: torch.device,
-                    save_dir: Path | None = None) -> dict[str, Any]:
+def generative_seed(
+    ds: Dataset,
+    ids: str,
+    task: GenerativeTask | SASRecTask,
+    seed: int,
+    device: torch.device,
+    save_dir: Path | None = None,
+) -> dict[str, Any]:
     """`ds` must carry a leave-one-out split. Returns valid/test metrics per group and diagnostics."""
     data = build_sequences(ds, task.model.max_len)
     torch.manual_seed(seed)
@@ -80,8 +88,9 @@ def generative_seed(ds: Dataset, ids: str, task: GenerativeTask | SASRecTask, se
     return {**info, **result}
 
 
-def warm_restart(model: TIGER, sem: SemanticIDs, data: SequenceData, task: GenerativeTask, seed: int,
-                 joint: bool) -> tuple[TIGER, SemanticIDs, dict[str, Any]]:
+def warm_restart(
+    model: TIGER, sem: SemanticIDs, data: SequenceData, task: GenerativeTask, seed: int, joint: bool
+) -> tuple[TIGER, SemanticIDs, dict[str, Any]]:
     """Steps 1-3 of the schedule above; the caller then trains the returned TIGER to early stopping."""
     train = task.train
     t0 = time.perf_counter()
@@ -99,22 +108,29 @@ def warm_restart(model: TIGER, sem: SemanticIDs, data: SequenceData, task: Gener
     if tokenizer is not None and features is not None:
         sem = ids_from_tokenizer(tokenizer, features)
         if sem.codes.shape[1] != before.shape[1]:  # a suffix slot appeared or went: TIGER's levels cannot carry over
-            raise MotorecError(f"generator fine-tuning changed the ID length ({before.shape[1]} -> {sem.codes.shape[1]}) "
-                               f"with ids.mmq.collisions={tokenizer.config.collisions}; use collisions=suffix, which keeps it.")
+            raise MotorecError(
+                f"generator fine-tuning changed the ID length ({before.shape[1]} -> {sem.codes.shape[1]}) "
+                f"with ids.mmq.collisions={tokenizer.config.collisions}; use collisions=suffix, which keeps it."
+            )
     content = [i for i, slot in enumerate(sem.slots) if slot.kind == "code"]
     moved = float((before[:, content] != sem.codes[:, content]).any(1).mean())
-    return model.with_codes(sem.codes, sem.vocab_sizes), sem, {
-        "joint": joint,
-        "seconds": time.perf_counter() - t0,
-        "warmup_valid": warm.get("valid", {}).get("all"),
-        "steps": log,
-        "items_with_new_codes": moved,
-        **({"stage1_diagnostics": stage1} if joint else {}),  # the result's own diagnostics are the re-encoded IDs'
-    }
+    return (
+        model.with_codes(sem.codes, sem.vocab_sizes),
+        sem,
+        {
+            "joint": joint,
+            "seconds": time.perf_counter() - t0,
+            "warmup_valid": warm.get("valid", {}).get("all"),
+            "steps": log,
+            "items_with_new_codes": moved,
+            **({"stage1_diagnostics": stage1} if joint else {}),  # the result's own diagnostics are the re-encoded IDs'
+        },
+    )
 
 
-def ranking_seed(ds: Dataset, feature_sets: list[str], ids: str, task: RankTask, seed: int,
-                 device: torch.device) -> dict[str, Any]:
+def ranking_seed(
+    ds: Dataset, feature_sets: list[str], ids: str, task: RankTask, seed: int, device: torch.device
+) -> dict[str, Any]:
     """DCN on each feature set over one chronological split; semantic IDs fitted once per seed."""
     labels = chronological_split(ds, task.split.test_frac, task.split.valid_frac)
     out: dict[str, Any] = {"seed": seed, "ids": ids}
@@ -140,7 +156,9 @@ def _setup(task: Task, threads: int) -> torch.device:
     return resolve_device(task.device)
 
 
-def run_seeds(out: Path, seeds: list[int], resume: bool, run_one: Callable[[int, Path], dict[str, Any]]) -> list[dict[str, Any]]:
+def run_seeds(
+    out: Path, seeds: list[int], resume: bool, run_one: Callable[[int, Path], dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Run every seed (skipping finished ones with `resume`); each seed's JSON is kept."""
     results = []
     for seed in seeds:
@@ -159,13 +177,21 @@ def run_seeds(out: Path, seeds: list[int], resume: bool, run_one: Callable[[int,
     return results
 
 
-def run_generative(data: str, ids: str, out: Path, config: Path | None = None, overrides: list[str] | None = None,
-                   overwrite: bool = False, resume: bool = False) -> dict[str, Any]:
+def run_generative(
+    data: str,
+    ids: str,
+    out: Path,
+    config: Path | None = None,
+    overrides: list[str] | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+) -> dict[str, Any]:
     """Every configured seed of the generative task; returns (and writes) OUT/results.json's summary."""
     if ids not in GENERATORS:
         raise MotorecError(f"--ids '{ids}': choose sasrec or one of {', '.join(ID_KINDS)}.")
-    task: GenerativeTask | SASRecTask = (load_task(SASRecTask, config, overrides) if ids == "sasrec"
-                                         else load_task(GenerativeTask, config, overrides))
+    task: GenerativeTask | SASRecTask = (
+        load_task(SASRecTask, config, overrides) if ids == "sasrec" else load_task(GenerativeTask, config, overrides)
+    )
     device = _setup(task, task.train.threads)
     ds = loo_split(load_dataset(data))
     identity = run_identity(f"generative {ids}", task.model_dump(mode="json"), ds.split_sha256(), data)
@@ -173,10 +199,20 @@ def run_generative(data: str, ids: str, out: Path, config: Path | None = None, o
         runs = run_seeds(out, task.seeds, resume, lambda seed, d: generative_seed(ds, ids, task, seed, device, d))
     test, test_std = summarize([r["test"] for r in runs])
     valid, _ = summarize([r["valid"] for r in runs])
-    summary = {"ids": ids, "dataset": ds.name, "split_sha256": ds.split_sha256(), "config": task.model_dump(mode="json"),
-               "seeds": [r["seed"] for r in runs], "valid": valid, "test": test, "test_std": test_std,
-               "runs": [{k: r.get(k) for k in ("seed", "best_epoch", "epochs_run", "train_seconds", "wall_seconds", "id_length")}
-                        for r in runs]}
+    summary = {
+        "ids": ids,
+        "dataset": ds.name,
+        "split_sha256": ds.split_sha256(),
+        "config": task.model_dump(mode="json"),
+        "seeds": [r["seed"] for r in runs],
+        "valid": valid,
+        "test": test,
+        "test_std": test_std,
+        "runs": [
+            {k: r.get(k) for k in ("seed", "best_epoch", "epochs_run", "train_seconds", "wall_seconds", "id_length")}
+            for r in runs
+        ],
+    }
     atomic_write_text(out / "results.json", json.dumps(summary, indent=2, default=float))
     return summary
 
@@ -188,8 +224,16 @@ def parse_feature_sets(features: str) -> list[str]:
     return sets
 
 
-def run_rank(data: str, feature_sets: list[str], ids: str, out: Path, config: Path | None = None,
-             overrides: list[str] | None = None, overwrite: bool = False, resume: bool = False) -> dict[str, Any]:
+def run_rank(
+    data: str,
+    feature_sets: list[str],
+    ids: str,
+    out: Path,
+    config: Path | None = None,
+    overrides: list[str] | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+) -> dict[str, Any]:
     """Every configured seed of the ranking task; returns (and writes) OUT/results.json's summary."""
     if ids not in ID_KINDS:
         raise MotorecError(f"--ids '{ids}': choose one of {', '.join(ID_KINDS)}.")
@@ -197,13 +241,19 @@ def run_rank(data: str, feature_sets: list[str], ids: str, out: Path, config: Pa
     require_task_objective(ids, task.ids.of(ids))
     device = _setup(task, task.train.threads)
     ds = load_dataset(data)
-    identity = run_identity(f"rank {ids} {','.join(feature_sets)}", task.model_dump(mode="json"), ds.split_sha256(),
-                            data)
+    identity = run_identity(
+        f"rank {ids} {','.join(feature_sets)}", task.model_dump(mode="json"), ds.split_sha256(), data
+    )
     with claim_run_dir(out, overwrite, resume, identity, [data, config]) as out:
-        runs = run_seeds(out, task.seeds, resume,
-                         lambda seed, d: ranking_seed(ds, feature_sets, ids, task, seed, device))
-    summary: dict[str, Any] = {"ids": ids, "dataset": ds.name, "config": task.model_dump(mode="json"),
-                               "seeds": [r["seed"] for r in runs]}
+        runs = run_seeds(
+            out, task.seeds, resume, lambda seed, d: ranking_seed(ds, feature_sets, ids, task, seed, device)
+        )
+    summary: dict[str, Any] = {
+        "ids": ids,
+        "dataset": ds.name,
+        "config": task.model_dump(mode="json"),
+        "seeds": [r["seed"] for r in runs],
+    }
     for f in feature_sets:
         groups = [{g: dict(r[f][g]) for g in ("all", "longtail", "cold")} for r in runs]
         mean, std = summarize(groups)

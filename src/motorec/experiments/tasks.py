@@ -6,6 +6,7 @@ for tasks over semantic IDs) < configs/tasks/<task>.yaml < --config FILE < --set
 merged mapping is validated once into the task's class, so a typo, a wrong type or a value out of
 range is an error naming the key (and the layer that set it) before anything runs.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

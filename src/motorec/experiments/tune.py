@@ -5,6 +5,7 @@ reported for that point alone, so the test set never influences the choice. The 
 (tune.json, tune.md) and the chosen overrides as a config file (best.yaml, usable with
 `--config` or `motorec compare --tuned`) are written to the output folder.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,6 +18,7 @@ from typing import Any
 import yaml
 
 from motorec.config import RunConfig, merge, parse_override
+from motorec.data import Dataset
 from motorec.errors import MotorecError
 from motorec.io import atomic_write_text, claim_report_dir
 from motorec.progress import progress
@@ -46,7 +48,7 @@ def _split_values(raw: str) -> list[str]:
             cur = ""
         else:
             cur += ch
-    return [p for p in parts + [cur] if p.strip()]
+    return [p for p in [*parts, cur] if p.strip()]
 
 
 def parse_grid(items: list[str], grid_file: str | Path | None = None) -> dict[str, list[Any]]:
@@ -98,9 +100,16 @@ def trial_name(point: dict[str, Any], context: list[Any]) -> str:
     return f"{slug}-{digest}"
 
 
-def tune(data: str | Path, model: str, out: str | Path, grid: dict[str, list[Any]], split: str | None = None,
-         config_file: str | Path | None = None, overrides: list[str] | None = None,
-         resume: bool = True) -> dict[str, Any]:
+def tune(
+    data: str | Path | Dataset,
+    model: str,
+    out: str | Path,
+    grid: dict[str, list[Any]],
+    split: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: list[str] | None = None,
+    resume: bool = True,
+) -> dict[str, Any]:
     """Run every grid point (resuming finished ones), choose on valid, report that point's test."""
     overrides = list(overrides or [])
     points = grid_points(grid)
@@ -109,27 +118,66 @@ def tune(data: str | Path, model: str, out: str | Path, grid: dict[str, list[Any
         return _run_grid(data, model, out, points, split, config_file, overrides, resume, grid, cfg)
 
 
-def _run_grid(data: str | Path, model: str, out: Path, points: list[dict[str, Any]], split: str | None,
-              config_file: str | Path | None, overrides: list[str], resume: bool, grid: dict[str, list[Any]],
-              cfg: RunConfig) -> dict[str, Any]:
+def _run_grid(
+    data: str | Path | Dataset,
+    model: str,
+    out: Path,
+    points: list[dict[str, Any]],
+    split: str | None,
+    config_file: str | Path | None,
+    overrides: list[str],
+    resume: bool,
+    grid: dict[str, list[Any]],
+    cfg: RunConfig,
+) -> dict[str, Any]:
     trials = []
     with progress() as bar:
         task = bar.task(f"tune {model}", total=len(points))
         for i, point in enumerate(points):
             task.update(", ".join(f"{k}={v}" for k, v in point.items()))
             run_dir = out / trial_name(point, [model, str(data), split, str(config_file), overrides])
-            res = run_experiment(data, model, run_dir, split, config_file, overrides + as_overrides(point),
-                                 overwrite=not resume, resume=resume)
-            trials.append({"trial": i, "run_dir": str(run_dir), "point": point, "valid": res["valid"][SELECT_GROUP][SELECT_METRIC],
-                           "valid_std_free": True, "_test": res["test"], "_test_std": res["test_std"]})
+            res = run_experiment(
+                data,
+                model,
+                run_dir,
+                split,
+                config_file,
+                overrides + as_overrides(point),
+                overwrite=not resume,
+                resume=resume,
+            )
+            trials.append(
+                {
+                    "trial": i,
+                    "run_dir": str(run_dir),
+                    "point": point,
+                    "valid": res["valid"][SELECT_GROUP][SELECT_METRIC],
+                    "valid_std_free": True,
+                    "_test": res["test"],
+                    "_test_std": res["test_std"],
+                }
+            )
             task.advance()
     best = max(trials, key=lambda t: t["valid"])
     summary = {
-        "model": model, "data": str(data), "split": split, "selection": f"valid {SELECT_METRIC} ({SELECT_GROUP})",
-        "base_overrides": overrides, "grid": grid,
-        "trials": [{"trial": t["trial"], "run_dir": t["run_dir"], "point": t["point"], f"valid_{SELECT_METRIC}": t["valid"]} for t in trials],
-        "best": {"trial": best["trial"], "run_dir": best["run_dir"], "point": best["point"], f"valid_{SELECT_METRIC}": best["valid"],
-                 "test": best["_test"], "test_std": best["_test_std"]},
+        "model": model,
+        "data": str(data),
+        "split": split,
+        "selection": f"valid {SELECT_METRIC} ({SELECT_GROUP})",
+        "base_overrides": overrides,
+        "grid": grid,
+        "trials": [
+            {"trial": t["trial"], "run_dir": t["run_dir"], "point": t["point"], f"valid_{SELECT_METRIC}": t["valid"]}
+            for t in trials
+        ],
+        "best": {
+            "trial": best["trial"],
+            "run_dir": best["run_dir"],
+            "point": best["point"],
+            f"valid_{SELECT_METRIC}": best["valid"],
+            "test": best["_test"],
+            "test_std": best["_test_std"],
+        },
     }
     atomic_write_text(out / "tune.json", json.dumps(summary, indent=2))
     atomic_write_text(out / "tune.md", tune_markdown(summary))
@@ -140,16 +188,30 @@ def _run_grid(data: str | Path, model: str, out: Path, points: list[dict[str, An
 def tune_markdown(summary: dict[str, Any]) -> str:
     keys = list(summary["grid"])
     metric = f"valid_{SELECT_METRIC}"
-    lines = [f"# tune {summary['model']} on {summary['data']} ({summary['split'] or 'default split'})", "",
-             f"Selection: {summary['selection']}; test is reported for the chosen point only.", "",
-             "| trial | " + " | ".join(keys) + f" | {metric} |", "|" + "---|" * (len(keys) + 2)]
+    lines = [
+        f"# tune {summary['model']} on {summary['data']} ({summary['split'] or 'default split'})",
+        "",
+        f"Selection: {summary['selection']}; test is reported for the chosen point only.",
+        "",
+        "| trial | " + " | ".join(keys) + f" | {metric} |",
+        "|" + "---|" * (len(keys) + 2),
+    ]
     for t in summary["trials"]:
         mark = " **(chosen)**" if t["trial"] == summary["best"]["trial"] else ""
-        lines.append(f"| {t['trial']}{mark} | " + " | ".join(str(t["point"][k]) for k in keys) + f" | {t[metric]:.4f} |")
+        lines.append(
+            f"| {t['trial']}{mark} | " + " | ".join(str(t["point"][k]) for k in keys) + f" | {t[metric]:.4f} |"
+        )
     best = summary["best"]
-    lines += ["", f"Chosen point: {best['point']} — test of the chosen point:", "",
-              "| group | recall@20 | ndcg@20 |", "|---|---|---|"]
+    lines += [
+        "",
+        f"Chosen point: {best['point']} — test of the chosen point:",
+        "",
+        "| group | recall@20 | ndcg@20 |",
+        "|---|---|---|",
+    ]
     for group, values in best["test"].items():
-        lines.append(f"| {group} | {values['recall@20']:.4f} ± {best['test_std'][group]['recall@20']:.4f} | "
-                     f"{values['ndcg@20']:.4f} ± {best['test_std'][group]['ndcg@20']:.4f} |")
+        lines.append(
+            f"| {group} | {values['recall@20']:.4f} ± {best['test_std'][group]['recall@20']:.4f} | "
+            f"{values['ndcg@20']:.4f} ± {best['test_std'][group]['ndcg@20']:.4f} |"
+        )
     return "\n".join(lines) + "\n"

@@ -3,6 +3,7 @@
 Text: all-MiniLM-L6-v2 (384-d, L2-normalised). Images: EfficientNet-Lite0 (1280-d). Encoders load
 lazily and stay cached, so the service can encode one new item per call.
 """
+
 from __future__ import annotations
 
 from motorec.features.catalog import FeatureReport, extract_catalog_features

@@ -4,14 +4,16 @@ Work is chunked and resumable (see chunks.py); final files are written atomicall
 image is missing or unreadable get the mean feature of the found images, as MMRec does, and are
 listed in `features.json` so downstream users can tell imputed rows apart.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import warnings
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Hashable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,13 +21,13 @@ import pandas as pd
 from motorec.distributed import SINGLE, DistContext, current
 from motorec.errors import MotorecError
 from motorec.features.chunks import Chunk, ChunkStore, plan_chunks
-from motorec.runtime import resolve_device
 from motorec.features.image import IMAGE_DIM, IMAGE_MODEL, IMAGE_PREPROCESS, encode_images, open_image
 from motorec.features.tables import require_column
 from motorec.features.template import field_text, render_texts, template_fields
 from motorec.features.text import TEXT_MODEL, encode_texts
 from motorec.io import atomic_open, atomic_write_text, resolve_output_path
 from motorec.progress import progress as progress_bar
+from motorec.runtime import resolve_device
 
 FEATURE_FILES = {"text": "text_feat.npy", "image": "image_feat.npy"}
 METADATA_FILE = "features.json"
@@ -101,11 +103,12 @@ def _image_chunk(
     for lo, hi in _batches(chunk.start, chunk.stop, batch_size):
         found, images = [], []
         for row in range(lo, hi):
-            if paths[row] is None:
+            path = paths[row]
+            if path is None:
                 missing[str(row)] = "no image path (empty field)"
                 continue
             try:
-                images.append(open_image(paths[row]))
+                images.append(open_image(path))
                 found.append(row - chunk.start)
             except MotorecError as exc:
                 missing[str(row)] = str(exc)
@@ -169,14 +172,21 @@ def extract_catalog_features(
         raise MotorecError(f"image folder not found: {image_root}")
     device = str(resolve_device(device))
     out_dir = resolve_output_path(out_dir)
-    _check_replaceable(out_dir, [FEATURE_FILES[m] for m, given in (("text", text_template), ("image", image_pattern))
-                                 if given is not None] + ([MAPPING_FILE] if id_column is not None else []))
+    _check_replaceable(
+        out_dir,
+        [FEATURE_FILES[m] for m, given in (("text", text_template), ("image", image_pattern)) if given is not None]
+        + ([MAPPING_FILE] if id_column is not None else []),
+    )
     store = ChunkStore(out_dir / "chunks")
     if not resume:
         store.clear()
 
     metadata: dict[str, Any] = {
-        "items": len(table), "source": source, "id_column": id_column, **(provenance or {}), "modalities": {},
+        "items": len(table),
+        "source": source,
+        "id_column": id_column,
+        **(provenance or {}),
+        "modalities": {},
     }
     jobs = []
     if text_template is not None:
@@ -185,15 +195,21 @@ def extract_catalog_features(
             warnings.warn(f"{source}: some items have empty fields (used as ''): {empty}", stacklevel=2)
         jobs.append(_Job("text", plan_chunks("text", texts, chunk_size, TEXT_MODEL), texts, _text_chunk, batch_size))
         metadata["modalities"]["text"] = {
-            "model": TEXT_MODEL, "template": text_template, "l2_normalised": True, "empty_fields": empty,
+            "model": TEXT_MODEL,
+            "template": text_template,
+            "l2_normalised": True,
+            "empty_fields": empty,
         }
     if image_pattern is not None:
         paths = image_paths(table, image_pattern, image_root, source)
         chunks = plan_chunks("image", _image_inputs(paths), chunk_size, f"{IMAGE_MODEL}; {IMAGE_PREPROCESS}")
         jobs.append(_Job("image", chunks, paths, _image_chunk, image_batch_size))
         metadata["modalities"]["image"] = {
-            "model": IMAGE_MODEL, "preprocess": IMAGE_PREPROCESS, "l2_normalised": False,
-            "image_dir": str(image_root) if image_root else None, "image_pattern": image_pattern,
+            "model": IMAGE_MODEL,
+            "preprocess": IMAGE_PREPROCESS,
+            "l2_normalised": False,
+            "image_dir": str(image_root) if image_root else None,
+            "image_pattern": image_pattern,
             "missing_policy": MISSING_IMAGE_POLICY,
         }
 
@@ -223,9 +239,11 @@ def _check_replaceable(out_dir: Path, names: list[str]) -> None:
         ours = False
     foreign = [n for n in [*names, METADATA_FILE] if (out_dir / n).exists() and not ours]
     if foreign:
-        raise MotorecError(f"--out {out_dir}: already holds {', '.join(foreign)}, not written by `motorec features` "
-                           f"(no motorec {METADATA_FILE} beside them); motorec will not replace them. Choose another "
-                           f"--out.")
+        raise MotorecError(
+            f"--out {out_dir}: already holds {', '.join(foreign)}, not written by `motorec features` "
+            f"(no motorec {METADATA_FILE} beside them); motorec will not replace them. Choose another "
+            f"--out."
+        )
 
 
 def _item_ids(table: pd.DataFrame, id_column: str | None, source: str) -> list[Any]:
@@ -241,7 +259,12 @@ def _item_ids(table: pd.DataFrame, id_column: str | None, source: str) -> list[A
 
 
 def _compute_missing_chunks(
-    jobs: list[_Job], store: ChunkStore, device: str, progress: bool, n_items: int, report: FeatureReport,
+    jobs: list[_Job],
+    store: ChunkStore,
+    device: str,
+    progress: bool,
+    n_items: int,
+    report: FeatureReport,
     ctx: DistContext = SINGLE,
 ) -> None:
     """Encode every chunk not already in the store, one progress bar per modality.

@@ -1,19 +1,21 @@
 """Resumable work: features are computed in chunks of rows, each saved atomically under a name
 that hashes its inputs, so a rerun skips exactly the chunks whose inputs did not change.
 """
+
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from motorec.io import atomic_open
-
 
 CHUNK_FILE = re.compile(r"^\.?[a-z]+-\d{9}-\d{9}-[0-9a-f]{16}\.(npy|json)(\.[^/]*\.tmp)?$")
 
@@ -74,7 +76,5 @@ class ChunkStore:
         for path in self.work_dir.iterdir():
             if CHUNK_FILE.match(path.name):
                 path.unlink()
-        try:
+        with contextlib.suppress(OSError):
             self.work_dir.rmdir()
-        except OSError:
-            pass

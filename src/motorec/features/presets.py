@@ -4,6 +4,7 @@ ml100k: MovieLens-100K `items.csv` + `posters/`; scientific: an LC-Rec/Amazon `*
 generic: any item table the user points at. Each returns a CatalogSpec that
 `extract_catalog_features` consumes; the CLI may override any recipe field.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -16,8 +17,25 @@ from motorec.errors import MotorecError
 from motorec.features.tables import JSON_KEY_COLUMN, dedupe_ids, order_by_mapping, read_table, require_column
 
 ML100K_GENRES = (
-    "genre_unknown", "Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "FilmNoir", "Horror", "Musical", "Mystery", "Romance", "SciFi", "Thriller", "War", "Western",
+    "genre_unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "FilmNoir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "SciFi",
+    "Thriller",
+    "War",
+    "Western",
 )
 ML100K_TEXT = "{title}. Genres: {genres}. {overview}"
 SCIENTIFIC_TEXT = "{title}. Brand: {brand}. Categories: {categories}. {description}"
@@ -65,9 +83,7 @@ def ml100k(raw: Path, id_mapping: Path | None = None) -> CatalogSpec:
     table, provenance = _dedupe_and_order(table, "movie_id", str(items), id_mapping)
     flags = table[list(ML100K_GENRES)].to_numpy() == 1
     table = table.assign(genres=[[g for g, on in zip(ML100K_GENRES, row) if on] for row in flags])
-    return CatalogSpec(
-        table, str(items), "movie_id", ML100K_TEXT, raw / "posters", "{movie_id}.jpg", provenance
-    )
+    return CatalogSpec(table, str(items), "movie_id", ML100K_TEXT, raw / "posters", "{movie_id}.jpg", provenance)
 
 
 def scientific(raw: Path, id_mapping: Path | None = None) -> CatalogSpec:

@@ -1,4 +1,5 @@
 """Row-wise agreement with published features, to prove a recipe reproduces them."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -3,6 +3,7 @@
 Row i of every feature matrix is row i of the table these functions return, so ordering by an
 MMRec `i_id_mapping.csv` (raw id -> itemID) is what makes features line up with interactions.
 """
+
 from __future__ import annotations
 
 import json

@@ -3,10 +3,12 @@
 List-valued fields are joined with ", " and missing values (None/NaN) become "", so a template such
 as "{title}. Genres: {genres}. {overview}" reproduces the published ml100k-mm texts exactly.
 """
+
 from __future__ import annotations
 
 import string
-from typing import Any, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

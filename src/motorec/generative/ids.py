@@ -6,10 +6,12 @@ item gets one ID as in TIGER; "mmq" reads the modalities separately (its experts
 next-item objective; the generator objective is trained by `training.joint`). Codes that still
 collide get a disambiguating suffix slot, so every item has a unique ID for the prefix trie.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from pydantic import Field
@@ -22,9 +24,9 @@ from motorec.tokenizers import (
     MMQTokenizer,
     PQConfig,
     RQVAEConfig,
+    Tokenizer,
     TokenizerConfig,
     TokenSlot,
-    Tokenizer,
     build_tokenizer,
 )
 from motorec.tokenizers.codebook import collision_rate
@@ -86,12 +88,20 @@ def generator_objective(kind: str, config: TokenizerConfig) -> bool:
 def require_task_objective(kind: str, config: TokenizerConfig) -> None:
     """Tasks other than generation cannot fine-tune against the generator's loss."""
     if generator_objective(kind, config):
-        raise MotorecError("ids.mmq.ft_objective=generator fine-tunes MMQ against the generator's loss: use it with "
-                           "`motorec generative`; other tasks take ft_objective=next_item.")
+        raise MotorecError(
+            "ids.mmq.ft_objective=generator fine-tunes MMQ against the generator's loss: use it with "
+            "`motorec generative`; other tasks take ft_objective=next_item."
+        )
 
 
-def semantic_ids(ds: Dataset, kind: str, config: TokenizerConfig, seed: int,
-                 train_sequences: Sequence[np.ndarray] | None = None, generator_follows: bool = False) -> SemanticIDs:
+def semantic_ids(
+    ds: Dataset,
+    kind: str,
+    config: TokenizerConfig,
+    seed: int,
+    train_sequences: Sequence[np.ndarray] | None = None,
+    generator_follows: bool = False,
+) -> SemanticIDs:
     """Fit the tokenizer on every item's content (no interactions, except mmq-ft's train sequences).
     mmq-ft with `ft_objective: generator` returns the stage-1 IDs, for a caller that runs the
     generator fine-tuning itself (`generator_follows`); any other caller gets an error."""

@@ -8,7 +8,10 @@ timestamp), so the test period holds items with few or no train ratings; AUC and
 (impression-weighted per-user AUC, users with both classes) are reported overall, on items with
 < 10 train interactions and on items with none (their semantic ID comes from content alone).
 """
+
 from __future__ import annotations
+
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -30,7 +33,7 @@ def chronological_split(ds: Dataset, test_frac: float = 0.1, valid_frac: float =
         raise MotorecError(f"Dataset '{ds.name}' has no timestamps: a chronological split needs them.")
     order = np.lexsort((np.arange(ds.n_interactions), ds.timestamps))
     n = len(order)
-    n_test, n_valid = int(round(n * test_frac)), int(round(n * valid_frac))
+    n_test, n_valid = round(n * test_frac), round(n * valid_frac)
     labels = np.full(n, TRAIN, dtype=np.int8)
     labels[order[n - n_test :]] = TEST
     labels[order[n - n_test - n_valid : n - n_test]] = VALID
@@ -53,7 +56,7 @@ def gauc(users: np.ndarray, y: np.ndarray, s: np.ndarray) -> float:
     users, y, s = users[order], y[order], s[order]
     bounds = np.flatnonzero(np.r_[True, users[1:] != users[:-1], True])
     num = den = 0.0
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in pairwise(bounds):
         value = auc(y[a:b], s[a:b])
         if not np.isnan(value):
             num, den = num + value * (b - a), den + (b - a)
@@ -72,10 +75,18 @@ class DCNParams(ConfigModel):
 class DCN(nn.Module):
     """DCN-V2: field embeddings -> [cross network (x_{l+1} = x0 * (W x_l + b) + x_l) || MLP] -> logit."""
 
-    def __init__(self, field_sizes: list[int], *, dim: int = 16, cross_layers: int = 2,
-                 hidden: tuple[int, ...] | list[int] = (128, 64), dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        field_sizes: list[int],
+        *,
+        dim: int = 16,
+        cross_layers: int = 2,
+        hidden: tuple[int, ...] | list[int] = (128, 64),
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
-        self.embeddings = nn.ModuleList(nn.Embedding(n, dim) for n in field_sizes)
+        embeddings = [nn.Embedding(n, dim) for n in field_sizes]
+        self.embeddings = nn.ModuleList(embeddings)
         width = dim * len(field_sizes)
         self.cross = nn.ModuleList(nn.Linear(width, width) for _ in range(cross_layers))
         layers: list[nn.Module] = []
@@ -85,7 +96,7 @@ class DCN(nn.Module):
             prev = int(h)
         self.deep = nn.Sequential(*layers)
         self.out = nn.Linear(width + prev, 1)
-        for emb in self.embeddings:
+        for emb in embeddings:
             nn.init.normal_(emb.weight, std=0.01)
 
     def forward(self, fields: Tensor) -> Tensor:
@@ -102,7 +113,9 @@ def item_groups(ds: Dataset, labels: np.ndarray, rows: np.ndarray) -> dict[str, 
     return {"all": np.ones(len(rows), dtype=bool), "longtail": degree < LONGTAIL, "cold": degree == 0}
 
 
-def field_table(ds: Dataset, features: str, sid: np.ndarray | None, sid_sizes: list[int]) -> tuple[np.ndarray, list[int]]:
+def field_table(
+    ds: Dataset, features: str, sid: np.ndarray | None, sid_sizes: list[int]
+) -> tuple[np.ndarray, list[int]]:
     """(n_interactions, n_fields) categorical inputs and each field's vocabulary size."""
     if features not in FEATURE_SETS:
         raise MotorecError(f"--features '{features}': choose one of {', '.join(FEATURE_SETS)}.")

@@ -5,10 +5,11 @@ every position (the cross-entropy variant that tuned reproductions, e.g. cornac'
 Klenitskiy & Vasilev 2023, find much stronger than the original sampled BCE). The generative
 retriever's baseline: it cannot place an item it never saw in training.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -24,8 +25,16 @@ class SASRecParams(TransformerParams):
 
 
 class SASRec(SequenceRecommender):
-    def __init__(self, n_items: int, *, d_model: int = 128, n_heads: int = 2, n_layers: int = 2,
-                 dropout: float = 0.2, max_len: int = 20) -> None:
+    def __init__(
+        self,
+        n_items: int,
+        *,
+        d_model: int = 128,
+        n_heads: int = 2,
+        n_layers: int = 2,
+        dropout: float = 0.2,
+        max_len: int = 20,
+    ) -> None:
         super().__init__()
         self.n_items = n_items
         self.max_len = max_len
@@ -58,7 +67,9 @@ class SASRec(SequenceRecommender):
         return h @ self.item_emb.weight[: self.n_items].t()
 
     # ------------------------------------------------------------------ training
-    def batches(self, data: SequenceData, batch_size: int, g: torch.Generator, limit: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+    def batches(
+        self, data: SequenceData, batch_size: int, g: torch.Generator, limit: int = 0
+    ) -> Iterator[tuple[Tensor, Tensor]]:
         """Windows of max_len + 1 items over every train sequence (long ones are cut in windows);
         `limit` > 0 draws that many windows per epoch."""
         windows = train_windows(data.train_sequences, self.max_len + 1)
@@ -78,4 +89,3 @@ class SASRec(SequenceRecommender):
         if exclude is not None:
             scores = scores.masked_fill(exclude, float("-inf"))
         return topk_tiebreak(scores, k)
-

@@ -4,6 +4,7 @@ Train examples: every position t >= 1 of a user's train sequence, history = the 
 `max_len`) items before it. Valid: history = the train sequence, target = the valid item. Test:
 history = train + valid, target = the test item (the protocol of TIGER and SASRec).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -91,8 +92,14 @@ def sequences_with_label(ds: Dataset, label: int) -> list[np.ndarray]:
     """Each user's items with exactly this label, in time order."""
     assert ds.labels is not None
     keep = ds.labels == label
-    sub = Dataset(name=ds.name, n_users=ds.n_users, n_items=ds.n_items, users=ds.users[keep], items=ds.items[keep],
-                  timestamps=None if ds.timestamps is None else ds.timestamps[keep])
+    sub = Dataset(
+        name=ds.name,
+        n_users=ds.n_users,
+        n_items=ds.n_items,
+        users=ds.users[keep],
+        items=ds.items[keep],
+        timestamps=None if ds.timestamps is None else ds.timestamps[keep],
+    )
     return sub.sequences()
 
 

@@ -24,10 +24,12 @@ and levels a prefix already determines (most levels of long, parallel IDs such a
 nothing and take no share of the gradient. "full" is TIGER's cross-entropy of every level over
 that level's whole token range, averaged over levels.
 """
+
 from __future__ import annotations
 
 import warnings
-from typing import Iterator, Literal, get_args
+from collections.abc import Iterator
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -57,6 +59,9 @@ class TIGERParams(TransformerParams):
 
 
 class TIGER(SequenceRecommender):
+    offsets: Tensor  # (L + 1,) first global token id of each level (the last: the vocabulary size)
+    item_tokens: Tensor  # (n_items, L) every item's global token ids
+
     def __init__(
         self,
         codes: np.ndarray,
@@ -102,21 +107,34 @@ class TIGER(SequenceRecommender):
         self.max_len = max_len
         self.item_table: Tensor | None = None
         self._device_trie: TorchTrie | None = None
-        self._sizes = dict(d_model=d_model, n_heads=n_heads, n_layers=n_layers, ff_dim=ff_dim, dropout=dropout, max_len=max_len,
-                           history_encoding=history_encoding, causal=causal, level_loss=level_loss)
+        self._sizes: dict[str, Any] = {
+            "d_model": d_model,
+            "n_heads": n_heads,
+            "n_layers": n_layers,
+            "ff_dim": ff_dim,
+            "dropout": dropout,
+            "max_len": max_len,
+            "history_encoding": history_encoding,
+            "causal": causal,
+            "level_loss": level_loss,
+        }
 
-    def with_codes(self, codes: np.ndarray, vocab_sizes: list[int]) -> "TIGER":
+    def with_codes(self, codes: np.ndarray, vocab_sizes: list[int]) -> TIGER:
         """A TIGER over new item IDs of the same length, starting from these weights: each level's
         token embeddings and output rows carry over for the codes both vocabularies have (a
         tokenizer re-fitted after fine-tuning keeps its codebooks' numbering)."""
         if np.asarray(codes).shape[1] != self.length:
-            raise MotorecError(f"with_codes: new IDs have {np.asarray(codes).shape[1]} levels, this model {self.length}.")
+            raise MotorecError(
+                f"with_codes: new IDs have {np.asarray(codes).shape[1]} levels, this model {self.length}."
+            )
         new = TIGER(codes, vocab_sizes, **self._sizes).to(self.offsets.device)
         state = {k: v for k, v in self.state_dict().items() if not k.startswith(("token_emb.", "head."))}
         new.load_state_dict(state, strict=False)
         with torch.no_grad():
             for level in range(self.length):
-                n = min(int(self.offsets[level + 1] - self.offsets[level]), int(new.offsets[level + 1] - new.offsets[level]))
+                n = min(
+                    int(self.offsets[level + 1] - self.offsets[level]), int(new.offsets[level + 1] - new.offsets[level])
+                )
                 old_rows = slice(int(self.offsets[level]), int(self.offsets[level]) + n)
                 new_rows = slice(int(new.offsets[level]), int(new.offsets[level]) + n)
                 new.token_emb.weight[new_rows] = self.token_emb.weight[old_rows]
@@ -165,8 +183,8 @@ class TIGER(SequenceRecommender):
 
     def decoder_input(self, prefix: Tensor) -> Tensor:
         """(B, l, d) embedded prefix tokens -> (B, l+1, d): BOS then the tokens, plus level positions."""
-        b, l, _ = prefix.shape
-        return torch.cat([self.bos.expand(b, 1, -1), prefix], dim=1) + self.dec_pos.weight[: l + 1]
+        b, length, _ = prefix.shape
+        return torch.cat([self.bos.expand(b, 1, -1), prefix], dim=1) + self.dec_pos.weight[: length + 1]
 
     def decode(self, memory: Tensor, pad: Tensor, prefix: Tensor) -> Tensor:
         """Logits (B, l+1, vocab) for prefix (B, l) of global token ids: position i predicts level i."""
@@ -175,13 +193,15 @@ class TIGER(SequenceRecommender):
     def decode_embedded(self, memory: Tensor, pad: Tensor, prefix: Tensor) -> Tensor:
         """`decode` for an already embedded prefix (B, l, d)."""
         tgt = self.decoder_input(prefix)
-        l = tgt.shape[1]
-        causal = torch.triu(torch.full((l, l), float("-inf"), device=tgt.device), diagonal=1)
+        length = tgt.shape[1]
+        causal = torch.triu(torch.full((length, length), float("-inf"), device=tgt.device), diagonal=1)
         out = self.transformer.decoder(tgt, memory, tgt_mask=causal, memory_key_padding_mask=pad)
         return self.head(out)
 
     # ------------------------------------------------------------------ training
-    def batches(self, data: SequenceData, batch_size: int, g: torch.Generator, limit: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+    def batches(
+        self, data: SequenceData, batch_size: int, g: torch.Generator, limit: int = 0
+    ) -> Iterator[tuple[Tensor, Tensor]]:
         """(history (B, H), target (B,)) batches over the train examples, or with a causal encoder
         (history (B, H), next item after every position (B, H)) over windows of the train
         sequences; `limit` > 0 draws that many examples (windows) per epoch."""
@@ -196,7 +216,10 @@ class TIGER(SequenceRecommender):
         order = torch.randperm(len(data.train_target), generator=g)
         for idx in (order[:limit] if limit else order).split(batch_size):
             rows = idx.numpy()
-            yield _trim(torch.from_numpy(data.train_history[rows]).to(device)), torch.from_numpy(data.train_target[rows]).to(device)
+            yield (
+                _trim(torch.from_numpy(data.train_history[rows]).to(device)),
+                torch.from_numpy(data.train_target[rows]).to(device),
+            )
 
     def loss(self, history: Tensor, target: Tensor) -> Tensor:
         """Mean cross-entropy of the target's tokens, each level over its own token range.
@@ -297,7 +320,9 @@ def _blocked(future: Tensor, q_step: Tensor, k_step: Tensor, pad: Tensor) -> Ten
     return (future.unsqueeze(0) | pad.unsqueeze(1)) & ~own.unsqueeze(0)
 
 
-def _length_buckets(order: Tensor, lengths: Tensor, batch_size: int, g: torch.Generator, span: int = 64) -> list[Tensor]:
+def _length_buckets(
+    order: Tensor, lengths: Tensor, batch_size: int, g: torch.Generator, span: int = 64
+) -> list[Tensor]:
     """Batches of similar length (so `_trim` cuts the padding): the shuffled order is sorted by
     length within runs of `span` batches, then the batches are shuffled again."""
     batches: list[Tensor] = []

@@ -6,6 +6,7 @@ constrained decoder masks a whole beam with one gather. `leaf_item[node]` maps a
 item; `item_nodes[i, l]` is the node of item i's prefix of length l, so a training loss can mask
 each level to the children of the target's own prefix.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,9 +46,12 @@ class PrefixTrie:
         self.leaf_item = np.full(int(parent.max()) + 1, -1, dtype=np.int64)
         self.leaf_item[parent] = np.arange(n)
 
-    def to(self, device: torch.device) -> "TorchTrie":
-        return TorchTrie([torch.from_numpy(c).to(device) for c in self.children], torch.from_numpy(self.leaf_item).to(device),
-                         torch.from_numpy(self.item_nodes).to(device))
+    def to(self, device: torch.device) -> TorchTrie:
+        return TorchTrie(
+            [torch.from_numpy(c).to(device) for c in self.children],
+            torch.from_numpy(self.leaf_item).to(device),
+            torch.from_numpy(self.item_nodes).to(device),
+        )
 
 
 class TorchTrie:

@@ -4,15 +4,17 @@ MMRec's contract (`calculate_loss`, `full_sort_predict`) for training and evalua
 cornac-style `score`/`recommend` for users of the library. Graphs and features come from the
 shared ModelContext; item base vectors from the item-representation hook.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
 from torch import nn
 
-from motorec.config import ConfigModel, register_params, validate_params
+from motorec.config import ConfigModel, NoParams, register_params, validate_params
 from motorec.errors import MotorecError, did_you_mean
 from motorec.models.context import ModelContext
 from motorec.models.item_repr import build_item_repr, uses_ids
@@ -30,11 +32,11 @@ class Recommender(nn.Module):
     #: Modalities the model needs at least (0 = graph only).
     min_modalities: ClassVar[int] = 0
     #: The typed parameters the config's `model:` section is validated into (values in configs/models/<name>.yaml).
-    Params: ClassVar[type[ConfigModel] | None] = None
+    Params: ClassVar[type[ConfigModel]] = NoParams
 
     def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__()
-        if self.Params is not None and not isinstance(params, self.Params):
+        if not isinstance(params, self.Params):
             params = validate_params(self.Params, params, f"model '{self.name}'")
         if len(ctx.modalities) < self.min_modalities:
             raise MotorecError(
@@ -110,6 +112,8 @@ class EmbeddingRecommender(Recommender):
     item-representation hook); models with their own layout (MoToRec) do not call it.
     """
 
+    isolated: torch.Tensor  # (n_items, 1): items without train interactions (zero-shot cold)
+
     def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__(ctx, params)
         self.register_buffer("isolated", (ctx.item_degree == 0).unsqueeze(1), persistent=False)
@@ -181,4 +185,4 @@ def bpr_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor
 
 def l2_reg(*tensors: torch.Tensor) -> torch.Tensor:
     """Sum of squared norms / 2 / batch size (the usual per-batch embedding regulariser)."""
-    return sum(t.pow(2).sum() for t in tensors) / 2 / tensors[0].shape[0]
+    return cast(torch.Tensor, sum(t.pow(2).sum() for t in tensors)) / 2 / tensors[0].shape[0]

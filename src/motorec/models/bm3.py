@@ -11,7 +11,10 @@ content: the mean of predictor(projection(features)) over modalities, which the 
 trains towards the item vectors. The losses are cosine, so only directions are learned; the cold
 vectors are rescaled to the warm items' mean norm.
 """
+
 from __future__ import annotations
+
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +37,8 @@ def cosine_loss(online: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 class BM3(IDEmbeddingModel):
     """Bootstrapped self-supervision without negatives (Zhou et al., WWW 2023)."""
 
+    warm: torch.Tensor  # items with train interactions (warm_mask)
+
     class Params(ConfigModel):
         embedding_dim: PositiveInt
         n_layers: NonNegativeInt
@@ -44,7 +49,7 @@ class BM3(IDEmbeddingModel):
     content_path = True
     min_modalities = 1
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__(ctx, params)
         dim = self.params.embedding_dim
         self.predictor = nn.Linear(dim, dim)
@@ -52,7 +57,7 @@ class BM3(IDEmbeddingModel):
         self.features = feature_params(ctx, trainable=True)
         self.proj = projections(ctx, dim)
         for layer in self.proj.values():
-            nn.init.xavier_normal_(layer.weight)
+            nn.init.xavier_normal_(cast(nn.Linear, layer).weight)
         self.register_buffer("warm", warm_mask(ctx), persistent=False)
         self.adj = FrozenSparse(ctx.norm_adj, symmetric=True)
 

@@ -3,7 +3,10 @@
 ItemKNN-CBF: Dacrema et al., "Are We Really Making Much Progress? A Worrying Analysis of Recent
 Neural Recommendation Approaches", RecSys 2019 (MMRec's `ItemKNNCBF`).
 """
+
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,8 +26,10 @@ def selected_modalities(ctx: ModelContext, wanted: list[str] | None) -> list[str
         return ctx.modalities
     missing = [m for m in wanted if m not in ctx.modalities]
     if missing:
-        raise MotorecError(f"model parameter 'modalities': {', '.join(missing)} not in dataset '{ctx.dataset.name}' "
-                           f"(it has {', '.join(ctx.modalities) or 'none'}).")
+        raise MotorecError(
+            f"model parameter 'modalities': {', '.join(missing)} not in dataset '{ctx.dataset.name}' "
+            f"(it has {', '.join(ctx.modalities) or 'none'})."
+        )
     return list(wanted)
 
 
@@ -42,7 +47,7 @@ class _ContentModel(Recommender):
     content_path = True
     min_modalities = 1
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__(ctx, params)
         self.modalities = selected_modalities(ctx, self.params.modalities)
 
@@ -56,7 +61,7 @@ class ContentProfile(_ContentModel):
 
     Params = ContentParams
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__(ctx, params)
         items = torch.cat([centred_unit(ctx.features(m)) for m in self.modalities], dim=1)
         train = ctx.dataset.train_matrix
@@ -82,7 +87,7 @@ class ItemKNNCBF(_ContentModel):
         knn_k: PositiveInt
         shrink: NonNegativeFloat
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__(ctx, params)
         feats = torch.cat([ctx.features(m).cpu() for m in self.modalities], dim=1)
         rows, cols, vals = topk_cosine(feats, self.params.knn_k, shrink=self.params.shrink, exclude_self=False)

@@ -2,16 +2,17 @@
 
 Graphs and feature tensors are built here once and shared, so no model builds its own graph.
 """
+
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
+from motorec.config import RunConfig
 from motorec.data.dataset import Dataset
 from motorec.data.graph import knn_item_graph, to_torch_sparse, user_item_adjacency
 from motorec.tokenizers.base import TokenSlot
@@ -31,7 +32,7 @@ def feature_tensor(features: np.ndarray, device: torch.device) -> torch.Tensor:
 class ModelContext:
     dataset: Dataset
     device: torch.device
-    config: dict[str, Any] = field(default_factory=dict)
+    config: RunConfig | None = None  # None: the defaults (ID item table)
     cache_dir: Path | None = None
     tokens: np.ndarray | None = None  # item code table (n_items, slots) when a tokenizer is in use
     token_sizes: list[int] | None = None  # codebook size of each code column

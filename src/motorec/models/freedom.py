@@ -10,7 +10,10 @@ the projected modality features (MMRec's default reg_weight 0 switches them off)
 Cold items: their ID row is zeroed, so they are scored through the frozen item-item graph alone
 (the ID vectors of their content neighbours).
 """
+
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 
@@ -42,6 +45,8 @@ def frozen_item_graph(ctx: ModelContext, k: int, image_weight: float) -> FrozenS
 class FREEDOM(IDEmbeddingModel):
     """Frozen modality item-item graph + degree-sensitive pruning of the user-item graph (Zhou & Shen, MM 2023)."""
 
+    warm: torch.Tensor  # items with train interactions (warm_mask)
+
     class Params(ConfigModel):
         embedding_dim: PositiveInt
         feat_embed_dim: PositiveInt
@@ -55,7 +60,7 @@ class FREEDOM(IDEmbeddingModel):
     content_path = True
     min_modalities = 1
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__(ctx, params)
         self.item_graph = frozen_item_graph(ctx, self.params.knn_k, self.params.mm_image_weight)
         self.register_buffer("warm", warm_mask(ctx), persistent=False)
@@ -66,9 +71,14 @@ class FREEDOM(IDEmbeddingModel):
 
     def on_epoch_start(self, epoch: int) -> None:
         drop = self.params.dropout
-        self.train_adj = (FrozenSparse(degree_sensitive_prune(self.ctx.dataset.train_matrix, 1.0 - drop,
-                                                              device=self.ctx.device), symmetric=True)
-                          if drop > 0 else self.full_adj)
+        self.train_adj = (
+            FrozenSparse(
+                degree_sensitive_prune(self.ctx.dataset.train_matrix, 1.0 - drop, device=self.ctx.device),
+                symmetric=True,
+            )
+            if drop > 0
+            else self.full_adj
+        )
 
     def _propagated(self, adj: FrozenSparse) -> tuple[torch.Tensor, torch.Tensor]:
         ids = item_vectors(self.item_repr, self.warm)
@@ -87,8 +97,10 @@ class FREEDOM(IDEmbeddingModel):
         mf = bpr_loss((u * i_all[pos]).sum(-1), (u * i_all[neg]).sum(-1))
         losses = {"bpr": mf}
         if self.params.reg_weight:
-            modal = sum(bpr_loss((u * f[pos]).sum(-1), (u * f[neg]).sum(-1))
-                        for f in (self.proj[m](self.features[m]) for m in self.features))
+            modal = sum(
+                bpr_loss((u * f[pos]).sum(-1), (u * f[neg]).sum(-1))
+                for f in (self.proj[m](self.features[m]) for m in self.features)
+            )
             losses["modal_bpr"] = self.params.reg_weight * modal
         losses["loss"] = sum(losses.values())
         return losses

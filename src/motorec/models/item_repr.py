@@ -3,9 +3,10 @@
 `--set item_repr=id` (default) is a plain embedding table; other representations (MOTOR's token
 cross network) register here and plug into every model without changing the model files.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -15,11 +16,15 @@ from motorec.models.context import ModelContext
 
 ItemReprFactory = Callable[[ModelContext, int], nn.Module]
 ITEM_REPRS: dict[str, ItemReprFactory] = {}
+#: representations that read the item token table (ModelContext.tokens, filled by models.tokens)
+TOKEN_ITEM_REPRS: set[str] = set()
 
 
-def register_item_repr(name: str) -> Callable[[ItemReprFactory], ItemReprFactory]:
+def register_item_repr(name: str, needs_tokens: bool = False) -> Callable[[ItemReprFactory], ItemReprFactory]:
     def wrap(factory: ItemReprFactory) -> ItemReprFactory:
         ITEM_REPRS[name] = factory
+        if needs_tokens:
+            TOKEN_ITEM_REPRS.add(name)
         return factory
 
     return wrap
@@ -50,7 +55,7 @@ def uses_ids(item_repr: nn.Module) -> bool:
 
 
 def build_item_repr(ctx: ModelContext, dim: int) -> nn.Module:
-    name = ctx.config.get("item_repr", "id")
+    name = ctx.config.item_repr if ctx.config is not None else "id"
     if name not in ITEM_REPRS:
         raise MotorecError(
             f"config field 'item_repr': unknown item representation '{name}'. Known: "

@@ -9,7 +9,10 @@ for the rest, as in MMRec.
 
 Cold items: their ID row is zeroed, so they are scored through the item-item graph alone.
 """
+
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +30,8 @@ from motorec.models.multimodal import feature_params, item_vectors, projections,
 class LATTICE(IDEmbeddingModel):
     """Learned modality item-item graph mixed with the frozen k-NN graph (Zhang et al., MM 2021)."""
 
+    warm: torch.Tensor  # items with train interactions (warm_mask)
+
     class Params(ConfigModel):
         embedding_dim: PositiveInt
         feat_embed_dim: PositiveInt
@@ -39,7 +44,7 @@ class LATTICE(IDEmbeddingModel):
     content_path = True
     min_modalities = 1
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__(ctx, params)
         n_mod = len(ctx.modalities)
         self.register_buffer("warm", warm_mask(ctx), persistent=False)

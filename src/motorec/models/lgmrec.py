@@ -15,9 +15,11 @@ projected features in the modal graph embedding (propagation would zero it).
 Cold items: ID row zeroed; scored through their own projected features (local modal embedding) and
 their hyperedge memberships (global embedding).
 """
+
 from __future__ import annotations
 
-from typing import Annotated
+from itertools import pairwise
+from typing import Annotated, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -49,12 +51,15 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, all_b: torch.Tensor) -> torch.Ten
 class LGMRec(IDEmbeddingModel):
     """Local graph + global hypergraph embeddings per modality (Guo et al., AAAI 2024)."""
 
+    warm: torch.Tensor  # items with train interactions (warm_mask)
+    user_active: torch.Tensor  # (n_users, 1): users with train interactions
+
     class Params(ConfigModel):
         embedding_dim: PositiveInt
         feat_embed_dim: PositiveInt
         n_ui_layers: NonNegativeInt
         n_mm_layers: NonNegativeInt
-        n_hyper_layer: NonNegativeInt
+        n_hyper_layer: PositiveInt
         hyper_num: PositiveInt
         keep_rate: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
         alpha: NonNegativeFloat
@@ -64,15 +69,18 @@ class LGMRec(IDEmbeddingModel):
     content_path = True
     min_modalities = 1
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__(ctx, params)
         train = ctx.dataset.train_matrix
         self.interactions = FrozenSparse(to_torch_sparse(train, ctx.device))
         self.user_mean = FrozenSparse(to_torch_sparse(row_normalize(train), ctx.device))
         self.adj = FrozenSparse(ctx.norm_adj, symmetric=True)
         self.register_buffer("warm", warm_mask(ctx), persistent=False)
-        self.register_buffer("user_active", (torch.from_numpy(ctx.dataset.user_degree) > 0).float().unsqueeze(1).to(ctx.device),
-                             persistent=False)
+        self.register_buffer(
+            "user_active",
+            (torch.from_numpy(ctx.dataset.user_degree) > 0).float().unsqueeze(1).to(ctx.device),
+            persistent=False,
+        )
         for m in ctx.modalities:
             self.register_buffer(f"feat_{m}", ctx.features(m), persistent=False)
         d_feat = {m: ctx.features(m).shape[1] for m in ctx.modalities}
@@ -101,8 +109,9 @@ class LGMRec(IDEmbeddingModel):
         i_logits = self._feat(m) @ self.hyper[m]
         i_hyper = self.drop(self._memberships(i_logits))
         u_hyper = self.drop(self._memberships(self.interactions @ i_logits))
-        i_ret, u_ret = items, None
-        for _ in range(self.params.n_hyper_layer):
+        lat = i_hyper.T @ items
+        i_ret, u_ret = i_hyper @ lat, u_hyper @ lat
+        for _ in range(self.params.n_hyper_layer - 1):
             lat = i_hyper.T @ i_ret
             i_ret = i_hyper @ lat
             u_ret = u_hyper @ lat
@@ -114,7 +123,7 @@ class LGMRec(IDEmbeddingModel):
         cge = torch.cat([cge[: self.n_users], self.read_items(cge[self.n_users :], ids)])
         mge = sum(F.normalize(self._modal_graph(m)) for m in self.trs)
         hyper = {m: torch.cat(self._hypergraph(m, cge[self.n_users :])) for m in self.trs}
-        ghe = sum(hyper.values())
+        ghe = cast(torch.Tensor, sum(hyper.values()))
         out = cge + mge + self.params.alpha * F.normalize(ghe)
         return out[: self.n_users], out[self.n_users :], hyper
 
@@ -128,7 +137,7 @@ class LGMRec(IDEmbeddingModel):
         mf = bpr_loss((u * p).sum(-1), (u * n).sum(-1))
         cl = torch.zeros((), device=u.device)
         mods = list(hyper)
-        for a, b in zip(mods, mods[1:]):
+        for a, b in pairwise(mods):
             ua, ia = hyper[a][: self.n_users], hyper[a][self.n_users :]
             ub, ib = hyper[b][: self.n_users], hyper[b][self.n_users :]
             cl = cl + info_nce(ua[users], ub[users], ub) + info_nce(ia[pos], ib[pos], ib)

@@ -26,6 +26,7 @@ Parameters: sum_s K_s * d (token tables) + L * (2 * S * d * r + S * d) (cross la
 tokenizer, independent of the number of items. Only the int32 code table (n_items x S, a buffer,
 not trained) grows with the catalogue, and a new or cold item needs nothing but its codes.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,11 +35,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from motorec.config import MotorConfig
 from motorec.errors import MotorecError
 from motorec.models.context import ModelContext
 from motorec.models.item_repr import register_item_repr
 
 COLD_READOUTS = ("ego", "mean")
+#: the TCN of a context built without a run config (the values of configs/defaults.yaml)
+NO_CONFIG_MOTOR = MotorConfig(cross_layers=0, rank=16, cold_readout="ego", cold_dropout=0.25)
 
 
 class LowRankCross(nn.Module):
@@ -59,20 +63,33 @@ class TokenCrossNetwork(nn.Module):
     """Item vectors (n_items, dim) from a fixed code table through per-slot token embeddings."""
 
     uses_ids = False
+    codes: torch.Tensor  # (n_items, slots) global token ids (codes + slot offsets)
 
-    def __init__(self, codes: np.ndarray, token_sizes: list[int], dim: int, cross_layers: int = 0, rank: int = 16,
-                 cold_readout: str = "ego", cold_dropout: float = 0.25) -> None:
+    def __init__(
+        self,
+        codes: np.ndarray,
+        token_sizes: list[int],
+        dim: int,
+        cross_layers: int = 0,
+        rank: int = 16,
+        cold_readout: str = "ego",
+        cold_dropout: float = 0.25,
+    ) -> None:
         super().__init__()
         codes = np.asarray(codes)
         if codes.ndim != 2 or codes.shape[1] != len(token_sizes) or not token_sizes:
-            raise MotorecError(f"item_repr 'motor': code table of shape {codes.shape} does not match {len(token_sizes)} token slots.")
+            raise MotorecError(
+                f"item_repr 'motor': code table of shape {codes.shape} does not match {len(token_sizes)} token slots."
+            )
         sizes = np.asarray(token_sizes)
         if (codes < 0).any() or (codes >= sizes).any():
             raise MotorecError("item_repr 'motor': token codes must lie in [0, codebook size) of their slot.")
         if cross_layers < 0 or rank < 1 or not 0.0 <= cold_dropout < 1.0 or cold_readout not in COLD_READOUTS:
-            raise MotorecError(f"config 'motor': cross_layers must be >= 0, rank >= 1, cold_dropout in [0, 1) and "
-                               f"cold_readout one of {', '.join(COLD_READOUTS)} (got {cross_layers}, {rank}, "
-                               f"{cold_dropout}, {cold_readout!r}).")
+            raise MotorecError(
+                f"config 'motor': cross_layers must be >= 0, rank >= 1, cold_dropout in [0, 1) and "
+                f"cold_readout one of {', '.join(COLD_READOUTS)} (got {cross_layers}, {rank}, "
+                f"{cold_dropout}, {cold_readout!r})."
+            )
         self.dim = dim
         # read by graph models' item readout (EmbeddingRecommender.read_items)
         self.cold_readout = cold_readout
@@ -98,7 +115,7 @@ class TokenCrossNetwork(nn.Module):
         return self.encode(self.codes)
 
 
-@register_item_repr("motor")
+@register_item_repr("motor", needs_tokens=True)
 def motor_repr(ctx: ModelContext, dim: int) -> nn.Module:
     if ctx.tokens is None or ctx.token_sizes is None:
         raise MotorecError(
@@ -107,11 +124,16 @@ def motor_repr(ctx: ModelContext, dim: int) -> nn.Module:
             "ModelContext.tokens / token_sizes yourself."
         )
     if len(ctx.tokens) != ctx.n_items:
-        raise MotorecError(f"item_repr 'motor': token table has {len(ctx.tokens)} rows but the dataset has {ctx.n_items} items.")
-    p = ctx.config.get("motor", {})
-    return TokenCrossNetwork(ctx.tokens, ctx.token_sizes, dim, cross_layers=int(p.get("cross_layers", 0)),
-                             rank=int(p.get("rank", 16)), cold_readout=str(p.get("cold_readout", "ego")),
-                             cold_dropout=float(p.get("cold_dropout", 0.25)))
-
-
-motor_repr.needs_tokens = True  # type: ignore[attr-defined]  (read by models.tokens)
+        raise MotorecError(
+            f"item_repr 'motor': token table has {len(ctx.tokens)} rows but the dataset has {ctx.n_items} items."
+        )
+    p = ctx.config.motor if ctx.config is not None else NO_CONFIG_MOTOR
+    return TokenCrossNetwork(
+        ctx.tokens,
+        ctx.token_sizes,
+        dim,
+        cross_layers=p.cross_layers,
+        rank=p.rank,
+        cold_readout=p.cold_readout,
+        cold_dropout=p.cold_dropout,
+    )

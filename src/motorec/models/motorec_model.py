@@ -25,30 +25,41 @@ the train interactions can tell (see docs/motorec.md), so it is one explicit kno
 
 Loss: CE(content) + CE(warm) + rq_weight * sum_m mean(w_i * L_RQ-VAE,i) + reg_weight * ||ID ego||^2.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field, SerializationInfo, field_serializer
 from torch import Tensor, nn
 
-from motorec.config import validate_params
+from motorec.config import (
+    ConfigModel,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    Seed,
+    UnitInterval,
+)
 from motorec.data.graph import FrozenSparse, row_normalize, to_torch_sparse
 from motorec.errors import MotorecError
 from motorec.models.base import EmbeddingRecommender, l2_reg, register_model
 from motorec.models.context import ModelContext
 from motorec.models.item_repr import build_item_repr
 from motorec.models.lightgcn import propagate
-from motorec.models.rarity import rarity_weights
+from motorec.models.rarity import RarityForm, rarity_weights
 from motorec.tokenizers.base import TokenSlot, build_tokenizer, load_tokenizer
-from motorec.tokenizers.rqvae import RQVAE, RQVAEConfig, mlp
+from motorec.tokenizers.rqvae import RQVAE, RQVAEConfig
 
-TOKEN_INPUTS = ("zq", "codes", "both", "hybrid", "continuous")
+TokenInput = Literal["zq", "codes", "both", "hybrid", "continuous"]
 USES_ZQ = ("zq", "both", "hybrid")
 USES_CODES = ("codes", "both", "hybrid")
 USES_RAW = ("hybrid", "continuous")
@@ -69,8 +80,20 @@ class TokenContent(nn.Module):
     collaborative space.
     """
 
-    def __init__(self, features: Tensor, fit_items: Tensor, dim: int, hidden: int, dropout: float,
-                 tok: RQVAEConfig, token_input: str) -> None:
+    codes: Tensor  # (n_items, levels) current codes (token inputs)
+    mean: Tensor  # raw-feature standardisation (raw inputs)
+    scale: Tensor
+
+    def __init__(
+        self,
+        features: Tensor,
+        fit_items: Tensor,
+        dim: int,
+        hidden: int,
+        dropout: float,
+        tok: RQVAEConfig,
+        token_input: str,
+    ) -> None:
         super().__init__()
         self.features = features  # not a buffer: shared with the context, never checkpointed
         self.token_input = token_input
@@ -81,8 +104,9 @@ class TokenContent(nn.Module):
         if token_input in USES_ZQ:
             self.zq_proj = nn.Linear(tok.latent_dim, dim)
         if token_input in USES_CODES:
-            self.tables = nn.ModuleList(nn.Embedding(tok.codebook_size, dim) for _ in range(tok.levels))
-            for t in self.tables:
+            tables = [nn.Embedding(tok.codebook_size, dim) for _ in range(tok.levels)]
+            self.tables = nn.ModuleList(tables)
+            for t in tables:
                 nn.init.normal_(t.weight, std=0.1)
         if token_input in USES_RAW:
             self.register_buffer("mean", features.mean(0))
@@ -92,8 +116,16 @@ class TokenContent(nn.Module):
             with torch.no_grad():
                 self.raw_proj.weight.copy_(principal_directions(self.standardise(features[fit_items]), dim))
         self.head = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
-        nn.init.zeros_(self.head[2].weight)
-        nn.init.zeros_(self.head[2].bias)
+        out = cast(nn.Linear, self.head[2])
+        nn.init.zeros_(out.weight)
+        nn.init.zeros_(out.bias)
+
+    @property
+    def rq(self) -> RQVAE:
+        """The modality's RQ-VAE (every token input but "continuous" has one)."""
+        if self.rqvae is None:
+            raise MotorecError("token_input=continuous: this content channel has no tokens.")
+        return self.rqvae
 
     def standardise(self, features: Tensor) -> Tensor:
         return (features - self.mean) / self.scale
@@ -103,13 +135,13 @@ class TokenContent(nn.Module):
 
     def content(self, features: Tensor, codes: Tensor | None) -> Tensor:
         """Content vectors of items given their raw features and codes (any items, new ones too)."""
-        x = 0.0
+        x: Any = 0.0  # a Tensor after the first term (every token input has one)
         if self.token_input in USES_RAW:
             x = x + self.raw_proj(self.dropout(self.standardise(features)))
         if self.token_input in USES_ZQ:
-            x = x + self.zq_proj(self.rqvae.quantizer.lookup(codes))
+            x = x + self.zq_proj(self.rq.quantizer.lookup(_given(codes)))
         if self.token_input in USES_CODES:
-            x = x + sum(t(codes[:, k]) for k, t in enumerate(self.tables))
+            x = x + sum(t(_given(codes)[:, k]) for k, t in enumerate(self.tables))
         return x + self.head(x)
 
     @torch.no_grad()
@@ -120,7 +152,13 @@ class TokenContent(nn.Module):
 
     def rq_loss(self, items: Tensor, weights: Tensor) -> Tensor:
         """mean(w_i * L_RQ-VAE,i) over these items."""
-        return self.rqvae(self.features[items], weights[items]).loss
+        return self.rq(self.features[items], weights[items]).loss
+
+
+def _given(codes: Tensor | None) -> Tensor:
+    if codes is None:
+        raise MotorecError("token inputs need the items' codes.")
+    return codes
 
 
 def principal_directions(x: Tensor, k: int) -> Tensor:
@@ -142,8 +180,9 @@ def leave_one_out_mean(user_mean: Tensor, user_degree: Tensor, left_out: Tensor)
     return (user_mean * d - left_out) / (d - 1).clamp_min(1)
 
 
-def merge_scores(u_warm: Tensor, i_warm: Tensor, u_cold: Tensor, i_cold: Tensor, warm: Tensor,
-                 cold_prior: float) -> tuple[Tensor, Tensor]:
+def merge_scores(
+    u_warm: Tensor, i_warm: Tensor, u_cold: Tensor, i_cold: Tensor, warm: Tensor, cold_prior: float
+) -> tuple[Tensor, Tensor]:
     """(users, items) whose dot products rank warm and cold items on one per-user scale.
 
     Warm items score (u_warm . i_warm - mu_w(u)) / sd_w(u) with mean and spread over the warm
@@ -169,36 +208,84 @@ def merge_scores(u_warm: Tensor, i_warm: Tensor, u_cold: Tensor, i_cold: Tensor,
     return users, items
 
 
+class RarityParams(ConfigModel):
+    """`model.rarity`: the per-item weights of the tokenizer loss (models/rarity.py)."""
+
+    form: RarityForm
+    tau: PositiveInt  # items with fewer train interactions than this are rare
+    ranking: bool  # also weight each positive's ranking (softmax) terms
+
+
+class MoToRecParams(ConfigModel):
+    """The `model:` section of MoToRec (values in configs/models/motorec.yaml)."""
+
+    embedding_dim: PositiveInt  # ID channel width
+    content_dim: PositiveInt  # per-modality content width
+    n_layers: NonNegativeInt  # LightGCN layers of the ID channel
+    modalities: str | list[str]  # "all", or a subset such as [text]
+    token_input: TokenInput
+    content_hidden: PositiveInt
+    content_dropout: Probability
+    softmax_items: PositiveInt
+    temperature: PositiveFloat
+    alpha: UnitInterval
+    cold_prior: Annotated[float, Field(allow_inf_nan=False)]
+    id_channel: bool
+    rq_weight: NonNegativeFloat
+    refresh_codes: bool
+    rq_batch_size: PositiveInt
+    reg_weight: NonNegativeFloat
+    pretrain_tokenizer: bool
+    tokenizer_seed: Seed | None  # null = drawn from the run seed
+    rarity: RarityParams
+    tokenizer: RQVAEConfig  # the "rqvae" tokenizer's parameters (only the keys given are saved)
+
+    @field_serializer("tokenizer")
+    def _given_tokenizer_keys(self, tokenizer: RQVAEConfig, info: SerializationInfo) -> dict[str, Any]:
+        """The keys the config gave, as before the section was typed: saved configs, `--resume`
+        identities and the pre-trained tokenizer's cache key stay the same."""
+        return tokenizer.model_dump(mode=info.mode, exclude_unset=True)
+
+
 @register_model("motorec")
 class MoToRec(EmbeddingRecommender):
     """MoToRec: RQ-VAE semantic tokens -> content channel for every item, ID channel for warm items."""
 
     content_path = True
     min_modalities = 1
+    Params = MoToRecParams
+    params: MoToRecParams
+    rarity: Tensor  # per-item weights of the tokenizer loss (models/rarity.py)
+    warm: Tensor  # items with train interactions
+    fit_items: Tensor  # their indices: the tokenizer's corpus, the softmax's candidates
+    candidate_of: Tensor  # item -> position among fit_items (-1: cold)
+    user_degree: Tensor
+    tokenizer_ready: Tensor
 
-    def __init__(self, ctx: ModelContext, params: dict[str, Any]) -> None:
+    def __init__(self, ctx: ModelContext, params: MoToRecParams | dict[str, Any]) -> None:
         super().__init__(ctx, params)
-        p = params
-        if p["token_input"] not in TOKEN_INPUTS:
-            raise MotorecError(f"model.token_input '{p['token_input']}': choose one of {', '.join(TOKEN_INPUTS)}.")
-        if not 0.0 <= p["alpha"] <= 1.0 or not 0.0 <= p["content_dropout"] < 1.0 or p["temperature"] <= 0:
-            raise MotorecError("model.alpha must lie in [0, 1], model.content_dropout in [0, 1) and "
-                               "model.temperature above 0.")
-        self.mods = self._modalities(ctx, p["modalities"])
-        dim, cdim = p["embedding_dim"], p["content_dim"]
-        self.tok_params = dict(p["tokenizer"])
-        self.tok_cfg = validate_params(RQVAEConfig, self.tok_params, "model.tokenizer")
+        p = self.params
+        self.mods = self._modalities(ctx, p.modalities)
+        dim, cdim = p.embedding_dim, p.content_dim
+        self.tok_cfg = p.tokenizer
+        self.tok_params = p.tokenizer.model_dump(exclude_unset=True)  # the keys given (the cache key)
         fit = torch.from_numpy(np.flatnonzero(ctx.dataset.item_degree > 0)).to(ctx.device)
-        self.content = nn.ModuleDict({m: TokenContent(ctx.features(m), fit, cdim, p["content_hidden"], p["content_dropout"],
-                                                      self.tok_cfg, p["token_input"]) for m in self.mods})
+        self.content = nn.ModuleDict(
+            {
+                m: TokenContent(
+                    ctx.features(m), fit, cdim, p.content_hidden, p.content_dropout, self.tok_cfg, p.token_input
+                )
+                for m in self.mods
+            }
+        )
         self.attn = nn.Sequential(nn.Linear(cdim, cdim), nn.Tanh(), nn.Linear(cdim, 1, bias=False))
         self.item_id: nn.Module | None = None
-        if p["id_channel"]:
+        if p.id_channel:
             self.user_id = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, dim)))
             self.item_id = build_item_repr(ctx, dim)
             self.adj = FrozenSparse(ctx.norm_adj, symmetric=True)
         degree = ctx.dataset.item_degree
-        self.register_buffer("rarity", torch.from_numpy(rarity_weights(degree, p["rarity"]["form"], p["rarity"]["tau"])))
+        self.register_buffer("rarity", torch.from_numpy(rarity_weights(degree, p.rarity.form, p.rarity.tau)))
         # Items with train interactions: the tokenizer's corpus and the softmax's candidates. An
         # item with none is new (zero-shot cold) and, like any new item, is only encoded and scored.
         warm = torch.from_numpy(degree > 0)
@@ -211,6 +298,10 @@ class MoToRec(EmbeddingRecommender):
         self.user_mean = FrozenSparse(to_torch_sparse(row_normalize(ctx.dataset.train_matrix), ctx.device))
         self.register_buffer("tokenizer_ready", torch.tensor(False))
 
+    def channel(self, modality: str) -> TokenContent:
+        """The content channel of one modality."""
+        return cast(TokenContent, self.content[modality])
+
     @staticmethod
     def _modalities(ctx: ModelContext, wanted: str | list[str]) -> list[str]:
         if wanted == "all":
@@ -218,34 +309,36 @@ class MoToRec(EmbeddingRecommender):
         wanted = [wanted] if isinstance(wanted, str) else list(wanted)
         missing = [m for m in wanted if m not in ctx.modalities]
         if missing or not wanted:
-            raise MotorecError(f"model.modalities {wanted}: dataset '{ctx.dataset.name}' has "
-                               f"{', '.join(ctx.modalities)}; give 'all' or a non-empty subset.")
+            raise MotorecError(
+                f"model.modalities {wanted}: dataset '{ctx.dataset.name}' has "
+                f"{', '.join(ctx.modalities)}; give 'all' or a non-empty subset."
+            )
         return wanted
 
     # ------------------------------------------------------------------ tokenizer
     @property
     def uses_tokens(self) -> bool:
-        return self.params["token_input"] != "continuous"
+        return self.params.token_input != "continuous"
 
     @torch.no_grad()
     def init_tokenizer(self, seed: int) -> None:
         """Pre-train each modality's RQ-VAE with the "rqvae" tokenizer (rarity-weighted), or only
         k-means-initialise its codebooks when `pretrain_tokenizer` is off; then encode all items."""
         for i, m in enumerate(self.mods):
-            rq = self.content[m].rqvae
-            if self.params["pretrain_tokenizer"]:
+            rq = self.channel(m).rq
+            if self.params.pretrain_tokenizer:
                 rq.load_state_dict(self._pretrained_state(m, seed + i))
             else:
-                feats = self.content[m].features[self.fit_items]
+                feats = self.channel(m).features[self.fit_items]
                 rq.init_codebooks_kmeans(feats, seed=seed + i, n_iter=self.tok_cfg.kmeans_iters)
-            self.content[m].refresh_codes()
+            self.channel(m).refresh_codes()
         self.tokenizer_ready.fill_(True)
 
     def _pretrained_state(self, modality: str, seed: int) -> dict[str, Tensor]:
         """RQ-VAE state after fitting the "rqvae" tokenizer on one modality; cached in the context's
         cache_dir under a hash of features, rarity weights, tokenizer params and seed, so seeds and
         ablation variants that share a tokenizer fit it once."""
-        feats = self.content[modality].features[self.fit_items].cpu().numpy()
+        feats = self.channel(modality).features[self.fit_items].cpu().numpy()
         weights = self.rarity[self.fit_items].cpu().numpy()
         params = {**self.tok_params, "device": str(self.ctx.device)}
         h = hashlib.sha256(feats.tobytes() + weights.tobytes())
@@ -260,13 +353,13 @@ class MoToRec(EmbeddingRecommender):
             if directory is not None:
                 tok.save(directory)
         prefix = f"{modality}.model."
-        return {k[len(prefix):]: v for k, v in tok.state_tensors().items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: v for k, v in tok.state_tensors().items() if k.startswith(prefix)}
 
     def tokens(self) -> dict[str, np.ndarray]:
         """Current (n_items, levels) code table of each modality (empty for continuous input)."""
         if not self.uses_tokens:
             return {}
-        return {m: self.content[m].codes.cpu().numpy() for m in self.mods}
+        return {m: self.channel(m).codes.cpu().numpy() for m in self.mods}
 
     def token_table(self) -> tuple[np.ndarray, list[TokenSlot]] | None:
         """The per-modality RQ-VAE codes, in `token_slots()` order (the ID channel's table without them)."""
@@ -279,17 +372,17 @@ class MoToRec(EmbeddingRecommender):
         if not self.uses_tokens:
             return
         if not bool(self.tokenizer_ready):
-            seed = self.params["tokenizer_seed"]
+            seed = self.params.tokenizer_seed
             self.init_tokenizer(int(torch.randint(2**31 - 1, (1,))) if seed is None else int(seed))
-        elif self._finetunes_tokenizer and self.params["refresh_codes"]:
+        elif self._finetunes_tokenizer and self.params.refresh_codes:
             with torch.no_grad():
                 for m in self.mods:
-                    self.content[m].rqvae.restart_dead_codes()
-                    self.content[m].refresh_codes()
+                    self.channel(m).rq.restart_dead_codes()
+                    self.channel(m).refresh_codes()
 
     @property
     def _finetunes_tokenizer(self) -> bool:
-        return self.uses_tokens and self.params["rq_weight"] > 0
+        return self.uses_tokens and self.params.rq_weight > 0
 
     # ------------------------------------------------------------------ encoder
     def _fuse(self, views: list[Tensor]) -> Tensor:
@@ -298,17 +391,19 @@ class MoToRec(EmbeddingRecommender):
             return views[0]
         stacked = torch.stack(views, 1)  # (n, M, d)
         a = torch.softmax(self.attn(stacked).squeeze(-1), dim=1)  # (n, M)
-        alpha = self.params["alpha"]
+        alpha = self.params.alpha
         scale = alpha + (1.0 - alpha) * len(views) * a
         return (stacked * scale.unsqueeze(-1)).flatten(1)
 
     def item_content(self) -> Tensor:
         """Fused content vectors of all items (n_items, dim x modalities)."""
-        return self._fuse([self.content[m]() for m in self.mods])
+        return self._fuse([self.channel(m)() for m in self.mods])
 
     def _id_channel(self) -> tuple[Tensor, Tensor]:
         """LightGCN over IDs: (user vectors, item vectors) after propagation."""
-        out = propagate(self.adj, torch.cat([self.user_id, self.item_id()]), self.params["n_layers"])
+        if self.item_id is None:
+            raise MotorecError("model.id_channel is false: this MoToRec has no ID channel.")
+        out = propagate(self.adj, torch.cat([self.user_id, self.item_id()]), self.params.n_layers)
         return out[: self.n_users], out[self.n_users :]
 
     def _content_users(self, items: Tensor) -> Tensor:
@@ -324,22 +419,22 @@ class MoToRec(EmbeddingRecommender):
         content = self.item_content()
         u_c = leave_one_out_mean(self._content_users(content)[users], self.user_degree[users], content[pos])
         candidates, target = self._softmax_candidates(pos)
-        s_c = F.normalize(u_c, dim=1) @ F.normalize(content[candidates], dim=1).T / p["temperature"]
-        w = self.rarity[pos] if p["rarity"]["ranking"] else torch.ones(len(pos), device=pos.device)
+        s_c = F.normalize(u_c, dim=1) @ F.normalize(content[candidates], dim=1).T / p.temperature
+        w = self.rarity[pos] if p.rarity.ranking else torch.ones(len(pos), device=pos.device)
         losses = {"content": weighted_ce(s_c, target, w)}
         if self.item_id is not None:
             u_id, i_id = self._id_channel()
             # the warm score is content + ID; the content part is detached, so the ID channel learns
             # what content misses and the content channel stays a standalone ranker for cold items
             losses["warm"] = weighted_ce(s_c.detach() + u_id[users] @ i_id[candidates].T, target, w)
-            losses["reg"] = p["reg_weight"] * l2_reg(self.user_id[users], self.item_id()[pos])
-        losses["rq"] = p["rq_weight"] * self._rq_loss() if self._finetunes_tokenizer else s_c.new_zeros(())
-        losses["loss"] = sum(losses.values())
+            losses["reg"] = p.reg_weight * l2_reg(self.user_id[users], self.item_id()[pos])
+        losses["rq"] = p.rq_weight * self._rq_loss() if self._finetunes_tokenizer else s_c.new_zeros(())
+        losses["loss"] = cast(Tensor, sum(losses.values()))
         return losses
 
     def _softmax_candidates(self, pos: Tensor) -> tuple[Tensor, Tensor]:
         """(candidate items, index of each positive among them) for the ranking softmax."""
-        cap = int(self.params["softmax_items"])
+        cap = int(self.params.softmax_items)
         if len(self.fit_items) <= cap:
             return self.fit_items, self.candidate_of[pos]
         sample = self.fit_items[torch.randint(len(self.fit_items), (cap,), device=pos.device)]
@@ -347,16 +442,16 @@ class MoToRec(EmbeddingRecommender):
 
     def _rq_loss(self) -> Tensor:
         """sum over modalities of mean(w_i * L_RQ-VAE,i) on a uniform sample of the fitted items."""
-        n = self.params["rq_batch_size"]
-        total = 0.0
+        n = self.params.rq_batch_size
+        total: Any = 0.0  # a Tensor after the first modality
         for m in self.mods:
             items = self.fit_items[torch.randint(len(self.fit_items), (n,), device=self.fit_items.device)]
-            total = total + self.content[m].rq_loss(items, self.rarity)
+            total = total + self.channel(m).rq_loss(items, self.rarity)
         return total
 
     # ------------------------------------------------------------------ scoring
     def _content_user_vectors(self, content: Tensor) -> Tensor:
-        return F.normalize(self._content_users(content), dim=1) / self.params["temperature"]
+        return F.normalize(self._content_users(content), dim=1) / self.params.temperature
 
     def final_vectors(self) -> tuple[Tensor, Tensor]:
         content = self.item_content()
@@ -367,15 +462,17 @@ class MoToRec(EmbeddingRecommender):
         else:
             u_id, i_id = self._id_channel()
             u_w, i_w = torch.cat([u_c, u_id], 1), torch.cat([c, i_id], 1)
-        return merge_scores(u_w, i_w, u_c, c, self.warm, self.params["cold_prior"])
+        return merge_scores(u_w, i_w, u_c, c, self.warm, self.params.cold_prior)
 
     # ------------------------------------------------------------------ serving protocol
     @torch.no_grad()
     def item_tokens_from_content(self, features: dict[str, Tensor]) -> Tensor:
         """Codes of new items, per modality in `token_slots()` order (features -> tokens)."""
         if not self.uses_tokens:
-            raise MotorecError("this MoToRec was trained on continuous features (token_input=continuous): it has no tokens.")
-        return torch.cat([self.content[m].rqvae.encode(features[m]) for m in self.mods], 1)
+            raise MotorecError(
+                "this MoToRec was trained on continuous features (token_input=continuous): it has no tokens."
+            )
+        return torch.cat([self.channel(m).rq.encode(features[m]) for m in self.mods], 1)
 
     def token_slots(self) -> list[TokenSlot]:
         return [TokenSlot(m, k, self.tok_cfg.codebook_size) for m in self.mods for k in range(self.tok_cfg.levels)]
@@ -386,7 +483,7 @@ class MoToRec(EmbeddingRecommender):
         cold item's (content part only, the cold prior's slot set), so it is scored exactly like one."""
         views = []
         for m in self.mods:
-            tc = self.content[m]
+            tc = self.channel(m)
             codes = tc.rqvae.encode(features[m]) if tc.rqvae is not None else None
             views.append(tc.content(features[m], codes))
         c = F.normalize(self._fuse(views), dim=1)

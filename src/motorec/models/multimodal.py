@@ -5,6 +5,7 @@ noise at initial scale. `item_vectors` zeroes those rows when the item represent
 (a token representation such as MOTOR gives cold items meaningful vectors and passes through), so a
 cold item is scored only through the model's content path.
 """
+
 from __future__ import annotations
 
 import torch

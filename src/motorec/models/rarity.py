@@ -12,13 +12,17 @@ drowned out by the popular head. Forms:
   Monotone non-increasing in d, always >= 1: rarer items weigh more, as intended.
 - "none": w = 1 (the ablation).
 """
+
 from __future__ import annotations
+
+from typing import Literal, get_args
 
 import numpy as np
 
 from motorec.errors import MotorecError
 
-RARITY_FORMS = ("paper", "amplify", "none")
+RarityForm = Literal["paper", "amplify", "none"]
+RARITY_FORMS: tuple[str, ...] = get_args(RarityForm)
 
 
 def rarity_weights(degree: np.ndarray, form: str = "amplify", tau: int = 10) -> np.ndarray:

@@ -5,29 +5,30 @@ on disk under a hash of the features, the fitted rows and the parameters, so eve
 later `evaluate`) reuses the same codes. Declared cold items are left out of the fit and only
 encoded, as a brand-new item would be; their codes come from content alone.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from motorec.config import RunConfig, TokensConfig
 from motorec.data.dataset import Dataset
 from motorec.models.context import ModelContext
-from motorec.models.item_repr import ITEM_REPRS
+from motorec.models.item_repr import TOKEN_ITEM_REPRS
 from motorec.tokenizers import Tokenizer, TokenSlot, build_tokenizer, load_tokenizer  # the package registers them all
 
 _MEMO: dict[str, tuple[np.ndarray, list[TokenSlot]]] = {}
 
 
-def needs_tokens(cfg: dict[str, Any]) -> bool:
+def needs_tokens(cfg: RunConfig | None) -> bool:
     """True when the configured item representation reads ModelContext.tokens."""
-    return bool(getattr(ITEM_REPRS.get(cfg.get("item_repr", "id")), "needs_tokens", False))
+    return (cfg.item_repr if cfg is not None else "id") in TOKEN_ITEM_REPRS
 
 
-def _cache_key(ds: Dataset, fit_rows: np.ndarray, spec: dict[str, Any]) -> str:
+def _cache_key(ds: Dataset, fit_rows: np.ndarray, spec: TokensConfig) -> str:
     h = hashlib.sha256()
     for name in sorted(ds.modalities):
         feat = ds.modalities[name]
@@ -35,26 +36,26 @@ def _cache_key(ds: Dataset, fit_rows: np.ndarray, spec: dict[str, Any]) -> str:
         for start in range(0, feat.shape[0], 65536):  # chunked: memmaps are never read whole
             h.update(np.ascontiguousarray(feat[start : start + 65536], dtype=np.float32).tobytes())
     h.update(np.packbits(fit_rows).tobytes())
-    h.update(json.dumps({k: spec[k] for k in ("tokenizer", "params", "seed")}, sort_keys=True).encode())
+    h.update(json.dumps(spec.model_dump(include={"tokenizer", "params", "seed"}), sort_keys=True).encode())
     return h.hexdigest()[:24]
 
 
-def fitted_tokenizer(ds: Dataset, spec: dict[str, Any], cache_dir: Path | None, key: str | None = None) -> Tokenizer:
+def fitted_tokenizer(ds: Dataset, spec: TokensConfig, cache_dir: Path | None, key: str | None = None) -> Tokenizer:
     """The `spec` tokenizer fitted on every item except the split's declared cold items."""
     fit_rows = ~ds.cold_mask()
     path = None
-    if spec.get("cache", True) and cache_dir is not None:
-        path = Path(cache_dir) / "tokens" / f"{spec['tokenizer']}_{key or _cache_key(ds, fit_rows, spec)}"
+    if spec.cache and cache_dir is not None:
+        path = Path(cache_dir) / "tokens" / f"{spec.tokenizer}_{key or _cache_key(ds, fit_rows, spec)}"
         if (path / "tokenizer.json").is_file() and (path / "tokenizer.safetensors").is_file():
             return load_tokenizer(path)
-    tok = build_tokenizer(spec["tokenizer"], **(spec.get("params") or {}))
-    tok.fit({m: np.asarray(f)[fit_rows] for m, f in ds.modalities.items()}, seed=int(spec.get("seed", 0)))
+    tok = build_tokenizer(spec.tokenizer, **spec.params)
+    tok.fit({m: np.asarray(f)[fit_rows] for m, f in ds.modalities.items()}, seed=spec.seed)
     if path is not None:
         tok.save(path)
     return tok
 
 
-def item_tokens(ds: Dataset, spec: dict[str, Any], cache_dir: Path | None) -> tuple[np.ndarray, list[TokenSlot]]:
+def item_tokens(ds: Dataset, spec: TokensConfig, cache_dir: Path | None) -> tuple[np.ndarray, list[TokenSlot]]:
     """(codes (n_items, S), what each column means), content code slots only.
 
     Collision-suffix slots are dropped: they number items that share a code tuple, i.e. they are
@@ -71,6 +72,6 @@ def item_tokens(ds: Dataset, spec: dict[str, Any], cache_dir: Path | None) -> tu
 
 def attach_tokens(ctx: ModelContext) -> None:
     """Fill ctx.tokens / token_slots / token_sizes when the configured item representation needs them."""
-    if needs_tokens(ctx.config) and ctx.tokens is None:
-        ctx.tokens, ctx.token_slots = item_tokens(ctx.dataset, ctx.config["tokens"], ctx.cache_dir)
+    if ctx.config is not None and needs_tokens(ctx.config) and ctx.tokens is None:
+        ctx.tokens, ctx.token_slots = item_tokens(ctx.dataset, ctx.config.tokens, ctx.cache_dir)
         ctx.token_sizes = [slot.codebook_size for slot in ctx.token_slots]

@@ -4,7 +4,10 @@ Item = [ID vector ; E·f] with f the item's content (all modalities concatenated
 user = [γ_u ; θ_u]; BPR loss with L2 on the batch's final vectors. Like MMRec, the bias terms are
 dropped. Cold items: the ID half is zeroed (never trained), so they are ranked by θ_u·E·f alone.
 """
+
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,6 +23,9 @@ from motorec.models.multimodal import item_vectors, warm_mask
 class VBPR(IDEmbeddingModel):
     """Matrix factorisation plus a linear visual/content term (He & McAuley, AAAI 2016)."""
 
+    warm: torch.Tensor  # items with train interactions (warm_mask)
+    content: torch.Tensor  # (n_items, d) visual features
+
     class Params(ConfigModel):
         embedding_dim: PositiveInt  # the user vector is 2 x embedding_dim ([gamma_u ; theta_u])
         reg_weight: NonNegativeFloat
@@ -27,7 +33,7 @@ class VBPR(IDEmbeddingModel):
     content_path = True
     min_modalities = 1
 
-    def __init__(self, ctx: ModelContext, params: dict) -> None:
+    def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__(ctx, params)
         dim = self.params.embedding_dim
         self.user_emb = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, 2 * dim)))

@@ -1,4 +1,5 @@
 """Reading finished runs for people: HTML reports with plots, and readable tokens."""
+
 from __future__ import annotations
 
 __all__ = ["write_report"]

@@ -1,5 +1,6 @@
 """Every number a report shows, read from run directories (results.json, seed_<s>/result.json,
 topk_test.tsv) and, for cold shares and tokens, from the run's dataset and checkpoint."""
+
 from __future__ import annotations
 
 import json
@@ -31,6 +32,12 @@ class RunSummary:
     cold_share_test: float | None = None  # share of test interactions whose item is cold
     tokens: dict[str, Any] | None = None  # token diagnostics (token models only)
     notes: list[str] = field(default_factory=list)
+
+    def token_diagnostics(self) -> dict[str, Any]:
+        """`tokens` of a token model (an error for a run without token diagnostics)."""
+        if self.tokens is None:
+            raise MotorecError(f"{self.directory}: run '{self.label}' has no token diagnostics.")
+        return self.tokens
 
 
 def read_run(directory: str | Path) -> dict[str, Any]:
@@ -69,14 +76,21 @@ def summarize_run(directory: str | Path, with_model: bool = True) -> RunSummary:
     res = read_run(directory)
     cfg = res["config"]
     summary = RunSummary(
-        label=cfg["model_name"], directory=str(directory), model=cfg["model_name"], dataset=res["dataset"],
-        seeds=list(res["seeds"]), ks=list(cfg["eval"]["ks"]), test=res["test"], test_std=res["test_std"],
-        valid=res["valid"], history=read_history(directory, res["seeds"]),
+        label=cfg["model_name"],
+        directory=str(directory),
+        model=cfg["model_name"],
+        dataset=res["dataset"],
+        seeds=list(res["seeds"]),
+        ks=list(cfg["eval"]["ks"]),
+        test=res["test"],
+        test_std=res["test_std"],
+        valid=res["valid"],
+        history=read_history(directory, res["seeds"]),
     )
     if not with_model:
         return summary
-    from motorec.reports.tokens import token_diagnostics
     from motorec.models.factory import load_trained
+    from motorec.reports.tokens import token_diagnostics
 
     try:
         ds, _, model = load_trained(directory)

@@ -1,16 +1,18 @@
 """The report's figures (matplotlib, Agg backend: no display needed), each written as a small PNG."""
+
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from motorec.io import atomic_open  # noqa: E402
-from motorec.reports.collect import TOP_N, RunSummary  # noqa: E402
+from motorec.io import atomic_open
+from motorec.reports.collect import TOP_N, RunSummary
 
 COLD_GROUPS = ("warm", "cold@full", "cold@cold")
 DPI = 90
@@ -41,8 +43,14 @@ def recall_curves(runs: list[RunSummary], path: Path) -> Path:
             if group not in r.test:
                 continue
             ks = [k for k in r.ks if f"recall@{k}" in r.test[group]]
-            ax.errorbar(ks, [r.test[group][f"recall@{k}"] for k in ks],
-                        yerr=[r.test_std[group][f"recall@{k}"] for k in ks], marker="o", capsize=3, label=r.label)
+            ax.errorbar(
+                ks,
+                [r.test[group][f"recall@{k}"] for k in ks],
+                yerr=[r.test_std[group][f"recall@{k}"] for k in ks],
+                marker="o",
+                capsize=3,
+                label=r.label,
+            )
         ax.set_title(group)
         ax.set_xlabel("K")
         ax.set_xticks(runs[0].ks)
@@ -52,15 +60,26 @@ def recall_curves(runs: list[RunSummary], path: Path) -> Path:
     return _save(fig, path)
 
 
-def grouped_bars(runs: list[RunSummary], series: dict[str, list[float]], errors: dict[str, list[float]] | None,
-                 ylabel: str, path: Path) -> Path:
+def grouped_bars(
+    runs: list[RunSummary],
+    series: dict[str, list[float]],
+    errors: dict[str, list[float]] | None,
+    ylabel: str,
+    path: Path,
+) -> Path:
     """One group of bars per run, one bar per series, each bar labelled with its value."""
     fig, ax = plt.subplots(figsize=(1.5 + 0.65 * len(runs) * len(series), 3.0))
     width = 0.8 / len(series)
     x = np.arange(len(runs))
     for j, (name, values) in enumerate(series.items()):
-        bars = ax.bar(x + (j - (len(series) - 1) / 2) * width, values, width, capsize=3, label=name,
-                      yerr=None if errors is None else errors[name])
+        bars = ax.bar(
+            x + (j - (len(series) - 1) / 2) * width,
+            values,
+            width,
+            capsize=3,
+            label=name,
+            yerr=None if errors is None else errors[name],
+        )
         ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
     ax.set_xticks(x, [r.label for r in runs])
     ax.set_ylabel(ylabel)
@@ -81,9 +100,16 @@ def group_bars(runs: list[RunSummary], path: Path) -> Path:
 def cold_share_bars(runs: list[RunSummary], path: Path) -> Path:
     """Share of the top-20 slots that cold items take, next to their share of test interactions."""
     runs = [r for r in runs if r.cold_share_top20 is not None]
-    return grouped_bars(runs, {f"cold share of top-{TOP_N}": [r.cold_share_top20 for r in runs],
-                               "cold share of test interactions": [r.cold_share_test for r in runs]},
-                        None, "share", path)
+    return grouped_bars(
+        runs,
+        {
+            f"cold share of top-{TOP_N}": [cast(float, r.cold_share_top20) for r in runs],
+            "cold share of test interactions": [cast(float, r.cold_share_test) for r in runs],
+        },
+        None,
+        "share",
+        path,
+    )
 
 
 def valid_curves(runs: list[RunSummary], path: Path) -> Path:
@@ -106,7 +132,7 @@ def valid_curves(runs: list[RunSummary], path: Path) -> Path:
 
 def token_bars(run: RunSummary, path: Path) -> Path:
     """Codebook utilisation and perplexity per (modality, level) of one token model."""
-    mods = run.tokens["modalities"]
+    mods = run.token_diagnostics()["modalities"]
     labels = [f"{m}:{lv}" for m, e in mods.items() for lv in e["levels"]]
     util = [u for e in mods.values() for u in e["utilisation"]]
     ppl = [p for e in mods.values() for p in e["perplexity"]]

@@ -4,6 +4,7 @@ The token table comes from the model itself (`Recommender.token_table()`: MoToRe
 RQ-VAE codes, or the MOTOR item representation's tokenizer codes), so what is explained is what
 the model reads. Meaning comes from `tokenizers.meaning`, the same code as the service's /tokens.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,16 +39,22 @@ class RunTokens:
     explainer: TokenExplainer
 
     @classmethod
-    def of(cls, ds: Dataset, model) -> "RunTokens":
+    def of(cls, ds: Dataset, model) -> RunTokens:
         codes, slots = token_table(model)
         catalog = load_catalog(ds)
         degree = ds.item_degree
         index = TokenIndex(slots)
         train_items = np.flatnonzero(degree > 0)  # a token is explained by the items the model learned from
         index.add_many(train_items, codes[train_items])
-        explainer = TokenExplainer(index, catalog.item_ids, catalog.titles, catalog.texts, Vocabulary(catalog.texts),
-                                   order=lambda i: (-int(degree[i]), i),
-                                   item_fields=lambda i: {"item": int(i), "train_interactions": int(degree[i])})
+        explainer = TokenExplainer(
+            index,
+            catalog.item_ids,
+            catalog.titles,
+            catalog.texts,
+            Vocabulary(catalog.texts),
+            order=lambda i: (-int(degree[i]), i),
+            item_fields=lambda i: {"item": int(i), "train_interactions": int(degree[i])},
+        )
         return cls(codes, slots, catalog, degree, explainer)
 
     def resolve(self, item: int | str) -> int:
@@ -58,8 +65,9 @@ class RunTokens:
             return int(item)
         positions = {iid: i for i, iid in enumerate(self.catalog.item_ids)}
         if str(item) not in positions:
-            raise MotorecError(f"item id {item!r} is not in this dataset's catalogue "
-                               f"(ids from {self.catalog.provenance['item_ids']}).")
+            raise MotorecError(
+                f"item id {item!r} is not in this dataset's catalogue (ids from {self.catalog.provenance['item_ids']})."
+            )
         return positions[str(item)]
 
     def tokens(self, item: int | str) -> list[dict[str, Any]]:
@@ -69,8 +77,9 @@ class RunTokens:
         i = self.resolve(item)
         return self.explainer.item(i, self.codes[i], max_items, n_words)
 
-    def explain_token(self, modality: str, level: int, code: int, max_items: int = 20,
-                      n_words: int = 10) -> dict[str, Any]:
+    def explain_token(
+        self, modality: str, level: int, code: int, max_items: int = 20, n_words: int = 10
+    ) -> dict[str, Any]:
         return self.explainer.token(modality, level, code, max_items, n_words)
 
 
@@ -81,8 +90,10 @@ def token_diagnostics(codes: np.ndarray, slots: list[TokenSlot]) -> dict[str, An
     for col, slot in enumerate(slots):
         if slot.kind != "code":
             continue
-        entry = per_modality.setdefault(slot.modality, {"codebook_size": slot.codebook_size, "levels": [],
-                                                        "utilisation": [], "perplexity": [], "columns": []})
+        entry = per_modality.setdefault(
+            slot.modality,
+            {"codebook_size": slot.codebook_size, "levels": [], "utilisation": [], "perplexity": [], "columns": []},
+        )
         entry["levels"].append(slot.level)
         entry["utilisation"].append(utilisation(codes[:, col], slot.codebook_size))
         entry["perplexity"].append(perplexity(codes[:, col], slot.codebook_size))
@@ -90,5 +101,8 @@ def token_diagnostics(codes: np.ndarray, slots: list[TokenSlot]) -> dict[str, An
     for entry in per_modality.values():
         entry["collision_rate"] = collision_rate(codes[:, entry.pop("columns")])
     code_cols = [c for c, s in enumerate(slots) if s.kind == "code"]
-    return {"n_items": int(len(codes)), "modalities": per_modality,
-            "collision_rate_joint": collision_rate(codes[:, code_cols])}
+    return {
+        "n_items": len(codes),
+        "modalities": per_modality,
+        "collision_rate_joint": collision_rate(codes[:, code_cols]),
+    }

@@ -6,13 +6,14 @@ torch) runs in the thread pool; the durable write is awaited from the group comm
 Worker threads that hold the GIL for long are what make tail latency explode on a busy 2-core
 machine, so only torch (which releases the GIL) and the sync (which does too) leave the loop.
 """
+
 from __future__ import annotations
 
 import asyncio
 import base64
 import binascii
 import json
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -37,8 +38,11 @@ MAX_INTERACTIONS = 1000
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 ItemId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128, description="External item id")]
 UserId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128, description="External user id")]
-FieldValue = Union[Annotated[str, Field(max_length=MAX_TEXT)], FiniteFloat,
-                   Annotated[list[Annotated[str, Field(max_length=1000)]], Field(max_length=100)]]
+FieldValue = (
+    Annotated[str, Field(max_length=MAX_TEXT)]
+    | FiniteFloat
+    | Annotated[list[Annotated[str, Field(max_length=1000)]], Field(max_length=100)]
+)
 Fields = Annotated[dict[Annotated[str, Field(max_length=64)], FieldValue], Field(max_length=64)]
 FIELDS = TypeAdapter(Fields)
 
@@ -47,8 +51,14 @@ class Error(BaseModel):
     detail: str
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": Error}, 404: {"model": Error}, 409: {"model": Error},
-                                          413: {"model": Error}, 422: {"model": Error}, 503: {"model": Error}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Error},
+    404: {"model": Error},
+    409: {"model": Error},
+    413: {"model": Error},
+    422: {"model": Error},
+    503: {"model": Error},
+}
 STATUS = ((NotFound, 404), (Conflict, 409), (TooLarge, 413), (WalUnavailable, 503))
 
 
@@ -60,10 +70,12 @@ class ItemIn(BaseModel):
     title: str | None = Field(None, max_length=1000)
     text: str | None = Field(None, min_length=1, max_length=MAX_TEXT, description="the item text, encoded as is")
     fields: Fields | None = Field(None, description="text fields rendered through the bundle's text template")
-    image_base64: str | None = Field(None, description=f"base64 of a JPEG, PNG or WebP image of at most "
-                                                       f"{MAX_IMAGE_BYTES} bytes (larger: 413)")
+    image_base64: str | None = Field(
+        None, description=f"base64 of a JPEG, PNG or WebP image of at most {MAX_IMAGE_BYTES} bytes (larger: 413)"
+    )
     features: dict[Annotated[str, Field(max_length=64)], list[FiniteFloat]] | None = Field(
-        None, max_length=16, description="precomputed features per modality (as in the training features)")
+        None, max_length=16, description="precomputed features per modality (as in the training features)"
+    )
 
 
 class Token(BaseModel):
@@ -96,7 +108,9 @@ class Recommendation(BaseModel):
 
 class InteractionsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    items: list[Annotated[str, Field(pattern=ID_PATTERN, max_length=128)]] = Field(min_length=1, max_length=MAX_INTERACTIONS)
+    items: list[Annotated[str, Field(pattern=ID_PATTERN, max_length=128)]] = Field(
+        min_length=1, max_length=MAX_INTERACTIONS
+    )
 
 
 class InteractionsOut(BaseModel):
@@ -131,17 +145,21 @@ def _parse_fields(text: str) -> dict[str, Any]:
     try:
         return FIELDS.validate_python(parsed)
     except ValidationError as exc:
-        problems = ["fields/" + "/".join(map(str, e.get("loc", ()))) + ": " + e.get("msg", "invalid")
-                    for e in exc.errors()[:5]]
+        problems = [
+            "fields/" + "/".join(map(str, e.get("loc", ()))) + ": " + e.get("msg", "invalid") for e in exc.errors()[:5]
+        ]
         raise MotorecError("; ".join(problems)) from None
 
 
 def create_app(service: RecommenderService, api_key: str | None = None) -> FastAPI:
     """The app; with `api_key`, write requests need it in the X-API-Key header (401 otherwise)."""
-    app = FastAPI(title="motorec cold-item service", version=motorec.__version__,
-                  description="Recommendations from a motorec bundle; new items are recommendable as soon as "
-                              "they are posted, new users as soon as they interact."
-                              + (f" Write requests need the API key in the {API_KEY_HEADER} header." if api_key else ""))
+    app = FastAPI(
+        title="motorec cold-item service",
+        version=motorec.__version__,
+        description="Recommendations from a motorec bundle; new items are recommendable as soon as "
+        "they are posted, new users as soon as they interact."
+        + (f" Write requests need the API key in the {API_KEY_HEADER} header." if api_key else ""),
+    )
     metrics = Metrics()
     app.add_middleware(RequestGuard, max_body=MAX_BODY, api_key=api_key)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: 401 and 413 are counted too
@@ -162,8 +180,9 @@ def create_app(service: RecommenderService, api_key: str | None = None) -> FastA
         return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
 
     @app.get("/recommend/{user_id}", response_model=Recommendation, responses=ERRORS)
-    async def recommend(user_id: UserId, k: Annotated[int, Query(ge=1, le=MAX_K)] = 20,
-                        exclude_seen: bool = True) -> JSONResponse:
+    async def recommend(
+        user_id: UserId, k: Annotated[int, Query(ge=1, le=MAX_K)] = 20, exclude_seen: bool = True
+    ) -> JSONResponse:
         """Top-k items for a user by inner product; `new` marks items ingested online."""
         return JSONResponse(service.recommend(user_id, k, exclude_seen))
 
@@ -186,11 +205,13 @@ def create_app(service: RecommenderService, api_key: str | None = None) -> FastA
         return await ingest(item.id, content, item.title)
 
     @app.post("/items/form", status_code=201, response_model=ItemCreated, responses=ERRORS)
-    async def add_item_form(id: Annotated[str, Form(pattern=ID_PATTERN, max_length=128)],
-                      title: Annotated[str | None, Form(max_length=1000)] = None,
-                      text: Annotated[str | None, Form(min_length=1, max_length=MAX_TEXT)] = None,
-                      fields: Annotated[str | None, Form(max_length=MAX_TEXT, description="JSON object of text fields")] = None,
-                      image: Annotated[UploadFile | None, File(description="JPEG/PNG/WebP image")] = None) -> dict[str, Any]:
+    async def add_item_form(
+        id: Annotated[str, Form(pattern=ID_PATTERN, max_length=128)],
+        title: Annotated[str | None, Form(max_length=1000)] = None,
+        text: Annotated[str | None, Form(min_length=1, max_length=MAX_TEXT)] = None,
+        fields: Annotated[str | None, Form(max_length=MAX_TEXT, description="JSON object of text fields")] = None,
+        image: Annotated[UploadFile | None, File(description="JPEG/PNG/WebP image")] = None,
+    ) -> dict[str, Any]:
         """Ingest an item from a multipart form with an image upload (e.g. `curl -F image=@poster.jpg`)."""
         parsed = _parse_fields(fields) if fields is not None else None
         data = None
@@ -223,8 +244,11 @@ def create_app(service: RecommenderService, api_key: str | None = None) -> FastA
         return await asyncio.wrap_future(service.compact_log())
 
     @app.get("/tokens/{modality}/{level}/{code}", responses=ERRORS)
-    async def token(modality: Annotated[str, Path(max_length=64)], level: Annotated[int, Path(ge=0, le=64)],
-                    code: Annotated[int, Path(ge=0, le=2**31)]) -> dict[str, Any]:
+    async def token(
+        modality: Annotated[str, Path(max_length=64)],
+        level: Annotated[int, Path(ge=0, le=64)],
+        code: Annotated[int, Path(ge=0, le=2**31)],
+    ) -> dict[str, Any]:
         """What a token means: the items carrying it (newest first) and the words most typical of their
         texts against the catalogue (TF-IDF; the same function as `motorec explain --token`)."""
         return service.token(modality, level, code)

@@ -11,6 +11,7 @@ BUNDLE/model/                model weights + train-only graph and features (when
 
 No pickle anywhere; loading checks the format version, checksums, shapes and finiteness.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,6 +19,7 @@ import json
 import os
 import platform
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,8 +46,14 @@ def library_versions() -> dict[str, str]:
     import safetensors
     import torch
 
-    return {"motorec": motorec.__version__, "python": platform.python_version(), "numpy": np.__version__,
-            "torch": torch.__version__, "faiss": faiss.__version__, "safetensors": safetensors.__version__}
+    return {
+        "motorec": motorec.__version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "faiss": faiss.__version__,
+        "safetensors": safetensors.__version__,
+    }
 
 
 def sha256_file(path: Path) -> str:
@@ -94,17 +102,29 @@ class Bundle:
         return self.manifest["files"][ARRAYS]
 
 
-def write_bundle(out: Path, manifest: dict[str, Any], arrays: dict[str, np.ndarray], catalog: Catalog,
-                 extra_files: list[str]) -> None:
+def write_bundle(
+    out: Path, manifest: dict[str, Any], arrays: dict[str, np.ndarray], catalog: Catalog, extra_files: list[str]
+) -> None:
     """Write arrays and items, then the manifest with checksums last (its presence means complete)."""
     write_arrays(out / ARRAYS, arrays)
-    items = {"item_ids": catalog.item_ids, "user_ids": catalog.user_ids, "titles": catalog.titles,
-             "texts": catalog.texts, "text_template": catalog.text_template, "provenance": catalog.provenance}
+    items = {
+        "item_ids": catalog.item_ids,
+        "user_ids": catalog.user_ids,
+        "titles": catalog.titles,
+        "texts": catalog.texts,
+        "text_template": catalog.text_template,
+        "provenance": catalog.provenance,
+    }
     atomic_write_text(out / ITEMS, json.dumps(items))
     files = [ARRAYS, ITEMS, *extra_files]
-    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "versions": library_versions(), **manifest,
-                "files": {name: sha256_file(out / name) for name in files}}
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": library_versions(),
+        **manifest,
+        "files": {name: sha256_file(out / name) for name in files},
+    }
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2))
 
 
@@ -120,11 +140,12 @@ def _legacy_bundle(folder: Path) -> dict[str, Any] | None:
     return {} if isinstance(manifest, dict) and manifest.get("format") == FORMAT else None
 
 
-def claim_bundle_dir(out: str | os.PathLike, overwrite: bool, inputs: list[Any]):
+def claim_bundle_dir(out: str | os.PathLike, overwrite: bool, inputs: list[Any]) -> AbstractContextManager[Path]:
     """The bundle folder, claimed through motorec.io; never replaces one whose service state (a
     write-ahead log of acknowledged items) is inside it."""
-    return claim_output_dir(out, "bundle", overwrite=overwrite, inputs=inputs, legacy=_legacy_bundle,
-                            protected=[STATE_DIR])
+    return claim_output_dir(
+        out, "bundle", overwrite=overwrite, inputs=inputs, legacy=_legacy_bundle, protected=[STATE_DIR]
+    )
 
 
 def _fail(path: Path, msg: str) -> MotorecError:
@@ -143,11 +164,18 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise _fail(path, f"{MANIFEST} is not a motorec bundle manifest.")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
-        raise _fail(path, f"bundle format version {version} but this motorec ({motorec.__version__}) reads "
-                          f"version {FORMAT_VERSION}; re-export the run with this motorec.")
+        raise _fail(
+            path,
+            f"bundle format version {version} but this motorec ({motorec.__version__}) reads "
+            f"version {FORMAT_VERSION}; re-export the run with this motorec.",
+        )
     files = manifest.get("files")
-    if not isinstance(files, dict) or ARRAYS not in files or ITEMS not in files or \
-            any(Path(n).is_absolute() or ".." in Path(n).parts for n in files):
+    if (
+        not isinstance(files, dict)
+        or ARRAYS not in files
+        or ITEMS not in files
+        or any(Path(n).is_absolute() or ".." in Path(n).parts for n in files)
+    ):
         raise _fail(path, f"{MANIFEST}: 'files' must list {ARRAYS}, {ITEMS} and other files inside the bundle.")
     for name, digest in files.items():
         file = path / name
@@ -161,7 +189,9 @@ def read_manifest(path: Path) -> dict[str, Any]:
 def _expect(path: Path, name: str, arr: np.ndarray, shape: tuple[int | None, ...], kind: str) -> np.ndarray:
     ok_shape = arr.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, arr.shape))
     if not ok_shape:
-        raise _fail(path, f"array '{name}' has shape {arr.shape}, expected {tuple('*' if s is None else s for s in shape)}.")
+        raise _fail(
+            path, f"array '{name}' has shape {arr.shape}, expected {tuple('*' if s is None else s for s in shape)}."
+        )
     if np.dtype(arr.dtype).kind != kind:
         raise _fail(path, f"array '{name}' has dtype {arr.dtype}, expected kind '{kind}'.")
     if kind == "f" and not np.isfinite(arr).all():
@@ -180,8 +210,9 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     except MotorecError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OSError, SafetensorError) as exc:
-        raise _fail(path, f"{MANIFEST} or its files are malformed ({type(exc).__name__}: {str(exc)[:200]}); "
-                          f"re-export the run.") from exc
+        raise _fail(
+            path, f"{MANIFEST} or its files are malformed ({type(exc).__name__}: {str(exc)[:200]}); re-export the run."
+        ) from exc
 
 
 def _load_checked(path: Path, m: dict[str, Any]) -> Bundle:
@@ -196,15 +227,23 @@ def _load_checked(path: Path, m: dict[str, Any]) -> Bundle:
 
     indptr = get("seen_indptr", (n_users + 1,), "i")
     indices = get("seen_indices", (None,), "i")
-    if indptr[0] != 0 or indptr[-1] != len(indices) or (np.diff(indptr) < 0).any() or \
-            (len(indices) and (indices.min() < 0 or indices.max() >= n_items)):
+    if (
+        indptr[0] != 0
+        or indptr[-1] != len(indices)
+        or (np.diff(indptr) < 0).any()
+        or (len(indices) and (indices.min() < 0 or indices.max() >= n_items))
+    ):
         raise _fail(path, "train interactions (seen_indptr/seen_indices) are not a valid CSR matrix.")
     feature_mean = {mod: get(f"feature_mean.{mod}", (d,), "f") for mod, d in m["modalities"].items()}
     content_map = None
     if m["item_vectors"]["method"] == "ridge":
         p = sum(m["modalities"].values())
-        content_map = ContentMap(get("content_map.mean", (p,), "f"), get("content_map.scale", (p,), "f"),
-                                 get("content_map.weight", (p, dim), "f"), get("content_map.bias", (dim,), "f"))
+        content_map = ContentMap(
+            get("content_map.mean", (p,), "f"),
+            get("content_map.scale", (p,), "f"),
+            get("content_map.weight", (p, dim), "f"),
+            get("content_map.bias", (dim,), "f"),
+        )
     tokens = None
     if m.get("tokens"):
         tokens = get("item_tokens", (n_items, len(m["tokens"]["slots"])), "i")
@@ -214,8 +253,14 @@ def _load_checked(path: Path, m: dict[str, Any]) -> Bundle:
     for key in ("item_ids", "user_ids"):
         if len(set(items[key])) != len(items[key]):
             raise _fail(path, f"{ITEMS}: '{key}' repeat.")
-    catalog = Catalog(items["item_ids"], items["user_ids"], items["titles"], items["texts"],
-                      items.get("text_template"), items.get("provenance", {}))
+    catalog = Catalog(
+        items["item_ids"],
+        items["user_ids"],
+        items["titles"],
+        items["texts"],
+        items.get("text_template"),
+        items.get("provenance", {}),
+    )
     return Bundle(
         path=path,
         manifest=m,

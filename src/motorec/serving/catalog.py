@@ -4,6 +4,7 @@ Users of a service speak in their own ids (MovieLens movie_id, an ASIN), so the 
 `i_id_mapping.csv` / `u_id_mapping.csv` ids when the dataset folder has them, and titles and texts
 from the raw item files (through the same presets that extract features) when they exist.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -64,10 +65,10 @@ def load_catalog(ds: Dataset) -> Catalog:
     user_ids = user_ids or [str(u) for u in range(ds.n_users)]
     titles, texts, template = [""] * ds.n_items, [""] * ds.n_items, None
     found = _raw_spec(data_dir) if data_dir and data_dir.is_dir() else None
-    if found is not None and len(found[1].table) == ds.n_items:
+    if found is not None and len(found[1].table) == ds.n_items and found[1].text_template is not None:
         name, spec = found
         template = spec.text_template
-        texts, _ = render_texts(spec.table, template, list(range(ds.n_items)), spec.source)
+        texts, _ = render_texts(spec.table, found[1].text_template, list(range(ds.n_items)), spec.source)
         if "title" in spec.table.columns:
             titles = [field_text(t) for t in spec.table["title"].tolist()]
         prov["metadata"] = f"{spec.source} (preset {name}, text template {template!r})"

@@ -5,12 +5,14 @@ write + fdatasync + the in-memory apply, so it holds Python's GIL for microsecon
 sync is paid once per batch, not once per request. Log order = apply order = submission order.
 Log maintenance (compaction) runs on the same thread between batches, so it never races an append.
 """
+
 from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any
 
 from motorec.serving.wal import WalUnavailable, WriteAheadLog
 

@@ -4,8 +4,10 @@ Text goes through the bundle's text template (the recipe that produced the train
 all-MiniLM-L6-v2; images through EfficientNet-Lite0 (motorec.features). A modality the request
 does not cover gets the catalogue's mean feature, as MMRec does for missing content.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +32,7 @@ class TooLarge(MotorecError):
 class ItemContent:
     """What one ingest request carries, after parsing (any subset may be empty)."""
 
-    features: dict[str, np.ndarray] = field(default_factory=dict)
+    features: Mapping[str, np.ndarray | list[float]] = field(default_factory=dict)
     text: str | None = None
     fields: dict[str, Any] | None = None
     image: bytes | None = None
@@ -42,11 +44,13 @@ def render_fields(fields: dict[str, Any], template: str | None) -> str:
         return ". ".join(f"{k}: {field_text(v)}" for k, v in fields.items() if field_text(v).strip())
     names = template_fields(template)
     if not any(field_text(fields.get(n)).strip() for n in names):
-        raise MotorecError(f"none of the text template's fields ({', '.join(names)}) is given; the template is {template!r}.")
+        raise MotorecError(
+            f"none of the text template's fields ({', '.join(names)}) is given; the template is {template!r}."
+        )
     return template.format(**{n: field_text(fields.get(n)) for n in names})
 
 
-def decode_upload(data: bytes) -> "Image.Image":
+def decode_upload(data: bytes) -> Image.Image:
     """An uploaded image decoded to RGB, or a MotorecError (TooLarge for size limits).
 
     Only the JPEG, PNG and WebP decoders are tried: left to itself PIL tries every format it knows,
@@ -64,8 +68,10 @@ def decode_upload(data: bytes) -> "Image.Image":
             with Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS) as img:
                 width, height = img.size
                 if width * height > MAX_IMAGE_PIXELS:
-                    raise TooLarge(f"the image is {width}x{height} pixels; at most {MAX_IMAGE_PIXELS} pixels "
-                                   f"(4096x4096) are accepted.")
+                    raise TooLarge(
+                        f"the image is {width}x{height} pixels; at most {MAX_IMAGE_PIXELS} pixels "
+                        f"(4096x4096) are accepted."
+                    )
                 return img.convert("RGB")  # the full decode, so a truncated file fails here
     except TooLarge:
         raise
@@ -100,15 +106,19 @@ class ContentEncoder:
     def _require_raw(self, modality: str) -> None:
         if modality not in self.raw:
             have = ", ".join(f"{m} ({d}-d)" for m, d in self.modalities.items()) or "none"
-            raise MotorecError(f"this bundle has no '{modality}' modality that motorec can encode from raw content "
-                               f"(bundle modalities: {have}); send precomputed features instead.")
+            raise MotorecError(
+                f"this bundle has no '{modality}' modality that motorec can encode from raw content "
+                f"(bundle modalities: {have}); send precomputed features instead."
+            )
 
     def encode(self, content: ItemContent) -> tuple[dict[str, np.ndarray], list[str], str | None]:
         """(features per modality, imputed modalities, item text)."""
         feats: dict[str, np.ndarray] = {}
         for name, vec in content.features.items():
             if name not in self.modalities:
-                raise MotorecError(f"unknown modality '{name}'; this bundle has {', '.join(self.modalities) or 'none'}.")
+                raise MotorecError(
+                    f"unknown modality '{name}'; this bundle has {', '.join(self.modalities) or 'none'}."
+                )
             vec = np.asarray(vec, dtype=np.float32)
             if vec.shape != (self.modalities[name],):
                 raise MotorecError(f"features '{name}' must have {self.modalities[name]} values, got {vec.size}.")

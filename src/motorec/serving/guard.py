@@ -1,11 +1,13 @@
 """Checks every HTTP request passes before a route runs: the API key of write requests and the
 body size (also of chunked bodies, which declare no length). Pure ASGI, like the metrics
 middleware, so it costs microseconds and runs before FastAPI reads or parses anything."""
+
 from __future__ import annotations
 
 import hmac
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 API_KEY_HEADER = "X-API-Key"
 API_KEY_ENV = "MOTOREC_API_KEY"
@@ -14,9 +16,17 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 async def reply(send: Callable, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *(headers or [])]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -36,8 +46,12 @@ class RequestGuard:
         if self.api_key is not None and scope["method"] in WRITE_METHODS:
             given = headers.get(API_KEY_HEADER.lower().encode())
             if given is None or not hmac.compare_digest(given, self.api_key):
-                await reply(send, 401, f"write requests need the service's API key in the {API_KEY_HEADER} header.",
-                            [(b"www-authenticate", API_KEY_HEADER.encode())])
+                await reply(
+                    send,
+                    401,
+                    f"write requests need the service's API key in the {API_KEY_HEADER} header.",
+                    [(b"www-authenticate", API_KEY_HEADER.encode())],
+                )
                 return
         declared = headers.get(b"content-length")
         if declared is not None:

@@ -11,6 +11,7 @@ exact search. New items are added to their nearest cell (IVF) or linked into the
 no rebuild. Searches and additions take one lock, since faiss does not allow a search to overlap
 an add on the same index.
 """
+
 from __future__ import annotations
 
 import threading
@@ -44,10 +45,15 @@ class IndexConfig:
     def validate(self) -> None:
         if self.kind not in KINDS:
             raise MotorecError(f"index kind '{self.kind}': choose one of {', '.join(KINDS)}.")
-        if min(self.exact_max_items, self.nlist, self.nprobe, self.build_threads) < 0 or self.hnsw_m < 2 \
-                or self.ef_search < 1 or not 0 < self.target_recall <= 1:
-            raise MotorecError("index settings: sizes must be >= 0, hnsw_m >= 2, ef_search >= 1, "
-                               "target_recall in (0, 1].")
+        if (
+            min(self.exact_max_items, self.nlist, self.nprobe, self.build_threads) < 0
+            or self.hnsw_m < 2
+            or self.ef_search < 1
+            or not 0 < self.target_recall <= 1
+        ):
+            raise MotorecError(
+                "index settings: sizes must be >= 0, hnsw_m >= 2, ef_search >= 1, target_recall in (0, 1]."
+            )
 
     def resolve(self, n_items: int) -> str:
         if self.kind != "auto":
@@ -86,8 +92,13 @@ class ItemIndex:
         return self.info["kind"]
 
     @classmethod
-    def build(cls, ids: np.ndarray, vectors: np.ndarray, config: IndexConfig = IndexConfig(),
-              queries: np.ndarray | None = None) -> "ItemIndex":
+    def build(
+        cls,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        config: IndexConfig = IndexConfig(),
+        queries: np.ndarray | None = None,
+    ) -> ItemIndex:
         """An index holding `vectors` under `ids`, of the kind `config` gives for their number.
 
         `queries` (e.g. a sample of user vectors) calibrate IVF's nprobe and measure the
@@ -104,6 +115,7 @@ class ItemIndex:
             faiss.omp_set_num_threads(config.build_threads)
         else:
             faiss.omp_set_num_threads(faiss.omp_get_max_threads())
+        index: Any  # a faiss index: an ID map over flat or HNSW, or IVF (which has nprobe)
         try:
             if kind == "flat":
                 index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
@@ -135,8 +147,15 @@ class ItemIndex:
         return built
 
     @staticmethod
-    def _calibrate(index: Any, kind: str, vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray,
-                   config: IndexConfig, info: dict[str, Any]) -> None:
+    def _calibrate(
+        index: Any,
+        kind: str,
+        vectors: np.ndarray,
+        ids: np.ndarray,
+        queries: np.ndarray,
+        config: IndexConfig,
+        info: dict[str, Any],
+    ) -> None:
         k = min(CALIBRATION_K, len(ids))
         exact = ids[exact_topk(queries, vectors, k)]
         if kind == "ivf":
@@ -149,7 +168,7 @@ class ItemIndex:
                     break
             info["nprobe"] = int(index.nprobe)
             info["calibration_recall_by_nprobe"] = {str(p): r for p, r in by_nprobe.items()}
-        info["calibration_queries"] = int(len(queries))
+        info["calibration_queries"] = len(queries)
         info[f"calibration_recall@{k}"] = recall_at(index.search(queries, k)[1], exact)
 
     def __len__(self) -> int:
@@ -162,7 +181,9 @@ class ItemIndex:
             self.version += 1
             return self.version
 
-    def search(self, query: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    def search(
+        self, query: np.ndarray, k: int, exclude: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, int]:
         """Top-k (ids, scores, index version) for one query, skipping `exclude` ids; ties by lower id."""
         n_ex = 0 if exclude is None else len(exclude)
         with self._lock:
@@ -173,7 +194,7 @@ class ItemIndex:
             version = self.version
         ids, scores = ids[0], scores[0]
         keep = ids >= 0
-        if n_ex:
+        if n_ex and exclude is not None:
             keep &= ~np.isin(ids, exclude)
         ids, scores = ids[keep], scores[keep]
         order = np.lexsort((ids, -scores))[:k]

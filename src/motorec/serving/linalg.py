@@ -3,6 +3,7 @@
 Both are small linear solves, so ingesting an item or folding in a user costs microseconds and no
 retraining. Regularisation strengths are chosen on the validation split at export time.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,12 +46,17 @@ class RidgePath:
     def at(self, rel_lambda: float) -> ContentMap:
         shrink = self.s / (self.s**2 + rel_lambda * self.unit)
         weight = self.v @ (shrink[:, None] * self.uty)
-        return ContentMap(self.mean.astype(np.float32), self.scale.astype(np.float32),
-                          weight.astype(np.float32), self.bias.astype(np.float32))
+        return ContentMap(
+            self.mean.astype(np.float32),
+            self.scale.astype(np.float32),
+            weight.astype(np.float32),
+            self.bias.astype(np.float32),
+        )
 
 
-def select_ridge(x: np.ndarray, y: np.ndarray, grid: tuple[float, ...] = RIDGE_GRID, seed: int = 0,
-                 share: float = 0.2) -> tuple[float, dict[float, float]]:
+def select_ridge(
+    x: np.ndarray, y: np.ndarray, grid: tuple[float, ...] = RIDGE_GRID, seed: int = 0, share: float = 0.2
+) -> tuple[float, dict[float, float]]:
     """Lambda with the best R^2 on a held-out share of the rows (train items only, no test data)."""
     order = np.random.default_rng(seed).permutation(len(x))
     cut = max(1, int(len(x) * share))
@@ -58,7 +64,7 @@ def select_ridge(x: np.ndarray, y: np.ndarray, grid: tuple[float, ...] = RIDGE_G
     path = RidgePath(x[train], y[train])
     sst = float(((y[test] - y[train].mean(0)) ** 2).sum())
     r2 = {lam: 1.0 - float(((y[test] - path.at(lam)(x[test])) ** 2).sum()) / max(sst, 1e-12) for lam in grid}
-    return max(r2, key=r2.get), r2
+    return max(r2, key=r2.__getitem__), r2
 
 
 def fold_in(item_vectors: np.ndarray, prior: np.ndarray, target: float, reg: float) -> np.ndarray:
@@ -75,7 +81,8 @@ def fold_in(item_vectors: np.ndarray, prior: np.ndarray, target: float, reg: flo
     return np.linalg.solve(lhs, rhs).astype(np.float32)
 
 
-def fold_in_many(rows: list[np.ndarray], item_vectors: np.ndarray, prior: np.ndarray, target: float,
-                 reg: float) -> np.ndarray:
+def fold_in_many(
+    rows: list[np.ndarray], item_vectors: np.ndarray, prior: np.ndarray, target: float, reg: float
+) -> np.ndarray:
     """Fold-in of many users at once (one item-index array per user)."""
     return np.stack([fold_in(item_vectors[r], prior, target, reg) for r in rows])

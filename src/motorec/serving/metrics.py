@@ -3,12 +3,14 @@
 Pure ASGI (not Starlette's BaseHTTPMiddleware) because the latter adds about a millisecond per
 request, which is the budget of a whole recommendation.
 """
+
 from __future__ import annotations
 
 import bisect
 import time
 from collections import defaultdict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 BUCKETS_MS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 200, 500, 1000, 5000)
 

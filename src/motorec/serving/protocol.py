@@ -5,6 +5,7 @@ from its tokens) implements `item_vector_from_content`; if it also exposes its t
 returns and indexes them. Models without these methods are served through a ridge map from
 features to their warm item vectors fitted at export time (see `linalg.ContentMap`).
 """
+
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable

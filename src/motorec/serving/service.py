@@ -5,6 +5,7 @@ append to the write-ahead log with fdatasync, then apply in memory (one writer t
 acknowledged is on disk, and replaying the log on start rebuilds exactly the acknowledged state.
 Reads (recommend, item lookups) never wait for writers except for the index's short lock.
 """
+
 from __future__ import annotations
 
 import base64
@@ -24,8 +25,8 @@ from motorec.serving.content import ContentEncoder, ItemContent
 from motorec.serving.embedder import ItemEmbedder
 from motorec.serving.index import IndexConfig, ItemIndex
 from motorec.serving.linalg import fold_in
-from motorec.tokenizers.meaning import TokenExplainer, TokenIndex, Vocabulary
 from motorec.serving.wal import DEFAULT_COMPACT_BYTES, WriteAheadLog, frame
+from motorec.tokenizers.meaning import TokenExplainer, TokenIndex, Vocabulary
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 _ID = re.compile(ID_PATTERN)
@@ -51,8 +52,10 @@ def _unb64(text: str) -> np.ndarray:
 
 def check_id(value: str, what: str) -> str:
     if not _ID.match(value):
-        raise MotorecError(f"{what} id {value!r} is invalid: use 1-128 characters of letters, digits and . _ : - "
-                           f"starting with a letter or digit.")
+        raise MotorecError(
+            f"{what} id {value!r} is invalid: use 1-128 characters of letters, digits and . _ : - "
+            f"starting with a letter or digit."
+        )
     return value
 
 
@@ -88,9 +91,16 @@ def calibration_queries(bundle: Bundle, n: int = 1000) -> np.ndarray:
 class RecommenderService:
     """All serving state; thread-safe for concurrent readers and serialised writers."""
 
-    def __init__(self, bundle: Bundle, wal_path: str | Path, preload_encoders: bool = True, repair_wal: bool = False,
-                 compact_bytes: int = DEFAULT_COMPACT_BYTES, compact_records: int = 0,
-                 index_config: IndexConfig = IndexConfig()) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        wal_path: str | Path,
+        preload_encoders: bool = True,
+        repair_wal: bool = False,
+        compact_bytes: int = DEFAULT_COMPACT_BYTES,
+        compact_records: int = 0,
+        index_config: IndexConfig = IndexConfig(),
+    ) -> None:
         t0 = time.perf_counter()
         self.bundle = bundle
         m = bundle.manifest
@@ -107,17 +117,24 @@ class RecommenderService:
         self.item_info: dict[int, dict[str, Any]] = {}  # extra facts of items ingested online
         self.item_index = {iid: i for i, iid in enumerate(cat.item_ids) if bundle.served[i]}
         self.vectors = Vectors(bundle.item_vectors)
-        self.tokens: list[np.ndarray | None] = list(bundle.item_tokens) if bundle.item_tokens is not None else \
-            [None] * self.n_base_items
+        self.tokens: list[np.ndarray | None] = (
+            list(bundle.item_tokens) if bundle.item_tokens is not None else [None] * self.n_base_items
+        )
         self.token_index = TokenIndex(m["tokens"]["slots"]) if m.get("tokens") else None
         served = np.flatnonzero(bundle.served)
-        if self.token_index is not None:
+        if self.token_index is not None and bundle.item_tokens is not None:
             self.token_index.add_many(served, bundle.item_tokens[served])
             # the lists are shared, so items ingested later are explained too (newest first)
             self.explainer = TokenExplainer(
-                self.token_index, self.item_ids, self.titles, self.texts, Vocabulary(cat.texts),
-                keep=lambda i: self.item_ids[i] in self.item_index, order=lambda i: -i,
-                item_fields=lambda i: {"new": i >= self.n_base_items})
+                self.token_index,
+                self.item_ids,
+                self.titles,
+                self.texts,
+                Vocabulary(cat.texts),
+                keep=lambda i: self.item_ids[i] in self.item_index,
+                order=lambda i: -i,
+                item_fields=lambda i: {"new": i >= self.n_base_items},
+            )
         self.index = ItemIndex.build(served, bundle.item_vectors[served], index_config, calibration_queries(bundle))
         self.user_ids: list[str] = list(cat.user_ids)
         self.user_index = {uid: u for u, uid in enumerate(cat.user_ids)}
@@ -127,8 +144,13 @@ class RecommenderService:
         self._pending: set[str] = set()  # item ids prepared but not yet applied
         self._pending_lock = threading.Lock()
         self.counters = {"items_ingested": 0, "interactions_added": 0, "users_created": 0}
-        self.wal = WriteAheadLog(wal_path, bundle.fingerprint, repair=repair_wal, compact_bytes=compact_bytes,
-                                 compact_records=compact_records)
+        self.wal = WriteAheadLog(
+            wal_path,
+            bundle.fingerprint,
+            repair=repair_wal,
+            compact_bytes=compact_bytes,
+            compact_records=compact_records,
+        )
         replayed = 0
         for record in self.wal.replay():
             self._apply(record)
@@ -141,7 +163,9 @@ class RecommenderService:
     # ------------------------------------------------------------------ reads
     def _user(self, user_id: str) -> int:
         if user_id not in self.user_index:
-            raise NotFound(f"unknown user {user_id!r}: post interactions to /users/{{user_id}}/interactions to create it.")
+            raise NotFound(
+                f"unknown user {user_id!r}: post interactions to /users/{{user_id}}/interactions to create it."
+            )
         return self.user_index[user_id]
 
     def _item(self, item_id: str) -> int:
@@ -151,22 +175,27 @@ class RecommenderService:
 
     def seen(self, u: int) -> np.ndarray:
         ptr = self.bundle.seen_indptr
-        base = self.bundle.seen_indices[ptr[u]: ptr[u + 1]] if u < len(ptr) - 1 else np.zeros(0, np.int64)
+        base = self.bundle.seen_indices[ptr[u] : ptr[u + 1]] if u < len(ptr) - 1 else np.zeros(0, np.int64)
         online = self.online_seen.get(u)
         return np.concatenate([base, np.asarray(online, dtype=np.int64)]) if online else base
 
     def recommend(self, user_id: str, k: int = 20, exclude_seen: bool = True) -> dict[str, Any]:
         u = self._user(user_id)
         ids, scores, version = self.index.search(self.user_vectors[u], k, self.seen(u) if exclude_seen else None)
-        items = [{"id": self.item_ids[i], "title": self.titles[i], "score": float(s), "new": bool(i >= self.n_base_items)}
-                 for i, s in zip(ids.tolist(), scores.tolist())]
+        items = [
+            {"id": self.item_ids[i], "title": self.titles[i], "score": float(s), "new": bool(i >= self.n_base_items)}
+            for i, s in zip(ids.tolist(), scores.tolist())
+        ]
         return {"user_id": user_id, "items": items, "index_version": version}
 
     def item(self, item_id: str) -> dict[str, Any]:
         i = self._item(item_id)
         new = i >= self.n_base_items
         out: dict[str, Any] = {
-            "id": item_id, "title": self.titles[i], "text": self.texts[i], "new": new,
+            "id": item_id,
+            "title": self.titles[i],
+            "text": self.texts[i],
+            "new": new,
             "train_interactions": 0 if new else int(self.bundle.item_degree[i]),
             "tokens": self._describe_tokens(self.tokens[i]),
         }
@@ -189,21 +218,34 @@ class RecommenderService:
     def health(self) -> dict[str, Any]:
         m = self.bundle.manifest
         return {
-            "status": "ok", "model": m["model"]["name"], "dataset": m["dataset"]["name"],
-            "item_vectors": m["item_vectors"]["method"], "tokens": bool(self.token_index),
-            "items_indexed": len(self.index), "index": self.index.kind, "items_new": len(self.item_ids) - self.n_base_items,
-            "users": len(self.user_ids), "index_version": self.index.version, "wal_records": self.wal.records,
-            "replayed_on_start": self.replayed, "uptime_seconds": round(time.time() - self.started, 3),
-            "raw_content_modalities": sorted(self.content.raw), "wal": self.wal.status(),
+            "status": "ok",
+            "model": m["model"]["name"],
+            "dataset": m["dataset"]["name"],
+            "item_vectors": m["item_vectors"]["method"],
+            "tokens": bool(self.token_index),
+            "items_indexed": len(self.index),
+            "index": self.index.kind,
+            "items_new": len(self.item_ids) - self.n_base_items,
+            "users": len(self.user_ids),
+            "index_version": self.index.version,
+            "wal_records": self.wal.records,
+            "replayed_on_start": self.replayed,
+            "uptime_seconds": round(time.time() - self.started, 3),
+            "raw_content_modalities": sorted(self.content.raw),
+            "wal": self.wal.status(),
         }
 
     def user(self, user_id: str) -> dict[str, Any]:
         u = self._user(user_id)
         online = self.online_seen.get(u, [])
         ptr = self.bundle.seen_indptr
-        return {"user_id": user_id, "new": u >= len(self.bundle.catalog.user_ids),
-                "train_interactions": int(ptr[u + 1] - ptr[u]) if u < len(ptr) - 1 else 0,
-                "online_interactions": len(online), "online_items": [self.item_ids[i] for i in online[-MAX_LISTED_ONLINE:]]}
+        return {
+            "user_id": user_id,
+            "new": u >= len(self.bundle.catalog.user_ids),
+            "train_interactions": int(ptr[u + 1] - ptr[u]) if u < len(ptr) - 1 else 0,
+            "online_interactions": len(online),
+            "online_items": [self.item_ids[i] for i in online[-MAX_LISTED_ONLINE:]],
+        }
 
     def compact_log(self) -> Future:
         """Compact the write-ahead log now, on the writer thread (future of what it did)."""
@@ -224,9 +266,16 @@ class RecommenderService:
             self._release(item_id)
             raise
         return {
-            "op": "item", "id": item_id, "title": title or "", "text": text or "", "imputed": imputed,
-            "fields": content.fields, "features": {m: _b64(f) for m, f in feats.items()}, "vector": _b64(vector),
-            "tokens": None if tokens is None else tokens.tolist(), "t": time.time(),
+            "op": "item",
+            "id": item_id,
+            "title": title or "",
+            "text": text or "",
+            "imputed": imputed,
+            "fields": content.fields,
+            "features": {m: _b64(f) for m, f in feats.items()},
+            "vector": _b64(vector),
+            "tokens": None if tokens is None else tokens.tolist(),
+            "t": time.time(),
         }
 
     def _release(self, item_id: str) -> None:
@@ -242,8 +291,13 @@ class RecommenderService:
 
     def item_created(self, record: dict[str, Any], version: int) -> dict[str, Any]:
         tokens = None if record["tokens"] is None else np.asarray(record["tokens"])
-        return {"id": record["id"], "tokens": self._describe_tokens(tokens), "imputed_modalities": record["imputed"],
-                "index_version": version, "item_vectors": self.embedder.method}
+        return {
+            "id": record["id"],
+            "tokens": self._describe_tokens(tokens),
+            "imputed_modalities": record["imputed"],
+            "index_version": version,
+            "item_vectors": self.embedder.method,
+        }
 
     def prepare_interactions(self, user_id: str, item_ids: list[str]) -> dict[str, Any]:
         check_id(user_id, "user")
@@ -253,8 +307,11 @@ class RecommenderService:
 
     def interactions_added(self, record: dict[str, Any]) -> dict[str, Any]:
         u = self.user_index[record["user"]]
-        return {"user_id": record["user"], "new_user": u >= len(self.bundle.catalog.user_ids),
-                "online_interactions": len(self.online_seen.get(u, []))}
+        return {
+            "user_id": record["user"],
+            "new_user": u >= len(self.bundle.catalog.user_ids),
+            "online_interactions": len(self.online_seen.get(u, [])),
+        }
 
     def add_item(self, item_id: str, content: ItemContent, title: str | None = None) -> dict[str, Any]:
         """Blocking ingest (library use): recommendable once this returns."""
@@ -276,8 +333,11 @@ class RecommenderService:
             self.texts.append(record["text"])
             tokens = None if record["tokens"] is None else np.asarray(record["tokens"], dtype=np.int64)
             self.tokens.append(tokens)
-            self.item_info[i] = {"imputed_modalities": record["imputed"], "fields": record.get("fields"),
-                                 "created": record["t"]}
+            self.item_info[i] = {
+                "imputed_modalities": record["imputed"],
+                "fields": record.get("fields"),
+                "created": record["t"],
+            }
             if tokens is not None and self.token_index is not None:
                 self.token_index.add(i, tokens)
             self.item_index[record["id"]] = i

@@ -20,6 +20,7 @@ then one merged record per user holding all the user's online interactions in fi
 which replays to the same state), written to a temporary file, fsynced and renamed over the log:
 a crash at any point leaves either the old log or the new one, both complete.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,9 +29,10 @@ import threading
 import time
 import uuid
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from motorec.errors import MotorecError
 
@@ -92,11 +94,15 @@ class Recovery:
     def summary(self) -> str:
         parts = []
         if self.torn_tail_bytes:
-            parts.append(f"dropped a torn, unacknowledged tail of {self.torn_tail_bytes} bytes "
-                         f"(kept in {self.torn_tail_file})")
+            parts.append(
+                f"dropped a torn, unacknowledged tail of {self.torn_tail_bytes} bytes (kept in {self.torn_tail_file})"
+            )
         if self.repaired:
-            moved = f"moved {self.repaired['bytes_moved']} damaged bytes to {self.repaired['moved_to']}" \
-                if self.repaired["moved_to"] else "the acknowledged records after them are missing"
+            moved = (
+                f"moved {self.repaired['bytes_moved']} damaged bytes to {self.repaired['moved_to']}"
+                if self.repaired["moved_to"]
+                else "the acknowledged records after them are missing"
+            )
             parts.append(f"repaired: kept {self.repaired['records_kept']} records, {moved}")
         return "; ".join(parts + self.notes)
 
@@ -112,8 +118,14 @@ class WalUnavailable(MotorecError):
 class WriteAheadLog:
     """Append-only, fsynced log bound to one bundle fingerprint, compacted when it has grown."""
 
-    def __init__(self, path: str | os.PathLike, bundle_fingerprint: str, repair: bool = False,
-                 compact_bytes: int = DEFAULT_COMPACT_BYTES, compact_records: int = 0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        bundle_fingerprint: str,
+        repair: bool = False,
+        compact_bytes: int = DEFAULT_COMPACT_BYTES,
+        compact_records: int = 0,
+    ) -> None:
         self.path = Path(path)
         self.synced_path = self.path.with_name(self.path.name + SYNCED_SUFFIX)
         if self.path.exists() and not self.path.is_file():
@@ -133,11 +145,11 @@ class WriteAheadLog:
         self.broken: str | None = None
         self._lock = threading.Lock()
         self._remove_stale_compaction()
-        self._pending, self.generation, self._size = self._recover(repair)
+        self._pending, recovered, self._size = self._recover(repair)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._synced_fd = os.open(self.synced_path, os.O_WRONLY | os.O_CREAT, 0o644)
-        if self.generation is None:
-            self.generation = uuid.uuid4().hex
+        self.generation: str = recovered if recovered is not None else uuid.uuid4().hex
+        if recovered is None:
             self.append_framed([frame(self._header())])
             self.records = 0
         else:
@@ -147,8 +159,14 @@ class WriteAheadLog:
 
     # ----------------------------------------------------------------- opening
     def _header(self, **extra: Any) -> dict[str, Any]:
-        return {"op": "header", "format": WAL_FORMAT, "version": WAL_VERSION, "bundle": self.fingerprint,
-                "generation": self.generation, **extra}
+        return {
+            "op": "header",
+            "format": WAL_FORMAT,
+            "version": WAL_VERSION,
+            "bundle": self.fingerprint,
+            "generation": self.generation,
+            **extra,
+        }
 
     def _remove_stale_compaction(self) -> None:
         """A compaction's temporary file left by a crash before its rename (the log is intact)."""
@@ -171,12 +189,20 @@ class WriteAheadLog:
         if self.path.stat().st_size == 0:
             acked = self._acknowledged(None)
             if acked and not repair:
-                raise WalDamaged(f"write-ahead log {self.path}: is empty, but {acked} bytes of it were acknowledged "
-                                 f"({self.synced_path.name}); the file was emptied. `motorec serve ... --repair-wal` "
-                                 f"starts a new log from the bundle.")
+                raise WalDamaged(
+                    f"write-ahead log {self.path}: is empty, but {acked} bytes of it were acknowledged "
+                    f"({self.synced_path.name}); the file was emptied. `motorec serve ... --repair-wal` "
+                    f"starts a new log from the bundle."
+                )
             if acked:
-                self.recovery.repaired = {"record": 1, "byte": 0, "reason": "the log was emptied", "bytes_moved": 0,
-                                          "moved_to": None, "records_kept": 0}
+                self.recovery.repaired = {
+                    "record": 1,
+                    "byte": 0,
+                    "reason": "the log was emptied",
+                    "bytes_moved": 0,
+                    "moved_to": None,
+                    "records_kept": 0,
+                }
             return [], None, 0
         try:
             data = self.path.read_bytes()
@@ -184,8 +210,10 @@ class WriteAheadLog:
             raise MotorecError(f"write-ahead log {self.path}: cannot be read ({exc.strerror or exc}).") from exc
         records, offset, bad = scan(data)
         if not records and not (self._could_be_torn_header(data) or (bad is not None and data[8:10] == b" {")):
-            raise MotorecError(f"write-ahead log {self.path}: is not a motorec write-ahead log (no header record); "
-                               f"point --wal at another file.")
+            raise MotorecError(
+                f"write-ahead log {self.path}: is not a motorec write-ahead log (no header record); "
+                f"point --wal at another file."
+            )
         if records:
             self._check_header(records[0])
         generation = (records[0].get("generation") or data[:8].decode()) if records else None
@@ -194,18 +222,30 @@ class WriteAheadLog:
         if bad is not None or (acked is not None and acked > offset):
             where = bad[0] if bad else offset
             n = len(records) + 1
-            reason = bad[1] if bad else (f"the log was acknowledged up to byte {acked}, but its intact records end "
-                                         f"at byte {offset} (record {n} is cut short or missing)")
+            reason = (
+                bad[1]
+                if bad
+                else (
+                    f"the log was acknowledged up to byte {acked}, but its intact records end "
+                    f"at byte {offset} (record {n} is cut short or missing)"
+                )
+            )
             if not repair:
                 raise WalDamaged(
                     f"write-ahead log {self.path}: record {n} (byte {where}) is damaged: {reason}. Records up to it "
                     f"may have been acknowledged, so the service refuses to start rather than drop them. "
                     f"`motorec serve ... --repair-wal` moves everything from record {n} on to a side file and starts "
-                    f"with the {max(len(records) - 1, 0)} records before it.")
+                    f"with the {max(len(records) - 1, 0)} records before it."
+                )
             moved = self._move_tail(data, where, "damaged")
-            self.recovery.repaired = {"record": n, "byte": where, "reason": reason, "bytes_moved": len(data) - where,
-                                      "moved_to": str(moved) if moved else None,
-                                      "records_kept": max(len(records) - 1, 0)}
+            self.recovery.repaired = {
+                "record": n,
+                "byte": where,
+                "reason": reason,
+                "bytes_moved": len(data) - where,
+                "moved_to": str(moved) if moved else None,
+                "records_kept": max(len(records) - 1, 0),
+            }
         elif offset < len(data):
             moved = self._move_tail(data, offset, "torn")
             self.recovery.torn_tail_bytes = len(data) - offset
@@ -221,17 +261,24 @@ class WriteAheadLog:
         if b"\n" in data:
             return False
         head, body = data[:8], data[9:]
-        return all(c in b"0123456789abcdef" for c in head) and data[8:9] in (b" ", b"") and \
-            _HEADER_START.startswith(body[: len(_HEADER_START)])
+        return (
+            all(c in b"0123456789abcdef" for c in head)
+            and data[8:9] in (b" ", b"")
+            and _HEADER_START.startswith(body[: len(_HEADER_START)])
+        )
 
     def _check_header(self, head: dict[str, Any]) -> None:
         if head.get("op") != "header" or head.get("format") != WAL_FORMAT:
             raise MotorecError(f"write-ahead log {self.path}: first record is not a motorec WAL header.")
         if head.get("version") != WAL_VERSION:
-            raise MotorecError(f"write-ahead log {self.path}: version {head.get('version')}, this motorec reads {WAL_VERSION}.")
+            raise MotorecError(
+                f"write-ahead log {self.path}: version {head.get('version')}, this motorec reads {WAL_VERSION}."
+            )
         if head.get("bundle") != self.fingerprint:
-            raise MotorecError(f"write-ahead log {self.path} belongs to another bundle; point --wal elsewhere or "
-                               f"move it aside to serve this bundle from scratch.")
+            raise MotorecError(
+                f"write-ahead log {self.path} belongs to another bundle; point --wal elsewhere or "
+                f"move it aside to serve this bundle from scratch."
+            )
 
     def _move_tail(self, data: bytes, start: int, kind: str) -> Path | None:
         """Copy data[start:] to a side file (synced; none when empty), then cut the log there."""
@@ -263,21 +310,24 @@ class WriteAheadLog:
         """Several framed records with one write and one sync (group commit)."""
         with self._lock:
             if self.broken:
-                raise WalUnavailable(f"write-ahead log {self.path}: not writable since an earlier failure "
-                                     f"({self.broken}); restart the service.")
+                raise WalUnavailable(
+                    f"write-ahead log {self.path}: not writable since an earlier failure "
+                    f"({self.broken}); restart the service."
+                )
             data = memoryview(b"".join(lines))
             n = len(data)
             try:
                 while data:
-                    data = data[os.write(self._fd, data):]
+                    data = data[os.write(self._fd, data) :]
                 os.fdatasync(self._fd)  # data + size; cheaper than fsync, same durability for an append
             except OSError as exc:
                 # After a failed write or sync the file's state is unknown: stop writing (a restart
                 # re-reads what is really on disk) rather than append after a partial record.
                 self.broken = exc.strerror or str(exc)
-                raise WalUnavailable(f"write-ahead log {self.path}: write failed ({self.broken}); nothing of this "
-                                     f"request was acknowledged. The service accepts no more writes until restarted.") \
-                    from exc
+                raise WalUnavailable(
+                    f"write-ahead log {self.path}: write failed ({self.broken}); nothing of this "
+                    f"request was acknowledged. The service accepts no more writes until restarted."
+                ) from exc
             self._size += n
             self.records += len(lines)
             self._write_synced()
@@ -305,9 +355,10 @@ class WriteAheadLog:
             except (OSError, MotorecError) as exc:
                 self.path.with_name(self.path.name + COMPACT_TMP).unlink(missing_ok=True)
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                raise WalUnavailable(f"write-ahead log {self.path}: compaction failed ({reason}); nothing "
-                                     f"acknowledged is lost, the log keeps growing until a compaction succeeds.") \
-                    from exc
+                raise WalUnavailable(
+                    f"write-ahead log {self.path}: compaction failed ({reason}); nothing "
+                    f"acknowledged is lost, the log keeps growing until a compaction succeeds."
+                ) from exc
 
     def _compact(self) -> dict[str, Any]:
         t0 = time.perf_counter()
@@ -322,12 +373,21 @@ class WriteAheadLog:
             for line in src:
                 record, why = _parse(line.rstrip(b"\n")) if line.endswith(b"\n") else (None, "unterminated")
                 if record is None:
-                    raise MotorecError(f"write-ahead log {self.path}: a record became unreadable on disk ({why}); "
-                                       f"compaction skipped, the log is left as it is.")
+                    raise MotorecError(
+                        f"write-ahead log {self.path}: a record became unreadable on disk ({why}); "
+                        f"compaction skipped, the log is left as it is."
+                    )
                 if first:
                     first = False
-                    dst.write(frame({**self._header(), "generation": generation, "compacted": {
-                        "records": before_records, "bytes": before_bytes, "t": time.time()}}))
+                    dst.write(
+                        frame(
+                            {
+                                **self._header(),
+                                "generation": generation,
+                                "compacted": {"records": before_records, "bytes": before_bytes, "t": time.time()},
+                            }
+                        )
+                    )
                     continue
                 if record["op"] == "interactions":
                     users.setdefault(record["user"], {}).update(dict.fromkeys(record["items"]))
@@ -336,8 +396,9 @@ class WriteAheadLog:
                     dst.write(line)
                     kept += 1
             for user, items in users.items():
-                dst.write(frame({"op": "interactions", "user": user, "items": list(items),
-                                 "t": last_t[user], "merged": True}))
+                dst.write(
+                    frame({"op": "interactions", "user": user, "items": list(items), "t": last_t[user], "merged": True})
+                )
             dst.flush()
             os.fsync(dst.fileno())
             size = dst.tell()
@@ -355,9 +416,14 @@ class WriteAheadLog:
         self._fsync_dir()
         self._since_compaction = (self._size, self.records)
         self.compactions += 1
-        self.last_compaction = {"bytes_before": before_bytes, "bytes_after": size, "records_before": before_records,
-                                "records_after": self.records, "seconds": round(time.perf_counter() - t0, 4),
-                                "t": time.time()}
+        self.last_compaction = {
+            "bytes_before": before_bytes,
+            "bytes_after": size,
+            "records_before": before_records,
+            "records_after": self.records,
+            "seconds": round(time.perf_counter() - t0, 4),
+            "t": time.time(),
+        }
         return self.last_compaction
 
     def compact_if_due(self) -> None:
@@ -381,11 +447,19 @@ class WriteAheadLog:
             os.close(fd)
 
     def status(self) -> dict[str, Any]:
-        return {"path": str(self.path), "records": self.records, "bytes": self._size, "compactions": self.compactions,
-                "last_compaction": self.last_compaction, "last_compaction_error": self.last_compaction_error,
-                "torn_tail_dropped_bytes": self.recovery.torn_tail_bytes,
-                "torn_tail_file": self.recovery.torn_tail_file, "repaired": self.recovery.repaired,
-                "acknowledged_length_checked": self.recovery.acknowledged_bytes_checked, "write_error": self.broken}
+        return {
+            "path": str(self.path),
+            "records": self.records,
+            "bytes": self._size,
+            "compactions": self.compactions,
+            "last_compaction": self.last_compaction,
+            "last_compaction_error": self.last_compaction_error,
+            "torn_tail_dropped_bytes": self.recovery.torn_tail_bytes,
+            "torn_tail_file": self.recovery.torn_tail_file,
+            "repaired": self.recovery.repaired,
+            "acknowledged_length_checked": self.recovery.acknowledged_bytes_checked,
+            "write_error": self.broken,
+        }
 
     def close(self) -> None:
         os.close(self._fd)

@@ -9,15 +9,17 @@ The base also holds what every tokenizer needs the same way: typed parameters (`
 a tokenizer with no per-item loss), seeding that leaves the caller's random stream alone, and
 persistence (safetensors + JSON, no pickle).
 """
+
 from __future__ import annotations
 
 import json
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -71,7 +73,7 @@ class Tokenizer(ABC):
         self.params = dict(params)
 
     @abstractmethod
-    def fit(self, features: Features, weights: np.ndarray | None = None, seed: int = 0) -> "Tokenizer":
+    def fit(self, features: Features, weights: np.ndarray | None = None, seed: int = 0) -> Tokenizer:
         """Learn codebooks. `weights` (n_items,) scales each item's loss (rarity amplification)."""
 
     @abstractmethod
@@ -113,7 +115,9 @@ class Tokenizer(ABC):
         if weights is None:
             return None
         if not self.weighted:
-            raise MotorecError(f"tokenizer '{self.name}': fit takes no item weights (it has no per-item loss to weight).")
+            raise MotorecError(
+                f"tokenizer '{self.name}': fit takes no item weights (it has no per-item loss to weight)."
+            )
         w = np.asarray(weights, dtype=np.float32).reshape(-1)
         if w.shape[0] != n:
             raise MotorecError(f"weights: got {w.shape[0]} values for {n} items.")
@@ -234,7 +238,11 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
         raise MotorecError(f"{meta_path}: no saved tokenizer here (tokenizer.json missing).") from exc
     except (ValueError, RecursionError) as exc:
         raise MotorecError(f"{meta_path}: not valid JSON ({str(exc)[:200]}).") from exc
-    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not isinstance(meta.get("params", {}), dict):
+    if (
+        not isinstance(meta, dict)
+        or not isinstance(meta.get("name"), str)
+        or not isinstance(meta.get("params", {}), dict)
+    ):
         raise MotorecError(f"{meta_path}: not a saved motorec tokenizer (fields 'name' and 'params' expected).")
     tensors_path = directory / "tokenizer.safetensors"
     # Rebuilding modules draws initial weights that the saved tensors replace: fork the global RNG so
@@ -252,6 +260,8 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
         except FileNotFoundError as exc:
             raise MotorecError(f"{tensors_path}: missing beside tokenizer.json.") from exc
         except (SafetensorError, KeyError, TypeError, ValueError, IndexError, RuntimeError, OSError) as exc:
-            raise MotorecError(f"{tensors_path}: does not hold this tokenizer's state, or is damaged "
-                               f"({type(exc).__name__}: {str(exc)[:200]}).") from exc
+            raise MotorecError(
+                f"{tensors_path}: does not hold this tokenizer's state, or is damaged "
+                f"({type(exc).__name__}: {str(exc)[:200]})."
+            ) from exc
     return tok

@@ -10,10 +10,12 @@ Small focused pieces, each with one contract:
 
 Collision resolution lives in `collisions`, corpus fingerprints in `corpus`.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -191,6 +193,8 @@ class Codebook(nn.Module):
     worst-quantised pooled inputs (they sit where the codebook covers the data worst).
     """
 
+    usage: Tensor  # (K,) how often each code was used since the last restart
+
     def __init__(self, size: int, dim: int, pool_size: int | None = None) -> None:
         super().__init__()
         self.embed = nn.Parameter(torch.randn(size, dim) / math.sqrt(dim))
@@ -304,19 +308,24 @@ class ResidualQuantizer(nn.Module):
         self.temperature = temperature
 
     @property
+    def book_list(self) -> list[Codebook]:
+        """The levels' codebooks in order (a typed view of the `codebooks` ModuleList)."""
+        return cast(list[Codebook], list(self.codebooks))
+
+    @property
     def levels(self) -> int:
         return len(self.codebooks)
 
     @property
     def codebook_size(self) -> int:
-        return self.codebooks[0].size
+        return self.book_list[0].size
 
     def forward(self, z: Tensor, weights: Tensor | None = None) -> ResidualQuantizerOutput:
         residual = z
         quantized = torch.zeros_like(z)
         codes, usage = [], []
         codebook_loss = z.new_zeros(z.shape[0])
-        for book in self.codebooks:
+        for book in self.book_list:
             out = book(residual)
             p = soft_assign(out.sqdist, self.temperature)
             usage.append(p.mean(0) if weights is None else (weights.unsqueeze(1) * p).sum(0) / weights.sum())
@@ -331,7 +340,7 @@ class ResidualQuantizer(nn.Module):
         """(n, L) codes, chunked, no gradient."""
         residual = z
         codes = []
-        for book in self.codebooks:
+        for book in self.book_list:
             c, _ = book.assign(residual)
             residual = residual - book.embed[c]
             codes.append(c)
@@ -339,13 +348,13 @@ class ResidualQuantizer(nn.Module):
 
     def lookup(self, codes: Tensor) -> Tensor:
         """Sum of the code vectors named by (n, L) codes."""
-        return sum(book.embed[codes[:, k]] for k, book in enumerate(self.codebooks))  # type: ignore[return-value]
+        return cast(Tensor, sum(book.embed[codes[:, k]] for k, book in enumerate(self.book_list)))
 
     @torch.no_grad()
     def residual_inputs(self, z: Tensor, codes: Tensor) -> list[Tensor]:
         """r^(k-1) for every level k, given the codes: what each codebook was asked to quantise."""
         out, residual = [], z
-        for k, book in enumerate(self.codebooks):
+        for k, book in enumerate(self.book_list):
             out.append(residual)
             residual = residual - book.embed[codes[:, k]]
         return out
@@ -355,7 +364,7 @@ class ResidualQuantizer(nn.Module):
         """k-means every level on the residuals of the whole corpus `z`, level by level; returns codes."""
         residual = z
         codes = []
-        for k, book in enumerate(self.codebooks):
+        for k, book in enumerate(self.book_list):
             c = book.fit_kmeans(residual, seed=seed + k, n_iter=n_iter)
             residual = residual - book.embed[c]
             codes.append(c)
@@ -363,7 +372,7 @@ class ResidualQuantizer(nn.Module):
 
     def restart_dead_codes(self, ctx: DistContext = SINGLE) -> list[int]:
         """Dead-code restart at every level; returns the number restarted per level."""
-        return [book.restart_dead(ctx) for book in self.codebooks]
+        return [book.restart_dead(ctx) for book in self.book_list]
 
 
 # --------------------------------------------------------------------------------------------
@@ -385,8 +394,10 @@ def perplexity(codes: np.ndarray, k: int) -> float:
 
 def usage(codes: np.ndarray, sizes: list[int]) -> dict[str, list[float]]:
     """Utilisation and perplexity of every column of a (n, L) code table (column j has sizes[j] codes)."""
-    return {"utilisation": [utilisation(codes[:, j], k) for j, k in enumerate(sizes)],
-            "perplexity": [perplexity(codes[:, j], k) for j, k in enumerate(sizes)]}
+    return {
+        "utilisation": [utilisation(codes[:, j], k) for j, k in enumerate(sizes)],
+        "perplexity": [perplexity(codes[:, j], k) for j, k in enumerate(sizes)],
+    }
 
 
 def collision_rate(tuples: np.ndarray) -> float:

@@ -12,12 +12,14 @@ here only, by `make_resolver`.
   over the free codes; a new item takes its most preferred last code whose tuple is still free.
 - "none": raw codes.
 """
+
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -56,7 +58,7 @@ class CollisionResolver(ABC):
         self.size = 0  # codes of the slot this mode adds (0: it adds none)
 
     @classmethod
-    def from_config(cls, config: CollisionConfig) -> "CollisionResolver":
+    def from_config(cls, config: CollisionConfig) -> CollisionResolver:
         return cls()
 
     @abstractmethod
@@ -110,13 +112,15 @@ class SinkhornResolver(CollisionResolver):
         self.epsilon = epsilon
 
     @classmethod
-    def from_config(cls, config: CollisionConfig) -> "SinkhornResolver":
+    def from_config(cls, config: CollisionConfig) -> SinkhornResolver:
         return cls(config.sinkhorn_epsilon)
 
     def fit(self, raw: np.ndarray, last_level: LastLevelOf) -> np.ndarray:
         codes = np.asarray(raw, dtype=np.int64).copy()
         last = last_level()
-        codes[:, -1] = sinkhorn_resolve(raw[:, :-1], raw[:, -1], last.inputs, last.book.vectors().detach(), self.epsilon)
+        codes[:, -1] = sinkhorn_resolve(
+            raw[:, :-1], raw[:, -1], last.inputs, last.book.vectors().detach(), self.epsilon
+        )
         return codes
 
     def encode_new(self, corpus: np.ndarray, raw: np.ndarray, last_level: LastLevelOf) -> np.ndarray:
@@ -256,8 +260,8 @@ def free_last_codes(corpus_codes: np.ndarray, raw_new: np.ndarray, preference: n
     for i, row in enumerate(np.asarray(raw_new, dtype=np.int64).tolist()):
         prefix = tuple(row[:-1])
         for c in np.asarray(preference[i]).tolist():
-            if prefix + (c,) not in taken:
+            if (*prefix, c) not in taken:
                 out[i] = c
                 break
-        taken.add(prefix + (int(out[i]),))
+        taken.add((*prefix, int(out[i])))
     return out

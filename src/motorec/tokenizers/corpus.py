@@ -6,11 +6,12 @@ new item must be resolved against it. `CorpusCodes` holds the table, the item fi
 of each item's feature rows) and the `CollisionResolver`; `encode` returns a fitted item's stored
 row and resolves only the items it has never seen.
 """
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 from functools import cached_property
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -25,7 +26,9 @@ def row_fingerprints(x: np.ndarray) -> np.ndarray:
     out = np.empty(x.shape[0], dtype=np.int64)
     for start, block in row_chunks(x):
         for i, row in enumerate(np.ascontiguousarray(block, dtype=np.float32)):
-            out[start + i] = int.from_bytes(hashlib.blake2b(row.tobytes(), digest_size=8).digest(), "little", signed=True)
+            out[start + i] = int.from_bytes(
+                hashlib.blake2b(row.tobytes(), digest_size=8).digest(), "little", signed=True
+            )
     return out
 
 
@@ -69,8 +72,9 @@ class CorpusCodes:
         self.resolver = resolver
 
     @classmethod
-    def fit(cls, raw: np.ndarray, last_level: LastLevelOf, fingerprints: np.ndarray,
-            resolver: CollisionResolver) -> "CorpusCodes":
+    def fit(
+        cls, raw: np.ndarray, last_level: LastLevelOf, fingerprints: np.ndarray, resolver: CollisionResolver
+    ) -> CorpusCodes:
         """Resolve the corpus' raw codes into its final table."""
         return cls(resolver.fit(raw, last_level), fingerprints, resolver)
 
@@ -97,15 +101,23 @@ class CorpusCodes:
 
     # ---------------------------------------------------------------- persistence
     def tensors(self, prefix: str = "") -> dict[str, torch.Tensor]:
-        return {f"{prefix}corpus_codes": torch.from_numpy(self.codes),
-                f"{prefix}corpus_fingerprints": torch.from_numpy(self.fingerprints)}
+        return {
+            f"{prefix}corpus_codes": torch.from_numpy(self.codes),
+            f"{prefix}corpus_fingerprints": torch.from_numpy(self.fingerprints),
+        }
 
     def meta(self) -> dict[str, int]:
         return {"suffix_size": self.resolver.size}
 
     @classmethod
-    def load(cls, tensors: dict[str, torch.Tensor], meta: dict, resolver: CollisionResolver, prefix: str = "",
-             what: str = "saved tokenizer") -> "CorpusCodes":
+    def load(
+        cls,
+        tensors: dict[str, torch.Tensor],
+        meta: dict,
+        resolver: CollisionResolver,
+        prefix: str = "",
+        what: str = "saved tokenizer",
+    ) -> CorpusCodes:
         try:
             codes = tensors[f"{prefix}corpus_codes"].numpy()
             fingerprints = tensors[f"{prefix}corpus_fingerprints"].numpy()

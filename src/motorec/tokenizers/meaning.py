@@ -6,13 +6,15 @@ share among those items' texts is high while they are rare in the catalogue (TF-
 token's items as one document and every catalogue text as the corpus), so "war" in a cluster of
 war films outranks "film", which every overview uses.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import re
 from collections import Counter, defaultdict
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -20,14 +22,112 @@ from motorec.errors import MotorecError
 
 WORD = re.compile(r"[^\W\d_]{3,}")
 # Function words and the fixed words of the ml100k/scientific text templates ("Genres:", "Brand:").
-STOPWORDS = frozenset("""
-the and for are but not you all any can had her was one our out his has him how its may new now
-own say she too use who why did get got let man way with that this from they them then than there
-their these those what when where which while will would could should about after again also
-been before being between both each into just more most only other over same some such very
-your into upon off out onto its it's him her hers himself herself themselves itself yet via per
-genres brand categories description overview
-""".split())
+STOPWORDS = frozenset(
+    [
+        "the",
+        "and",
+        "for",
+        "are",
+        "but",
+        "not",
+        "you",
+        "all",
+        "any",
+        "can",
+        "had",
+        "her",
+        "was",
+        "one",
+        "our",
+        "out",
+        "his",
+        "has",
+        "him",
+        "how",
+        "its",
+        "may",
+        "new",
+        "now",
+        "own",
+        "say",
+        "she",
+        "too",
+        "use",
+        "who",
+        "why",
+        "did",
+        "get",
+        "got",
+        "let",
+        "man",
+        "way",
+        "with",
+        "that",
+        "this",
+        "from",
+        "they",
+        "them",
+        "then",
+        "than",
+        "there",
+        "their",
+        "these",
+        "those",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "will",
+        "would",
+        "could",
+        "should",
+        "about",
+        "after",
+        "again",
+        "also",
+        "been",
+        "before",
+        "being",
+        "between",
+        "both",
+        "each",
+        "into",
+        "just",
+        "more",
+        "most",
+        "only",
+        "other",
+        "over",
+        "same",
+        "some",
+        "such",
+        "very",
+        "your",
+        "into",
+        "upon",
+        "off",
+        "out",
+        "onto",
+        "its",
+        "it's",
+        "him",
+        "her",
+        "hers",
+        "himself",
+        "herself",
+        "themselves",
+        "itself",
+        "yet",
+        "via",
+        "per",
+        "genres",
+        "brand",
+        "categories",
+        "description",
+        "overview",
+    ]
+)
 
 
 def words(text: str) -> set[str]:
@@ -82,9 +182,12 @@ class TokenIndex:
     """
 
     def __init__(self, slots: Sequence[Any]) -> None:
-        self.slots = [dataclasses.asdict(s) if dataclasses.is_dataclass(s) else dict(s) for s in slots]
-        self._slot_of = {(s["modality"], int(s["level"])): i for i, s in enumerate(self.slots)
-                         if s.get("kind", "code") == "code"}
+        self.slots = [
+            dataclasses.asdict(s) if dataclasses.is_dataclass(s) and not isinstance(s, type) else dict(s) for s in slots
+        ]
+        self._slot_of = {
+            (s["modality"], int(s["level"])): i for i, s in enumerate(self.slots) if s.get("kind", "code") == "code"
+        }
         self._items: dict[tuple[int, int], list[int]] = defaultdict(list)
 
     def add(self, item: int, codes: np.ndarray) -> None:
@@ -110,8 +213,10 @@ class TokenIndex:
 
     def describe(self, codes: np.ndarray) -> list[dict]:
         """One {modality, level, code, kind} per slot of an item's code row (suffix slots marked as such)."""
-        return [{"modality": s["modality"], "level": int(s["level"]), "code": int(c), "kind": s.get("kind", "code")}
-                for s, c in zip(self.slots, np.asarray(codes).tolist())]
+        return [
+            {"modality": s["modality"], "level": int(s["level"]), "code": int(c), "kind": s.get("kind", "code")}
+            for s, c in zip(self.slots, np.asarray(codes).tolist())
+        ]
 
 
 @dataclasses.dataclass
@@ -132,15 +237,21 @@ class TokenExplainer:
     order: Callable[[int], Any] = lambda i: i
     item_fields: Callable[[int], dict[str, Any]] = lambda i: {}
 
-    def token(self, modality: str, level: int, code: int, max_items: int = 50, n_words: int = 10,
-              exclude: int | None = None) -> dict[str, Any]:
+    def token(
+        self, modality: str, level: int, code: int, max_items: int = 50, n_words: int = 10, exclude: int | None = None
+    ) -> dict[str, Any]:
         """The items carrying the token (first `max_items`) and the words most typical of all of them."""
-        members = sorted((i for i in self.index.items(modality, level, code) if i != exclude and self.keep(i)),
-                         key=self.order)
+        members = sorted(
+            (i for i in self.index.items(modality, level, code) if i != exclude and self.keep(i)), key=self.order
+        )
         return {
-            "modality": modality, "level": level, "code": code, "n_items": len(members),
-            "items": [{"id": self.item_ids[i], "title": self.titles[i], **self.item_fields(i)}
-                      for i in members[:max_items]],
+            "modality": modality,
+            "level": level,
+            "code": code,
+            "n_items": len(members),
+            "items": [
+                {"id": self.item_ids[i], "title": self.titles[i], **self.item_fields(i)} for i in members[:max_items]
+            ],
             "top_words": self.vocabulary.typical([self.texts[i] for i in members], n_words),
         }
 

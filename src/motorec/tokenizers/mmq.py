@@ -19,11 +19,13 @@ stage: a soft index (softmax of cosine / tau over each codebook, straight-throug
 lets a behavioural next-item loss move encoders and codebooks, while 0.5 L_recon + 0.5 L_aux keeps
 the content information.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Sequence
+from typing import Annotated, Any, Literal, cast
 
 import numpy as np
 import torch
@@ -104,6 +106,8 @@ class MMQOutput:
 class MMQ(nn.Module):
     """The shared-specific multi-expert quantiser (one nn.Module over all modalities)."""
 
+    gate_mean: Tensor  # (M, n_specific) mean gates over the fitted corpus
+
     def __init__(
         self,
         input_dims: dict[str, int],
@@ -145,9 +149,18 @@ class MMQ(nn.Module):
         return len(self.books)
 
     @property
+    def book_list(self) -> list[CosineCodebook]:
+        """Every expert's codebook in code-column order (a typed view of the `books` ModuleList)."""
+        return cast(list[CosineCodebook], list(self.books))
+
+    def experts_of(self, modality: str) -> list[nn.Sequential]:
+        """The modality's specific experts (MLPs)."""
+        return cast(list[nn.Sequential], list(cast(nn.ModuleList, self.specific[modality])))
+
+    @property
     def book_sizes(self) -> list[int]:
         """Codes per expert, in code-column order (shared experts may be coarser: coarse-to-fine IDs)."""
-        return [book.size for book in self.books]
+        return [book.size for book in self.book_list]
 
     def expert_names(self) -> list[tuple[str, int]]:
         """(modality or 'shared', index within the group) of every expert, in code-column order."""
@@ -171,23 +184,25 @@ class MMQ(nn.Module):
         cat = torch.cat([xs[m] for m in self.modalities], dim=-1)
         outs = [F.normalize(e(cat), dim=-1) for e in self.shared]
         for m in self.modalities:
-            outs += [F.normalize(e(xs[m]), dim=-1) for e in self.specific[m]]
+            outs += [F.normalize(e(xs[m]), dim=-1) for e in self.experts_of(m)]
         gates = torch.stack([F.softmax(self.gates[m](xs[m]), dim=-1) for m in self.modalities], dim=1)
         return outs, gates
 
     def fuse(self, q: list[Tensor], gates: Tensor) -> Tensor:
         """z = sum of shared codes + gate-weighted specific codes of every modality."""
-        z = sum(q[: self.n_shared])
+        z: Any = sum(q[: self.n_shared])  # a Tensor once a code is added (every model has one)
         for i, _ in enumerate(self.modalities):
             start = self.n_shared + i * self.n_specific
             for j in range(self.n_specific):
                 z = z + gates[:, i, j : j + 1] * q[start + j]
-        return z  # type: ignore[return-value]
+        return z
 
     def orthogonality(self) -> Tensor:
         """||V V^T - I||_F^2, V = experts' L2-normalised (flattened) output-layer weights."""
-        experts = list(self.shared) + [e for m in self.modalities for e in self.specific[m]]
-        v = F.normalize(torch.stack([e[-1].weight.flatten() for e in experts]), dim=-1)
+        experts = cast(list[nn.Sequential], list(self.shared)) + [
+            e for m in self.modalities for e in self.experts_of(m)
+        ]
+        v = F.normalize(torch.stack([cast(nn.Linear, e[-1]).weight.flatten() for e in experts]), dim=-1)
         gram = v @ v.t()
         return (gram - torch.eye(len(experts), device=gram.device)).pow(2).sum()
 
@@ -205,9 +220,13 @@ class MMQ(nn.Module):
         outs, gates = self.expert_outputs(xs)
         q, codes, index = [], [], []
         commit = outs[0].new_zeros(outs[0].shape[0])
-        for u, book in zip(outs, self.books):
+        for u, book in zip(outs, self.book_list):
             hard = book(u)
-            commit = commit + self.beta * (u - hard.quantized.detach()).pow(2).sum(-1) + (u.detach() - hard.quantized).pow(2).sum(-1)
+            commit = (
+                commit
+                + self.beta * (u - hard.quantized.detach()).pow(2).sum(-1)
+                + (u.detach() - hard.quantized).pow(2).sum(-1)
+            )
             if soft_tau is None:
                 q.append(u + (hard.quantized - u).detach())
             else:
@@ -226,7 +245,7 @@ class MMQ(nn.Module):
         w_aux = self.w_aux if w_aux is None else w_aux
         per_item = w_rec * recon + w_aux * aux + self.w_orth * orth + commit
         shared = sum(q[: self.n_shared], torch.zeros_like(z))
-        return MMQOutput(torch.stack(codes, 1), z, shared, recon, aux, orth, commit, per_item, index)  # type: ignore[arg-type]
+        return MMQOutput(torch.stack(codes, 1), z, shared, recon, aux, orth, commit, per_item, index)
 
     @torch.no_grad()
     def encode(self, x: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
@@ -237,27 +256,30 @@ class MMQ(nn.Module):
     @torch.no_grad()
     def assign_codes(self, outs: list[Tensor]) -> Tensor:
         """(n, E) nearest code of every expert's output."""
-        return torch.stack([book.assign(u)[0] for u, book in zip(outs, self.books)], 1)
+        return torch.stack([book.assign(u)[0] for u, book in zip(outs, self.book_list)], 1)
 
     def decode(self, codes: Tensor, gates: Tensor | None = None) -> dict[str, Tensor]:
         """Raw-scale features per modality from (n, E) codes (corpus-mean gates unless given)."""
-        q = [book.unit_embed()[codes[:, e]] for e, book in enumerate(self.books)]
+        q = [book.unit_embed()[codes[:, e]] for e, book in enumerate(self.book_list)]
         if gates is None:
             gates = self.gate_mean.unsqueeze(0).expand(codes.shape[0], -1, -1)
         z = self.fuse(q, gates)
-        return {m: self.aux_decoders[m](z) * getattr(self, f"scale_{m}") + getattr(self, f"mean_{m}") for m in self.modalities}
+        return {
+            m: self.aux_decoders[m](z) * getattr(self, f"scale_{m}") + getattr(self, f"mean_{m}")
+            for m in self.modalities
+        }
 
     @torch.no_grad()
     def init_codebooks(self, x: dict[str, Tensor], seed: int = 0, n_iter: int = 25) -> None:
         """Standardise from the corpus, then k-means every expert's codebook on its unit outputs."""
         self.set_standardisation(x)
         outs, _ = self.expert_outputs(self.standardise(x))
-        for e, (u, book) in enumerate(zip(outs, self.books)):
+        for e, (u, book) in enumerate(zip(outs, self.book_list)):
             book.embed.copy_(kmeans(u, book.size, n_iter=n_iter, seed=seed + e).centroids)
             book.reset_usage()
 
     def restart_dead_codes(self) -> int:
-        return sum(book.restart_dead() for book in self.books)
+        return sum(book.restart_dead() for book in self.book_list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,7 +310,7 @@ class MMQConfig(CollisionConfig, TokenizerConfig):
     # codes of the shared experts (decoded first); 0 = codebook_size
     shared_codebook_size: Annotated[NonNegativeInt, AfterValidator(_zero_or_at_least_two)] = 0
     latent_dim: PositiveInt = 64
-    hidden: list[PositiveInt] = [256]
+    hidden: list[PositiveInt] = Field(default_factory=lambda: [256])
     beta: NonNegativeFloat = 0.25
     w_rec: NonNegativeFloat = 12.0
     w_aux: NonNegativeFloat = 10.0
@@ -325,8 +347,18 @@ class MMQConfig(CollisionConfig, TokenizerConfig):
         return scope
 
     def model_kwargs(self) -> dict[str, Any]:
-        keys = ("n_shared", "n_specific", "latent_dim", "hidden", "codebook_size", "shared_codebook_size", "beta",
-                "w_rec", "w_aux", "w_orth")
+        keys = (
+            "n_shared",
+            "n_specific",
+            "latent_dim",
+            "hidden",
+            "codebook_size",
+            "shared_codebook_size",
+            "beta",
+            "w_rec",
+            "w_aux",
+            "w_orth",
+        )
         return {k: getattr(self, k) for k in keys}
 
 
@@ -368,7 +400,7 @@ class MMQTokenizer(Tokenizer):
         return {m: int(getattr(model, f"mean_{m}").numel()) for m in model.modalities}
 
     # ---------------------------------------------------------------- fit
-    def fit(self, features: Features, weights: np.ndarray | None = None, seed: int = 0) -> "MMQTokenizer":
+    def fit(self, features: Features, weights: np.ndarray | None = None, seed: int = 0) -> MMQTokenizer:
         n = check_features(features)
         cfg = self.config
         item_w = self.item_weights(weights, n)
@@ -392,7 +424,12 @@ class MMQTokenizer(Tokenizer):
                         opt.zero_grad(set_to_none=True)
                         loss.backward()
                         opt.step()
-                        for key, value in (("loss", loss), ("recon", out.recon.mean()), ("aux", out.aux.mean()), ("orth", out.orth)):
+                        for key, value in (
+                            ("loss", loss),
+                            ("recon", out.recon.mean()),
+                            ("aux", out.aux.mean()),
+                            ("orth", out.orth),
+                        ):
                             totals[key] += float(value.detach()) * len(idx) / n
                     restarted = self.model.restart_dead_codes() if cfg.restart_dead else 0
                     self.history.append({"stage": "fit", "epoch": epoch, "restarted": restarted, **totals})
@@ -406,21 +443,24 @@ class MMQTokenizer(Tokenizer):
         model = self._require_fitted().eval()
         raw, gates, last = self._encode_rows(features)
         model.gate_mean.copy_(gates.mean(0))
-        self.corpus = CorpusCodes.fit(raw.cpu().numpy(), lambda: last, self._fingerprints(features),
-                                      make_resolver(self.config))
+        self.corpus = CorpusCodes.fit(
+            raw.cpu().numpy(), lambda: last, self._fingerprints(features), make_resolver(self.config)
+        )
 
     def _fingerprints(self, features: Features) -> np.ndarray:
         return item_fingerprints(features, self._require_fitted().modalities)
 
     @torch.no_grad()
-    def _encode_rows(self, features: Features, rows: np.ndarray | slice = slice(None)) -> tuple[Tensor, Tensor, LastLevel]:
+    def _encode_rows(
+        self, features: Features, rows: np.ndarray | slice = slice(None)
+    ) -> tuple[Tensor, Tensor, LastLevel]:
         """Codes (n, E), gates and the last expert's unit output (what sinkhorn re-assigns), one pass."""
         model = self._require_fitted()
         outs, gates = model.expert_outputs(model.standardise(self.tensors(features, rows)))
-        return model.assign_codes(outs), gates, LastLevel(outs[-1], model.books[-1])
+        return model.assign_codes(outs), gates, LastLevel(outs[-1], model.book_list[-1])
 
     # ---------------------------------------------------------------- stage 2
-    def finetune(self, features: Features, sequences: Sequence[np.ndarray], seed: int = 0) -> "MMQTokenizer":
+    def finetune(self, features: Features, sequences: Sequence[np.ndarray], seed: int = 0) -> MMQTokenizer:
         """Behaviour-aware fine-tuning (MMQ stage 2), then re-encode and re-resolve collisions.
 
         `sequences`: each user's *training* items in time order (never valid/test). The behavioural
@@ -438,8 +478,10 @@ class MMQTokenizer(Tokenizer):
         model = self._require_fitted()
         cfg = self.config
         if cfg.ft_objective != "next_item":
-            raise MotorecError(f"finetune: ft_objective '{cfg.ft_objective}' is the generative task's own loss; "
-                               "it runs in `motorec exp generative --ids mmq-ft`, not here.")
+            raise MotorecError(
+                f"finetune: ft_objective '{cfg.ft_objective}' is the generative task's own loss; "
+                "it runs in `motorec exp generative --ids mmq-ft`, not here."
+            )
         check_features(features, self._input_dims())
         hist, target = _next_item_pairs(sequences, BEHAVIOUR_HISTORY)
         if len(target) == 0:
@@ -457,7 +499,7 @@ class MMQTokenizer(Tokenizer):
                 items, inverse = torch.unique(torch.cat([h.flatten(), t]).clamp_min(0), return_inverse=True)
                 out = self.soft_index({m: v[items] for m, v in x.items()})
                 z = F.normalize(out.shared if cfg.ft_scope == "shared" else out.z, dim=-1)
-                h_local, t_local = inverse[: h.numel()].view_as(h), inverse[h.numel():]
+                h_local, t_local = inverse[: h.numel()].view_as(h), inverse[h.numel() :]
                 mask = (h >= 0).unsqueeze(-1).float()
                 user = F.normalize((z[h_local] * mask).sum(1) / mask.sum(1).clamp_min(1.0), dim=-1)
                 behaviour = F.cross_entropy(user @ z.t() / BEHAVIOUR_TEMPERATURE, t_local)
@@ -465,9 +507,18 @@ class MMQTokenizer(Tokenizer):
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                restarted = self.restart_unused(x) if cfg.ft_restart_every and (step + 1) % cfg.ft_restart_every == 0 else 0
-                self.history.append({"stage": "finetune", "step": step, "behaviour": float(behaviour.detach()),
-                                     "loss": float(loss.detach()), "restarted": restarted})
+                restarted = (
+                    self.restart_unused(x) if cfg.ft_restart_every and (step + 1) % cfg.ft_restart_every == 0 else 0
+                )
+                self.history.append(
+                    {
+                        "stage": "finetune",
+                        "step": step,
+                        "behaviour": float(behaviour.detach()),
+                        "loss": float(loss.detach()),
+                        "restarted": restarted,
+                    }
+                )
         self.freeze_corpus(features)
         return self
 
@@ -480,7 +531,7 @@ class MMQTokenizer(Tokenizer):
     def restart_unused(self, x: dict[str, Tensor]) -> int:
         """Re-seed the codes no corpus item maps to (usage counted over the whole corpus)."""
         model = self._require_fitted().train()  # train mode: forward records usage and the input pool
-        for book in model.books:
+        for book in model.book_list:
             book.reset_usage()
         n = len(next(iter(x.values())))
         for idx in torch.arange(n, device=self.device).split(self.config.batch_size):
@@ -519,8 +570,10 @@ class MMQTokenizer(Tokenizer):
 
     def codebooks(self) -> dict[str, np.ndarray]:
         model = self._require_fitted()
-        return {f"{m}.expert{j}": book.unit_embed().detach().cpu().numpy()
-                for (m, j), book in zip(model.expert_names(), model.books)}
+        return {
+            f"{m}.expert{j}": book.unit_embed().detach().cpu().numpy()
+            for (m, j), book in zip(model.expert_names(), model.book_list)
+        }
 
     def diagnostics(self, features: Features) -> dict[str, Any]:
         """The report shape every tokenizer shares, one entry per expert group ("shared" and each
@@ -535,7 +588,7 @@ class MMQTokenizer(Tokenizer):
         raw, gates = model.encode(x)
         with torch.no_grad():
             xs = model.standardise(x)
-            z = model.fuse([book.unit_embed()[raw[:, e]] for e, book in enumerate(model.books)], gates)
+            z = model.fuse([book.unit_embed()[raw[:, e]] for e, book in enumerate(model.book_list)], gates)
             concat_hat = model.decoder(z).cpu().numpy()
             recon = model.decode(raw, gates)
             orth = float(model.orthogonality())
@@ -578,7 +631,7 @@ class MMQTokenizer(Tokenizer):
     def load_state_tensors(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         try:
             model = MMQ({m: int(d) for m, d in meta["input_dims"].items()}, **self.config.model_kwargs())
-            model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+            model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
         except (KeyError, RuntimeError) as exc:
             raise MotorecError(f"saved mmq tokenizer: tensors or meta missing or malformed ({exc}).") from exc
         self.corpus = CorpusCodes.load(tensors, meta, make_resolver(self.config), what="saved mmq tokenizer")

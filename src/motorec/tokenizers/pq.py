@@ -11,6 +11,7 @@ small (8 tokens for image + text) while each sub-space (96-d of a 384-d text vec
 enough items per centroid on catalogue-sized data; K = 256 is the usual one-byte PQ code. A
 width that M does not divide is zero-padded (stored, undone on decode).
 """
+
 from __future__ import annotations
 
 import math
@@ -104,13 +105,15 @@ class PQTokenizer(Tokenizer):
         super().__init__(**params)
         self._fitted: dict[str, _PQModality] = {}
 
-    def fit(self, features: Features, weights: np.ndarray | None = None, seed: int = 0) -> "PQTokenizer":
+    def fit(self, features: Features, weights: np.ndarray | None = None, seed: int = 0) -> PQTokenizer:
         self.item_weights(weights, check_features(features))
         cfg = self.config
         self._fitted = {}
         for i, (name, feat) in enumerate(features.items()):
             if feat.shape[1] < cfg.subspaces:
-                raise MotorecError(f"modality '{name}': {feat.shape[1]}-d features cannot be split into {cfg.subspaces} sub-spaces.")
+                raise MotorecError(
+                    f"modality '{name}': {feat.shape[1]}-d features cannot be split into {cfg.subspaces} sub-spaces."
+                )
             x = self.tensor(feat)
             mean = x.mean(0)
             padded = math.ceil(x.shape[1] / cfg.subspaces) * cfg.subspaces
@@ -124,7 +127,9 @@ class PQTokenizer(Tokenizer):
                     target = torch.cat([centroids[j][codes[:, j]] for j in range(cfg.subspaces)], 1)
                     u, _, vt = torch.linalg.svd(xc.t() @ target)  # orthogonal Procrustes
                     pq.rotation = u @ vt
-                    centroids, codes = _train_pq(xc @ pq.rotation, cfg.subspaces, cfg.codebook_size, cfg.kmeans_iters, s, centroids)
+                    centroids, codes = _train_pq(
+                        xc @ pq.rotation, cfg.subspaces, cfg.codebook_size, cfg.kmeans_iters, s, centroids
+                    )
             pq.centroids = centroids
             self._fitted[name] = pq
         return self
@@ -156,12 +161,16 @@ class PQTokenizer(Tokenizer):
     @property
     def slots(self) -> list[TokenSlot]:
         return [
-            TokenSlot(name, j, self.config.codebook_size) for name, pq in self._fitted.items() for j in range(pq.subspaces)
+            TokenSlot(name, j, self.config.codebook_size)
+            for name, pq in self._fitted.items()
+            for j in range(pq.subspaces)
         ]
 
     def codebooks(self) -> dict[str, np.ndarray]:
         return {
-            f"{name}.sub{j}": pq.centroids[j].cpu().numpy() for name, pq in self._fitted.items() for j in range(pq.subspaces)
+            f"{name}.sub{j}": pq.centroids[j].cpu().numpy()
+            for name, pq in self._fitted.items()
+            for j in range(pq.subspaces)
         }
 
     def diagnostics(self, features: Features) -> dict[str, Any]:
@@ -188,7 +197,10 @@ class PQTokenizer(Tokenizer):
         return report
 
     def meta(self) -> dict[str, Any]:
-        return {**super().meta(), "modalities": {name: {"input_dim": pq.input_dim} for name, pq in self._fitted.items()}}
+        return {
+            **super().meta(),
+            "modalities": {name: {"input_dim": pq.input_dim} for name, pq in self._fitted.items()},
+        }
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         self.require_fitted()

@@ -12,11 +12,13 @@ the module trains jointly inside a recommender with one optimiser.
 Two layers: `RQVAE` (one modality, an nn.Module a recommender can hold) and `RQVAETokenizer`
 ("rqvae", one RQVAE per modality behind the Tokenizer interface).
 """
+
 from __future__ import annotations
 
 import logging
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Annotated, Any
 
 import numpy as np
@@ -59,7 +61,7 @@ ENCODE_CHUNK = ROW_CHUNK  # rows pushed through the encoder at once when encodin
 def mlp(sizes: list[int]) -> nn.Sequential:
     """Linear layers with ReLU between them (none after the last)."""
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(pairwise(sizes)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())
@@ -111,6 +113,9 @@ class RQVAE(nn.Module):
     `init_codebooks_kmeans(corpus)`; then `forward` every step and `restart_dead_codes()` every
     so often (e.g. once per epoch: a code no item chose for a whole epoch is dead).
     """
+
+    input_mean: Tensor  # (d_in,) standardisation of the inputs (fit_input_stats)
+    input_scale: Tensor  # () one scale for all input dimensions
 
     def __init__(
         self,
@@ -185,7 +190,9 @@ class RQVAE(nn.Module):
     @torch.no_grad()
     def latent(self, x: Tensor) -> Tensor:
         """Encoder output for a whole corpus, in row chunks, no gradient."""
-        return torch.cat([self.encoder(self.normalise(x[s : s + ENCODE_CHUNK])) for s in range(0, len(x), ENCODE_CHUNK)])
+        return torch.cat(
+            [self.encoder(self.normalise(x[s : s + ENCODE_CHUNK])) for s in range(0, len(x), ENCODE_CHUNK)]
+        )
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> Tensor:
@@ -234,10 +241,12 @@ class RQVAEConfig(CollisionConfig, TokenizerConfig):
     codebook_size: Annotated[int, Field(ge=2)] = 512
     levels: PositiveInt = 3
     latent_dim: PositiveInt = 64
-    hidden: list[PositiveInt] = [512, 256]
+    hidden: list[PositiveInt] = Field(default_factory=lambda: [512, 256])
     beta: NonNegativeFloat = 0.25
     gamma: NonNegativeFloat = 0.05
-    sparsity_target: Annotated[float, Field(gt=0, lt=1)] | None = None  # rho of the Bernoulli prior; None -> 1 / codebook_size
+    sparsity_target: Annotated[float, Field(gt=0, lt=1)] | None = (
+        None  # rho of the Bernoulli prior; None -> 1 / codebook_size
+    )
     temperature: PositiveFloat = 0.05  # soft assignment for L_sparse, relative to the mean distance
     rotation_trick: bool = False
     epochs: NonNegativeInt = 50
@@ -297,7 +306,7 @@ class RQVAETokenizer(Tokenizer):
         self.history: list[dict[str, Any]] = []  # per-epoch loss parts of the last fit
 
     # ---------------------------------------------------------------- fit
-    def fit(self, features: Features, weights: np.ndarray | None = None, seed: int = 0) -> "RQVAETokenizer":
+    def fit(self, features: Features, weights: np.ndarray | None = None, seed: int = 0) -> RQVAETokenizer:
         n = check_features(features)
         w = self.item_weights(weights, n)
         self._fitted = {}
@@ -360,10 +369,18 @@ class RQVAETokenizer(Tokenizer):
                     for key, value in out.parts.items():
                         totals[key] = totals.get(key, 0.0) + value * (len(idx) / n)
                 if ctx.enabled:  # every rank's share of the epoch
-                    summed = ctx.all_reduce_sum(torch.stack([totals[k] for k in sorted(totals)]).double(), "tokenizer loss")
+                    summed = ctx.all_reduce_sum(
+                        torch.stack([totals[k] for k in sorted(totals)]).double(), "tokenizer loss"
+                    )
                     totals = dict(zip(sorted(totals), summed))
-                self.history.append({"modality": name, "epoch": epoch, "restarted": restarted,
-                                     **{k: float(v) for k, v in totals.items()}})
+                self.history.append(
+                    {
+                        "modality": name,
+                        "epoch": epoch,
+                        "restarted": restarted,
+                        **{k: float(v) for k, v in totals.items()},
+                    }
+                )
                 log.info("rqvae %s %s", name, self.history[-1])
                 task.advance(status=f"loss {self.history[-1].get('loss', float('nan')):.4f}")
         model.eval()
@@ -376,7 +393,7 @@ class RQVAETokenizer(Tokenizer):
         """What the last codebook quantises for every row of x (with codes `raw`)."""
         with torch.no_grad():
             residual = model.quantizer.residual_inputs(model.latent(x), torch.from_numpy(raw).to(self.device))[-1]
-        return LastLevel(residual, model.quantizer.codebooks[-1])
+        return LastLevel(residual, model.quantizer.book_list[-1])
 
     # ---------------------------------------------------------------- encode / decode
     def encode(self, features: Features) -> np.ndarray:
@@ -388,8 +405,10 @@ class RQVAETokenizer(Tokenizer):
         model = fitted.model
 
         def raw_codes(rows: np.ndarray) -> tuple[np.ndarray, Any]:
-            parts = [model.encode(self.tensor(feat[rows[s : s + ENCODE_CHUNK]])).cpu().numpy()
-                     for s in range(0, len(rows), ENCODE_CHUNK)]
+            parts = [
+                model.encode(self.tensor(feat[rows[s : s + ENCODE_CHUNK]])).cpu().numpy()
+                for s in range(0, len(rows), ENCODE_CHUNK)
+            ]
             raw = np.concatenate(parts) if parts else np.zeros((0, model.levels), dtype=np.int64)
             return raw, lambda: self._last_level(model, self.tensor(feat[rows]), raw)
 
@@ -424,7 +443,7 @@ class RQVAETokenizer(Tokenizer):
         return {
             f"{name}.level{k}": book.embed.detach().cpu().numpy()
             for name, fitted in self._fitted.items()
-            for k, book in enumerate(fitted.model.quantizer.codebooks)
+            for k, book in enumerate(fitted.model.quantizer.book_list)
         }
 
     def _input_dims(self) -> dict[str, int]:
@@ -456,7 +475,7 @@ class RQVAETokenizer(Tokenizer):
                     c = torch.from_numpy(level_codes[start : start + len(chunk)]).to(self.device)
                     recon.update(chunk, model.decode(c).cpu().numpy())
                     for lvl, r in enumerate(model.quantizer.residual_inputs(z, c)):
-                        d = pairwise_sqdist(r, model.quantizer.codebooks[lvl].embed)
+                        d = pairwise_sqdist(r, model.quantizer.book_list[lvl].embed)
                         sparsity[lvl] += code_sparsity(d, model.quantizer.temperature) * len(chunk)
                         soft_usage[lvl] += soft_assign(d, model.quantizer.temperature).sum(0).cpu()
             n = max(1, len(block))
@@ -480,7 +499,8 @@ class RQVAETokenizer(Tokenizer):
         return {
             **super().meta(),
             "modalities": {
-                name: {"input_dim": int(f.model.input_mean.numel()), **f.corpus.meta()} for name, f in self._fitted.items()
+                name: {"input_dim": int(f.model.input_mean.numel()), **f.corpus.meta()}
+                for name, f in self._fitted.items()
             },
         }
 

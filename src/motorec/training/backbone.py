@@ -17,6 +17,7 @@ Device, thread count, progress bar and cache folder are passed through from the 
 they change how the backbone runs, not what it is, so they are left out of the digest
 (`RunConfig.identity_hash`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -61,8 +62,10 @@ def train_backbone(cfg: RunConfig, spec: BackboneSpec, seed: int, ds: Dataset) -
 
     data, split = cfg.data.path, cfg.data.split
     if not data:
-        raise MotorecError("model.backbone.run is null and the config names no data.path to train a backbone on; "
-                           "train through `motorec train` or pass --set model.backbone.run=RUN_DIR.")
+        raise MotorecError(
+            "model.backbone.run is null and the config names no data.path to train a backbone on; "
+            "train through `motorec train` or pass --set model.backbone.run=RUN_DIR."
+        )
     overrides = backbone_overrides(cfg, spec, seed)
     digest = backbone_digest(build_config(spec.model, None, overrides), ds.split_sha256())
     run_dir = cache_dir_of(cfg) / "backbones" / f"{ds.name}-{spec.model}-seed{seed}-{digest}"
@@ -93,5 +96,7 @@ def resolve_backbone(cfg: RunConfig, seed: int, ds: Dataset) -> RunConfig:
 
 def backbone_seconds(spec: BackboneSpec) -> float | None:
     """Wall seconds the resolved backbone's seed took to train (None when not recorded)."""
+    if spec.run is None:
+        return None
     path = Path(spec.run) / f"seed_{spec.seed}" / "result.json"
     return float(json.loads(path.read_text())["wall_seconds"]) if path.is_file() else None

@@ -1,9 +1,10 @@
 """Re-evaluate a finished run from its saved config and best-valid checkpoint."""
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+from motorec.config import RunConfig
 from motorec.data import Dataset
 from motorec.errors import MotorecError
 from motorec.evaluation import EvalResult, Evaluator
@@ -12,12 +13,13 @@ from motorec.models.factory import load_trained
 from motorec.training.trainer import evaluate_model
 
 
-def evaluate_loaded(ds: Dataset, cfg: dict[str, Any], model: Recommender, split: str = "test",
-                    export_topk: bool = True) -> EvalResult:
+def evaluate_loaded(
+    ds: Dataset, cfg: RunConfig, model: Recommender, split: str = "test", export_topk: bool = True
+) -> EvalResult:
     """Evaluate a loaded run's model on valid or test with the run's evaluation settings."""
     if split not in ("valid", "test"):
         raise MotorecError(f"split '{split}': choose valid or test.")
-    evaluator = Evaluator.from_config(ds, model.ctx.device, cfg["eval"])
+    evaluator = Evaluator.from_config(ds, model.ctx.device, cfg.eval)
     return evaluate_model(model, evaluator, split, export_topk=export_topk)
 
 

@@ -8,6 +8,7 @@ never rewards items for collapsing onto easy codes (code assignment is not diffe
 corpus is re-encoded at the end. The whole schedule (warm-up, these steps, re-encoding, training
 to early stopping) is run by `experiments.generative`.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -26,8 +27,16 @@ from motorec.tokenizers.mmq import MMQTokenizer
 log = logging.getLogger(__name__)
 
 
-def restart_steps(model: TIGER, data: SequenceData, steps: int, batch_size: int, lr: float, seed: int,
-                  tokenizer: MMQTokenizer | None = None, features: Features | None = None) -> list[dict[str, Any]]:
+def restart_steps(
+    model: TIGER,
+    data: SequenceData,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    tokenizer: MMQTokenizer | None = None,
+    features: Features | None = None,
+) -> list[dict[str, Any]]:
     """`steps` TIGER batches with a fresh optimiser: the middle of the warm-restart schedule.
 
     With an MMQ `tokenizer` (and its `features`) this is the joint stage: TIGER reads every item's
@@ -38,12 +47,14 @@ def restart_steps(model: TIGER, data: SequenceData, steps: int, batch_size: int,
         if mmq is None or features is None:
             raise MotorecError("generator fine-tuning: needs a fitted mmq tokenizer and its features.")
         if tokenizer.corpus.codes.shape[0] != data.n_items:
-            raise MotorecError(f"generator fine-tuning: tokenizer has {tokenizer.corpus.codes.shape[0]} items, "
-                               f"the sequences {data.n_items}.")
+            raise MotorecError(
+                f"generator fine-tuning: tokenizer has {tokenizer.corpus.codes.shape[0]} items, "
+                f"the sequences {data.n_items}."
+            )
     groups = [{"params": model.parameters(), "lr": lr}]
-    if tokenizer is not None and mmq is not None:
+    if tokenizer is not None and mmq is not None and features is not None:  # (both given with a tokenizer)
         groups.append({"params": mmq.parameters(), "lr": tokenizer.config.ft_lr})
-        x = tokenizer.tensors(features)  # type: ignore[arg-type]
+        x = tokenizer.tensors(features)
         mmq.train()
     opt = torch.optim.Adam(groups)
     g = torch.Generator().manual_seed(seed)
@@ -70,13 +81,18 @@ def restart_steps(model: TIGER, data: SequenceData, steps: int, batch_size: int,
                 row["generator"] = float(generator_loss.detach())
                 if tokenizer is not None and content is not None:
                     every = tokenizer.config.ft_restart_every
-                    row.update(content=float(content.detach()), restarted=tokenizer.restart_unused(x) if every and step % every == 0 else 0)
+                    row.update(
+                        content=float(content.detach()),
+                        restarted=tokenizer.restart_unused(x) if every and step % every == 0 else 0,
+                    )
                 history.append(row)
                 if step >= steps:
                     break
     finally:
         model.item_table = None
-    log.info("warm restart: %d steps, last generator loss %.4f", step, history[-1]["generator"] if history else float("nan"))
-    if tokenizer is not None:
-        tokenizer.freeze_corpus(features)  # type: ignore[arg-type]
+    log.info(
+        "warm restart: %d steps, last generator loss %.4f", step, history[-1]["generator"] if history else float("nan")
+    )
+    if tokenizer is not None and features is not None:
+        tokenizer.freeze_corpus(features)
     return history

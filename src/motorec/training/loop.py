@@ -5,13 +5,15 @@ what must not: the epoch/evaluation schedule, patience, keeping the best-validat
 history, the non-finite-loss guard and the resumable state that checkpoints save. Selection is on
 validation only; the caller evaluates test once, after `run` restored the best weights.
 """
+
 from __future__ import annotations
 
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,13 +33,25 @@ class LoopState:
     best_weights: dict[str, torch.Tensor] | None = None
 
     def as_checkpoint(self) -> dict[str, Any]:
-        return {"epoch": self.next_epoch - 1, "best_score": self.best_score, "best_epoch": self.best_epoch,
-                "bad_evals": self.bad_evals, "history": self.history, "best_state": self.best_weights}
+        return {
+            "epoch": self.next_epoch - 1,
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "bad_evals": self.bad_evals,
+            "history": self.history,
+            "best_state": self.best_weights,
+        }
 
     @classmethod
-    def from_checkpoint(cls, state: dict[str, Any]) -> "LoopState":
-        return cls(next_epoch=state["epoch"] + 1, best_score=state["best_score"], best_epoch=state["best_epoch"],
-                   bad_evals=state["bad_evals"], history=state["history"], best_weights=state["best_state"])
+    def from_checkpoint(cls, state: dict[str, Any]) -> LoopState:
+        return cls(
+            next_epoch=state["epoch"] + 1,
+            best_score=state["best_score"],
+            best_epoch=state["best_epoch"],
+            bad_evals=state["bad_evals"],
+            history=state["history"],
+            best_weights=state["best_state"],
+        )
 
 
 @dataclass
@@ -88,7 +102,9 @@ def run(
         loss = train_epoch(epoch)
         train_time += time.perf_counter() - t0
         if not math.isfinite(loss):
-            raise MotorecError(f"{name}: training loss became {loss} at epoch {epoch}; lower train.lr or raise the regularisation.")
+            raise MotorecError(
+                f"{name}: training loss became {loss} at epoch {epoch}; lower train.lr or raise the regularisation."
+            )
         if (epoch + 1) % schedule.eval_every and epoch + 1 < schedule.epochs:
             if on_epoch is not None:
                 on_epoch(epoch, loss, None, state)

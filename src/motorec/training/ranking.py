@@ -1,6 +1,7 @@
 """Training of the semantic-ID ranker (DCN-V2, rating > 3) with the one early-stopping loop:
 binary cross-entropy on the train part of a chronological split, early stopping on valid AUC,
 test AUC / GAUC once per item group at the best-valid weights."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -28,8 +29,9 @@ class RankTrainConfig(ConfigModel):
     patience: PositiveInt = 2  # epochs without a better valid AUC
 
 
-def fit_ranker(model: DCN, ds: Dataset, labels: np.ndarray, fields: np.ndarray, cfg: RankTrainConfig,
-               seed: int) -> dict[str, Any]:
+def fit_ranker(
+    model: DCN, ds: Dataset, labels: np.ndarray, fields: np.ndarray, cfg: RankTrainConfig, seed: int
+) -> dict[str, Any]:
     """Train DCN on the train part, early-stop on valid AUC, report test AUC/GAUC per item group."""
     if ds.ratings is None:
         raise MotorecError(f"Dataset '{ds.name}' has no ratings: the rating > 3 label needs them.")
@@ -53,13 +55,21 @@ def fit_ranker(model: DCN, ds: Dataset, labels: np.ndarray, fields: np.ndarray, 
             total, n = total + loss.detach(), n + 1
         return float(total) / max(1, n)
 
-    result = loop.run(model, Schedule(cfg.epochs, cfg.patience, 1, "valid_auc"), train_epoch,
-                      lambda: auc(y[valid], _predict(model, x, valid)), name="dcn")
+    result = loop.run(
+        model,
+        Schedule(cfg.epochs, cfg.patience, 1, "valid_auc"),
+        train_epoch,
+        lambda: auc(y[valid], _predict(model, x, valid)),
+        name="dcn",
+    )
     s = _predict(model, x, test)
     out: dict[str, Any] = {"valid_auc": result.state.best_score, "best_epoch": result.state.best_epoch}
     for name, mask in item_groups(ds, labels, test).items():
-        out[name] = {"auc": auc(y[test][mask], s[mask]), "gauc": gauc(ds.users[test][mask], y[test][mask], s[mask]),
-                     "rows": int(mask.sum())}
+        out[name] = {
+            "auc": auc(y[test][mask], s[mask]),
+            "gauc": gauc(ds.users[test][mask], y[test][mask], s[mask]),
+            "rows": int(mask.sum()),
+        }
     return out
 
 

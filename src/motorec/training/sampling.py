@@ -14,9 +14,10 @@ Negatives come from a per-rank generator seeded from the shared one at each epoc
 checkpoint (the shared state) resumes on any number of ranks. One process draws everything from
 the shared generator: exactly the single-process stream.
 """
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch

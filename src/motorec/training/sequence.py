@@ -5,6 +5,7 @@ valid Recall@10 (validation only); the test set is evaluated once, with the best
 Metrics are Recall/NDCG@5,10 over the full catalogue with the user's train items masked, per
 group (all, longtail, cold), as EVALUATION.md says.
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,8 +53,9 @@ def exclusion(data: SequenceData, users: np.ndarray, device: torch.device) -> Te
 
 
 @torch.no_grad()
-def evaluate(model: SequenceRecommender, data: SequenceData, split: str, batch_size: int = 256,
-             rows: np.ndarray | None = None) -> dict[str, dict[str, float]]:
+def evaluate(
+    model: SequenceRecommender, data: SequenceData, split: str, batch_size: int = 256, rows: np.ndarray | None = None
+) -> dict[str, dict[str, float]]:
     """Recall/NDCG@5,10 per group (all, longtail, cold) over the full catalogue, single target."""
     was_training = model.training
     model.eval()
@@ -73,13 +75,18 @@ def evaluate(model: SequenceRecommender, data: SequenceData, split: str, batch_s
     out = {}
     for group, mask in data.groups(split).items():
         mask = mask[rows]
-        out[group] = {k: float(v[mask].mean()) if mask.any() else float("nan") for k, v in values.items() if k.split("@")[0] in ("recall", "ndcg")}
+        out[group] = {
+            k: float(v[mask].mean()) if mask.any() else float("nan")
+            for k, v in values.items()
+            if k.split("@")[0] in ("recall", "ndcg")
+        }
         out[group]["users"] = int(mask.sum())
     return out
 
 
-def fit(model: SequenceRecommender, data: SequenceData, cfg: SequenceTrainConfig, seed: int,
-        test: bool = True) -> dict[str, Any]:
+def fit(
+    model: SequenceRecommender, data: SequenceData, cfg: SequenceTrainConfig, seed: int, test: bool = True
+) -> dict[str, Any]:
     """Adam + early stopping on valid recall@10; returns valid (and, with `test`, test) metrics at
     the best epoch."""
     g = torch.Generator().manual_seed(seed)
@@ -109,8 +116,14 @@ def fit(model: SequenceRecommender, data: SequenceData, cfg: SequenceTrainConfig
         if state.best_epoch == row["epoch"]:
             valid["best"] = valid["last"]
 
-    result = loop.run(model, Schedule(cfg.epochs, cfg.patience, cfg.eval_every, METRIC), train_epoch, validate,
-                      on_evaluated=keep_best, name=type(model).__name__)
+    result = loop.run(
+        model,
+        Schedule(cfg.epochs, cfg.patience, cfg.eval_every, METRIC),
+        train_epoch,
+        validate,
+        on_evaluated=keep_best,
+        name=type(model).__name__,
+    )
     if valid_rows is not None or "best" not in valid:  # report valid on every user, not the stopping subset
         valid["best"] = evaluate(model, data, "valid", cfg.eval_batch_size)
     t0 = time.perf_counter()

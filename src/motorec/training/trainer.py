@@ -1,20 +1,21 @@
 """The training loop every model shares: BPR batches, early stopping on valid recall@20,
 checkpoints after each evaluation (resumable), test once at the best-valid state."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 import torch
 
+from motorec.checkpoint import load_checkpoint, save_checkpoint
 from motorec.config import TrainConfig
 from motorec.data.dataset import Dataset
 from motorec.distributed import SINGLE, DistContext, data_parallel
 from motorec.evaluation import DotScorer, EvalResult, Evaluator
 from motorec.models.base import Recommender
 from motorec.progress import MetricLog, progress
-from motorec.checkpoint import load_checkpoint, save_checkpoint
 from motorec.training import loop
 from motorec.training.loop import LoopState, Schedule
 from motorec.training.sampling import BPRSampler
@@ -50,8 +51,13 @@ def evaluate_model(model: Recommender, evaluator: Evaluator, split: str, export_
         model.finish_scoring()
 
 
-def train_epoch(model: Recommender, sampler: BPRSampler, opt: torch.optim.Optimizer, batch_size: int,
-                step: Callable[..., dict[str, torch.Tensor]] | None = None) -> tuple[float, int]:
+def train_epoch(
+    model: Recommender,
+    sampler: BPRSampler,
+    opt: torch.optim.Optimizer,
+    batch_size: int,
+    step: Callable[..., dict[str, torch.Tensor]] | None = None,
+) -> tuple[float, int]:
     """One pass over the train pairs: (summed batch loss, number of batches).
 
     The loss is accumulated on the device and read once, so a GPU epoch is not serialised by a
@@ -115,8 +121,16 @@ def fit(
 
     def save(state: LoopState) -> None:
         if checkpoint is not None and dist.is_main:  # one writer; atomic, so a reader never sees half a file
-            save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(), **state.as_checkpoint(),
-                                         "sampler_rng": sampler.generator.get_state(), "torch_rng": torch.get_rng_state()})
+            save_checkpoint(
+                checkpoint,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    **state.as_checkpoint(),
+                    "sampler_rng": sampler.generator.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                },
+            )
 
     schedule = Schedule(train_cfg.epochs, train_cfg.patience, train_cfg.eval_every, f"valid_{SELECT_METRIC}")
     with progress(enabled=train_cfg.progress and dist.is_main) as bar:
@@ -131,12 +145,26 @@ def fit(
                 metrics_log.scalars(epoch, {"train/loss": loss, f"valid/{SELECT_METRIC}": score})
 
         with dist.guard("training"):
-            result = loop.run(model, schedule, train_one,
-                              lambda: evaluate_model(model, evaluator, "valid").get(SELECT_GROUP, SELECT_METRIC),
-                              state, on_evaluated=save, on_epoch=show, name=model.name)
+            result = loop.run(
+                model,
+                schedule,
+                train_one,
+                lambda: evaluate_model(model, evaluator, "valid").get(SELECT_GROUP, SELECT_METRIC),
+                state,
+                on_evaluated=save,
+                on_epoch=show,
+                name=model.name,
+            )
     with dist.guard("evaluation"):
         valid = evaluate_model(model, evaluator, "valid")
         test = evaluate_model(model, evaluator, "test", export_topk=True)
     st = result.state
-    return FitResult(valid, test, st.best_epoch, st.next_epoch, result.train_seconds / result.epochs_run,
-                     result.eval_seconds / max(result.evaluations, 1), st.history)
+    return FitResult(
+        valid,
+        test,
+        st.best_epoch,
+        st.next_epoch,
+        result.train_seconds / result.epochs_run,
+        result.eval_seconds / max(result.evaluations, 1),
+        st.history,
+    )

@@ -1,4 +1,5 @@
 """Helpers for the specialists' tests: build a specialist on a backbone run, draw a BPR batch."""
+
 from __future__ import annotations
 
 from pathlib import Path

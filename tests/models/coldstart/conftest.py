@@ -1,4 +1,5 @@
 """A tiny synthetic cold split and a 3-epoch BPR-MF backbone run shared by the specialists' tests."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,6 +18,7 @@ def cold_data():
 @pytest.fixture(scope="session")
 def backbone_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("backbone") / "bpr"
-    run_experiment("synthetic-cold", "bpr", out,
-                   overrides=["seeds=[1]", "train.epochs=3", "train.progress=false", "device=cpu"])
+    run_experiment(
+        "synthetic-cold", "bpr", out, overrides=["seeds=[1]", "train.epochs=3", "train.progress=false", "device=cpu"]
+    )
     return out

@@ -1,15 +1,15 @@
 """Shared pieces of the specialists: backbone loading, the warm/cold readout, and every model's contract."""
+
 from __future__ import annotations
 
 import pytest
 import torch
+from coldstart_support import SPECIALISTS, batch, build
 
 from motorec.errors import MotorecError
 from motorec.models import MODELS
 from motorec.models.coldstart.common import BackboneSpec, load_backbone, warm_cold_readout
 from motorec.models.factory import load_trained
-
-from coldstart_support import SPECIALISTS, batch, build
 
 
 def test_registered_with_content_path():
@@ -27,14 +27,14 @@ def test_backbone_vectors_are_the_runs_final_vectors(cold_data, backbone_run):
 
 
 def test_missing_backbone_run_is_a_clear_error(cold_data, backbone_run):
-    with pytest.raises(MotorecError, match="model.backbone.run is not set"):
+    with pytest.raises(MotorecError, match=r"model.backbone.run is not set"):
         build("aldi", cold_data, backbone_run, backbone={"model": "bpr", "run": None, "seed": None, "set": []})
 
 
 def test_readout_keeps_warm_vectors_and_scores_cold_ones_with_their_own_users():
     users, warm, gen, cold_users = torch.randn(4, 3), torch.randn(5, 3), torch.randn(5, 3), torch.randn(4, 3)
     cold = torch.tensor([[False], [True], [False], [True], [False]])
-    u, items = warm_cold_readout(users, warm, gen, cold)
+    _u, items = warm_cold_readout(users, warm, gen, cold)
     torch.testing.assert_close(items[~cold.squeeze(1)], warm[~cold.squeeze(1)])
     torch.testing.assert_close(items[cold.squeeze(1)], gen[cold.squeeze(1)])
     u2, items2 = warm_cold_readout(users, warm, gen, cold, cold_users=cold_users)

@@ -1,15 +1,15 @@
 """Each specialist's defining mechanism on a toy case."""
+
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from coldstart_support import batch, build
 
 from motorec.models.coldstart.aldi import alignment_losses, binary_kl, teacher_weights
 from motorec.models.coldstart.clcrec import info_nce
 from motorec.models.coldstart.gorec import gaussian_kl, uniformity
-
-from coldstart_support import batch, build
 
 
 def test_deepmusic_regresses_warm_vectors_and_generates_cold_ones(cold_data, backbone_run):
@@ -30,10 +30,10 @@ def test_deepmusic_regresses_warm_vectors_and_generates_cold_ones(cold_data, bac
 
 
 def test_dropoutnet_with_dropout_one_ignores_the_preference_input(cold_data, backbone_run):
-    users, pos, neg = batch(cold_data)
+    _users, pos, neg = batch(cold_data)
     items = torch.cat([pos, neg])
     model = build("dropoutnet", cold_data, backbone_run, dropout=1.0).train()
-    keep = torch.rand(len(items)) >= model.params["dropout"]
+    keep = torch.rand(len(items)) >= model.params.dropout
     assert not keep.any()
     before = model.item_vectors(items, keep)
     model.item_warm[items] += torch.randn(len(items), model.backbone_dim)
@@ -53,9 +53,16 @@ def test_heater_mixture_weights_sum_to_one_and_replacement_uses_the_transform(co
     model = build("heater", cold_data, backbone_run, dropout=1.0, alpha=0.0).train()
     users, pos, neg = batch(cold_data)
     items = torch.cat([pos, neg])
-    pred = lambda: (model.user_tower(model.user_warm[users.repeat(2)])
-                    * model.item_tower(torch.where(torch.ones(len(items), 1, dtype=torch.bool),
-                                                   model.transform(model.content[items]), model.item_warm[items]))).sum(-1)
+    pred = lambda: (
+        model.user_tower(model.user_warm[users.repeat(2)])
+        * model.item_tower(
+            torch.where(
+                torch.ones(len(items), 1, dtype=torch.bool),
+                model.transform(model.content[items]),
+                model.item_warm[items],
+            )
+        )
+    ).sum(-1)
     before = pred()
     model.item_warm[items] *= 3
     torch.testing.assert_close(pred(), before)
@@ -147,7 +154,7 @@ def test_cgrc_completes_fresh_items_with_inferred_edges_only(cold_data, backbone
     fresh = model.isolated.clone()
     fresh[torch.nonzero(degree > 0)[:5, 0]] = True  # five warm items masked as fresh
     adj = model.completed_graph(fresh).a
-    item_rows = adj.crow_indices().diff()[model.n_users:]  # neighbours of each item node
+    item_rows = adj.crow_indices().diff()[model.n_users :]  # neighbours of each item node
     is_fresh = fresh.squeeze(1)
     assert (item_rows[is_fresh] == 3).all()  # a fresh item has exactly its inferred users, its own edges are masked
     torch.testing.assert_close(item_rows[~is_fresh], degree[~is_fresh].to(item_rows.dtype))  # others untouched

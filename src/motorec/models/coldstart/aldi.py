@@ -16,6 +16,7 @@ Teacher-qualifying weights (popularity-aware): w_i = min(tanh(a · q_i), tanh(M)
 vector is less reliable, teaches less. Scoring: warm items by U_u · V_i, cold items by
 f_U(U_u) · f_I(x_i).
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from motorec.models.base import register_model
 from motorec.config import NonNegativeFloat, PositiveFloat
+from motorec.models.base import register_model
 from motorec.models.coldstart.common import ColdStartRecommender, SpecialistParams, mlp, per_item, warm_cold_readout
 from motorec.models.context import ModelContext
 
@@ -78,8 +79,11 @@ class ALDI(ColdStartRecommender):
         d, p = self.backbone_dim, self.params
         self.item_student = mlp([self.content_dim, *p.hidden, d])
         self.user_student = mlp([d, *p.hidden, d])
-        weights = teacher_weights(ctx.dataset.train_matrix, p.weight_cap) if p.popularity_weight \
+        weights = (
+            teacher_weights(ctx.dataset.train_matrix, p.weight_cap)
+            if p.popularity_weight
             else np.ones(ctx.n_items, dtype=np.float32)
+        )
         self.register_buffer("teacher_weight", torch.from_numpy(weights).to(ctx.device), persistent=False)
 
     def calculate_loss(self, users, pos, neg):
@@ -94,5 +98,10 @@ class ALDI(ColdStartRecommender):
         return {"loss": loss, "supervised": supervised, **align}
 
     def final_vectors(self):
-        return warm_cold_readout(self.user_warm, self.item_warm, self.item_student(self.content), self.isolated,
-                                 cold_users=self.user_student(self.user_warm))
+        return warm_cold_readout(
+            self.user_warm,
+            self.item_warm,
+            self.item_student(self.content),
+            self.isolated,
+            cold_users=self.user_student(self.user_warm),
+        )

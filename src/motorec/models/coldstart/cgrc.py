@@ -14,6 +14,7 @@ then convolves over the graph completed with those inferred edges.
   whose positive i is fresh this epoch (the decoder learns to find an item's users from content).
 At scoring time the cold items are completed the same way on the full train graph.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,11 +22,11 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
+from motorec.config import NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
 from motorec.data.graph import FrozenSparse, to_torch_sparse, user_item_adjacency
 from motorec.models.base import bpr_loss, l2_reg, register_model
-from motorec.config import NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
-from motorec.models.content import ContentParams
 from motorec.models.coldstart.common import ColdStartRecommender, mlp
+from motorec.models.content import ContentParams
 from motorec.models.context import ModelContext
 from motorec.models.lightgcn import propagate
 
@@ -73,8 +74,10 @@ class CGRC(ColdStartRecommender):
         users = propagate(adj, ego, self.params.n_layers)[: self.n_users]
         k = min(int(self.params.inferred_edges), self.n_users)
         top = (users @ content[fresh_items].T).topk(k, dim=0).indices  # (k, n_fresh) users per fresh item
-        inferred = sp.csr_matrix((np.ones(top.numel(), np.float32),
-                                  (top.reshape(-1).cpu().numpy(), np.tile(fresh_items, k))), shape=train.shape)
+        inferred = sp.csr_matrix(
+            (np.ones(top.numel(), np.float32), (top.reshape(-1).cpu().numpy(), np.tile(fresh_items, k))),
+            shape=train.shape,
+        )
         return FrozenSparse(to_torch_sparse(user_item_adjacency(masked + inferred), self.ctx.device), symmetric=True)
 
     def on_epoch_start(self, epoch: int) -> None:
@@ -93,7 +96,9 @@ class CGRC(ColdStartRecommender):
         u, items = out[: self.n_users][users], out[self.n_users :]
         rec = bpr_loss((u * items[pos]).sum(-1), (u * items[neg]).sum(-1))
         fresh_pos = self.fresh.squeeze(1)[pos]
-        recon = (-F.logsigmoid((u * (content[pos] - content[neg])).sum(-1)) * fresh_pos).sum() / fresh_pos.sum().clamp_min(1)
+        recon = (
+            -F.logsigmoid((u * (content[pos] - content[neg])).sum(-1)) * fresh_pos
+        ).sum() / fresh_pos.sum().clamp_min(1)
         reg = self.params.reg_weight * l2_reg(ego[users], ego[self.n_users + pos], ego[self.n_users + neg])
         loss = rec + self.params.recon_weight * recon + reg
         return {"loss": loss, "bpr": rec, "reconstruction": recon, "reg": reg}

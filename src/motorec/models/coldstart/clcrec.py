@@ -12,19 +12,22 @@ Loss = λ · L_UI + (1 − λ) · L_RE (λ = `ui_weight`; regularisation through
 the other distinct items of the batch (positives and sampled negatives). Scoring uses the same cosine
 geometry: unit user vectors against unit item vectors, e_i for warm items and f(x_i) for cold ones.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from motorec.models.base import register_model
 from motorec.config import PositiveFloat, PositiveInt, UnitInterval
-from motorec.models.content import ContentParams
+from motorec.models.base import register_model
 from motorec.models.coldstart.common import ColdStartRecommender, mlp, warm_cold_readout
+from motorec.models.content import ContentParams
 from motorec.models.context import ModelContext
 
 
-def info_nce(queries: torch.Tensor, keys: torch.Tensor, temperature: float, targets: torch.Tensor | None = None) -> torch.Tensor:
+def info_nce(
+    queries: torch.Tensor, keys: torch.Tensor, temperature: float, targets: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean −log softmax of cos(queries, keys)/τ at each row's positive key (default: key i for row i)."""
     logits = F.normalize(queries, dim=-1) @ F.normalize(keys, dim=-1).T / temperature
     targets = torch.arange(len(queries), device=queries.device) if targets is None else targets

@@ -7,9 +7,10 @@ interactions) gets the generated vector while warm items keep the backbone's
 (`warm_cold_readout`). Which backbone run a seed reads is decided by the training layer
 (`training/backbone.py`: paired seed, trained once and cached); this module only loads it.
 """
+
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from pydantic import Field
@@ -19,7 +20,7 @@ from motorec.errors import MotorecError
 from motorec.models.base import EmbeddingRecommender
 from motorec.models.content import ContentParams, centred_unit, selected_modalities
 from motorec.models.context import ModelContext
-from motorec.tokenizers.rqvae import mlp  # noqa: F401  (the one MLP: Linear + ReLU, re-exported for the specialists)
+from motorec.tokenizers.rqvae import mlp  # the one MLP (Linear + ReLU); the specialists import it from here
 
 
 class BackboneSpec(ConfigModel):
@@ -43,12 +44,16 @@ def load_backbone(ctx: ModelContext, spec: BackboneSpec) -> tuple[torch.Tensor, 
     from motorec.models.factory import load_trained  # the factory imports the model registry
 
     if not spec.run:
-        raise MotorecError("model.backbone.run is not set: train through `motorec train` (it trains or reuses the "
-                           "backbone) or pass --set model.backbone.run=RUN_DIR of a finished bpr/lightgcn run.")
+        raise MotorecError(
+            "model.backbone.run is not set: train through `motorec train` (it trains or reuses the "
+            "backbone) or pass --set model.backbone.run=RUN_DIR of a finished bpr/lightgcn run."
+        )
     _, _, model = load_trained(spec.run, spec.seed, dataset=ctx.dataset)
     if not isinstance(model, EmbeddingRecommender):
-        raise MotorecError(f"model.backbone.run {spec.run}: model '{model.name}' does not score by user and item "
-                           "vectors; use an embedding model (bpr, lightgcn, ...).")
+        raise MotorecError(
+            f"model.backbone.run {spec.run}: model '{model.name}' does not score by user and item "
+            "vectors; use an embedding model (bpr, lightgcn, ...)."
+        )
     model.eval()
     with torch.no_grad():
         users, items = model.final_vectors()
@@ -78,15 +83,21 @@ class ResidualTower(torch.nn.Module):
     def __init__(self, dim: int, hidden: list[int]) -> None:
         super().__init__()
         self.net = mlp([dim, *hidden, dim])
-        torch.nn.init.zeros_(self.net[-1].weight)
-        torch.nn.init.zeros_(self.net[-1].bias)
+        out = cast(torch.nn.Linear, self.net[-1])
+        torch.nn.init.zeros_(out.weight)
+        torch.nn.init.zeros_(out.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.net(x)
 
 
-def warm_cold_readout(users: torch.Tensor, warm_items: torch.Tensor, cold_items: torch.Tensor, cold: torch.Tensor,
-                      cold_users: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def warm_cold_readout(
+    users: torch.Tensor,
+    warm_items: torch.Tensor,
+    cold_items: torch.Tensor,
+    cold: torch.Tensor,
+    cold_users: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Warm items keep their vectors, cold items (`cold`, (n_items, 1) bool) get the generated ones.
 
     With `cold_users` (a method that also maps users for the cold side, e.g. ALDI's f_U) a warm item is
@@ -110,6 +121,9 @@ class ColdStartRecommender(EmbeddingRecommender):
 
     content_path = True
     min_modalities = 1
+    content: torch.Tensor  # (n_items, content_dim) item content (content_matrix)
+    user_warm: torch.Tensor  # the backbone's user vectors (with a backbone)
+    item_warm: torch.Tensor  # the backbone's item vectors (with a backbone)
 
     def __init__(self, ctx: ModelContext, params: Any) -> None:
         super().__init__(ctx, params)

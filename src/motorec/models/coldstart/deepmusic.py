@@ -4,6 +4,7 @@ A network g regresses each warm item's latent factor from its content, min Σ_i 
 (the paper's MSE objective); a cold item is scored with its regressed factor u · g(x_i), warm items
 keep the backbone's factors.
 """
+
 from __future__ import annotations
 
 import torch

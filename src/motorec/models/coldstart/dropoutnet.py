@@ -6,12 +6,13 @@ of a pair is set to 0 with probability `dropout`, so the item tower learns to sc
 alone, which is exactly what a cold item gives it (V_i = 0 at inference). Users have no content here,
 so the user tower reads U_u only; φ is the identity on the centred, normalised content.
 """
+
 from __future__ import annotations
 
 import torch
 
-from motorec.models.base import register_model
 from motorec.config import UnitInterval
+from motorec.models.base import register_model
 from motorec.models.coldstart.common import ColdStartRecommender, SpecialistParams, mlp, per_item
 from motorec.models.context import ModelContext
 

@@ -14,6 +14,7 @@ Each loss updates only its own player: R's loss sees G(x) detached, G's loss see
 detached, so one optimiser step is one simultaneous step of both players. At inference R scores
 every item: warm items through V_i, cold items through G(x_i).
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from motorec.models.base import register_model
 from motorec.config import PositiveInt, UnitInterval
+from motorec.models.base import register_model
 from motorec.models.coldstart.common import ColdStartRecommender, ResidualTower, SpecialistParams, mlp, per_item
 from motorec.models.context import ModelContext
 

@@ -9,14 +9,15 @@ A conditional VAE models the distribution of a warm item's backbone vector V_i g
 Inference is generative: a cold item has no V_i, so z is read from its content prior (its mean μ_p)
 and decoded, D(μ_p(c_i), c_i); warm items keep the backbone's vectors.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from motorec.models.base import register_model
 from motorec.config import NonNegativeFloat, PositiveInt, Probability
+from motorec.models.base import register_model
 from motorec.models.coldstart.common import ColdStartRecommender, SpecialistParams, mlp, warm_cold_readout
 from motorec.models.context import ModelContext
 

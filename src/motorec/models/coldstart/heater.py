@@ -11,13 +11,14 @@ Training and Mixture-of-Experts Transformation", SIGIR 2020.
   plus the similarity constraint.
 At inference a cold item enters the item tower as Φ(x_i), a warm one as V_i.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from motorec.models.base import register_model
 from motorec.config import NonNegativeFloat, PositiveInt, UnitInterval
+from motorec.models.base import register_model
 from motorec.models.coldstart.common import ColdStartRecommender, SpecialistParams, mlp, per_item
 from motorec.models.context import ModelContext
 
