@@ -8,6 +8,7 @@ per prior, the mean over seeds of Recall@20 for every group, and the prior with 
 `all` over the runs (each run's valid all divided by its best, so datasets weigh the same). The
 checkpoints were selected with the run's own prior, which favours that prior slightly.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,11 +35,18 @@ def score_run(run: Path, priors: list[float]) -> dict:
             for split in ("valid", "test"):
                 res = evaluate_model(model, evaluator, split)
                 per_prior[str(p)][split].append({g: m["recall@20"] for g, m in res.metrics.items()})
-    mean = {p: {split: {g: float(np.mean([s[g] for s in seeds])) for g in seeds[0]} for split, seeds in v.items()}
-            for p, v in per_prior.items()}
-    return {"run": str(run), "dataset": results["dataset"], "split_sha256": results["split_sha256"],
-            "seeds": results["config"]["seeds"], "trained_prior": results["config"]["model"]["cold_prior"],
-            "recall@20": mean}
+    mean = {
+        p: {split: {g: float(np.mean([s[g] for s in seeds])) for g in seeds[0]} for split, seeds in v.items()}
+        for p, v in per_prior.items()
+    }
+    return {
+        "run": str(run),
+        "dataset": results["dataset"],
+        "split_sha256": results["split_sha256"],
+        "seeds": results["config"]["seeds"],
+        "trained_prior": results["config"]["model"]["cold_prior"],
+        "recall@20": mean,
+    }
 
 
 def main() -> None:
@@ -49,11 +57,25 @@ def main() -> None:
     args = parser.parse_args()
     priors = [float(p) for p in args.priors.split(",")]
     runs = [score_run(r, priors) for r in args.runs]
-    relative = {str(p): float(np.mean([r["recall@20"][str(p)]["valid"]["all"]
-                                       / max(r["recall@20"][str(q)]["valid"]["all"] for q in priors) for r in runs]))
-                for p in priors}
-    report = {"command": "python " + " ".join(sys.argv), "machine": describe_machine(), "priors": priors,
-              "runs": runs, "relative_valid_all": relative, "valid_chosen_prior": float(max(relative, key=relative.get))}
+    relative = {
+        str(p): float(
+            np.mean(
+                [
+                    r["recall@20"][str(p)]["valid"]["all"] / max(r["recall@20"][str(q)]["valid"]["all"] for q in priors)
+                    for r in runs
+                ]
+            )
+        )
+        for p in priors
+    }
+    report = {
+        "command": "python " + " ".join(sys.argv),
+        "machine": describe_machine(),
+        "priors": priors,
+        "runs": runs,
+        "relative_valid_all": relative,
+        "valid_chosen_prior": float(max(relative, key=relative.get)),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(json.dumps({"relative_valid_all": relative, "valid_chosen_prior": report["valid_chosen_prior"]}, indent=1))

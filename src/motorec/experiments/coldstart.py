@@ -16,6 +16,7 @@ the grids and the chosen points); runs, checkpoints and top-K lists go under RUN
 resumes: finished trials and cells are read back, so an interrupted benchmark continues and a row
 added later (`--rows motorec`) joins the same table.
 """
+
 from __future__ import annotations
 
 import json
@@ -65,10 +66,16 @@ def select(names: list[str] | None, known: list[str], what: str) -> list[str]:
     return names
 
 
-def run_coldstart(out: str | Path, runs: str | Path, plan_path: str | Path | None = None,
-                  data_root: str | Path = "../shared/data", rows: list[str] | None = None,
-                  datasets: list[str] | None = None, overrides: list[str] | None = None,
-                  train: bool = True) -> dict[str, Any]:
+def run_coldstart(
+    out: str | Path,
+    runs: str | Path,
+    plan_path: str | Path | None = None,
+    data_root: str | Path = "../shared/data",
+    rows: list[str] | None = None,
+    datasets: list[str] | None = None,
+    overrides: list[str] | None = None,
+    train: bool = True,
+) -> dict[str, Any]:
     """Tune (on valid, one seed) and compare (all seeds) the selected rows on the selected datasets."""
     plan = load_plan(plan_path)
     out, runs, overrides = Path(out), Path(runs), list(overrides or [])
@@ -90,26 +97,45 @@ def run_coldstart(out: str | Path, runs: str | Path, plan_path: str | Path | Non
                 entry = summary["tuning"][spec.label][label]
                 if train and entry.get("chosen_run"):
                     reuse_tuning_run(spec, label, entry, runs / "compare", [*overrides, seeds], plan["tune_seed"])
-        table = compare([f"{label}={plan['rows'][label]['model']}" for label in labels],
-                        [f"{s.path}:{s.split}" if s.split else s.path for s in chosen_specs],
-                        out / "table", [*overrides, seeds], tuned=out / "tuned", train=train, runs=runs / "compare")
-        summary["paired"] = paired_table(runs / "compare", json.loads((out / "table" / "compare.json").read_text()),
-                                         plan.get("paired") or [])
+        table = compare(
+            [f"{label}={plan['rows'][label]['model']}" for label in labels],
+            [f"{s.path}:{s.split}" if s.split else s.path for s in chosen_specs],
+            out / "table",
+            [*overrides, seeds],
+            tuned=out / "tuned",
+            train=train,
+            runs=runs / "compare",
+        )
+        summary["paired"] = paired_table(
+            runs / "compare", json.loads((out / "table" / "compare.json").read_text()), plan.get("paired") or []
+        )
         summary["provenance"] = provenance(runs / "compare", chosen_specs)
         atomic_write_text(summary_path, json.dumps({**summary, "plan": plan}, indent=2))
         atomic_write_text(out / "coldstart.md", report(summary, plan))
         return {"tuning": summary["tuning"], "table": table, "paired": summary["paired"]}
 
 
-def tune_row(spec: DatasetSpec, label: str, row: dict[str, Any], tune_seed: int, out: Path, runs: Path,
-             overrides: list[str], train: bool) -> dict[str, Any]:
+def tune_row(
+    spec: DatasetSpec,
+    label: str,
+    row: dict[str, Any],
+    tune_seed: int,
+    out: Path,
+    runs: Path,
+    overrides: list[str],
+    train: bool,
+) -> dict[str, Any]:
     """Tune one row on one dataset (or keep its defaults) and write its config to OUT/tuned."""
     fixed = dict(row.get("set") or {})
     grid = row_grid(row, spec.label)
     base = overrides + as_overrides(fixed)
     _, cfg = load_run_inputs(spec.path, row["model"], spec.split, None, base)  # validates the row's settings
-    entry: dict[str, Any] = {"model": row["model"], "set": fixed, "grid": grid,
-                             "points": len(grid_points(grid)) if grid else 0}
+    entry: dict[str, Any] = {
+        "model": row["model"],
+        "set": fixed,
+        "grid": grid,
+        "points": len(grid_points(grid)) if grid else 0,
+    }
     chosen = dict(fixed)
     if grid:
         # one trial folder per model: rows of one model share trials with equal settings (a trial's
@@ -128,21 +154,25 @@ def tune_row(spec: DatasetSpec, label: str, row: dict[str, Any], tune_seed: int,
             return {**entry, "status": "not tuned"}
         best = summary["best"]
         chosen.update(best["point"])
-        entry.update(chosen_point=best["point"], valid_recall=best["valid_recall@20"], chosen_run=best["run_dir"],
-                     trials=[{"point": t["point"], "valid_recall@20": t["valid_recall@20"]} for t in summary["trials"]])
+        entry.update(
+            chosen_point=best["point"],
+            valid_recall=best["valid_recall@20"],
+            chosen_run=best["run_dir"],
+            trials=[{"point": t["point"], "valid_recall@20": t["valid_recall@20"]} for t in summary["trials"]],
+        )
     tuned = out / "tuned" / spec.label / f"{label}.yaml"
     tuned.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(tuned, yaml.safe_dump(nest(chosen, cfg.to_dict()), sort_keys=False) if chosen else "{}\n")
     return {**entry, "status": "ok", "config": str(tuned)}
 
 
-
 def _without_seeds(cfg: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in cfg.items() if k != "seeds"}, sort_keys=True, default=str)
 
 
-def reuse_tuning_run(spec: DatasetSpec, label: str, entry: dict[str, Any], cells: Path, overrides: list[str],
-                     tune_seed: int) -> bool:
+def reuse_tuning_run(
+    spec: DatasetSpec, label: str, entry: dict[str, Any], cells: Path, overrides: list[str], tune_seed: int
+) -> bool:
     """Copy the chosen trial's tuning-seed run into the table cell (`cells/<dataset>/<label>`) when the
     trial's config is the cell's config up to the seed list: the same seed of the same config would
     train the same model again. Returns whether it copied."""
@@ -167,8 +197,11 @@ def provenance(cells: Path, specs: list[DatasetSpec]) -> dict[str, Any]:
     for spec in specs:
         found = {json.loads(p.read_text()).get("split_sha256") for p in (cells / spec.label).glob("*/results.json")}
         hashes[spec.label] = found.pop() if len(found) == 1 else None
-    return {"command": " ".join(["motorec", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("motorec") else None,
-            "machine": describe_machine(), "split_sha256": hashes}
+    return {
+        "command": " ".join(["motorec", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("motorec") else None,
+        "machine": describe_machine(),
+        "split_sha256": hashes,
+    }
 
 
 def seed_metrics(cell: Path, group: str, metric: str) -> dict[int, float]:
@@ -199,30 +232,53 @@ def paired_table(cells: Path, rows: list[dict[str, Any]], comparisons: list[dict
             se = float(diff.std(ddof=1) / np.sqrt(len(diff)))
             mean = float(diff.mean())
             verdict = "win" if mean > 2 * se else "loss" if mean < -2 * se else "level"
-            out.append({"dataset": row["dataset"], "model": row["model"], "reference": ref, "group": group,
-                        "metric": metric, "seeds": seeds, "mean_difference": mean, "standard_error": se,
-                        "verdict": verdict})
+            out.append(
+                {
+                    "dataset": row["dataset"],
+                    "model": row["model"],
+                    "reference": ref,
+                    "group": group,
+                    "metric": metric,
+                    "seeds": seeds,
+                    "mean_difference": mean,
+                    "standard_error": se,
+                    "verdict": verdict,
+                }
+            )
     return out
 
 
 def report(summary: dict[str, Any], plan: dict[str, Any]) -> str:
     """coldstart.md: what each row was tuned over and chose, and the paired comparisons."""
-    lines = ["# Cold-start benchmark: tuning and paired comparisons", "",
-             f"Tuning: one seed ({plan['tune_seed']}), selection on valid Recall@20 (group all); "
-             f"table: seeds {plan['seeds']}.", ""]
+    lines = [
+        "# Cold-start benchmark: tuning and paired comparisons",
+        "",
+        f"Tuning: one seed ({plan['tune_seed']}), selection on valid Recall@20 (group all); "
+        f"table: seeds {plan['seeds']}.",
+        "",
+    ]
     for dataset, rows in summary["tuning"].items():
         lines += [f"## {dataset}", "", "| row | model | grid points | chosen (valid R@20) |", "|---|---|---|---|"]
         for label, e in rows.items():
-            chosen = ("not tuned yet" if e.get("status") == "not tuned" else
-                      ", ".join(f"{k}={v}" for k, v in (e.get("chosen_point") or {}).items()) or "packaged defaults")
+            chosen = (
+                "not tuned yet"
+                if e.get("status") == "not tuned"
+                else ", ".join(f"{k}={v}" for k, v in (e.get("chosen_point") or {}).items()) or "packaged defaults"
+            )
             valid = f" ({e['valid_recall']:.4f})" if "valid_recall" in e else ""
             lines.append(f"| {label} | {e['model']} | {e['points']} | {chosen}{valid} |")
         lines.append("")
     if summary.get("paired"):
-        lines += ["## Paired differences (test, per seed; verdict beyond two standard errors)", "",
-                  "| dataset | row | reference | group | mean difference | s.e. | verdict |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "## Paired differences (test, per seed; verdict beyond two standard errors)",
+            "",
+            "| dataset | row | reference | group | mean difference | s.e. | verdict |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for p in summary["paired"]:
-            lines.append(f"| {p['dataset']} | {p['model']} | {p['reference']} | {p['group']} {p['metric']} | "
-                         f"{p['mean_difference']:+.4f} | {p['standard_error']:.4f} | {p['verdict']} |")
+            lines.append(
+                f"| {p['dataset']} | {p['model']} | {p['reference']} | {p['group']} {p['metric']} | "
+                f"{p['mean_difference']:+.4f} | {p['standard_error']:.4f} | {p['verdict']} |"
+            )
         lines.append("")
     return "\n".join(lines)
