@@ -28,7 +28,7 @@ def score_run(run: Path, priors: list[float]) -> dict:
     results = json.loads((run / "results.json").read_text())
     per_prior: dict[str, dict] = {str(p): {"valid": [], "test": []} for p in priors}
     for seed in results["config"]["seeds"]:
-        ds, cfg, model = load_trained(run, seed)
+        ds, _, model = load_trained(run, seed)
         evaluator = Evaluator(ds, "cpu", ks=(20,))
         for p in priors:
             model.params.cold_prior = p
