@@ -85,6 +85,12 @@ def run_coldstart(
     with claim_report_dir(out, "coldstart", "coldstart.json") as out:
         summary_path = out / "coldstart.json"
         summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {"tuning": {}}
+        # rows or datasets a changed plan no longer has are not reported
+        summary["tuning"] = {
+            d: {label: e for label, e in rows_.items() if label in plan["rows"]}
+            for d, rows_ in summary["tuning"].items()
+            if d in specs
+        }
         for spec in chosen_specs:
             for label in labels:
                 row = plan["rows"][label]
