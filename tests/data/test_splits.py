@@ -76,3 +76,14 @@ def test_cli_split_writes_a_loadable_cold_split(tmp_path):
     assert main(["data", "split", str(folder), "--kind", "cold", "--out", str(out), "--seed", "9"]) == 0
     ds = load_dataset(folder, split=out.name)
     assert ds.is_cold_split and ds.item_degree[ds.cold_items].sum() == 0
+
+
+def test_cold_split_that_drops_users_forgets_where_the_unsplit_data_came_from(raw):
+    # a user whose only items all turn cold has no train row and is dropped; the result is a new
+    # split, so it must not claim it can be reloaded from the unsplit data's path
+    from dataclasses import replace
+
+    loaded = replace(raw, source={**raw.source, "load": "somewhere/raw"})
+    heavy = cold_split(loaded, cold_fraction=0.9, seed=1)
+    assert len(np.unique(heavy.users)) < len(np.unique(raw.users))  # users were dropped
+    assert "load" not in heavy.source

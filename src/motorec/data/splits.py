@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 
@@ -78,7 +77,7 @@ def cold_split(
     split = ds.with_split(labels, cold_items=cold, name=f"{ds.name}-cold")
     if keep.all():
         return split
-    return replace(split.select_rows(keep), source=dict(ds.source))
+    return split.select_rows(keep)
 
 
 def write_mmrec(ds: Dataset, path: str | Path) -> Path:
