@@ -13,7 +13,7 @@ from motorec.data import cold_split, make_synthetic
 from motorec.errors import MotorecError
 from motorec.evaluation import Evaluator
 from motorec.models import ModelContext, model_class
-from motorec.models.motorec_model import leave_one_out_mean, merge_scores, principal_directions
+from motorec.models.motorec_model import candidate_logits, leave_one_out_mean, merge_scores, principal_directions
 from motorec.runtime import set_seed
 from motorec.training.trainer import fit
 
@@ -205,13 +205,17 @@ def test_serving_hook_embeds_a_new_item_exactly_like_a_cold_item(ds, trained):
     assert torch.equal(tokens, stored)
 
 
-def test_large_catalogues_rank_against_a_sample_with_the_positive_first(ds):
-    model, _ = build(ds, "model.softmax_items=8")
-    pos = model.fit_items[torch.tensor([3, 5, 5])]
-    candidates, target = model._softmax_candidates(pos)
-    assert len(candidates) == 3 + 8 and torch.equal(candidates[target], pos)
-    full, _ = build(ds)
-    candidates, target = full._softmax_candidates(pos)
-    assert torch.equal(candidates, full.fit_items) and torch.equal(candidates[target], pos)
-    losses = model.calculate_loss(torch.tensor([0, 1, 2]), pos, pos)
+def test_large_batches_rank_each_positive_against_a_sample_within_the_logit_budget(ds):
+    model, _ = build(ds, "model.softmax_cells=24")
+    users, pos = torch.tensor([0, 1, 2]), model.fit_items[torch.tensor([3, 5, 5])]
+    candidates, index = model._softmax_candidates(pos)
+    assert index is None and len(candidates) == 24 // 3 - 1  # one column per row is the positive
+    losses = model.calculate_loss(users, pos, pos)
     assert torch.isfinite(losses["loss"])
+    full, _ = build(ds)
+    candidates, index = full._softmax_candidates(pos)
+    assert torch.equal(candidates, full.fit_items) and torch.equal(candidates[index], pos)
+    # the sampled form scores the positive in column 0 exactly as the full form scores it
+    u, items = torch.randn(3, 4), torch.randn(len(ds.item_degree), 4)
+    sampled = candidate_logits(u, items, pos, candidates[:5], None)
+    assert torch.allclose(sampled[:, 0], (u * items[pos]).sum(1)) and sampled.shape == (3, 6)

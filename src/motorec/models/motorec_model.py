@@ -226,7 +226,7 @@ class MoToRecParams(ConfigModel):
     token_input: TokenInput
     content_hidden: PositiveInt
     content_dropout: Probability
-    softmax_items: PositiveInt
+    softmax_cells: PositiveInt
     temperature: PositiveFloat
     alpha: UnitInterval
     cold_prior: Annotated[float, Field(allow_inf_nan=False)]
@@ -412,33 +412,39 @@ class MoToRec(EmbeddingRecommender):
 
     # ------------------------------------------------------------------ losses
     def calculate_loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
-        """Softmax over the training items (the sampler's negatives are not needed); past
-        `softmax_items` training items, over the batch's positives and a uniform sample of that
-        many items, so the logits stay batch x softmax_items at any catalogue size."""
+        """Softmax of each positive over the training items (the sampler's negatives are not
+        needed). When batch x training items would pass `softmax_cells`, the positive competes with
+        a uniform sample of training items instead, so the logits stay within that budget at any
+        catalogue size and batch."""
         p = self.params
         content = self.item_content()
         u_c = leave_one_out_mean(self._content_users(content)[users], self.user_degree[users], content[pos])
-        candidates, target = self._softmax_candidates(pos)
-        s_c = F.normalize(u_c, dim=1) @ F.normalize(content[candidates], dim=1).T / p.temperature
+        u_n, c_n = F.normalize(u_c, dim=1), F.normalize(content, dim=1)
+        candidates, index = self._softmax_candidates(pos)
+        s_c = candidate_logits(u_n, c_n, pos, candidates, index) / p.temperature
+        target = index if index is not None else torch.zeros_like(pos)
         w = self.rarity[pos] if p.rarity.ranking else torch.ones(len(pos), device=pos.device)
         losses = {"content": weighted_ce(s_c, target, w)}
         if self.item_id is not None:
             u_id, i_id = self._id_channel()
             # the warm score is content + ID; the content part is detached, so the ID channel learns
             # what content misses and the content channel stays a standalone ranker for cold items
-            losses["warm"] = weighted_ce(s_c.detach() + u_id[users] @ i_id[candidates].T, target, w)
+            s_id = candidate_logits(u_id[users], i_id, pos, candidates, index)
+            losses["warm"] = weighted_ce(s_c.detach() + s_id, target, w)
             losses["reg"] = p.reg_weight * l2_reg(self.user_id[users], self.item_id()[pos])
         losses["rq"] = p.rq_weight * self._rq_loss() if self._finetunes_tokenizer else s_c.new_zeros(())
         losses["loss"] = cast(Tensor, sum(losses.values()))
         return losses
 
-    def _softmax_candidates(self, pos: Tensor) -> tuple[Tensor, Tensor]:
-        """(candidate items, index of each positive among them) for the ranking softmax."""
-        cap = int(self.params.softmax_items)
-        if len(self.fit_items) <= cap:
+    def _softmax_candidates(self, pos: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(candidate items, index of each positive among them): all training items when the batch's
+        logits fit `softmax_cells`; else (a uniform sample of training items, None): each positive
+        then takes column 0 of its own row (`candidate_logits`)."""
+        per_row = max(2, int(self.params.softmax_cells) // max(1, len(pos)))
+        if len(self.fit_items) <= per_row:
             return self.fit_items, self.candidate_of[pos]
-        sample = self.fit_items[torch.randint(len(self.fit_items), (cap,), device=pos.device)]
-        return torch.cat([pos, sample]), torch.arange(len(pos), device=pos.device)
+        sample = self.fit_items[torch.randint(len(self.fit_items), (per_row - 1,), device=pos.device)]
+        return sample, None
 
     def _rq_loss(self) -> Tensor:
         """sum over modalities of mean(w_i * L_RQ-VAE,i) on a uniform sample of the fitted items."""
@@ -492,6 +498,15 @@ class MoToRec(EmbeddingRecommender):
         out[:, width - 1 - c.shape[1] : width - 1] = c
         out[:, -1] = 1.0
         return out
+
+
+def candidate_logits(users: Tensor, items: Tensor, pos: Tensor, candidates: Tensor, index: Tensor | None) -> Tensor:
+    """Scores of each user row against the candidates; with `index` None (sampled softmax) the
+    row's own positive is prepended as column 0."""
+    scores = users @ items[candidates].T
+    if index is not None:
+        return scores
+    return torch.cat([(users * items[pos]).sum(1, keepdim=True), scores], 1)
 
 
 def weighted_ce(logits: Tensor, target: Tensor, weights: Tensor) -> Tensor:
