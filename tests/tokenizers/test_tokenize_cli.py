@@ -5,27 +5,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from tok_helpers import clustered
+from tok_helpers import cli_settings, clustered
 
 from motorec.cli import main
 from motorec.tokenizers import load_tokenizer
 
-FAST = [
-    "--set",
-    "codebook_size=8",
-    "--set",
-    "levels=2",
-    "--set",
-    "latent_dim=4",
-    "--set",
-    "hidden=[16]",
-    "--set",
-    "warmup_epochs=1",
-    "--set",
-    "epochs=1",
-    "--set",
-    "device=cpu",
-]
+FAST = cli_settings(warmup_epochs=1, epochs=1)
 
 
 def feature_folder(tmp_path, text: np.ndarray):

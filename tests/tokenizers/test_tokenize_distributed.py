@@ -14,34 +14,13 @@ import subprocess
 import sys
 
 import numpy as np
-from tok_helpers import clustered
+from tok_helpers import cli_settings, clustered
 
 from motorec.cli import main
 from motorec.features import encode_texts
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-FIT = [
-    "--set",
-    "codebook_size=8",
-    "--set",
-    "levels=2",
-    "--set",
-    "latent_dim=4",
-    "--set",
-    "hidden=[16]",
-    "--set",
-    "warmup_epochs=2",
-    "--set",
-    "epochs=3",
-    "--set",
-    "batch_size=16",
-    "--set",
-    "device=cpu",
-    "--set",
-    "collisions=none",
-    "-m",
-    "text",
-]
+FIT = [*cli_settings(warmup_epochs=2, epochs=3, batch_size=16, collisions="none"), "-m", "text"]
 
 
 def run(*args: str) -> None:

@@ -24,3 +24,9 @@ FAST_RQVAE = {
     "batch_size": 64,
     "device": "cpu",
 }
+
+
+def cli_settings(**values: object) -> list[str]:
+    """`--set key=value` arguments for `motorec tokenize`: a tiny RQ-VAE plus `values`."""
+    settings = {"codebook_size": 8, "levels": 2, "latent_dim": 4, "hidden": "[16]", "device": "cpu", **values}
+    return [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
