@@ -10,6 +10,17 @@ import pytest
 from motorec.cli import main
 from motorec.data import Dataset, random_split, write_mmrec
 
+# a tiny MMQ tokenizer for every task that builds semantic IDs
+TINY_MMQ = [
+    "--set",
+    "ids.mmq.epochs=1",
+    "--set",
+    "ids.mmq.codebook_size=4",
+    "--set",
+    "ids.mmq.hidden=[8]",
+    "--set",
+    "ids.mmq.latent_dim=4",
+]
 TINY_TIGER = [
     "--set",
     "seeds=[1]",
@@ -23,14 +34,7 @@ TINY_TIGER = [
     "model.n_heads=2",
     "--set",
     "model.ff_dim=16",
-    "--set",
-    "ids.mmq.epochs=1",
-    "--set",
-    "ids.mmq.codebook_size=4",
-    "--set",
-    "ids.mmq.hidden=[8]",
-    "--set",
-    "ids.mmq.latent_dim=4",
+    *TINY_MMQ,
     "--set",
     "ids.mmq.ft_steps=2",
     "--set",
@@ -146,14 +150,7 @@ def test_rank_writes_auc_per_feature_set(tiny_folder, tmp_path):
         "seeds=[1]",
         "--set",
         "train.epochs=1",
-        "--set",
-        "ids.mmq.epochs=1",
-        "--set",
-        "ids.mmq.codebook_size=4",
-        "--set",
-        "ids.mmq.hidden=[8]",
-        "--set",
-        "ids.mmq.latent_dim=4",
+        *TINY_MMQ,
     ]
     assert main(args) == 0
     result = json.loads((out / "results.json").read_text())
