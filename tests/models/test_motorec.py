@@ -13,8 +13,15 @@ from motorec.data import cold_split, make_synthetic
 from motorec.errors import MotorecError
 from motorec.evaluation import Evaluator
 from motorec.models import ModelContext, model_class
-from motorec.models.motorec_model import candidate_logits, leave_one_out_mean, merge_scores, principal_directions
+from motorec.models.motorec_model import (
+    TokenContent,
+    candidate_logits,
+    leave_one_out_mean,
+    merge_scores,
+    principal_directions,
+)
 from motorec.runtime import set_seed
+from motorec.tokenizers.rqvae import RQVAEConfig
 from motorec.training.trainer import fit
 
 SMALL = [
@@ -125,6 +132,30 @@ def test_cold_items_are_ranked_by_content_alone(ds, trained):
         model.user_id.copy_(saved)
     assert torch.allclose(before[:, cold], after[:, cold], atol=1e-5)
     assert not torch.allclose(before[:, ~cold], after[:, ~cold])
+
+
+def test_blockwise_content_pass_gives_the_same_vectors_and_gradients():
+    """Large catalogues run the training content pass in recomputed blocks: same result as one pass."""
+    torch.manual_seed(0)
+    features = torch.randn(23, 12)
+    tok = RQVAEConfig(codebook_size=8, levels=2, latent_dim=4, hidden=[16])
+    content = TokenContent(features, torch.arange(23), dim=6, hidden=10, dropout=0.0, tok=tok, token_input="hybrid")
+    content.codes.copy_(torch.randint(8, (23, 2)))
+    with torch.no_grad():
+        content.head[2].weight.normal_()  # the zero-initialised output layer would hide the MLP's gradients
+    weights = torch.randn(23, 6)
+
+    def vectors_and_grads(block: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        content.zero_grad()
+        out = content(block=block)
+        (out * weights).sum().backward()
+        return out.detach(), [p.grad.clone() for p in content.parameters() if p.grad is not None]
+
+    whole, whole_grads = vectors_and_grads(block=1000)
+    blocked, blocked_grads = vectors_and_grads(block=5)
+    assert torch.allclose(whole, blocked, atol=1e-6)
+    assert len(whole_grads) == len(blocked_grads) >= 5
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(whole_grads, blocked_grads, strict=True))
 
 
 def test_warm_loss_leaves_the_content_channel_to_its_own_loss(ds):

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, SerializationInfo, field_serializer
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from motorec.config import (
     ConfigModel,
@@ -63,6 +64,7 @@ TokenInput = Literal["zq", "codes", "both", "hybrid", "continuous"]
 USES_ZQ = ("zq", "both", "hybrid")
 USES_CODES = ("codes", "both", "hybrid")
 USES_RAW = ("hybrid", "continuous")
+CONTENT_BLOCK = 1 << 16  # items per block of the training-time content pass (activations kept for one block)
 
 
 class TokenContent(nn.Module):
@@ -130,8 +132,26 @@ class TokenContent(nn.Module):
     def standardise(self, features: Tensor) -> Tensor:
         return (features - self.mean) / self.scale
 
-    def forward(self) -> Tensor:
-        return self.content(self.features, self.codes if self.rqvae is not None else None)
+    def forward(self, block: int = CONTENT_BLOCK) -> Tensor:
+        """Content vectors of every item. With gradients on and more than `block` items, the pass
+        runs block by block and each block's activations are recomputed in backward (activation
+        checkpointing, same dropout masks): memory holds the (items, dim) output and one block's
+        activations instead of every layer's activations for every item (about 15 GB at 10^6
+        items). Catalogues up to `block` items take the plain pass."""
+        codes = self.codes if self.rqvae is not None else None
+        n = len(self.features)
+        if n <= block or not torch.is_grad_enabled():
+            return self.content(self.features, codes)
+        parts = [
+            checkpoint(
+                self.content,
+                self.features[i : i + block],
+                None if codes is None else codes[i : i + block],
+                use_reentrant=False,
+            )
+            for i in range(0, n, block)
+        ]
+        return torch.cat(parts)
 
     def content(self, features: Tensor, codes: Tensor | None) -> Tensor:
         """Content vectors of items given their raw features and codes (any items, new ones too)."""
