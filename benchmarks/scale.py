@@ -1,6 +1,7 @@
 """Scale benchmark: a synthetic catalogue at 10K, 100K and 1M items through every stage, in one command.
 
     python benchmarks/scale.py [--sizes 10k,100k,1m] [--threads 2] [--workdir /tmp/motorec-scale]
+    python benchmarks/scale.py --sizes 1m --stages motorec_epoch   # re-measure stages after a change
 
 Per size, each stage runs in its own process (the user's commands where one exists), timed by
 wall clock, with the process's peak RSS from the kernel (wait4):
@@ -22,6 +23,8 @@ the tokenizer batch grows with the items the same way; evaluation batches come f
 evaluator's memory budget (eval.memory_mb). Writes benchmarks/results/scale.json; sizes run by
 separate invocations (`--sizes 1m` later) are merged into it, each with its own command, commit
 and machine load.
+`--stages` re-measures some stages (their prerequisites run again too) and replaces their
+records, each then with its own command and commit.
 """
 from __future__ import annotations
 
@@ -184,7 +187,32 @@ def growth(results: dict, sizes: list[str]) -> dict:
     return out
 
 
-def bench_size(label: str, work: Path, threads: int, env: dict[str, str]) -> dict:
+STAGES = ["generate", "tokenizer", "lightgcn_train", "motorec_epoch", "evaluate", "export", "serve"]
+NEEDS = {"tokenizer": ["generate"], "lightgcn_train": ["generate"], "motorec_epoch": ["generate", "tokenizer"],
+         "evaluate": ["lightgcn_train"], "export": ["lightgcn_train"], "serve": ["export"]}
+
+
+def with_prerequisites(wanted: list[str]) -> list[str]:
+    """The stages to run, in order: the wanted ones and every stage whose output they read."""
+    chosen = set(wanted)
+    while True:
+        more = {n for s in chosen for n in NEEDS.get(s, [])} - chosen
+        if not more:
+            return [s for s in STAGES if s in chosen]
+        chosen |= more
+
+
+def timings_of(stages: dict[str, dict]) -> dict[str, float]:
+    """Each stage's own timing (the growth exponents compare these)."""
+    picks = {"generate": ("generate", "wall_s"), "tokenizer_fit_encode": ("tokenizer", "fit_encode_s"),
+             "lightgcn_epoch": ("lightgcn_train", "epoch_s"), "motorec_epoch": ("motorec_epoch", "epoch_s"),
+             "full_evaluation": ("lightgcn_train", "valid_eval_s"), "evaluate_command": ("evaluate", "wall_s"),
+             "export": ("export", "wall_s"), "index_build": ("serve", "index_build_s")}
+    return {key: stages[stage][field] for key, (stage, field) in picks.items() if stage in stages}
+
+
+def bench_size(label: str, work: Path, threads: int, env: dict[str, str], wanted: list[str]) -> dict:
+    """Run the wanted stages (and their prerequisites) on one catalogue size: {stage: record}."""
     items, users, interactions = SIZES[label]
     s = size_settings(items, users, interactions)
     root = work / label
@@ -193,56 +221,54 @@ def bench_size(label: str, work: Path, threads: int, env: dict[str, str]) -> dic
     cache = root / "cache"
     common = s["common"] + [f"train.threads={threads}", f"data.cache_dir={cache}"]
     sets = lambda overrides: [x for o in overrides for x in ("--set", o)]  # noqa: E731
-    stages: dict[str, dict] = {}
-    cli = motorec_cli()
+    cli, worker = motorec_cli(), [sys.executable, __file__, "worker"]
+    run, bundle = root / "run-lightgcn", root / "bundle"
+    tok_json, epoch_json, serve_json = root / "tokenizer.json", root / "motorec_epoch.json", root / "serve.json"
+    argv = {
+        "generate": cli + ["data", "synthetic", "--out", str(data), "--items", str(items), "--users", str(users),
+                           "--interactions", str(interactions), "--text-dim", "384", "--seed", str(SEED)],
+        "tokenizer": worker + ["tokenizer", "--data", str(data), "--json-out", str(tok_json),
+                               *sets(common + s["motorec"])],
+        "lightgcn_train": cli + ["train", "--data", str(data), "--model", "lightgcn", "--out", str(run), *sets(common)],
+        "motorec_epoch": worker + ["epoch", "--data", str(data), "--model", "motorec", "--json-out", str(epoch_json),
+                                   *sets(common + s["motorec"])],
+        "evaluate": cli + ["evaluate", str(run), "--split", "test"],
+        "export": cli + ["export", str(run), "--out", str(bundle)],
+        "serve": worker + ["serve", "--bundle", str(bundle), "--json-out", str(serve_json), "--wal-dir", str(root / "wal")],
+    }
     print(f"{label}: {items} items, {users} users, {interactions} interactions", flush=True)
-    stages["generate"] = run_stage("generate", cli + ["data", "synthetic", "--out", str(data), "--items", str(items),
-                                                      "--users", str(users), "--interactions", str(interactions),
-                                                      "--text-dim", "384", "--seed", str(SEED)], logs, env)
-    tok_json = root / "tokenizer.json"
-    stages["tokenizer"] = run_stage("tokenizer", [sys.executable, __file__, "worker", "tokenizer", "--data", str(data),
-                                                  "--json-out", str(tok_json), *sets(common + s["motorec"])], logs, env)
-    stages["tokenizer"].update(json.loads(tok_json.read_text()))
-    run = root / "run-lightgcn"
-    stages["lightgcn_train"] = run_stage("lightgcn_train", cli + ["train", "--data", str(data), "--model", "lightgcn",
-                                                                  "--out", str(run), *sets(common)], logs, env)
-    info = json.loads((run / "results.json").read_text())
-    stages["lightgcn_train"].update({"epoch_s": info["runs"][0]["train_seconds_per_epoch"],
-                                     "valid_eval_s": info["runs"][0]["eval_seconds"],
-                                     "test_recall@20": info["test"]["all"]["recall@20"]})
-    epoch_json = root / "motorec_epoch.json"
-    stages["motorec_epoch"] = run_stage("motorec_epoch", [sys.executable, __file__, "worker", "epoch", "--data", str(data),
-                                                          "--model", "motorec", "--json-out", str(epoch_json),
-                                                          *sets(common + s["motorec"])], logs, env)
-    stages["motorec_epoch"].update(json.loads(epoch_json.read_text()))
-    stages["evaluate"] = run_stage("evaluate", cli + ["evaluate", str(run), "--split", "test"], logs, env)
-    bundle = root / "bundle"
-    stages["export"] = run_stage("export", cli + ["export", str(run), "--out", str(bundle)], logs, env)
-    serve_json = root / "serve.json"
-    stages["serve"] = run_stage("serve", [sys.executable, __file__, "worker", "serve", "--bundle", str(bundle),
-                                          "--json-out", str(serve_json), "--wal-dir", str(root / "wal")], logs, env)
-    stages["serve"].update(json.loads(serve_json.read_text()))
+    stages: dict[str, dict] = {}
+    for name in with_prerequisites(wanted):
+        stages[name] = run_stage(name, argv[name], logs, env)
+        if name == "tokenizer":
+            stages[name].update(json.loads(tok_json.read_text()))
+        elif name == "lightgcn_train":
+            info = json.loads((run / "results.json").read_text())
+            stages[name].update({"epoch_s": info["runs"][0]["train_seconds_per_epoch"],
+                                 "valid_eval_s": info["runs"][0]["eval_seconds"],
+                                 "test_recall@20": info["test"]["all"]["recall@20"]})
+        elif name == "motorec_epoch":
+            stages[name].update(json.loads(epoch_json.read_text()))
+        elif name == "serve":
+            stages[name].update(json.loads(serve_json.read_text()))
+    shutil.rmtree(data, ignore_errors=True)  # the 1M folder is ~2 GB; results stay
+    return stages
+
+
+def size_entry(label: str, threads: int, stages: dict[str, dict]) -> dict:
+    """One size's record in the results file, from its stages (re-measured stages merged in)."""
     from motorec.evaluation.protocol import DEFAULT_MEMORY_MB, MAX_ITEM_BLOCK, batch_plan
 
+    items, users, interactions = SIZES[label]
+    s = size_settings(items, users, interactions)
     eval_users, eval_block = batch_plan(items, DEFAULT_MEMORY_MB, None, blockwise=True)
-    timings = {
-        "generate": stages["generate"]["wall_s"],
-        "tokenizer_fit_encode": stages["tokenizer"]["fit_encode_s"],
-        "lightgcn_epoch": stages["lightgcn_train"]["epoch_s"],
-        "motorec_epoch": stages["motorec_epoch"]["epoch_s"],
-        "full_evaluation": stages["lightgcn_train"]["valid_eval_s"],
-        "evaluate_command": stages["evaluate"]["wall_s"],
-        "export": stages["export"]["wall_s"],
-        "index_build": stages["serve"]["index_build_s"],
-    }
-    shutil.rmtree(data, ignore_errors=True)  # the 1M folder is ~2 GB; results stay
     return {
         "items": items, "users": users, "interactions": interactions,
         "settings": {"train_batch_size": s["train_batch"], "tokenizer_batch_size": s["tokenizer_batch"],
                      "tokenizer_epochs": TOKENIZER_EPOCHS, "tokenizer_warmup_epochs": TOKENIZER_WARMUP,
                      "eval_users_per_batch": eval_users, "eval_item_block": eval_block,
                      "eval_memory_mb": DEFAULT_MEMORY_MB, "max_item_block": MAX_ITEM_BLOCK, "torch_threads": threads},
-        "stages": stages, "timings_s": timings,
+        "stages": stages, "timings_s": timings_of(stages),
         "max_peak_rss_mb": max(st["peak_rss_mb"] for st in stages.values()),
     }
 
@@ -297,6 +323,8 @@ def main() -> None:
     w.add_argument("--wal-dir", type=Path)
     w.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--sizes", default="10k,100k,1m")
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help="re-measure only these stages (their prerequisites run too) and merge them into the file")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads per process (1: on a shared machine 2 threads oversubscribe the cores)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/motorec-scale"))
@@ -326,8 +354,17 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     provenance = {"command": "python benchmarks/scale.py " + " ".join(sys.argv[1:]), "commit": commit,
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "load_avg_at_start": os.getloadavg()}
+    wanted = [x.strip() for x in args.stages.split(",") if x.strip()]
+    if set(wanted) - set(STAGES):
+        raise SystemExit(f"--stages: unknown {sorted(set(wanted) - set(STAGES))}; choose from {', '.join(STAGES)}")
     for label in sizes:
-        report["sizes"][label] = {**bench_size(label, args.workdir, args.threads, env), "provenance": provenance}
+        fresh = bench_size(label, args.workdir, args.threads, env, wanted)
+        if set(fresh) == set(STAGES) or label not in report["sizes"]:
+            report["sizes"][label] = {**size_entry(label, args.threads, fresh), "provenance": provenance}
+        else:  # a re-measurement of some stages: they replace their old records and carry their own provenance
+            stages = {**report["sizes"][label]["stages"], **{k: {**v, "provenance": provenance} for k, v in fresh.items()}}
+            report["sizes"][label] = {**size_entry(label, args.threads, stages),
+                                      "provenance": report["sizes"][label]["provenance"]}
         _write(args.out, report, torch.__version__)
     if args.ddp_size:
         report["torchrun_1_vs_2_processes"] = {**bench_ddp(args.ddp_size, args.workdir, args.ddp_epochs, env),
