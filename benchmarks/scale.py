@@ -23,8 +23,8 @@ the tokenizer batch grows with the items the same way; evaluation batches come f
 evaluator's memory budget (eval.memory_mb). Writes benchmarks/results/scale.json; sizes run by
 separate invocations (`--sizes 1m` later) are merged into it, each with its own command, commit
 and machine load.
-`--stages` re-measures some stages (their prerequisites run again too) and replaces their
-records, each then with its own command and commit.
+`--stages` re-measures some stages and replaces their records, each then with its own command
+and commit (their prerequisites run again but keep their recorded measurement).
 """
 from __future__ import annotations
 
@@ -361,8 +361,9 @@ def main() -> None:
         fresh = bench_size(label, args.workdir, args.threads, env, wanted)
         if set(fresh) == set(STAGES) or label not in report["sizes"]:
             report["sizes"][label] = {**size_entry(label, args.threads, fresh), "provenance": provenance}
-        else:  # a re-measurement of some stages: they replace their old records and carry their own provenance
-            stages = {**report["sizes"][label]["stages"], **{k: {**v, "provenance": provenance} for k, v in fresh.items()}}
+        else:  # a re-measurement: the wanted stages (not their prerequisites) replace their old records
+            again = {k: {**v, "provenance": provenance} for k, v in fresh.items() if k in wanted}
+            stages = {**report["sizes"][label]["stages"], **again}
             report["sizes"][label] = {**size_entry(label, args.threads, stages),
                                       "provenance": report["sizes"][label]["provenance"]}
         _write(args.out, report, torch.__version__)

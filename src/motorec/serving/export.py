@@ -222,14 +222,15 @@ def _write_bundle(
         extra_files += [f"{MODEL_DIR}/weights.safetensors", f"{MODEL_DIR}/features.safetensors"]
     elif order:
         x = concat_features(feats, order)
-        rel, r2 = select_ridge(x[warm], items[warm])
+        warm_rows = np.flatnonzero(warm)
+        rel, r2 = select_ridge(x, items, rows=warm_rows)
         item_method = {
             "method": "ridge",
             "heldout_r2_by_relative_lambda": {str(k): v for k, v in r2.items()},
             "fitted_on_items": int(warm.sum()),
             "feature_order": order,
         }
-        path = RidgePath(x[warm], items[warm])
+        path = RidgePath(x, items, warm_rows)
         if cold.any() and ds.is_split:
             rel, by_valid = _ridge_by_valid(ds, users, items, x, cold, path)
             item_method["valid_recall@20_by_relative_lambda"] = by_valid
