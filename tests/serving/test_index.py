@@ -45,6 +45,20 @@ def test_approximate_index_reaches_its_recall_and_grows(catalogue, kind):
     assert 99_999 not in excluded and len(excluded) == 5
 
 
+def test_ivf_that_must_probe_every_cell_falls_back_to_exact_search():
+    """Structureless vectors (random directions): no cell subset reaches the recall target, so the
+    index serves exact search instead of an IVF that scans every cell."""
+    rng = np.random.default_rng(1)
+    items = rng.normal(size=(4000, 32)).astype(np.float32)
+    users = rng.normal(size=(100, 32)).astype(np.float32)
+    config = IndexConfig(kind="ivf", nlist=64, target_recall=0.999)
+    index = ItemIndex.build(np.arange(4000, dtype=np.int64), items, config, users)
+    assert index.kind == "flat" and "fallback" in index.info
+    assert index.info["calibration_recall_by_nprobe"]["64"] >= 0.999 > index.info["calibration_recall_by_nprobe"]["32"]
+    got, _, _ = index.search(users[0], 20)
+    assert np.array_equal(got, exact_topk(users[:1], items, 20)[0])
+
+
 def test_bad_settings_are_named():
     with pytest.raises(MotorecError, match="index kind"):
         IndexConfig(kind="lsh").validate()

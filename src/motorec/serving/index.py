@@ -136,6 +136,12 @@ class ItemIndex:
                 index.add_with_ids(vectors, ids)
             if kind != "flat" and queries is not None and len(queries) and n:
                 cls._calibrate(index, kind, vectors, ids, np.ascontiguousarray(queries, dtype=np.float32), config, info)
+            if kind == "ivf" and not config.nprobe and info.get("nprobe") == info["nlist"] > 1:
+                # the target recall needed every cell: that is exact search plus the cells' overhead
+                # (vectors without cluster structure, e.g. barely trained), so serve exact search
+                index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+                index.add_with_ids(vectors, ids)
+                info.update(kind="flat", fallback="IVF reached the target recall only when probing every cell")
         finally:
             faiss.omp_set_num_threads(1)
         if kind == "ivf" and "nprobe" not in info:
