@@ -45,6 +45,31 @@ def test_approximate_index_reaches_its_recall_and_grows(catalogue, kind):
     assert 99_999 not in excluded and len(excluded) == 5
 
 
+def test_ivf_searches_inner_products_of_vectors_of_unequal_norm():
+    """Popular items are long: the IVF's Euclidean reduction keeps the cells it probes few, its
+    scores are the inner products, and items added later longer than every built one are found."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(40, 16))
+    directions = centres[rng.integers(0, 40, 6000)] + 0.5 * rng.normal(size=(6000, 16))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    items = (directions * rng.lognormal(0, 0.8, size=(6000, 1))).astype(np.float32)
+    users = (centres[rng.integers(0, 40, 300)] + 0.5 * rng.normal(size=(300, 16))).astype(np.float32)
+    ids = np.arange(6000, dtype=np.int64)
+    index = ItemIndex.build(ids, items, IndexConfig(kind="ivf", target_recall=0.95), users[:200])
+    assert index.kind == "ivf" and index.info["nprobe"] <= 16 < index.info["nlist"]  # raw inner-product IVF: 64
+    found = np.stack([index.search(q, 20)[0] for q in users[200:]])
+    assert recall_at(found, ids[exact_topk(users[200:], items, 20)]) >= 0.95
+    got, scores, _ = index.search(users[200], 20)
+    np.testing.assert_allclose(scores, items[got] @ users[200], rtol=1e-4, atol=1e-4)
+    longest = items[np.argmax(np.linalg.norm(items, axis=1))]
+    index.add(np.array([7_000, 7_001]), np.stack([2 * longest, longest / 2]))
+    assert len(index) == 6002 and index._longer.ntotal == 1
+    got, scores, _ = index.search(longest, 2)
+    assert got.tolist() == [7_000, int(np.argmax(items @ longest))]
+    assert scores[0] == pytest.approx(2 * float(longest @ longest), rel=1e-5)
+    assert 7_000 not in index.search(longest, 3, exclude=np.array([7_000]))[0]
+
+
 def test_ivf_that_must_probe_every_cell_falls_back_to_exact_search():
     """Structureless vectors (random directions): no cell subset reaches the recall target, so the
     index serves exact search instead of an IVF that scans every cell."""

@@ -7,8 +7,16 @@ Above it, a flat scan grows linearly with the catalogue, so `auto` switches to a
 HNSW when asked): IVF's cells are k-means centroids of the catalogue, and the number of cells
 probed per search (`nprobe`) is calibrated at build time as the smallest that reaches
 `target_recall` for the top-k of sample queries (the service passes user vectors) against an
-exact search. New items are added to their nearest cell (IVF) or linked into the graph (HNSW):
-no rebuild. Searches and additions take one lock, since faiss does not allow a search to overlap
+exact search.
+
+Trained item vectors differ widely in norm (popular items are long), and an IVF over raw inner
+products puts the long vectors that win most searches in cells whose centroids the queries do
+not rank first. So the IVF searches the exact Euclidean reduction of inner-product search: every
+item becomes [x, sqrt(M^2 - |x|^2)] with M the largest norm at build time and every query
+[q, 0], so that |q' - x'|^2 = |q|^2 + M^2 - 2 q.x ranks items exactly as q.x does (Bachrach et al.,
+RecSys 2014). New items are added to their nearest cell (IVF) or linked into the graph (HNSW):
+no rebuild; a new item longer than M, which the reduction cannot hold, goes to a small exact
+side index searched alongside. Searches and additions take one lock, since faiss does not allow a search to overlap
 an add on the same index.
 """
 
@@ -80,9 +88,19 @@ class ItemIndex:
     picks the kind from the catalogue size and calibrates it.
     """
 
-    def __init__(self, dim: int, index: Any | None = None, info: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        index: Any | None = None,
+        info: dict[str, Any] | None = None,
+        norm_bound: float | None = None,
+    ) -> None:
         faiss.omp_set_num_threads(1)  # one request = one thread; parallelism comes from requests
-        self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        # a faiss index: an ID map over flat or HNSW, or IVF (which has nprobe)
+        self._index: Any = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        # set when `_index` holds the Euclidean reduction of inner-product search (see module doc)
+        self._norm_bound = norm_bound
+        self._longer = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))  # items added later longer than the bound
         self._lock = threading.Lock()
         self.version = 0  # bumped by every add: a search at version v sees every item added up to v
         self.info: dict[str, Any] = info or {"kind": "flat"}
@@ -115,75 +133,87 @@ class ItemIndex:
             faiss.omp_set_num_threads(config.build_threads)
         else:
             faiss.omp_set_num_threads(faiss.omp_get_max_threads())
-        index: Any  # a faiss index: an ID map over flat or HNSW, or IVF (which has nprobe)
         try:
             if kind == "flat":
-                index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-                index.add_with_ids(vectors, ids)
+                built = cls(dim)
+                built._index.add_with_ids(vectors, ids)
             elif kind == "ivf":
+                bound = float(np.sqrt(_squared_norms(vectors).max())) if n else 0.0
                 nlist = max(1, min(config.nlist or int(4 * np.sqrt(n)), n))
-                ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+                ivf = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim + 1), dim + 1, nlist, faiss.METRIC_L2)
                 ivf.cp.seed = 0
                 sample = np.sort(np.random.default_rng(0).choice(n, size=min(n, 40 * nlist), replace=False))
-                ivf.train(vectors[sample])
-                ivf.add_with_ids(vectors, ids)
-                index = ivf
-                info["nlist"] = nlist
+                ivf.train(_lift(vectors[sample], bound))
+                ivf.add_with_ids(_lift(vectors, bound), ids)
+                info.update(nlist=nlist, norm_bound=bound)
+                built = cls(dim, ivf, info, norm_bound=bound)
             else:
                 hnsw = faiss.IndexHNSWFlat(dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
                 hnsw.hnsw.efSearch = config.ef_search
-                index = faiss.IndexIDMap2(hnsw)
-                index.add_with_ids(vectors, ids)
+                built = cls(dim, faiss.IndexIDMap2(hnsw), info)
+                built._index.add_with_ids(vectors, ids)
+            built.info = info
             if kind != "flat" and queries is not None and len(queries) and n:
-                cls._calibrate(index, kind, vectors, ids, np.ascontiguousarray(queries, dtype=np.float32), config, info)
+                built._calibrate(vectors, ids, np.ascontiguousarray(queries, dtype=np.float32), config)
             if kind == "ivf" and not config.nprobe and info.get("nprobe") == info["nlist"] > 1:
                 # the target recall needed every cell: that is exact search plus the cells' overhead
-                # (vectors without cluster structure, e.g. barely trained), so serve exact search
-                index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-                index.add_with_ids(vectors, ids)
+                # (vectors without cluster structure), so serve exact search
+                built = cls(dim, info=info)
+                built._index.add_with_ids(vectors, ids)
                 info.update(kind="flat", fallback="IVF reached the target recall only when probing every cell")
         finally:
             faiss.omp_set_num_threads(1)
-        if kind == "ivf" and "nprobe" not in info:
-            index.nprobe = min(info["nlist"], config.nprobe or 32)
-            info["nprobe"] = int(index.nprobe)
+        if built.kind == "ivf" and "nprobe" not in info:
+            built._index.nprobe = min(info["nlist"], config.nprobe or 32)
+            info["nprobe"] = int(built._index.nprobe)
         info["build_seconds"] = time.perf_counter() - t0
-        built = cls(dim, index, info)
         built.version = int(n > 0)  # the initial catalogue counts as the first add
         return built
 
-    @staticmethod
-    def _calibrate(
-        index: Any,
-        kind: str,
-        vectors: np.ndarray,
-        ids: np.ndarray,
-        queries: np.ndarray,
-        config: IndexConfig,
-        info: dict[str, Any],
-    ) -> None:
+    def _calibrate(self, vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, config: IndexConfig) -> None:
+        info = self.info
         k = min(CALIBRATION_K, len(ids))
         exact = ids[exact_topk(queries, vectors, k)]
-        if kind == "ivf":
+        if self.kind == "ivf":
             grid = [config.nprobe] if config.nprobe else [p for p in NPROBE_GRID if p < info["nlist"]] + [info["nlist"]]
             by_nprobe = {}
             for nprobe in grid:
-                index.nprobe = nprobe
-                by_nprobe[nprobe] = recall_at(index.search(queries, k)[1], exact)
+                self._index.nprobe = nprobe
+                by_nprobe[nprobe] = recall_at(self._search(queries, k)[1], exact)
                 if by_nprobe[nprobe] >= config.target_recall:
                     break
-            info["nprobe"] = int(index.nprobe)
+            info["nprobe"] = int(self._index.nprobe)
             info["calibration_recall_by_nprobe"] = {str(p): r for p, r in by_nprobe.items()}
         info["calibration_queries"] = len(queries)
-        info[f"calibration_recall@{k}"] = recall_at(index.search(queries, k)[1], exact)
+        info[f"calibration_recall@{k}"] = recall_at(self._search(queries, k)[1], exact)
+
+    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(inner products, ids) of up to k items per query row; missing slots have id -1."""
+        if self._norm_bound is None:
+            return self._index.search(queries, k)
+        dist, ids = self._index.search(_lift(queries, None), k)
+        scores = (_squared_norms(queries)[:, None] + self._norm_bound**2 - dist) / 2
+        scores = np.where(ids >= 0, scores, -np.inf).astype(np.float32)
+        if self._longer.ntotal:
+            more_scores, more_ids = self._longer.search(queries, min(k, self._longer.ntotal))
+            scores, ids = np.hstack([scores, more_scores]), np.hstack([ids, more_ids])
+        return scores, ids
 
     def __len__(self) -> int:
-        return int(self._index.ntotal)
+        return int(self._index.ntotal + self._longer.ntotal)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> int:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), -1)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
         with self._lock:
-            self._index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+            if self._norm_bound is None:
+                self._index.add_with_ids(vectors, ids)
+            else:
+                longer = _squared_norms(vectors) > self._norm_bound**2
+                if (~longer).any():
+                    self._index.add_with_ids(_lift(vectors[~longer], self._norm_bound), ids[~longer])
+                if longer.any():
+                    self._longer.add_with_ids(np.ascontiguousarray(vectors[longer]), ids[longer])
             self.version += 1
             return self.version
 
@@ -196,7 +226,7 @@ class ItemIndex:
             kk = min(len(self), k + n_ex)
             if kk == 0:
                 return np.zeros(0, np.int64), np.zeros(0, np.float32), self.version
-            scores, ids = self._index.search(np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1), kk)
+            scores, ids = self._search(np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1), kk)
             version = self.version
         ids, scores = ids[0], scores[0]
         keep = ids >= 0
@@ -205,3 +235,16 @@ class ItemIndex:
         ids, scores = ids[keep], scores[keep]
         order = np.lexsort((ids, -scores))[:k]
         return ids[order], scores[order], version
+
+
+def _lift(vectors: np.ndarray, norm_bound: float | None) -> np.ndarray:
+    """Items (norm_bound given) or queries (None) in the Euclidean reduction of inner-product search."""
+    if norm_bound is None:
+        extra = np.zeros(len(vectors), dtype=np.float32)
+    else:
+        extra = np.sqrt(np.maximum(np.float32(norm_bound**2) - _squared_norms(vectors), 0.0))
+    return np.ascontiguousarray(np.hstack([vectors, extra[:, None]]), dtype=np.float32)
+
+
+def _squared_norms(vectors: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", vectors, vectors)
