@@ -15,7 +15,9 @@ wall clock, with the process's peak RSS from the kernel (wait4):
   export          motorec export RUN (the LightGCN run)
   serve           bundle -> RecommenderService (index by catalogue size), then recommend(k=20) for
                   sampled users: p50/p99 latency, and recall@20 of the served top-20 against an
-                  exact search with the same exclusions
+                  exact search with the same exclusions; plus an IVF index over the same vectors at
+                  every size (build time, search p99, recall), since `auto` serves exact search
+                  below 200K items and the build's growth should compare one kind
 and the growth exponent of every stage's time between sizes, d log(time) / d log(interactions).
 Batch sizes follow what a user would pick: full-graph models propagate the whole graph once per
 batch, so the train batch grows with the interactions (about 39 batches per epoch at every size);
@@ -59,10 +61,11 @@ def motorec_cli() -> list[str]:
     return [sys.executable, "-m", "motorec"]
 
 
-def size_settings(items: int, users: int, interactions: int) -> dict:
+def size_settings(items: int, users: int, interactions: int, train_epochs: int = 1) -> dict:
     train_batch = BATCH_PER_100K_INTERACTIONS * interactions // 100_000
     tok_batch = TOKENIZER_BATCH_PER_10K_ITEMS * items // 10_000
-    common = [f"train.batch_size={train_batch}", "train.epochs=1", f"seeds=[{SEED}]", "train.progress=false"]
+    common = [f"train.batch_size={train_batch}", f"train.epochs={train_epochs}", f"train.eval_every={train_epochs}",
+              f"seeds=[{SEED}]", "train.progress=false"]
     motorec = [f"model.tokenizer.batch_size={tok_batch}", f"model.tokenizer.epochs={TOKENIZER_EPOCHS}",
                f"model.tokenizer.warmup_epochs={TOKENIZER_WARMUP}", "model.modalities=[text]"]
     return {"train_batch": train_batch, "tokenizer_batch": tok_batch, "common": common, "motorec": motorec}
@@ -136,10 +139,11 @@ def worker_epoch(data: str, model_name: str, overrides: list[str], out: Path) ->
 
 
 def worker_serve(bundle: str, out: Path, wal_dir: Path) -> None:
-    """Service start (index by catalogue size), recommend latency, ANN recall@20 against exact."""
+    """Service start (index by catalogue size), recommend latency, ANN recall@20 against exact; and
+    an IVF index built over the same vectors at every size, so the build's growth compares one kind."""
     from motorec.serving.bundle import load_bundle
     from motorec.serving.index import IndexConfig, ItemIndex
-    from motorec.serving.service import RecommenderService
+    from motorec.serving.service import RecommenderService, calibration_queries
 
     t0 = time.perf_counter()
     b = load_bundle(bundle)
@@ -156,11 +160,23 @@ def worker_serve(bundle: str, out: Path, wal_dir: Path) -> None:
         got = service.recommend(service.user_ids[u], k=20)
         latencies.append(time.perf_counter() - t)
         served.append([service.item_index[i["id"]] for i in got["items"]])
-    exact = ItemIndex.build(np.flatnonzero(b.served), b.item_vectors[b.served], IndexConfig(kind="flat"))
+    items = np.flatnonzero(b.served)
+    exact = ItemIndex.build(items, b.item_vectors[items], IndexConfig(kind="flat"))
     t = time.perf_counter()
     truth = [exact.search(service.user_vectors[u], 20, service.seen(u))[0].tolist() for u in users]
     exact_s = (time.perf_counter() - t) / len(users)
-    recall = float(np.mean([len(set(s) & set(e)) / max(1, len(e)) for s, e in zip(served, truth)]))
+    ivf = ItemIndex.build(items, b.item_vectors[items], IndexConfig(kind="ivf", build_threads=1), calibration_queries(b))
+    ivf_ms, ivf_found = [], []
+    for u in users:
+        t = time.perf_counter()
+        ivf_found.append(ivf.search(service.user_vectors[u], 20, service.seen(u))[0].tolist())
+        ivf_ms.append((time.perf_counter() - t) * 1000)
+    raw = raw_inner_product_ivf(b.item_vectors[items], items, ivf.info["nlist"], ivf.info["nprobe"])
+    raw_found = []
+    for u in users:
+        seen = service.seen(u)
+        got = raw.search(service.user_vectors[u][None, :].astype(np.float32), 20 + len(seen))[1][0]
+        raw_found.append([i for i in got.tolist() if i >= 0 and i not in set(seen.tolist())][:20])
     ms = np.array(latencies) * 1000
     info = {k: v for k, v in service.index.info.items() if k != "config"}
     out.write_text(json.dumps({
@@ -168,8 +184,32 @@ def worker_serve(bundle: str, out: Path, wal_dir: Path) -> None:
         "index_build_s": info["build_seconds"], "recommend_queries": int(len(users)),
         "recommend_p50_ms": float(np.percentile(ms, 50)), "recommend_p99_ms": float(np.percentile(ms, 99)),
         "recommend_mean_ms": float(ms.mean()), "exact_search_mean_ms": exact_s * 1000,
-        "recall@20_vs_exact": recall}))
+        "recall@20_vs_exact": _recall(served, truth),
+        "distinct_items_in_exact_top20": int(len({i for row in truth for i in row})),
+        "ivf_index": {**{k: v for k, v in ivf.info.items() if k != "config"}, "search_p99_ms": float(np.percentile(ivf_ms, 99)),
+                      "recall@20_vs_exact": _recall(ivf_found, truth)},
+        "ivf_index_build_s": ivf.info["build_seconds"],
+        "raw_inner_product_ivf_recall@20_vs_exact_same_cells": _recall(raw_found, truth)}))
     service.close()
+
+
+def raw_inner_product_ivf(vectors: np.ndarray, ids: np.ndarray, nlist: int, nprobe: int):
+    """The IVF before its Euclidean reduction (cells and search on raw inner products), with the
+    same cells, training sample and probes as the library's: what the reduction is measured against."""
+    import faiss
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(vectors.shape[1]), vectors.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = 0
+    sample = np.sort(np.random.default_rng(0).choice(len(vectors), size=min(len(vectors), 40 * nlist), replace=False))
+    index.train(vectors[sample])
+    index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+    index.nprobe = nprobe
+    return index
+
+
+def _recall(found: list[list[int]], truth: list[list[int]]) -> float:
+    return float(np.mean([len(set(s) & set(e)) / max(1, len(e)) for s, e in zip(found, truth)]))
 
 
 # ------------------------------------------------------------------ driver
@@ -207,14 +247,15 @@ def timings_of(stages: dict[str, dict]) -> dict[str, float]:
     picks = {"generate": ("generate", "wall_s"), "tokenizer_fit_encode": ("tokenizer", "fit_encode_s"),
              "lightgcn_epoch": ("lightgcn_train", "epoch_s"), "motorec_epoch": ("motorec_epoch", "epoch_s"),
              "full_evaluation": ("lightgcn_train", "valid_eval_s"), "evaluate_command": ("evaluate", "wall_s"),
-             "export": ("export", "wall_s"), "index_build": ("serve", "index_build_s")}
-    return {key: stages[stage][field] for key, (stage, field) in picks.items() if stage in stages}
+             "export": ("export", "wall_s"), "index_build": ("serve", "index_build_s"),
+             "ivf_index_build": ("serve", "ivf_index_build_s")}
+    return {key: stages[stage][field] for key, (stage, field) in picks.items() if field in stages.get(stage, {})}
 
 
-def bench_size(label: str, work: Path, threads: int, env: dict[str, str], wanted: list[str]) -> dict:
+def bench_size(label: str, work: Path, threads: int, env: dict[str, str], wanted: list[str], train_epochs: int) -> dict:
     """Run the wanted stages (and their prerequisites) on one catalogue size: {stage: record}."""
     items, users, interactions = SIZES[label]
-    s = size_settings(items, users, interactions)
+    s = size_settings(items, users, interactions, train_epochs)
     root = work / label
     data, logs = root / f"synthetic-{label}", root / "logs"
     shutil.rmtree(root, ignore_errors=True)
@@ -255,16 +296,17 @@ def bench_size(label: str, work: Path, threads: int, env: dict[str, str], wanted
     return stages
 
 
-def size_entry(label: str, threads: int, stages: dict[str, dict]) -> dict:
+def size_entry(label: str, threads: int, stages: dict[str, dict], train_epochs: int) -> dict:
     """One size's record in the results file, from its stages (re-measured stages merged in)."""
     from motorec.evaluation.protocol import DEFAULT_MEMORY_MB, MAX_ITEM_BLOCK, batch_plan
 
     items, users, interactions = SIZES[label]
-    s = size_settings(items, users, interactions)
+    s = size_settings(items, users, interactions, train_epochs)
     eval_users, eval_block = batch_plan(items, DEFAULT_MEMORY_MB, None, blockwise=True)
     return {
         "items": items, "users": users, "interactions": interactions,
-        "settings": {"train_batch_size": s["train_batch"], "tokenizer_batch_size": s["tokenizer_batch"],
+        "settings": {"train_batch_size": s["train_batch"], "lightgcn_epochs": train_epochs,
+                     "tokenizer_batch_size": s["tokenizer_batch"],
                      "tokenizer_epochs": TOKENIZER_EPOCHS, "tokenizer_warmup_epochs": TOKENIZER_WARMUP,
                      "eval_users_per_batch": eval_users, "eval_item_block": eval_block,
                      "eval_memory_mb": DEFAULT_MEMORY_MB, "max_item_block": MAX_ITEM_BLOCK, "torch_threads": threads},
@@ -329,6 +371,9 @@ def main() -> None:
                         help="torch threads per process (1: on a shared machine 2 threads oversubscribe the cores)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/motorec-scale"))
     parser.add_argument("--out", type=Path, default=RESULTS / "scale.json")
+    parser.add_argument("--train-epochs", type=int, default=1,
+                        help="LightGCN epochs before its evaluation, export and serving (the epoch time is per "
+                             "epoch); more than 1 serves trained vectors, for the index's recall")
     parser.add_argument("--ddp-size", default="10k", help="catalogue of the 1 vs 2 process comparison ('' to skip)")
     parser.add_argument("--ddp-epochs", type=int, default=5)
     args = parser.parse_args()
@@ -358,13 +403,14 @@ def main() -> None:
     if set(wanted) - set(STAGES):
         raise SystemExit(f"--stages: unknown {sorted(set(wanted) - set(STAGES))}; choose from {', '.join(STAGES)}")
     for label in sizes:
-        fresh = bench_size(label, args.workdir, args.threads, env, wanted)
+        fresh = bench_size(label, args.workdir, args.threads, env, wanted, args.train_epochs)
         if set(fresh) == set(STAGES) or label not in report["sizes"]:
-            report["sizes"][label] = {**size_entry(label, args.threads, fresh), "provenance": provenance}
+            report["sizes"][label] = {**size_entry(label, args.threads, fresh, args.train_epochs),
+                                      "provenance": provenance}
         else:  # a re-measurement: the wanted stages (not their prerequisites) replace their old records
             again = {k: {**v, "provenance": provenance} for k, v in fresh.items() if k in wanted}
             stages = {**report["sizes"][label]["stages"], **again}
-            report["sizes"][label] = {**size_entry(label, args.threads, stages),
+            report["sizes"][label] = {**size_entry(label, args.threads, stages, args.train_epochs),
                                       "provenance": report["sizes"][label]["provenance"]}
         _write(args.out, report, torch.__version__)
     if args.ddp_size:
