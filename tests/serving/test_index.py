@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from motorec.errors import MotorecError
+from motorec.serving import index as index_module
 from motorec.serving.index import IndexConfig, ItemIndex, exact_topk, recall_at
 
 
@@ -45,9 +46,10 @@ def test_approximate_index_reaches_its_recall_and_grows(catalogue, kind):
     assert 99_999 not in excluded and len(excluded) == 5
 
 
-def test_ivf_searches_inner_products_of_vectors_of_unequal_norm():
+def test_ivf_searches_inner_products_of_vectors_of_unequal_norm(monkeypatch):
     """Popular items are long: the IVF's Euclidean reduction keeps the cells it probes few, its
     scores are the inner products, and items added later longer than every built one are found."""
+    monkeypatch.setattr(index_module, "LIFT_BLOCK", 1000)  # the catalogue is lifted in six blocks
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(40, 16))
     directions = centres[rng.integers(0, 40, 6000)] + 0.5 * rng.normal(size=(6000, 16))

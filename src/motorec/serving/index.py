@@ -29,12 +29,16 @@ from typing import Any
 
 import faiss
 import numpy as np
+import torch
 
 from motorec.errors import MotorecError
+from motorec.topk import RunningTopK, blocks
 
 KINDS = ("auto", "flat", "ivf", "hnsw")
 NPROBE_GRID = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 CALIBRATION_K = 20
+EXACT_BLOCK = 16_384  # items per block of the exact scan (1,000 queries x block floats)
+LIFT_BLOCK = 262_144  # items lifted into the IVF's Euclidean space per add at build
 
 
 @dataclass(frozen=True)
@@ -70,10 +74,16 @@ class IndexConfig:
 
 
 def exact_topk(queries: np.ndarray, vectors: np.ndarray, k: int) -> np.ndarray:
-    """Row ids of each query's k largest inner products (brute force, for calibration and tests)."""
-    flat = faiss.IndexFlatIP(vectors.shape[1])
-    flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return flat.search(np.ascontiguousarray(queries, dtype=np.float32), k)[1]
+    """Row ids of each query's k largest inner products, ties by lower row: the exact search that
+    calibration and tests measure against. Item blocks stream through one running top-k, which
+    keeps the scan linear in the catalogue (faiss's flat search with 1,000 queries was 1.5x slower
+    per item at 10^6 items than at 10^5)."""
+    q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
+    v = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
+    best = RunningTopK(min(k, len(v)))
+    for start, stop in blocks(len(v), EXACT_BLOCK):
+        best.update(q @ v[start:stop].T, start)
+    return best.top.numpy()
 
 
 def recall_at(found: np.ndarray, exact: np.ndarray) -> float:
@@ -144,7 +154,9 @@ class ItemIndex:
                 ivf.cp.seed = 0
                 sample = np.sort(np.random.default_rng(0).choice(n, size=min(n, 40 * nlist), replace=False))
                 ivf.train(_lift(vectors[sample], bound))
-                ivf.add_with_ids(_lift(vectors, bound), ids)
+                info["train_seconds"] = time.perf_counter() - t0
+                for start in range(0, n, LIFT_BLOCK):  # the lifted copy is made a block at a time
+                    ivf.add_with_ids(_lift(vectors[start : start + LIFT_BLOCK], bound), ids[start : start + LIFT_BLOCK])
                 info.update(nlist=nlist, norm_bound=bound)
                 built = cls(dim, ivf, info, norm_bound=bound)
             else:
@@ -154,7 +166,9 @@ class ItemIndex:
                 built._index.add_with_ids(vectors, ids)
             built.info = info
             if kind != "flat" and queries is not None and len(queries) and n:
+                t_calibrate = time.perf_counter()
                 built._calibrate(vectors, ids, np.ascontiguousarray(queries, dtype=np.float32), config)
+                info["calibration_seconds"] = time.perf_counter() - t_calibrate
             if kind == "ivf" and not config.nprobe and info.get("nprobe") == info["nlist"] > 1:
                 # the target recall needed every cell: that is exact search plus the cells' overhead
                 # (vectors without cluster structure), so serve exact search
