@@ -16,8 +16,8 @@ item becomes [x, sqrt(M^2 - |x|^2)] with M the largest norm at build time and ev
 [q, 0], so that |q' - x'|^2 = |q|^2 + M^2 - 2 q.x ranks items exactly as q.x does (Bachrach et al.,
 RecSys 2014). New items are added to their nearest cell (IVF) or linked into the graph (HNSW):
 no rebuild; a new item longer than M, which the reduction cannot hold, goes to a small exact
-side index searched alongside. Searches and additions take one lock, since faiss does not allow a search to overlap
-an add on the same index.
+side index searched alongside. Searches and additions take one lock, since faiss does not allow
+a search to overlap an add on the same index.
 """
 
 from __future__ import annotations
