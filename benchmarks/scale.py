@@ -174,9 +174,9 @@ def worker_serve(bundle: str, out: Path, wal_dir: Path) -> None:
     raw = raw_inner_product_ivf(b.item_vectors[items], items, ivf.info["nlist"], ivf.info["nprobe"])
     raw_found = []
     for u in users:
-        seen = service.seen(u)
+        seen = set(service.seen(u).tolist())
         got = raw.search(service.user_vectors[u][None, :].astype(np.float32), 20 + len(seen))[1][0]
-        raw_found.append([i for i in got.tolist() if i >= 0 and i not in set(seen.tolist())][:20])
+        raw_found.append([i for i in got.tolist() if i >= 0 and i not in seen][:20])
     ms = np.array(latencies) * 1000
     info = {k: v for k, v in service.index.info.items() if k != "config"}
     out.write_text(json.dumps({
