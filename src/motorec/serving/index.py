@@ -198,8 +198,11 @@ class ItemIndex:
                     break
             info["nprobe"] = int(self._index.nprobe)
             info["calibration_recall_by_nprobe"] = {str(p): r for p, r in by_nprobe.items()}
+            recall = by_nprobe[info["nprobe"]]  # the probe count kept was the last one searched
+        else:
+            recall = recall_at(self._search(queries, k)[1], exact)
         info["calibration_queries"] = len(queries)
-        info[f"calibration_recall@{k}"] = recall_at(self._search(queries, k)[1], exact)
+        info[f"calibration_recall@{k}"] = recall
 
     def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(inner products, ids) of up to k items per query row; missing slots have id -1."""

@@ -98,9 +98,9 @@ def select_ridge(
     cut = max(1, int(len(rows) * share))
     test, train = np.sort(order[:cut]), np.sort(order[cut:])
     path = RidgePath(x, y, train)
-    y_test = y[test]
+    x_test, y_test = x[test], y[test]  # gathered once, not once per lambda
     sst = float(((y_test - path.bias) ** 2).sum())
-    r2 = {lam: 1.0 - float(((y_test - path.at(lam)(x[test])) ** 2).sum()) / max(sst, 1e-12) for lam in grid}
+    r2 = {lam: 1.0 - float(((y_test - path.at(lam)(x_test)) ** 2).sum()) / max(sst, 1e-12) for lam in grid}
     return max(r2, key=r2.__getitem__), r2
 
 
