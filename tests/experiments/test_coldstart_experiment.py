@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,13 @@ def test_tunes_on_valid_then_one_table_over_the_seeds(tmp_path, plan):
     # --no-train tabulates what is finished and trains nothing
     again = run_coldstart(out, runs, plan, data_root=".", overrides=FAST, train=False)
     assert [r["status"] for r in again["table"]] == ["ok", "ok", "ok"]
+    # each row keeps every seed's test figures, so the table pairs seeds without the runs behind it
+    assert rows[1]["per_seed"]["1"]["cold@cold"]["recall@20"] == pytest.approx(ref[0])
+    shutil.rmtree(runs / "compare")
+    kept = run_coldstart(out, runs, plan, data_root=".", overrides=FAST, train=False)
+    assert [r["status"] for r in kept["table"]] == ["ok", "ok", "ok"]
+    assert kept["paired"] == again["paired"]
+    assert [p for p in kept["paired"] if p["model"] == "deepmusic"] == paired
 
 
 def test_plan_errors_name_the_problem(tmp_path, plan):

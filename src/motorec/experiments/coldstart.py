@@ -113,7 +113,7 @@ def run_coldstart(
             runs=runs / "compare",
         )
         summary["paired"] = paired_table(
-            runs / "compare", json.loads((out / "table" / "compare.json").read_text()), plan.get("paired") or []
+            json.loads((out / "table" / "compare.json").read_text()), plan.get("paired") or []
         )
         summary["provenance"] = provenance(runs / "compare", chosen_specs)
         atomic_write_text(summary_path, json.dumps({**summary, "plan": plan}, indent=2))
@@ -210,27 +210,25 @@ def provenance(cells: Path, specs: list[DatasetSpec]) -> dict[str, Any]:
     }
 
 
-def seed_metrics(cell: Path, group: str, metric: str) -> dict[int, float]:
-    """Test `metric` of `group` for each finished seed of one table cell."""
-    out = {}
-    for path in cell.glob("seed_*/result.json"):
-        result = json.loads(path.read_text())
-        if group in result["test"]:
-            out[int(result["seed"])] = float(result["test"][group][metric])
-    return out
+def seed_metrics(row: dict[str, Any] | None, group: str, metric: str) -> dict[int, float]:
+    """Test `metric` of `group` for each seed of one table row (its `per_seed` figures)."""
+    per_seed = (row or {}).get("per_seed") or {}
+    return {int(s): figures[group][metric] for s, figures in per_seed.items() if group in figures}
 
 
-def paired_table(cells: Path, rows: list[dict[str, Any]], comparisons: list[dict[str, str]]) -> list[dict[str, Any]]:
-    """Each row against a reference row on one group, seed by seed: mean paired difference, its standard
-    error (sample std / sqrt(n)) and the verdict (win / loss beyond two standard errors, else level)."""
+def paired_table(rows: list[dict[str, Any]], comparisons: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """Each row against a reference row of the same dataset on one group, seed by seed: mean paired
+    difference, its standard error (sample std / sqrt(n)) and the verdict (win / loss beyond two
+    standard errors, else level). Read from the table alone, so rows run at different times pair."""
     out = []
+    by_cell = {(r["dataset"], r["model"]): r for r in rows if r["status"] == "ok"}
     for comp in comparisons:
         group, metric, ref = comp["group"], comp.get("metric", "recall@20"), comp["reference"]
-        for row in rows:
-            if row["status"] != "ok" or row["model"] == ref:
+        for (dataset, model), row in by_cell.items():
+            if model == ref:
                 continue
-            mine = seed_metrics(cells / row["dataset"] / row["model"], group, metric)
-            theirs = seed_metrics(cells / row["dataset"] / ref, group, metric)
+            mine = seed_metrics(row, group, metric)
+            theirs = seed_metrics(by_cell.get((dataset, ref)), group, metric)
             seeds = sorted(set(mine) & set(theirs))
             if len(seeds) < 2:
                 continue
@@ -240,8 +238,8 @@ def paired_table(cells: Path, rows: list[dict[str, Any]], comparisons: list[dict
             verdict = "win" if mean > 2 * se else "loss" if mean < -2 * se else "level"
             out.append(
                 {
-                    "dataset": row["dataset"],
-                    "model": row["model"],
+                    "dataset": dataset,
+                    "model": model,
                     "reference": ref,
                     "group": group,
                     "metric": metric,

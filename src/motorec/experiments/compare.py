@@ -10,7 +10,8 @@ Recall@20 / NDCG@20 for all, warm, cold@full, cold@cold (cold splits) or all, lo
 splits), the seconds per run (train + per-epoch evaluation of one seed, without the warm backbone
 a specialist reads; the backbone's own seconds are a separate column), the train time per epoch,
 and whether the model has a content path for cold items. A model that cannot run on a dataset
-(e.g. too few modalities) becomes an n/a row with the reason.
+(e.g. too few modalities) becomes an n/a row with the reason. Each row also keeps every seed's test
+figures (`per_seed`), so paired comparisons need only the table, not the runs behind it.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ def run_cell(
             "test": {
                 g: {m: [res["test"][g][m], res["test_std"][g][m]] for m in METRICS} for g in GROUPS if g in res["test"]
             },
+            "per_seed": seed_figures(run_dir, res["seeds"]),
             "valid_recall@20": res["valid"]["all"]["recall@20"],
             "max_epochs": res["config"]["train"]["epochs"],
             "eval_every": res["config"]["train"]["eval_every"],
@@ -116,6 +118,15 @@ def run_cell(
         }
     )
     return row
+
+
+def seed_figures(run_dir: Path, seeds: list[int]) -> dict[str, dict[str, dict[str, float]]]:
+    """{seed: {group: {metric: test value}}} of a finished run, read from each seed's result.json."""
+    out = {}
+    for seed in seeds:
+        test = json.loads((run_dir / f"seed_{seed}" / "result.json").read_text())["test"]
+        out[str(seed)] = {g: {m: float(test[g][m]) for m in METRICS} for g in GROUPS if g in test}
+    return out
 
 
 def compare(
@@ -140,6 +151,9 @@ def compare(
             for model in models:
                 task.update(f"{spec.label} / {model}")
                 row = run_cell(spec, model, runs, list(overrides or []), Path(tuned) if tuned else None, train)
+                earlier = [r for r in previous_rows(out) if (r["dataset"], r["model"]) == (spec.label, row["model"])]
+                if row["status"] == "not run" and earlier and earlier[0]["status"] == "ok":
+                    row = earlier[0]  # tabulating without the runs keeps the finished row the table has
                 rows = [r for r in previous_rows(out) if (r["dataset"], r["model"]) != (spec.label, row["model"])] + [
                     row
                 ]
