@@ -118,8 +118,10 @@ def main() -> None:
     for r in report["runs"]:
         for name, v in r["recall@20"].items():
             t = v["test"]
-            print(f"{r['dataset']:16s} {name:9s} valid cold@cold {v['valid']['cold@cold']:.4f} all {v['valid']['all']:.4f}"
-                  f" | test all {t['all']:.4f} warm {t['warm']:.4f} cold@full {t['cold@full']:.4f} cold@cold {t['cold@cold']:.4f}")
+            print(
+                f"{r['dataset']:16s} {name:9s} valid cold@cold {v['valid']['cold@cold']:.4f} all {v['valid']['all']:.4f}"
+                f" | test all {t['all']:.4f} warm {t['warm']:.4f} cold@full {t['cold@full']:.4f} cold@cold {t['cold@cold']:.4f}"
+            )
 
 
 if __name__ == "__main__":
