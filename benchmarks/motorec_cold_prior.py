@@ -22,6 +22,7 @@ from motorec.evaluation import Evaluator
 from motorec.models.factory import load_trained
 from motorec.runtime import describe_machine
 from motorec.training.trainer import evaluate_model
+from rescore import seed_means
 
 
 def score_run(run: Path, priors: list[float]) -> dict:
@@ -35,10 +36,7 @@ def score_run(run: Path, priors: list[float]) -> dict:
             for split in ("valid", "test"):
                 res = evaluate_model(model, evaluator, split)
                 per_prior[str(p)][split].append({g: m["recall@20"] for g, m in res.metrics.items()})
-    mean = {
-        p: {split: {g: float(np.mean([s[g] for s in seeds])) for g in seeds[0]} for split, seeds in v.items()}
-        for p, v in per_prior.items()
-    }
+    mean = seed_means(per_prior)
     return {
         "run": str(run),
         "dataset": results["dataset"],

@@ -31,6 +31,8 @@ from torch import Tensor
 from motorec.evaluation import Evaluator
 from motorec.models.factory import load_trained
 from motorec.runtime import describe_machine
+from motorec_merge_rules import calibrated
+from rescore import seed_means
 
 TAUS = (0.05, 0.1, 0.2)
 
@@ -43,16 +45,6 @@ def soft_max_pool(sim: Tensor, indptr: np.ndarray, indices: np.ndarray, tau: flo
         if len(items):
             out[u] = tau * torch.logsumexp(sim[items] / tau, 0)
     return out
-
-
-def merged(s_c: Tensor, s_id: Tensor, warm: Tensor, prior: float) -> Tensor:
-    """The packaged merge on dense scores: warm by s_c + s_id standardised over warm items, cold by
-    s_c standardised over all items, plus the prior."""
-    s_w = s_c + s_id
-    w = s_w[:, warm]
-    warm_z = (s_w - w.mean(1, keepdim=True)) / w.std(1, keepdim=True)
-    cold_z = (s_c - s_c.mean(1, keepdim=True)) / s_c.std(1, keepdim=True)
-    return torch.where(warm, warm_z, cold_z + prior)
 
 
 @torch.no_grad()
@@ -77,7 +69,7 @@ def score_run(run: Path) -> dict:
         u_id, i_id = model._id_channel()
         s_id = u_id @ i_id.T
         for name, s_c in scores.items():
-            full = merged(s_c, s_id, model.warm, model.params.cold_prior)
+            full = calibrated(s_c + s_id, s_c, model.warm)["standardise"](model.params.cold_prior)
             figures = {}
             for split in ("valid", "test"):
                 res = evaluator.evaluate(lambda users, s=full: s[torch.as_tensor(users)], split)
@@ -85,10 +77,7 @@ def score_run(run: Path) -> dict:
             recalls.setdefault(name, {"valid": [], "test": []})
             for split in ("valid", "test"):
                 recalls[name][split].append(figures[split])
-    mean = {
-        name: {split: {g: float(np.mean([s[g] for s in seeds])) for g in seeds[0]} for split, seeds in v.items()}
-        for name, v in recalls.items()
-    }
+    mean = seed_means(recalls)
     per_seed_cold = {name: [s["cold@cold"] for s in v["test"]] for name, v in recalls.items()}
     return {
         "run": str(run),

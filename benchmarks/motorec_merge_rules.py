@@ -23,13 +23,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from motorec.evaluation import Evaluator
 from motorec.models.factory import load_trained
 from motorec.runtime import describe_machine
+from rescore import seed_means
 
 OFFSETS = {
     "standardise": [0.0, 0.25, 0.5, 0.75, 1.0],
@@ -75,13 +75,7 @@ def score_run(run: Path) -> dict:
                 for split in ("valid", "test"):
                     res = evaluator.evaluate(lambda users, s=scores: s[torch.as_tensor(users)], split)
                     recalls[rule][str(p)][split].append({g: m["recall@20"] for g, m in res.metrics.items()})
-    mean = {
-        rule: {
-            p: {split: {g: float(np.mean([s[g] for s in seeds])) for g in seeds[0]} for split, seeds in v.items()}
-            for p, v in per_offset.items()
-        }
-        for rule, per_offset in recalls.items()
-    }
+    mean = {rule: seed_means(per_offset) for rule, per_offset in recalls.items()}
     best = {
         rule: max(per_offset, key=lambda p: per_offset[p]["valid"]["all"]) for rule, per_offset in mean.items()
     }
