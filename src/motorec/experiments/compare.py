@@ -151,12 +151,12 @@ def compare(
             for model in models:
                 task.update(f"{spec.label} / {model}")
                 row = run_cell(spec, model, runs, list(overrides or []), Path(tuned) if tuned else None, train)
-                earlier = [r for r in previous_rows(out) if (r["dataset"], r["model"]) == (spec.label, row["model"])]
+                cell = (spec.label, row["model"])
+                table = previous_rows(out)
+                earlier = [r for r in table if (r["dataset"], r["model"]) == cell]
                 if row["status"] == "not run" and earlier and earlier[0]["status"] == "ok":
                     row = earlier[0]  # tabulating without the runs keeps the finished row the table has
-                rows = [r for r in previous_rows(out) if (r["dataset"], r["model"]) != (spec.label, row["model"])] + [
-                    row
-                ]
+                rows = [r for r in table if (r["dataset"], r["model"]) != cell] + [row]
                 write_tables(rows, out)
                 task.advance()
     return [r for r in rows if r["dataset"] in {s.label for s in specs} and r["model"] in labels]
