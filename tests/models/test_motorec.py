@@ -250,3 +250,39 @@ def test_large_batches_rank_each_positive_against_a_sample_within_the_logit_budg
     u, items = torch.randn(3, 4), torch.randn(len(ds.item_degree), 4)
     sampled = candidate_logits(u, items, pos, candidates[:5], None)
     assert torch.allclose(sampled[:, 0], (u * items[pos]).sum(1)) and sampled.shape == (3, 6)
+
+
+def test_staged_training_selects_content_on_cold_items_then_trains_only_the_id_channel(ds, monkeypatch):
+    model, cfg = build(ds)
+    snapshots = {}
+    begin = model.begin_stage
+
+    def snapshot_then_begin(name):
+        begin(name)
+        snapshots[name] = {k: v.clone() for k, v in model.state_dict().items()}
+
+    monkeypatch.setattr(model, "begin_stage", snapshot_then_begin)
+    evaluator = Evaluator(ds, "cpu", ks=(20,))
+    train_cfg = cfg.train.model_copy(update={"epochs": 4, "lr": 0.01, "progress": False, "patience": 2})
+    result = fit(model, ds, evaluator, train_cfg, seed=0)
+    stages = [(h["stage"], h["select"]) for h in result.history]
+    content_rows = [h for h in result.history if h["stage"] == "content"]
+    n_content = len(content_rows)
+    assert 0 < n_content < len(stages)
+    assert stages == [("content", "cold@cold")] * n_content + [("id", "all")] * (len(stages) - n_content)
+    assert [h["epoch"] for h in result.history] == list(range(len(result.history)))  # numbered across stages
+    # cold items are ranked by content alone, and content is frozen from the best content epoch on:
+    # the final valid cold@cold is that epoch's
+    best = max(h["valid_recall@20"] for h in content_rows)
+    assert result.valid.get("cold@cold") == pytest.approx(best, abs=1e-9)
+    final = model.state_dict()
+    content_keys = [k for k in final if k.startswith(("content.", "attn."))]
+    id_keys = ["user_id", *[k for k in final if k.startswith("item_id.")]]
+    assert all(torch.equal(final[k], snapshots["id"][k]) for k in content_keys)
+    assert any(not torch.equal(final[k], snapshots["id"][k]) for k in id_keys)
+    assert result.best_epoch >= n_content  # the ID stage's epoch, counted after the content stage's
+
+
+def test_unstaged_training_is_one_stage_selected_on_all(ds):
+    _, result = train(ds, "model.staged=false", epochs=2)
+    assert [set(h) for h in result.history] == [{"epoch", "loss", "valid_recall@20"}] * 2

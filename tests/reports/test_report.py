@@ -100,7 +100,8 @@ def test_validation_history_and_images_are_written(report):
     for name in parsed.images:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / name).stat().st_size < 200_000
     history = json.loads((dirs[0] / "seed_2026" / "result.json").read_text())["history"]
-    assert data["runs"][0]["history"]["2026"] == history and len(history) == 3
+    assert data["runs"][0]["history"]["2026"] == history
+    assert [h["stage"] for h in history] == ["content"] * 3 + ["id"] * 3  # MoToRec: two stages of 3 epochs
 
 
 def test_report_cli(synthetic_runs, tmp_path, capsys):

@@ -70,6 +70,46 @@ def test_resume_continues_from_the_checkpoint(tmp_path, monkeypatch):
     assert b["test"] == a["test"]
 
 
+MOTOREC_SMALL = (
+    "model.content_dim=16",
+    "model.content_hidden=32",
+    "model.tokenizer.codebook_size=16",
+    "model.tokenizer.hidden=[32]",
+    "model.tokenizer.latent_dim=8",
+    "model.tokenizer.epochs=3",
+)
+
+
+def test_resume_inside_a_later_stage_continues_that_stage(tmp_path, monkeypatch):
+    """MoToRec trains in two stages; a run killed in its second stage resumes there, not from the start."""
+    sets = ("seeds=[5]", "train.epochs=3", "train.patience=100", "train.lr=0.01", *MOTOREC_SMALL)
+    extra = ("--set", f"data.cache_dir={tmp_path / 'cache'}")
+    full = tmp_path / "full"
+    assert train(full, *sets, model="motorec", extra=extra) == 0
+    saves = []
+    real_save = trainer.save_checkpoint
+
+    def save_then_die(path, state):
+        real_save(path, state)
+        saves.append(state["stage"])
+        if saves.count(1) == 1:
+            raise KeyboardInterrupt  # killed right after the first checkpoint of the ID stage
+
+    monkeypatch.setattr(trainer, "save_checkpoint", save_then_die)
+    part = tmp_path / "part"
+    assert train(part, *sets, model="motorec", extra=extra) == 130
+    monkeypatch.setattr(trainer, "save_checkpoint", real_save)
+    assert train(part, *sets, model="motorec", extra=(*extra, "--resume")) == 0
+    a = json.loads((full / "seed_5" / "result.json").read_text())
+    b = json.loads((part / "seed_5" / "result.json").read_text())
+    assert [h["stage"] for h in b["history"]] == ["content"] * 3 + ["id"] * 3
+    assert b["epochs_run"] == 6 and [h["epoch"] for h in b["history"]] == list(range(6))
+    for ha, hb in zip(a["history"], b["history"]):  # the resumed run continues the same trajectory
+        assert (hb["stage"], hb["select"]) == (ha["stage"], ha["select"])
+        assert (hb["loss"], hb["valid_recall@20"]) == pytest.approx((ha["loss"], ha["valid_recall@20"]), rel=1e-5)
+    assert b["test"]["all"]["recall@20"] == pytest.approx(a["test"]["all"]["recall@20"], rel=1e-6)
+
+
 def test_multi_seed_results_schema_and_topk(tmp_path, capsys):
     run = tmp_path / "run"
     assert train(run, "seeds=[1,2]", "train.epochs=4") == 0

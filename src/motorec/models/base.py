@@ -8,6 +8,7 @@ shared ModelContext; item base vectors from the item-representation hook.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 import numpy as np
@@ -19,6 +20,21 @@ from motorec.errors import MotorecError, did_you_mean
 from motorec.models.context import ModelContext
 from motorec.models.item_repr import build_item_repr, uses_ids
 from motorec.tokenizers.base import TokenSlot
+
+
+@dataclass(frozen=True)
+class TrainingStage:
+    """One stage of training, early-stopped on its own validation group.
+
+    The trainer runs a model's stages in order, each with the shared early-stopping loop and a
+    fresh optimiser over the parameters that still require gradients after `begin_stage(name)`;
+    the next stage starts from the previous stage's best-validation weights. `select` is the
+    validation group (Recall@20) the stage is selected on; a split without that group (a warm
+    split has no `cold@cold`) selects on `all`.
+    """
+
+    name: str
+    select: str = "all"
 
 
 class Recommender(nn.Module):
@@ -55,6 +71,13 @@ class Recommender(nn.Module):
     def full_sort_predict(self, users: torch.Tensor) -> torch.Tensor:
         """Scores of these users against every item: (len(users), n_items)."""
         raise NotImplementedError
+
+    def training_stages(self) -> tuple[TrainingStage, ...]:
+        """The stages `fit` trains one after another (default: one stage, all parameters, selected on `all`)."""
+        return (TrainingStage("joint"),)
+
+    def begin_stage(self, name: str) -> None:
+        """Called before each stage of `training_stages()` (freeze here what the stage must not train)."""
 
     def on_epoch_start(self, epoch: int) -> None:
         """Hook for per-epoch work (graph refresh, codebook restarts)."""

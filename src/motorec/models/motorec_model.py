@@ -52,7 +52,7 @@ from motorec.config import (
 )
 from motorec.data.graph import FrozenSparse, row_normalize, to_torch_sparse
 from motorec.errors import MotorecError
-from motorec.models.base import EmbeddingRecommender, l2_reg, register_model
+from motorec.models.base import EmbeddingRecommender, TrainingStage, l2_reg, register_model
 from motorec.models.context import ModelContext
 from motorec.models.item_repr import build_item_repr
 from motorec.models.lightgcn import propagate
@@ -251,6 +251,7 @@ class MoToRecParams(ConfigModel):
     alpha: UnitInterval
     cold_prior: Annotated[float, Field(allow_inf_nan=False)]
     id_channel: bool
+    staged: bool  # content stage (selected on valid cold@cold), then ID stage with content frozen (valid all)
     rq_weight: NonNegativeFloat
     refresh_codes: bool
     rq_batch_size: PositiveInt
@@ -317,6 +318,8 @@ class MoToRec(EmbeddingRecommender):
         self.register_buffer("user_degree", torch.from_numpy(ctx.dataset.user_degree.astype(np.float32)))
         self.user_mean = FrozenSparse(to_torch_sparse(row_normalize(ctx.dataset.train_matrix), ctx.device))
         self.register_buffer("tokenizer_ready", torch.tensor(False))
+        self.content_frozen = False  # the ID stage of staged training: content fixed, read from `_frozen`
+        self._frozen: Tensor | None = None
 
     def channel(self, modality: str) -> TokenContent:
         """The content channel of one modality."""
@@ -388,8 +391,37 @@ class MoToRec(EmbeddingRecommender):
         codes = self.tokens()
         return np.concatenate([codes[m] for m in self.mods], axis=1), self.token_slots()
 
+    # ------------------------------------------------------------------ training stages
+    def training_stages(self) -> tuple[TrainingStage, ...]:
+        """Staged (`staged`, with an ID channel): the content channel is the ranker of items it never
+        saw, and on a dense catalogue it over-fits the training items within a few epochs while the
+        ID channel still needs many, so one selection epoch serves neither. The content stage trains
+        both channels and is selected on valid cold@cold (a warm split: `all`); the ID stage then
+        trains the ID channel alone on the frozen content, selected on valid `all`."""
+        if self.params.staged and self.item_id is not None:
+            return (TrainingStage("content", select="cold@cold"), TrainingStage("id", select="all"))
+        return super().training_stages()
+
+    def begin_stage(self, name: str) -> None:
+        self.content_frozen = name == "id"
+        self._frozen = None
+        for module in (self.content, self.attn):
+            module.requires_grad_(not self.content_frozen)
+
+    def _training_content(self) -> Tensor:
+        """Item content vectors for a training step; once frozen, computed once without dropout."""
+        if not self.content_frozen:
+            return self.item_content()
+        if self._frozen is None:
+            was_training = self.training
+            self.eval()
+            with torch.no_grad():
+                self._frozen = self.item_content()
+            self.train(was_training)
+        return self._frozen
+
     def on_epoch_start(self, epoch: int) -> None:
-        if not self.uses_tokens:
+        if not self.uses_tokens or self.content_frozen:
             return
         if not bool(self.tokenizer_ready):
             seed = self.params.tokenizer_seed
@@ -402,7 +434,7 @@ class MoToRec(EmbeddingRecommender):
 
     @property
     def _finetunes_tokenizer(self) -> bool:
-        return self.uses_tokens and self.params.rq_weight > 0
+        return self.uses_tokens and self.params.rq_weight > 0 and not self.content_frozen
 
     # ------------------------------------------------------------------ encoder
     def _fuse(self, views: list[Tensor]) -> Tensor:
@@ -437,14 +469,14 @@ class MoToRec(EmbeddingRecommender):
         a uniform sample of training items instead, so the logits stay within that budget at any
         catalogue size and batch."""
         p = self.params
-        content = self.item_content()
+        content = self._training_content()
         u_c = leave_one_out_mean(self._content_users(content)[users], self.user_degree[users], content[pos])
         u_n, c_n = F.normalize(u_c, dim=1), F.normalize(content, dim=1)
         candidates, index = self._softmax_candidates(pos)
         s_c = candidate_logits(u_n, c_n, pos, candidates, index) / p.temperature
         target = index if index is not None else torch.zeros_like(pos)
         w = self.rarity[pos] if p.rarity.ranking else torch.ones(len(pos), device=pos.device)
-        losses = {"content": weighted_ce(s_c, target, w)}
+        losses = {"content": s_c.new_zeros(()) if self.content_frozen else weighted_ce(s_c, target, w)}
         if self.item_id is not None:
             u_id, i_id = self._id_channel()
             # the warm score is content + ID; the content part is detached, so the ID channel learns

@@ -113,7 +113,8 @@ def cold_share_bars(runs: list[RunSummary], path: Path) -> Path:
 
 
 def valid_curves(runs: list[RunSummary], path: Path) -> Path:
-    """Validation Recall@20 per evaluated epoch, one panel per run, one line per seed."""
+    """Validation Recall@20 per evaluated epoch, one panel per run, one line per seed. A staged model
+    (MoToRec) reads each stage's score on its own group (`select` in the history: cold@cold, then all)."""
     fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs) + 0.4, 2.8), squeeze=False)
     for ax, r in zip(axes[0], runs):
         for seed, hist in r.history.items():
@@ -126,7 +127,7 @@ def valid_curves(runs: list[RunSummary], path: Path) -> Path:
         ax.grid(alpha=0.3)
         if any(r.history.values()):
             ax.legend(fontsize=8)
-    axes[0][0].set_ylabel("valid Recall@20")
+    axes[0][0].set_ylabel("valid Recall@20 (selection group)")
     return _save(fig, path)
 
 

@@ -89,82 +89,146 @@ def fit(
 ) -> FitResult:
     """Train with early stopping; the test split is evaluated once, at the best-valid state.
 
-    `metrics_log` receives the mean train loss and valid recall@20 at every evaluation. Under
-    torchrun (`dist`), every rank runs this same loop data-parallel: `train.batch_size` pairs per
-    rank and step (global batch = batch_size x ranks, so an epoch takes 1/ranks of the steps),
-    gradients averaged by DDP, the epoch loss averaged over ranks, evaluation sharded by users
-    (`evaluator` built with the same context), checkpoints written by rank 0.
+    A model trains in the stages it declares (`training_stages`, one by default): each runs the
+    shared early-stopping loop (`train.epochs`, `train.patience`) with a fresh optimiser over the
+    parameters left trainable by `begin_stage`, selected on its own validation group, and the next
+    starts from its best-valid weights. Epochs are numbered across stages; `best_epoch` is the last
+    stage's; with several stages each history row names its stage and the group its
+    `valid_recall@20` was read on (`select`). `metrics_log` receives the mean train loss and that
+    score at every evaluation. Under torchrun (`dist`), every rank runs this same loop data-parallel:
+    `train.batch_size` pairs per rank and step (global batch = batch_size x ranks, so an epoch takes
+    1/ranks of the steps), gradients averaged by DDP, the epoch loss averaged over ranks, evaluation
+    sharded by users (`evaluator` built with the same context), checkpoints written by rank 0.
     """
-    device = model.ctx.device
     if not model.trainable:
         valid = evaluate_model(model, evaluator, "valid")
         test = evaluate_model(model, evaluator, "test", export_topk=True)
         return FitResult(valid, test, 0, 0, 0.0, 0.0)
-    sampler = BPRSampler(ds, device, seed, dist)
-    step = data_parallel(model, model.calculate_loss, dist)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
-    state = None
-    if resume and checkpoint is not None and checkpoint.is_file():
-        saved = load_checkpoint(checkpoint, device)
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        state = LoopState.from_checkpoint(saved)
-        sampler.generator.set_state(saved["sampler_rng"])
-        torch.set_rng_state(saved["torch_rng"])
-
-    def train_one(epoch: int) -> float:
-        model.on_epoch_start(epoch)
-        total, n = train_epoch(model, sampler, opt, train_cfg.batch_size, step)
-        summed = dist.all_reduce_sum(torch.tensor([total, n], dtype=torch.float64, device=dist.device), "epoch loss")
-        return float(summed[0] / max(float(summed[1]), 1.0))
-
-    def save(state: LoopState) -> None:
-        if checkpoint is not None and dist.is_main:  # one writer; atomic, so a reader never sees half a file
-            save_checkpoint(
-                checkpoint,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    **state.as_checkpoint(),
-                    "sampler_rng": sampler.generator.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                },
-            )
-
-    schedule = Schedule(train_cfg.epochs, train_cfg.patience, train_cfg.eval_every, f"valid_{SELECT_METRIC}")
-    with progress(enabled=train_cfg.progress and dist.is_main) as bar:
-        task = bar.task(f"{model.name} seed {seed}", total=schedule.epochs, completed=state.next_epoch if state else 0)
-
-        def show(epoch: int, loss: float, score: float | None, st: LoopState) -> None:
-            if score is None:
-                task.advance()
-                return
-            task.advance(status=f"loss {loss:.4f} valid R@20 {score:.4f} (best {st.best_score:.4f} @ {st.best_epoch})")
-            if metrics_log is not None:
-                metrics_log.scalars(epoch, {"train/loss": loss, f"valid/{SELECT_METRIC}": score})
-
-        with dist.guard("training"):
-            result = loop.run(
-                model,
-                schedule,
-                train_one,
-                lambda: evaluate_model(model, evaluator, "valid").get(SELECT_GROUP, SELECT_METRIC),
-                state,
-                on_evaluated=save,
-                on_epoch=show,
-                name=model.name,
-            )
+    sampler = BPRSampler(ds, model.ctx.device, seed, dist)
+    stages = model.training_stages()
+    saved = load_checkpoint(checkpoint, model.ctx.device) if resume and checkpoint and checkpoint.is_file() else None
+    first = int(saved.get("stage", 0)) if saved else 0
+    done: list[dict] = list(saved.get("done_stages", [])) if saved else []  # finished stages: epochs, history
+    run = _StageRun(model, evaluator, sampler, train_cfg, seed, checkpoint, metrics_log, dist)
+    train_seconds = eval_seconds = 0.0
+    epochs_trained = evaluations = 0
+    for index, stage in enumerate(stages):
+        model.begin_stage(stage.name)
+        if index < first:
+            continue
+        step = data_parallel(model, model.calculate_loss, dist)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.Adam(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+        state = None
+        if saved is not None and index == first:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            state = LoopState.from_checkpoint(saved)
+            sampler.generator.set_state(saved["sampler_rng"])
+            torch.set_rng_state(saved["torch_rng"])
+        group = stage.select if stage.select in evaluator.groups else SELECT_GROUP
+        offset = sum(d["epochs"] for d in done)
+        result = run.fit(stage.name, group, offset, opt, step, state, done, multi_stage=len(stages) > 1)
+        rows = [h | {"epoch": offset + h["epoch"], "stage": stage.name, "select": group} for h in result.state.history]
+        done.append(
+            {"epochs": result.state.next_epoch, "best_epoch": offset + result.state.best_epoch, "history": rows}
+        )
+        train_seconds += result.train_seconds
+        eval_seconds += result.eval_seconds
+        epochs_trained += result.epochs_run
+        evaluations += result.evaluations
     with dist.guard("evaluation"):
         valid = evaluate_model(model, evaluator, "valid")
         test = evaluate_model(model, evaluator, "test", export_topk=True)
-    st = result.state
+    history = [h for d in done for h in d["history"]]
+    if len(stages) == 1:  # one stage: the history as it always was
+        history = [{k: v for k, v in h.items() if k not in ("stage", "select")} for h in history]
     return FitResult(
         valid,
         test,
-        st.best_epoch,
-        st.next_epoch,
-        result.train_seconds / result.epochs_run,
-        result.eval_seconds / max(result.evaluations, 1),
-        st.history,
+        done[-1]["best_epoch"],
+        sum(d["epochs"] for d in done),
+        train_seconds / max(epochs_trained, 1),
+        eval_seconds / max(evaluations, 1),
+        history,
     )
+
+
+@dataclass
+class _StageRun:
+    """What every stage of one `fit` shares."""
+
+    model: Recommender
+    evaluator: Evaluator
+    sampler: BPRSampler
+    train_cfg: TrainConfig
+    seed: int
+    checkpoint: Path | None
+    metrics_log: MetricLog | None
+    dist: DistContext
+
+    def fit(
+        self,
+        name: str,
+        group: str,
+        offset: int,
+        opt: torch.optim.Optimizer,
+        step: Callable[..., dict[str, torch.Tensor]],
+        state: LoopState | None,
+        done: list[dict],
+        multi_stage: bool,
+    ) -> loop.LoopResult:
+        """One stage: the early-stopping loop, selected on valid recall@20 of `group`; epochs of
+        earlier stages (`offset`) and their records (`done`) go into hooks, logs and checkpoints."""
+        model, dist, cfg = self.model, self.dist, self.train_cfg
+        stage_index = len(done)
+
+        def train_one(epoch: int) -> float:
+            model.on_epoch_start(offset + epoch)
+            total, n = train_epoch(model, self.sampler, opt, cfg.batch_size, step)
+            summed = dist.all_reduce_sum(
+                torch.tensor([total, n], dtype=torch.float64, device=dist.device), "epoch loss"
+            )
+            return float(summed[0] / max(float(summed[1]), 1.0))
+
+        def save(state: LoopState) -> None:
+            if self.checkpoint is not None and dist.is_main:  # one writer; atomic: a reader never sees half a file
+                save_checkpoint(
+                    self.checkpoint,
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        **state.as_checkpoint(),
+                        "stage": stage_index,
+                        "done_stages": done,
+                        "sampler_rng": self.sampler.generator.get_state(),
+                        "torch_rng": torch.get_rng_state(),
+                    },
+                )
+
+        schedule = Schedule(cfg.epochs, cfg.patience, cfg.eval_every, f"valid_{SELECT_METRIC}")
+        label = f"{model.name} seed {self.seed}" + (f" {name}" if multi_stage else "")
+        with progress(enabled=cfg.progress and dist.is_main) as bar:
+            task = bar.task(label, total=schedule.epochs, completed=state.next_epoch if state else 0)
+
+            def show(epoch: int, loss: float, score: float | None, st: LoopState) -> None:
+                if score is None:
+                    task.advance()
+                    return
+                task.advance(
+                    status=f"loss {loss:.4f} valid R@20 {score:.4f} (best {st.best_score:.4f} @ {st.best_epoch})"
+                )
+                if self.metrics_log is not None:
+                    self.metrics_log.scalars(offset + epoch, {"train/loss": loss, f"valid/{SELECT_METRIC}": score})
+
+            with dist.guard("training"):
+                return loop.run(
+                    model,
+                    schedule,
+                    train_one,
+                    lambda: evaluate_model(model, self.evaluator, "valid").get(group, SELECT_METRIC),
+                    state,
+                    on_evaluated=save,
+                    on_epoch=show,
+                    name=model.name,
+                )
