@@ -23,7 +23,15 @@ TINY = [
 
 
 def test_variants_cover_the_issue():
-    assert set(VARIANTS) == {"full", "no_sparsity", "no_rarity", "rarity_amplify", "continuous", "no_id_channel"}
+    assert set(VARIANTS) == {
+        "full",
+        "no_sparsity",
+        "no_rarity",
+        "rarity_amplify",
+        "continuous",
+        "no_id_channel",
+        "one_stage",
+    }
     assert VARIANTS["full"] == []
 
 

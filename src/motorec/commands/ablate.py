@@ -25,6 +25,7 @@ VARIANTS: dict[str, list[str]] = {
     "rarity_amplify": ["model.rarity.form=amplify"],
     "continuous": ["model.token_input=continuous"],
     "no_id_channel": ["model.id_channel=false"],
+    "one_stage": ["model.staged=false"],
 }
 METRIC = "recall@20"
 
