@@ -24,6 +24,8 @@ deviations). How many slots new items deserve is a property of the catalogue, no
 the train interactions can tell (see docs/motorec.md), so it is one explicit knob.
 
 Loss: CE(content) + CE(warm) + rq_weight * sum_m mean(w_i * L_RQ-VAE,i) + reg_weight * ||ID ego||^2.
+Training (`staged`): a content stage selected on valid cold@cold, then an ID stage on the frozen
+content selected on valid all (`training_stages`).
 """
 
 from __future__ import annotations
