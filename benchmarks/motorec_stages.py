@@ -65,7 +65,9 @@ def main() -> None:
             "paired": pairs,
         }
         for p in pairs:
-            print(f"{label:16s} {p['group']:10s} staged - one stage {p['mean_difference']:+.4f} ± {p['standard_error']:.4f} ({p['verdict']})")
+            print(
+                f"{label:16s} {p['group']:10s} staged - one stage {p['mean_difference']:+.4f} ± {p['standard_error']:.4f} ({p['verdict']})"
+            )
     args.out.write_text(json.dumps(report, indent=2) + "\n")
 
 
