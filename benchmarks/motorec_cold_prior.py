@@ -11,18 +11,15 @@ checkpoints were selected with the run's own prior, which favours that prior sli
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from motorec.evaluation import Evaluator
 from motorec.models.factory import load_trained
-from motorec.runtime import describe_machine
 from motorec.training.trainer import evaluate_model
-from rescore import seed_means
+from rescore import runs_parser, seed_means, write_report
 
 
 def score_run(run: Path, priors: list[float]) -> dict:
@@ -48,10 +45,8 @@ def score_run(run: Path, priors: list[float]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path)
+    parser = runs_parser(__doc__)
     parser.add_argument("--priors", default="0,0.25,0.5,0.75,1")
-    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     priors = [float(p) for p in args.priors.split(",")]
     runs = [score_run(r, priors) for r in args.runs]
@@ -66,16 +61,9 @@ def main() -> None:
         )
         for p in priors
     }
-    report = {
-        "command": "python " + " ".join(sys.argv),
-        "machine": describe_machine(),
-        "priors": priors,
-        "runs": runs,
-        "relative_valid_all": relative,
-        "valid_chosen_prior": float(max(relative, key=relative.get)),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    chosen = float(max(relative, key=relative.get))
+    body = {"priors": priors, "runs": runs, "relative_valid_all": relative, "valid_chosen_prior": chosen}
+    report = write_report(args.out, body)
     print(json.dumps({"relative_valid_all": relative, "valid_chosen_prior": report["valid_chosen_prior"]}, indent=1))
 
 

@@ -18,9 +18,7 @@ the benchmark's datasets (a few thousand items), not for large catalogues.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +28,8 @@ from torch import Tensor
 
 from motorec.evaluation import Evaluator
 from motorec.models.factory import load_trained
-from motorec.runtime import describe_machine
 from motorec_merge_rules import calibrated
-from rescore import seed_means
+from rescore import runs_parser, seed_means, write_report
 
 TAUS = (0.05, 0.1, 0.2)
 
@@ -92,18 +89,8 @@ def score_run(run: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    report = {
-        "command": "python " + " ".join(sys.argv),
-        "machine": describe_machine(),
-        "taus": list(TAUS),
-        "runs": [score_run(r) for r in args.runs],
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    args = runs_parser(__doc__).parse_args()
+    report = write_report(args.out, {"taus": list(TAUS), "runs": [score_run(r) for r in args.runs]})
     for r in report["runs"]:
         for name, v in r["recall@20"].items():
             t = v["test"]

@@ -17,9 +17,7 @@ for the benchmark's datasets (a few thousand items), not for large catalogues.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,8 +26,7 @@ from torch import Tensor
 
 from motorec.evaluation import Evaluator
 from motorec.models.factory import load_trained
-from motorec.runtime import describe_machine
-from rescore import seed_means
+from rescore import runs_parser, seed_means, write_report
 
 OFFSETS = {
     "standardise": [0.0, 0.25, 0.5, 0.75, 1.0],
@@ -76,9 +73,7 @@ def score_run(run: Path) -> dict:
                     res = evaluator.evaluate(lambda users, s=scores: s[torch.as_tensor(users)], split)
                     recalls[rule][str(p)][split].append({g: m["recall@20"] for g, m in res.metrics.items()})
     mean = {rule: seed_means(per_offset) for rule, per_offset in recalls.items()}
-    best = {
-        rule: max(per_offset, key=lambda p: per_offset[p]["valid"]["all"]) for rule, per_offset in mean.items()
-    }
+    best = {rule: max(per_offset, key=lambda p: per_offset[p]["valid"]["all"]) for rule, per_offset in mean.items()}
     return {
         "run": str(run),
         "dataset": results["dataset"],
@@ -90,23 +85,15 @@ def score_run(run: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    report = {
-        "command": "python " + " ".join(sys.argv),
-        "machine": describe_machine(),
-        "offsets": OFFSETS,
-        "runs": [score_run(r) for r in args.runs],
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    args = runs_parser(__doc__).parse_args()
+    report = write_report(args.out, {"offsets": OFFSETS, "runs": [score_run(r) for r in args.runs]})
     for r in report["runs"]:
         for rule, p in r["valid_best_offset"].items():
             t = r["recall@20"][rule][p]["test"]
-            print(f"{r['dataset']:16s} {rule:12s} offset {p:5s} test all {t['all']:.4f} warm {t['warm']:.4f} "
-                  f"cold@full {t['cold@full']:.4f}")
+            print(
+                f"{r['dataset']:16s} {rule:12s} offset {p:5s} test all {t['all']:.4f} warm {t['warm']:.4f} "
+                f"cold@full {t['cold@full']:.4f}"
+            )
 
 
 if __name__ == "__main__":
