@@ -129,7 +129,8 @@ def fit(
         group = stage.select if stage.select in evaluator.groups else SELECT_GROUP
         offset = sum(d["epochs"] for d in done)
         result = run.fit(stage.name, group, offset, opt, step, state, done, multi_stage=len(stages) > 1)
-        rows = [h | {"epoch": offset + h["epoch"], "stage": stage.name, "select": group} for h in result.state.history]
+        named = {"stage": stage.name, "select": group} if len(stages) > 1 else {}  # one stage: rows as always
+        rows = [h | {"epoch": offset + h["epoch"], **named} for h in result.state.history]
         done.append(
             {"epochs": result.state.next_epoch, "best_epoch": offset + result.state.best_epoch, "history": rows}
         )
@@ -141,8 +142,6 @@ def fit(
         valid = evaluate_model(model, evaluator, "valid")
         test = evaluate_model(model, evaluator, "test", export_topk=True)
     history = [h for d in done for h in d["history"]]
-    if len(stages) == 1:  # one stage: the history as it always was
-        history = [{k: v for k, v in h.items() if k not in ("stage", "select")} for h in history]
     return FitResult(
         valid,
         test,
