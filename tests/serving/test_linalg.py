@@ -25,3 +25,15 @@ def test_fold_in_keeps_prior_without_items_and_moves_towards_new_items():
     # weak prior: the user scores its items close to the target
     u2 = fold_in(items[:3], np.zeros(8, np.float32), target=1.0, reg=1e-6)
     assert np.allclose(items[:3] @ u2, 1.0, atol=1e-3)
+
+
+def test_fold_in_gives_the_normal_equations_minimiser_with_few_items_or_many():
+    """Fewer items than dimensions takes the n x n system; it must be the same minimiser as the
+    d x d normal equations (and those are used when items outnumber dimensions)."""
+    rng = np.random.default_rng(2)
+    prior = rng.normal(size=16)
+    items = rng.normal(size=(40, 16))
+    for n in (3, 15, 16, 40):
+        v = items[:n]
+        expected = np.linalg.solve(v.T @ v + 0.3 * np.eye(16), 2.0 * v.sum(0) + 0.3 * prior)
+        assert np.allclose(fold_in(v, prior, target=2.0, reg=0.3), expected, atol=1e-5)
