@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from motorec.evaluation import Evaluator
@@ -53,7 +52,7 @@ def score_run(run: Path) -> dict:
         model.eval()
         evaluator = Evaluator(ds, "cpu", ks=(20,))
         content = model.item_content()
-        c = F.normalize(content, dim=1)
+        c = model.unit_content(content)
         temperature = model.params.temperature
         s_mean = model._content_user_vectors(content) @ c.T
         sim = c @ c.T

@@ -63,7 +63,7 @@ def score_run(run: Path) -> dict:
         model.eval()
         evaluator = Evaluator(ds, "cpu", ks=(20,))
         content = model.item_content()
-        s_c = model._content_user_vectors(content) @ torch.nn.functional.normalize(content, dim=1).T
+        s_c = model._content_user_vectors(content) @ model.unit_content(content).T
         u_id, i_id = model._id_channel()
         rules = calibrated(s_c + u_id @ i_id.T, s_c, model.warm)
         for rule, offsets in OFFSETS.items():

@@ -31,6 +31,7 @@ def test_variants_cover_the_issue():
         "continuous",
         "no_id_channel",
         "one_stage",
+        "one_content_head",
     }
     assert VARIANTS["full"] == []
 

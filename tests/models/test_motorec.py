@@ -142,7 +142,7 @@ def test_blockwise_content_pass_gives_the_same_vectors_and_gradients():
     content = TokenContent(features, torch.arange(23), dim=6, hidden=10, dropout=0.0, tok=tok, token_input="hybrid")
     content.codes.copy_(torch.randint(8, (23, 2)))
     with torch.no_grad():
-        content.head[2].weight.normal_()  # the zero-initialised output layer would hide the MLP's gradients
+        content.maps[0].head[2].weight.normal_()  # the zero-initialised output layer would hide the MLP's gradients
     weights = torch.randn(23, 6)
 
     def vectors_and_grads(block: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -165,7 +165,46 @@ def test_warm_loss_leaves_the_content_channel_to_its_own_loss(ds):
     losses = model.calculate_loss(users, pos, pos)
     grads = torch.autograd.grad(losses["warm"], [*model.content.parameters()], allow_unused=True)
     assert all(g is None or torch.all(g == 0) for g in grads)
-    assert torch.autograd.grad(losses["content"], model.content["text"].head[2].weight)[0].abs().sum() > 0
+    assert torch.autograd.grad(losses["content"], model.content["text"].maps[0].head[2].weight)[0].abs().sum() > 0
+
+
+def test_content_heads_are_an_ensemble_each_trained_by_its_own_softmax(ds):
+    """Content heads: the served content score is the mean of the heads' cosines, and each head's
+    parameters get gradients from its own softmax only (so the heads stay independent members)."""
+    model, _ = build(ds, "model.content_heads=2", "model.content_dropout=0")
+    model.on_epoch_start(0)
+    maps = [model.channel(m).maps for m in model.mods]
+    with torch.no_grad():
+        for head in (0, 1):
+            for per_modality in maps:
+                per_modality[head].head[2].weight.normal_()  # the zero-initialised output would hide the MLPs
+    model.eval()
+    with torch.no_grad():
+        content = model.item_content()
+        width = content.shape[1] // 2
+        users = model._content_users(content)
+        cosines = [
+            torch.nn.functional.normalize(users[:, h * width : (h + 1) * width], dim=1)
+            @ torch.nn.functional.normalize(content[:, h * width : (h + 1) * width], dim=1).T
+            for h in (0, 1)
+        ]
+        served = model._content_user_vectors(content) @ model.unit_content(content).T
+    assert not torch.allclose(cosines[0], cosines[1], atol=1e-3)  # the heads differ
+    assert torch.allclose(served, (cosines[0] + cosines[1]) / 2 / model.params.temperature, atol=1e-4)
+
+    model.train()
+    users, pos = torch.arange(32), torch.from_numpy(np.flatnonzero(ds.item_degree > 0)[:32])
+
+    def head0_gradient() -> torch.Tensor:
+        loss = model.calculate_loss(users, pos, pos)["content"]
+        return torch.autograd.grad(loss, maps[0][0].head[2].weight)[0]
+
+    before = head0_gradient()
+    with torch.no_grad():
+        for per_modality in maps:
+            per_modality[1].head[2].weight.mul_(3.0)  # move head 1 only
+    assert before.abs().sum() > 0
+    assert torch.allclose(before, head0_gradient(), atol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ VARIANTS: dict[str, list[str]] = {
     "continuous": ["model.token_input=continuous"],
     "no_id_channel": ["model.id_channel=false"],
     "one_stage": ["model.staged=false"],
+    "one_content_head": ["model.content_heads=1"],
 }
 METRIC = "recall@20"
 

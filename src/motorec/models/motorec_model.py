@@ -13,6 +13,8 @@ Two channels share the train graph and are scored in one dot product:
   training the positive item is left out of that mean (leave-one-out), so the channel learns to
   predict an item from the user's *other* items, which is exactly what it does for a cold item.
   Score s_c(u, i) = cos(u_c, c_i) / temperature, trained with a softmax over all training items.
+  With `content_heads` > 1 the channel is an ensemble: that many maps over the same tokens, each
+  trained by its own softmax, and s_c is the mean of their cosines (still one dot product).
 - **ID channel** (warm items only): LightGCN over user and item IDs (the item-representation hook).
   The warm score s_w(u, i) = s_c(u, i) + u_id . i_id is trained with its own softmax; the content
   part enters it detached, so the content channel stays a standalone ranker and the ID channel
@@ -82,6 +84,8 @@ class TokenContent(nn.Module):
     loses ranking detail); dropout on the standardised raw features keeps the map from memorising
     the training items. A residual MLP (zero-initialised output) then maps content to the
     collaborative space.
+
+    `heads` maps (`ContentMap`) read the same tokens and features; their outputs sit side by side.
     """
 
     codes: Tensor  # (n_items, levels) current codes (token inputs)
@@ -97,6 +101,7 @@ class TokenContent(nn.Module):
         dropout: float,
         tok: RQVAEConfig,
         token_input: str,
+        heads: int = 1,
     ) -> None:
         super().__init__()
         self.features = features  # not a buffer: shared with the context, never checkpointed
@@ -105,24 +110,14 @@ class TokenContent(nn.Module):
         if token_input != "continuous":
             self.rqvae = RQVAE(features.shape[1], **tok.model_kwargs())
             self.register_buffer("codes", torch.zeros(features.shape[0], tok.levels, dtype=torch.long))
-        if token_input in USES_ZQ:
-            self.zq_proj = nn.Linear(tok.latent_dim, dim)
-        if token_input in USES_CODES:
-            tables = [nn.Embedding(tok.codebook_size, dim) for _ in range(tok.levels)]
-            self.tables = nn.ModuleList(tables)
-            for t in tables:
-                nn.init.normal_(t.weight, std=0.1)
+        principal: Tensor | None = None
         if token_input in USES_RAW:
             self.register_buffer("mean", features.mean(0))
             self.register_buffer("scale", features.var(0, unbiased=False).mean().sqrt().clamp_min(1e-8))
-            self.dropout = nn.Dropout(dropout)
-            self.raw_proj = nn.Linear(features.shape[1], dim, bias=False)
-            with torch.no_grad():
-                self.raw_proj.weight.copy_(principal_directions(self.standardise(features[fit_items]), dim))
-        self.head = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
-        out = cast(nn.Linear, self.head[2])
-        nn.init.zeros_(out.weight)
-        nn.init.zeros_(out.bias)
+            principal = principal_directions(self.standardise(features[fit_items]), dim)
+        self.maps = nn.ModuleList(
+            ContentMap(features.shape[1], principal, dim, hidden, dropout, tok, token_input) for _ in range(heads)
+        )
 
     @property
     def rq(self) -> RQVAE:
@@ -156,15 +151,11 @@ class TokenContent(nn.Module):
         return torch.cat(parts)
 
     def content(self, features: Tensor, codes: Tensor | None) -> Tensor:
-        """Content vectors of items given their raw features and codes (any items, new ones too)."""
-        x: Any = 0.0  # a Tensor after the first term (every token input has one)
-        if self.token_input in USES_RAW:
-            x = x + self.raw_proj(self.dropout(self.standardise(features)))
-        if self.token_input in USES_ZQ:
-            x = x + self.zq_proj(self.rq.quantizer.lookup(_given(codes)))
-        if self.token_input in USES_CODES:
-            x = x + sum(t(_given(codes)[:, k]) for k, t in enumerate(self.tables))
-        return x + self.head(x)
+        """Content vectors of items given their raw features and codes (any items, new ones too):
+        (items, heads x dim), the maps' outputs side by side."""
+        raw = self.standardise(features) if self.token_input in USES_RAW else None
+        zq = self.rq.quantizer.lookup(_given(codes)) if self.token_input in USES_ZQ else None
+        return torch.cat([m(raw, zq, codes) for m in self.maps], 1)
 
     @torch.no_grad()
     def refresh_codes(self) -> None:
@@ -177,10 +168,56 @@ class TokenContent(nn.Module):
         return self.rq(self.features[items], weights[items]).loss
 
 
-def _given(codes: Tensor | None) -> Tensor:
-    if codes is None:
-        raise MotorecError("token inputs need the items' codes.")
-    return codes
+class ContentMap(nn.Module):
+    """One map from an item's standardised raw features and tokens to a content vector: linear parts
+    (raw projection started at the principal directions, z_q projection, per-level code tables) and
+    a residual MLP with a zero-initialised output. `TokenContent` holds one per content head; the
+    heads differ by their random initialisation and dropout masks."""
+
+    def __init__(
+        self,
+        raw_dim: int,
+        principal: Tensor | None,
+        dim: int,
+        hidden: int,
+        dropout: float,
+        tok: RQVAEConfig,
+        token_input: str,
+    ) -> None:
+        super().__init__()
+        self.token_input = token_input
+        if token_input in USES_ZQ:
+            self.zq_proj = nn.Linear(tok.latent_dim, dim)
+        if token_input in USES_CODES:
+            tables = [nn.Embedding(tok.codebook_size, dim) for _ in range(tok.levels)]
+            self.tables = nn.ModuleList(tables)
+            for t in tables:
+                nn.init.normal_(t.weight, std=0.1)
+        if token_input in USES_RAW:
+            self.dropout = nn.Dropout(dropout)
+            self.raw_proj = nn.Linear(raw_dim, dim, bias=False)
+            with torch.no_grad():
+                self.raw_proj.weight.copy_(_given(principal))
+        self.head = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        out = cast(nn.Linear, self.head[2])
+        nn.init.zeros_(out.weight)
+        nn.init.zeros_(out.bias)
+
+    def forward(self, raw: Tensor | None, zq: Tensor | None, codes: Tensor | None) -> Tensor:
+        x: Any = 0.0  # a Tensor after the first term (every token input has one)
+        if self.token_input in USES_RAW:
+            x = x + self.raw_proj(self.dropout(_given(raw)))
+        if self.token_input in USES_ZQ:
+            x = x + self.zq_proj(_given(zq))
+        if self.token_input in USES_CODES:
+            x = x + sum(t(_given(codes)[:, k]) for k, t in enumerate(self.tables))
+        return x + self.head(x)
+
+
+def _given(value: Tensor | None) -> Tensor:
+    if value is None:
+        raise MotorecError("this content input needs the items' codes or raw features.")
+    return value
 
 
 def principal_directions(x: Tensor, k: int) -> Tensor:
@@ -248,6 +285,7 @@ class MoToRecParams(ConfigModel):
     token_input: TokenInput
     content_hidden: PositiveInt
     content_dropout: Probability
+    content_heads: PositiveInt  # content maps over the same tokens; the content score averages their cosines
     softmax_cells: PositiveInt
     temperature: PositiveFloat
     alpha: UnitInterval
@@ -296,7 +334,14 @@ class MoToRec(EmbeddingRecommender):
         self.content = nn.ModuleDict(
             {
                 m: TokenContent(
-                    ctx.features(m), fit, cdim, p.content_hidden, p.content_dropout, self.tok_cfg, p.token_input
+                    ctx.features(m),
+                    fit,
+                    cdim,
+                    p.content_hidden,
+                    p.content_dropout,
+                    self.tok_cfg,
+                    p.token_input,
+                    p.content_heads,
                 )
                 for m in self.mods
             }
@@ -449,9 +494,21 @@ class MoToRec(EmbeddingRecommender):
         scale = alpha + (1.0 - alpha) * len(views) * a
         return (stacked * scale.unsqueeze(-1)).flatten(1)
 
+    def _fuse_heads(self, views: list[Tensor]) -> Tensor:
+        """Per-modality views (n, heads x dim) -> (n, heads x modalities x dim), fused head by head."""
+        d = self.params.content_dim
+        heads = [self._fuse([v[:, h * d : (h + 1) * d] for v in views]) for h in range(self.params.content_heads)]
+        return torch.cat(heads, 1)
+
     def item_content(self) -> Tensor:
-        """Fused content vectors of all items (n_items, dim x modalities)."""
-        return self._fuse([self.channel(m)() for m in self.mods])
+        """Fused content vectors of all items (n_items, heads x modalities x dim)."""
+        return self._fuse_heads([self.channel(m)() for m in self.mods])
+
+    def unit_content(self, vectors: Tensor) -> Tensor:
+        """Each head's part of content vectors (items' or users') normalised and divided by
+        sqrt(heads): unit rows whose dot product is the mean of the heads' cosines."""
+        heads = self.params.content_heads
+        return F.normalize(vectors.view(len(vectors), heads, -1), dim=2).flatten(1) / heads**0.5
 
     def _id_channel(self) -> tuple[Tensor, Tensor]:
         """LightGCN over IDs: (user vectors, item vectors) after propagation."""
@@ -473,12 +530,26 @@ class MoToRec(EmbeddingRecommender):
         p = self.params
         content = self._training_content()
         u_c = leave_one_out_mean(self._content_users(content)[users], self.user_degree[users], content[pos])
-        u_n, c_n = F.normalize(u_c, dim=1), F.normalize(content, dim=1)
+        u_n, c_n = self.unit_content(u_c), self.unit_content(content)
         candidates, index = self._softmax_candidates(pos)
-        s_c = candidate_logits(u_n, c_n, pos, candidates, index) / p.temperature
         target = index if index is not None else torch.zeros_like(pos)
         w = self.rarity[pos] if p.rarity.ranking else torch.ones(len(pos), device=pos.device)
-        losses = {"content": s_c.new_zeros(()) if self.content_frozen else weighted_ce(s_c, target, w)}
+        if self.content_frozen:
+            s_c = candidate_logits(u_n, c_n, pos, candidates, index) / p.temperature
+            losses = {"content": s_c.new_zeros(())}
+        else:
+            # each head ranks with its own softmax (an ensemble, not one wider map); s_c is their mean
+            heads = p.content_heads
+            width = c_n.shape[1] // heads
+            s_heads = [
+                candidate_logits(
+                    u_n[:, h * width : (h + 1) * width], c_n[:, h * width : (h + 1) * width], pos, candidates, index
+                )
+                * (heads / p.temperature)
+                for h in range(heads)
+            ]
+            s_c = torch.stack(s_heads).mean(0)
+            losses = {"content": cast(Tensor, sum(weighted_ce(s, target, w) for s in s_heads)) / heads}
         if self.item_id is not None:
             u_id, i_id = self._id_channel()
             # the warm score is content + ID; the content part is detached, so the ID channel learns
@@ -511,12 +582,12 @@ class MoToRec(EmbeddingRecommender):
 
     # ------------------------------------------------------------------ scoring
     def _content_user_vectors(self, content: Tensor) -> Tensor:
-        return F.normalize(self._content_users(content), dim=1) / self.params.temperature
+        return self.unit_content(self._content_users(content)) / self.params.temperature
 
     def final_vectors(self) -> tuple[Tensor, Tensor]:
         content = self.item_content()
         u_c = self._content_user_vectors(content)
-        c = F.normalize(content, dim=1)
+        c = self.unit_content(content)
         if self.item_id is None:
             u_w, i_w = u_c, c
         else:
@@ -546,7 +617,7 @@ class MoToRec(EmbeddingRecommender):
             tc = self.channel(m)
             codes = tc.rqvae.encode(features[m]) if tc.rqvae is not None else None
             views.append(tc.content(features[m], codes))
-        c = F.normalize(self._fuse(views), dim=1)
+        c = self.unit_content(self._fuse_heads(views))
         width = self.embeddings()[1].shape[1]
         out = c.new_zeros(len(c), width)
         out[:, width - 1 - c.shape[1] : width - 1] = c
