@@ -1,5 +1,6 @@
 """docs/python-api.md runs as written: its ```python blocks are executed in order, in one namespace
-(the ```python ml100k block needs ../shared/data and ten minutes: it is the README's example)."""
+(the ```python ml100k block needs ../shared/data and about 25 minutes, so it is not run here: it is
+the README's example)."""
 
 from __future__ import annotations
 
