@@ -38,7 +38,14 @@ def run_row(label: str, run: Path, model: str) -> dict:
     for seed in seeds:
         test = json.loads((run / f"seed_{seed}" / "result.json").read_text())["test"]
         per_seed[str(seed)] = {g: {"recall@20": test[g]["recall@20"]} for g in GROUPS}
-    return {"dataset": label, "model": model, "status": "ok", "per_seed": per_seed, "config": results["config"], "runs": results["runs"]}
+    return {
+        "dataset": label,
+        "model": model,
+        "status": "ok",
+        "per_seed": per_seed,
+        "config": results["config"],
+        "runs": results["runs"],
+    }
 
 
 def summary(row: dict, reduce=np.mean) -> dict[str, float]:
@@ -46,13 +53,14 @@ def summary(row: dict, reduce=np.mean) -> dict[str, float]:
     return {g: float(reduce([s[g]["recall@20"] for s in row["per_seed"].values()])) for g in GROUPS}
 
 
-def main(argv: list[str] | None = None, variant: str | None = None) -> None:
+def main(variant: str | None = None) -> None:
+    """`variant` fixed by a caller (motorec_stages.py), else read from --variant."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="LABEL=RUN_DIR")
     parser.add_argument("--out", type=Path, required=True)
     if variant is None:
         parser.add_argument("--variant", choices=sorted(VARIANTS), required=True)
-    args = parser.parse_args(argv)
+    args = parser.parse_args()
     variant = variant or args.variant
     default_key, variant_key = VARIANTS[variant]
     row_name = f"motorec-{variant_key.replace('_', '-')}"
