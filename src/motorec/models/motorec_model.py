@@ -504,11 +504,14 @@ class MoToRec(EmbeddingRecommender):
         """Fused content vectors of all items (n_items, heads x modalities x dim)."""
         return self._fuse_heads([self.channel(m)() for m in self.mods])
 
+    def _by_head(self, vectors: Tensor) -> Tensor:
+        """Content vectors (n, heads x width) viewed as (n, heads, width)."""
+        return vectors.view(len(vectors), self.params.content_heads, -1)
+
     def unit_content(self, vectors: Tensor) -> Tensor:
         """Each head's part of content vectors (items' or users') normalised and divided by
         sqrt(heads): unit rows whose dot product is the mean of the heads' cosines."""
-        heads = self.params.content_heads
-        return F.normalize(vectors.view(len(vectors), heads, -1), dim=2).flatten(1) / heads**0.5
+        return F.normalize(self._by_head(vectors), dim=2).flatten(1) / self.params.content_heads**0.5
 
     def _id_channel(self) -> tuple[Tensor, Tensor]:
         """LightGCN over IDs: (user vectors, item vectors) after propagation."""
@@ -540,12 +543,9 @@ class MoToRec(EmbeddingRecommender):
         else:
             # each head ranks with its own softmax (an ensemble, not one wider map); s_c is their mean
             heads = p.content_heads
-            width = c_n.shape[1] // heads
+            u_h, c_h = self._by_head(u_n), self._by_head(c_n)
             s_heads = [
-                candidate_logits(
-                    u_n[:, h * width : (h + 1) * width], c_n[:, h * width : (h + 1) * width], pos, candidates, index
-                )
-                * (heads / p.temperature)
+                candidate_logits(u_h[:, h], c_h[:, h], pos, candidates, index) * (heads / p.temperature)
                 for h in range(heads)
             ]
             s_c = torch.stack(s_heads).mean(0)

@@ -117,8 +117,6 @@ def fold_in(item_vectors: np.ndarray, prior: np.ndarray, target: float, reg: flo
         # the same minimiser through the n x n system, u = p + V^T (V V^T + reg I)^-1 (target - V p):
         # a user's handful of items costs O(n^2 d), not O(d^3), however wide the vectors
         p = np.asarray(prior, dtype=np.float64)
-        if n == 0:
-            return p.astype(np.float32)
         return (p + v.T @ np.linalg.solve(v @ v.T + reg * np.eye(n), target - v @ p)).astype(np.float32)
     lhs = v.T @ v + reg * np.eye(d)
     rhs = target * v.sum(0) + reg * prior
