@@ -9,6 +9,7 @@ import pytest
 from motorec.cli import main
 from motorec.commands.tradeoff import tradeoff_report
 from motorec.errors import MotorecError
+from motorec.evaluation.tradeoff import WARM_ONLY_OFFSET
 
 RUN = ["--set", "seeds=[1]", "--set", "train.epochs=2", "--set", "train.threads=1", "--set", "train.progress=false"]
 
@@ -52,3 +53,13 @@ def test_bad_offsets_and_missing_runs_are_user_errors(runs, tmp_path):
     assert main(["exp", "tradeoff", str(runs / "vbpr"), "--out", str(tmp_path / "x"), "--offsets", "a,b"]) == 2
     with pytest.raises(MotorecError, match="not found"):
         tradeoff_report(tmp_path / "nothing", [0.0])
+
+
+def test_a_warm_floor_adds_the_warm_only_point_and_picks_within_it(runs, tmp_path):
+    report = tradeoff_report(runs / "vbpr", [0.0, 100.0], warm_run=runs / "lightgcn", warm_floor=0.9)
+    assert [r["offset"] for r in report["rows"]][:2] == [WARM_ONLY_OFFSET, WARM_ONLY_OFFSET]
+    valid = {r["offset"]: r for r in report["rows"] if r["split"] == "valid"}  # one seed: its own curve
+    [chosen] = report["warm_floor_offsets"]
+    assert chosen != 100.0  # cold items in every slot leave no warm recall
+    assert chosen is None or valid[chosen]["warm"] >= 0.9 * valid[WARM_ONLY_OFFSET]["warm"]
+    assert main(["exp", "tradeoff", str(runs / "vbpr"), "--out", str(tmp_path / "x"), "--warm-floor", "1.5"]) == 2

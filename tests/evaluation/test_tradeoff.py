@@ -9,7 +9,14 @@ import torch
 from motorec.data import cold_split, make_synthetic, random_split
 from motorec.data.dataset import TEST, VALID
 from motorec.evaluation import Evaluator
-from motorec.evaluation.tradeoff import best_valid_offset, blend, offset_curve, standardize_groups
+from motorec.evaluation.tradeoff import (
+    WARM_ONLY_OFFSET,
+    best_valid_offset,
+    blend,
+    offset_curve,
+    standardize_groups,
+    warm_floor_offset,
+)
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +73,24 @@ def test_warm_split_is_refused():
     warm = random_split(make_synthetic(n_users=50, n_items=60, dims={"text": 4}, seed=1), seed=1)
     with pytest.raises(ValueError, match="cold split"):
         offset_curve(Evaluator(warm, "cpu", ks=(20,)), lambda u: torch.zeros(len(u), warm.n_items), [0.0])
+
+
+def test_a_warm_floor_keeps_offsets_that_take_too_many_warm_slots_out(ds):
+    evaluator = Evaluator(ds, "cpu", ks=(20,))
+    # cold items ranked perfectly, warm ones with noise: moving cold items up raises `all` and costs warm
+    gt = torch.from_numpy(ds.matrix(VALID).toarray()).float()
+    noise = torch.rand(ds.n_users, ds.n_items, generator=torch.Generator().manual_seed(0))
+    scores = blend(lambda users: gt[users] + 2.0 * noise[users], oracle(ds, VALID), evaluator.cold)
+    curve = offset_curve(evaluator, scores, [WARM_ONLY_OFFSET, -2.0, -1.0, 0.0, 1.0, 2.0], ("valid",))
+    warm_only = curve[0].recall["warm"]
+    unconstrained = best_valid_offset(curve[1:])
+    chosen = warm_floor_offset(curve, 0.99)
+    assert chosen is not None and chosen != unconstrained  # the floor binds here
+    kept = next(p for p in curve if p.offset == chosen)
+    assert kept.recall["warm"] >= 0.99 * warm_only
+    better = [p for p in curve[1:] if p.recall["all"] > kept.recall["all"]]
+    assert better and all(p.recall["warm"] < 0.99 * warm_only for p in better)
+    # no offset but the warm-only one keeps all of it; and the curve must hold the warm-only point
+    assert warm_floor_offset([curve[0], curve[-1]], 1.0) is None
+    with pytest.raises(ValueError, match="warm-only point"):
+        warm_floor_offset(curve[1:], 0.9)

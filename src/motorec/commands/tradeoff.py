@@ -4,7 +4,8 @@ For every seed of RUN (and of --warm-run when given: its scores then rank the wa
 cold ones), each user's scores are standardised per group, cold items are shifted by each offset,
 and recall@20 of all / warm / cold@full / cold@cold is measured on valid and test; the table is the
 mean over seeds. It shows which (warm, cold@full) pairs a model can reach at all, and the offset that
-validation alone would pick.
+validation alone would pick; with --warm-floor F, also the offset validation picks among those that
+keep valid warm recall at F x or more of the ranking with no cold item (measured at an extra offset).
 """
 
 from __future__ import annotations
@@ -57,10 +58,22 @@ def _seeds(run_dir: Path) -> list[int]:
     return list(read_results(run_dir)["seeds"])
 
 
-def tradeoff_report(run: Path, offsets: list[float], warm_run: Path | None = None) -> dict[str, Any]:
+def tradeoff_report(
+    run: Path, offsets: list[float], warm_run: Path | None = None, warm_floor: float | None = None
+) -> dict[str, Any]:
     """Mean over seeds of the offset curve (run's seeds paired with warm_run's in order)."""
     from motorec.evaluation import Evaluator
-    from motorec.evaluation.tradeoff import GROUPS, best_valid_offset, blend, offset_curve
+    from motorec.evaluation.tradeoff import (
+        GROUPS,
+        WARM_ONLY_OFFSET,
+        best_valid_offset,
+        blend,
+        offset_curve,
+        warm_floor_offset,
+    )
+
+    if warm_floor is not None and WARM_ONLY_OFFSET not in offsets:
+        offsets = [WARM_ONLY_OFFSET, *offsets]
 
     seeds = _seeds(run)
     warm_seeds = _seeds(warm_run) if warm_run is not None else seeds
@@ -88,15 +101,18 @@ def tradeoff_report(run: Path, offsets: list[float], warm_run: Path | None = Non
             row[g] = float(np.mean([curve[i].recall[g] for curve in per_seed]))
         row["cold_share@20"] = float(np.mean([curve[i].cold_share for curve in per_seed]))
         rows.append(row)
-    chosen = [best_valid_offset(curve) for curve in per_seed]
-    return {
+    report: dict[str, Any] = {
         "run": str(run),
         "warm_run": str(warm_run) if warm_run else None,
         "seeds": seeds,
         "metric": "recall@20",
         "rows": rows,
-        "valid_chosen_offsets": chosen,
+        "valid_chosen_offsets": [best_valid_offset(curve) for curve in per_seed],
     }
+    if warm_floor is not None:
+        report["warm_floor"] = warm_floor
+        report["warm_floor_offsets"] = [warm_floor_offset(curve, warm_floor) for curve in per_seed]
+    return report
 
 
 def tradeoff_markdown(report: dict[str, Any]) -> str:
@@ -106,6 +122,15 @@ def tradeoff_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"Recall@20 of {source}, mean over seeds {report['seeds']}; offset added to cold items' "
         f"per-user standardised scores. Offset with the best valid `all` per seed: {report['valid_chosen_offsets']}.",
+    ]
+    if "warm_floor" in report:
+        from motorec.evaluation.tradeoff import WARM_ONLY_OFFSET
+
+        lines.append(
+            f"Among offsets keeping valid warm at {report['warm_floor']:g} x or more of the warm-only ranking's "
+            f"(the {WARM_ONLY_OFFSET:g} row), per seed (None: no offset does): {report['warm_floor_offsets']}."
+        )
+    lines += [
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -125,6 +150,9 @@ def tradeoff(
     out: Path = typer.Option(..., help="Directory for tradeoff.md and tradeoff.json."),
     warm_run: Path | None = typer.Option(None, help="A second run whose scores rank the warm items (e.g. LightGCN)."),
     offsets: str = typer.Option(DEFAULT_OFFSETS, help="Comma-separated offsets, in per-user standard deviations."),
+    warm_floor: float | None = typer.Option(
+        None, help="Also pick the offset keeping valid warm recall at this share (0-1] of the warm-only ranking's."
+    ),
 ) -> None:
     """Warm vs cold@full recall as cold items' scores are shifted: what a model can reach on both."""
     try:
@@ -133,7 +161,9 @@ def tradeoff(
         raise MotorecError(f"--offsets '{offsets}': give comma-separated numbers ({exc}).") from None
     if not values:
         raise MotorecError("--offsets: give at least one number.")
-    report = tradeoff_report(run, values, warm_run)
+    if warm_floor is not None and not 0.0 < warm_floor <= 1.0:
+        raise MotorecError(f"--warm-floor {warm_floor:g}: give a share of the warm-only recall, in (0, 1].")
+    report = tradeoff_report(run, values, warm_run, warm_floor)
     with claim_report_dir(out, "tradeoff", "tradeoff.json") as out:
         atomic_write_text(out / "tradeoff.json", json.dumps(report, indent=2))
         atomic_write_text(out / "tradeoff.md", tradeoff_markdown(report))

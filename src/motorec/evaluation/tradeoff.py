@@ -5,8 +5,10 @@ A zero-shot cold item reaches a real top-K only by taking a slot from a warm ite
 are standardised separately over warm and over cold items (per-user z-scores, so the two groups are
 on one scale whatever model produced them), cold items are shifted by an offset, and every group is
 measured at each offset. A large negative offset gives the warm-only ranking, a large positive one
-the cold-only ranking. `blend` makes one ranking from two score sources (a warm expert for items
-with train interactions, a cold expert for the others) on the same standardised scale.
+the cold-only ranking. Validation picks the offset: the best valid `all`, optionally only among
+offsets that keep a share of the warm-only ranking's warm recall (`warm_floor_offset`). `blend`
+makes one ranking from two score sources (a warm expert for items with train interactions, a cold
+expert for the others) on the same standardised scale.
 Scores in, metrics out: nothing here knows about models.
 """
 
@@ -22,6 +24,7 @@ from motorec.evaluation.protocol import Evaluator
 
 ScoreFn = Callable[[Tensor], Tensor]
 GROUPS = ("all", "warm", "cold@full", "cold@cold")
+WARM_ONLY_OFFSET = -1.0e4  # ranks every cold item below every warm one (standardised scores are O(1))
 
 
 def standardize_groups(scores: Tensor, cold: Tensor) -> Tensor:
@@ -70,7 +73,18 @@ def offset_curve(
     return points
 
 
-def best_valid_offset(points: Sequence[TradeoffPoint]) -> float:
-    """The offset with the best valid `all` recall@20 (validation-only selection)."""
-    valid = [p for p in points if p.split == "valid"]
-    return max(valid, key=lambda p: p.recall["all"]).offset
+def best_valid_offset(points: Sequence[TradeoffPoint], min_warm: float = 0.0) -> float | None:
+    """The offset with the best valid `all` recall@20 among those whose valid `warm` recall@20 is at
+    least `min_warm` (validation-only selection); None when no offset keeps that much warm."""
+    valid = [p for p in points if p.split == "valid" and p.recall["warm"] >= min_warm]
+    return max(valid, key=lambda p: p.recall["all"]).offset if valid else None
+
+
+def warm_floor_offset(points: Sequence[TradeoffPoint], floor: float) -> float | None:
+    """The best valid `all` among offsets that keep valid `warm` at `floor` x or more of the warm
+    recall with no cold item ranked (the point at `WARM_ONLY_OFFSET`, which the curve must hold):
+    cold items take top-K slots, but not at any price to the warm items."""
+    reference = [p.recall["warm"] for p in points if p.split == "valid" and p.offset == WARM_ONLY_OFFSET]
+    if not reference:
+        raise ValueError(f"a warm floor needs the curve's warm-only point (offset {WARM_ONLY_OFFSET:g})")
+    return best_valid_offset([p for p in points if p.offset != WARM_ONLY_OFFSET], floor * reference[0])
