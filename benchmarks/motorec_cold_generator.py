@@ -14,8 +14,9 @@ checkpoint is scored again under two placements, each over a grid of cold offset
               objective), early-stopped on a tenth of the warm items held out
 For each placement two offsets are chosen on valid, per dataset: the best mean valid `all`, and the
 best mean valid `all` among offsets that keep valid `warm` at >= 85% of the same model's warm recall
-with no cold item ranked (`warm_retention`). At each, test Recall@20 per seed and the paired
-difference of `all` against the best other row of the benchmark table (`--table`) are written.
+when only items with train interactions are ranked, as LightGCN does (`warm_retention`). At each,
+test Recall@20 per seed and the paired difference of `all` against the best other row of the
+benchmark table (`--table`) are written.
 Full users x items score matrices: for the benchmark's datasets, not for large catalogues.
 """
 
@@ -84,7 +85,7 @@ def generator_scorer(u_w: Tensor, i_w: Tensor, warm: Tensor, offset: float) -> D
 @torch.no_grad()
 def score_seed(run: Path, seed: int) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
     """{placement: {offset: {split: {group: recall@20, "cold_share@20": share}}}} of one seed's
-    checkpoint; offset WARM_ONLY_OFFSET ranks no cold item."""
+    checkpoint; offset WARM_ONLY_OFFSET ranks every item without train interactions last."""
     ds, _, model = load_trained(run, seed)
     evaluator = Evaluator(ds, "cpu", ks=(20,))
     model.eval()
