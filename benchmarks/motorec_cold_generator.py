@@ -10,8 +10,8 @@ checkpoint is scored again under two placements, each over a grid of cold offset
               standardised over all items + offset (the `cold_prior`)
   generator   every item by s_c(u, i) + u_id . v_i standardised over warm items, with v_i the item's
               ID vector when warm and g(content_i) when cold (+ offset for cold items); g is a
-              two-layer MLP fitted after training by MSE to the warm items' ID vectors (DeepMusic's
-              objective), early-stopped on a tenth of the warm items held out
+              two-layer ReLU MLP fitted after training by MSE to the warm items' ID vectors
+              (DeepMusic's objective), early-stopped on a tenth of the warm items held out
 For each placement two offsets are chosen on valid, per dataset: the best mean valid `all`, and the
 best mean valid `all` among offsets that keep valid `warm` at >= 85% of the same model's warm recall
 when only items with train interactions are ranked, as LightGCN does (`warm_retention`). At each,
@@ -28,13 +28,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from motorec.evaluation import Evaluator
 from motorec.evaluation.protocol import DotScorer
 from motorec.evaluation.tradeoff import WARM_ONLY_OFFSET, TradeoffPoint, best_valid_offset, warm_floor_offset
+from motorec.experiments.coldstart import paired_table
 from motorec.models.factory import load_trained
-from motorec.models.motorec_model import merge_scores
+from motorec.models.motorec_model import merge_scores, score_moments
+from motorec.tokenizers.rqvae import mlp
 from rescore import runs_parser, write_report
 
 OFFSETS = [round(x, 3) for x in np.arange(-0.5, 1.0001, 0.125)]
@@ -46,7 +48,7 @@ def fit_generator(content: Tensor, target: Tensor, warm: Tensor, seed: int) -> T
     """g(content) for every item: MLP fitted on the warm items by MSE (a tenth held out for early stopping)."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    net = nn.Sequential(nn.Linear(content.shape[1], 256), nn.GELU(), nn.Linear(256, target.shape[1]))
+    net = mlp([content.shape[1], 256, target.shape[1]])
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-5)
     items = torch.nonzero(warm).squeeze(1)
     items = items[torch.randperm(len(items), generator=gen)]
@@ -71,12 +73,7 @@ def fit_generator(content: Tensor, target: Tensor, warm: Tensor, seed: int) -> T
 
 def generator_scorer(u_w: Tensor, i_w: Tensor, warm: Tensor, offset: float) -> DotScorer:
     """Every item by u_w . i_w standardised over the warm items' moments; cold items + offset."""
-    items = i_w[warm]
-    mean = items.mean(0)
-    centred = items - mean
-    cov = centred.T @ centred / len(items)
-    mu = u_w @ mean.unsqueeze(1)
-    sd = ((u_w @ cov) * u_w).sum(1, keepdim=True).clamp_min(1e-12).sqrt()
+    mu, sd = score_moments(u_w, i_w[warm])
     cold = (~warm).to(i_w.dtype).unsqueeze(1)
     users = torch.cat([u_w / sd, -mu / sd, torch.full_like(mu, offset)], 1)
     return DotScorer(users, torch.cat([i_w, torch.ones_like(cold), cold], 1))
@@ -140,18 +137,20 @@ def summarise(per_seed: dict[int, dict], placement: str, other: dict[str, Any], 
             continue
         offset = str(chosen)
         test = {g: [per_seed[s][placement][offset]["test"][g] for s in seeds] for g in (*GROUPS, "cold_share@20")}
-        diff = np.array(test["all"]) - np.array([other["per_seed"][str(s)]["all"]["recall@20"] for s in seeds])
+        point = {
+            "dataset": other["dataset"],
+            "model": f"motorec-{placement}",
+            "status": "ok",
+            "per_seed": {str(s): {"all": {"recall@20": v}} for s, v in zip(seeds, test["all"])},
+        }
+        [paired] = paired_table([point, other], [{"reference": other["model"], "group": "all"}])
         out[rule] = {
             "offset": chosen,
             "valid": {g: mean(offset, "valid", g) for g in GROUPS},
             "test_mean": {g: float(np.mean(v)) for g, v in test.items()},
             "test_std": {g: float(np.std(v)) for g, v in test.items()},  # as the benchmark table
             "test_warm_over_lightgcn": round(float(np.mean(test["warm"])) / lightgcn_warm, 2),
-            "all_minus_best_other": {
-                "row": other["model"],
-                "mean": float(diff.mean()),
-                "standard_error": float(diff.std(ddof=1) / np.sqrt(len(diff))),
-            },
+            "all_minus_best_other": paired,
         }
     return out
 

@@ -239,6 +239,16 @@ def leave_one_out_mean(user_mean: Tensor, user_degree: Tensor, left_out: Tensor)
     return (user_mean * d - left_out) / (d - 1).clamp_min(1)
 
 
+def score_moments(users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
+    """Per user, the mean and standard deviation of u . i over these items, (users, 1) each, from the
+    items' mean and covariance: no users x items matrix."""
+    mean = items.mean(0)
+    centred = items - mean
+    cov = centred.T @ centred / max(len(items), 1)
+    var = ((users @ cov) * users).sum(1, keepdim=True)
+    return users @ mean.unsqueeze(1), var.clamp_min(1e-12).sqrt()
+
+
 def merge_scores(
     u_warm: Tensor, i_warm: Tensor, u_cold: Tensor, i_cold: Tensor, warm: Tensor, cold_prior: float
 ) -> tuple[Tensor, Tensor]:
@@ -251,15 +261,8 @@ def merge_scores(
     warm items [i_w, 1, 0, 0], cold items [0, 0, i_c, 1].
     """
 
-    def moments(u: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
-        mean = items.mean(0)
-        centred = items - mean
-        cov = centred.T @ centred / max(len(items), 1)
-        var = ((u @ cov) * u).sum(1, keepdim=True)
-        return u @ mean.unsqueeze(1), var.clamp_min(1e-12).sqrt()
-
-    mu_w, sd_w = moments(u_warm, i_warm[warm])
-    mu_c, sd_c = moments(u_cold, i_cold)
+    mu_w, sd_w = score_moments(u_warm, i_warm[warm])
+    mu_c, sd_c = score_moments(u_cold, i_cold)
     users = torch.cat([u_warm / sd_w, -mu_w / sd_w, u_cold / sd_c, cold_prior - mu_c / sd_c], 1)
     w = warm.unsqueeze(1).to(i_warm.dtype)
     ones = torch.ones_like(w)
