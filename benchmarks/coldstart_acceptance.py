@@ -31,18 +31,26 @@ def main() -> None:
         mine = by["motorec"]
         others = [r for label, r in by.items() if label != "motorec"]
         entry = {
-            "cold@cold_over_content_profile": round(mean(mine, "cold@cold") / mean(by["content_profile"], "cold@cold"), 2),
+            "cold@cold_over_content_profile": round(
+                mean(mine, "cold@cold") / mean(by["content_profile"], "cold@cold"), 2
+            ),
             "warm_over_lightgcn": round(mean(mine, "warm") / mean(by["lightgcn"], "warm"), 2),
         }
         for group in ("all", "cold@cold"):
             best = max(others, key=lambda r: mean(r, group))
-            verdicts = {p["model"]: p["verdict"] for p in paired
-                        if p["dataset"] == dataset and p["reference"] == "motorec" and p["group"] == group}
-            entry[group] = {"motorec": mean(mine, group), "best_other_row": best["model"],
-                            "best_other": mean(best, group),
-                            "rows_level_with_motorec": sorted(m for m, v in verdicts.items() if v == "level"),
-                            "rows_ahead_of_motorec": sorted(m for m, v in verdicts.items() if v == "win"),
-                            "first_beyond_two_standard_errors": all(v == "loss" for v in verdicts.values())}
+            verdicts = {
+                p["model"]: p["verdict"]
+                for p in paired
+                if p["dataset"] == dataset and p["reference"] == "motorec" and p["group"] == group
+            }
+            entry[group] = {
+                "motorec": mean(mine, group),
+                "best_other_row": best["model"],
+                "best_other": mean(best, group),
+                "rows_level_with_motorec": sorted(m for m, v in verdicts.items() if v == "level"),
+                "rows_ahead_of_motorec": sorted(m for m, v in verdicts.items() if v == "win"),
+                "first_beyond_two_standard_errors": all(v == "loss" for v in verdicts.values()),
+            }
         report["datasets"][dataset] = entry
     (args.results / "acceptance.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))

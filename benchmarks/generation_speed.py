@@ -5,6 +5,7 @@ Run from the repository root:
         --data ../shared/data/amazon-scientific/raw --ids mmq --threads 1
 Writes benchmarks/results/generation_speed_<dataset>_<ids>.json.
 """
+
 from __future__ import annotations
 
 import argparse

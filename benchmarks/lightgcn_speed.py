@@ -9,6 +9,7 @@ and per evaluation. Each figure is the median of `--repeats` timed runs after on
 (allocations, CUDA kernels). Writes benchmarks/results/lightgcn_speed.json and .md with the
 machine it ran on. Reference (MMRec on an H100): 0.63 s per epoch, 2.3 s per validation evaluation.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,7 +71,9 @@ def bench_device(ds, device: torch.device, repeats: int, batch_size: int) -> dic
     recall = evaluate_model(model, evaluator, "valid").get()
     return {
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
         "batches_per_epoch": sampler.n_batches(batch_size),
         "train_epoch_s": statistics.median(train_times),
@@ -141,12 +144,19 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.devices == "auto" else args.devices.split(",")
+    devices = (
+        ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.devices == "auto" else args.devices.split(",")
+    )
     ds = load_dataset(args.data)
     result = {
-        "command": "python benchmarks/lightgcn_speed.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("out", "data")),
-        "dataset": {"name": ds.name, "users": ds.n_users, "items": ds.n_items, "train_interactions": int(ds.train_matrix.nnz)},
+        "command": "python benchmarks/lightgcn_speed.py "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("out", "data")),
+        "dataset": {
+            "name": ds.name,
+            "users": ds.n_users,
+            "items": ds.n_items,
+            "train_interactions": int(ds.train_matrix.nnz),
+        },
         "batch_size": args.batch_size,
         "repeats": args.repeats,
         "machine": machine(),

@@ -28,9 +28,11 @@ and machine load.
 `--stages` re-measures some stages and replaces their records, each then with its own command
 and commit (their prerequisites run again but keep their recorded measurement).
 """
+
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -64,10 +66,19 @@ def motorec_cli() -> list[str]:
 def size_settings(items: int, users: int, interactions: int, train_epochs: int = 1) -> dict:
     train_batch = BATCH_PER_100K_INTERACTIONS * interactions // 100_000
     tok_batch = TOKENIZER_BATCH_PER_10K_ITEMS * items // 10_000
-    common = [f"train.batch_size={train_batch}", f"train.epochs={train_epochs}", f"train.eval_every={train_epochs}",
-              f"seeds=[{SEED}]", "train.progress=false"]
-    motorec = [f"model.tokenizer.batch_size={tok_batch}", f"model.tokenizer.epochs={TOKENIZER_EPOCHS}",
-               f"model.tokenizer.warmup_epochs={TOKENIZER_WARMUP}", "model.modalities=[text]"]
+    common = [
+        f"train.batch_size={train_batch}",
+        f"train.epochs={train_epochs}",
+        f"train.eval_every={train_epochs}",
+        f"seeds=[{SEED}]",
+        "train.progress=false",
+    ]
+    motorec = [
+        f"model.tokenizer.batch_size={tok_batch}",
+        f"model.tokenizer.epochs={TOKENIZER_EPOCHS}",
+        f"model.tokenizer.warmup_epochs={TOKENIZER_WARMUP}",
+        "model.modalities=[text]",
+    ]
     return {"train_batch": train_batch, "tokenizer_batch": tok_batch, "common": common, "motorec": motorec}
 
 
@@ -85,8 +96,14 @@ def run_stage(name: str, argv: list[str], log_dir: Path, env: dict[str, str]) ->
         tail = (log_dir / f"{name}.log").read_text()[-3000:]
         raise SystemExit(f"stage {name} failed (exit {proc.returncode}):\n{tail}")
     print(f"  {name}: {wall:.1f}s, peak RSS {usage.ru_maxrss / 1024:.0f} MB", flush=True)
-    return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "load_avg_before": load_before, "load_avg_after": os.getloadavg(), "command": " ".join(argv[2:])}
+    return {
+        "wall_s": wall,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "load_avg_before": load_before,
+        "load_avg_after": os.getloadavg(),
+        "command": " ".join(argv[2:]),
+    }
 
 
 # ------------------------------------------------------------------ workers (run in child processes)
@@ -105,9 +122,16 @@ def worker_tokenizer(data: str, overrides: list[str], out: Path) -> None:
     model.on_epoch_start(0)  # fits (or loads) the tokenizer, then encodes every item
     seconds = time.perf_counter() - t0
     codes = model.tokens()["text"]
-    out.write_text(json.dumps({"fit_encode_s": seconds, "items_encoded": int(codes.shape[0]),
-                               "fitted_on_items": int(len(model.fit_items)),
-                               "distinct_code_tuples": int(len(np.unique(codes, axis=0)))}))
+    out.write_text(
+        json.dumps(
+            {
+                "fit_encode_s": seconds,
+                "items_encoded": int(codes.shape[0]),
+                "fitted_on_items": len(model.fit_items),
+                "distinct_code_tuples": len(np.unique(codes, axis=0)),
+            }
+        )
+    )
 
 
 def worker_epoch(data: str, model_name: str, overrides: list[str], out: Path) -> None:
@@ -134,8 +158,16 @@ def worker_epoch(data: str, model_name: str, overrides: list[str], out: Path) ->
     start_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     total, n = train_epoch(model, sampler, opt, cfg.train.batch_size)
-    out.write_text(json.dumps({"epoch_s": time.perf_counter() - t0, "epoch_start_hook_s": start_s, "batches": n,
-                               "mean_loss": total / max(n, 1)}))
+    out.write_text(
+        json.dumps(
+            {
+                "epoch_s": time.perf_counter() - t0,
+                "epoch_start_hook_s": start_s,
+                "batches": n,
+                "mean_loss": total / max(n, 1),
+            }
+        )
+    )
 
 
 def worker_serve(bundle: str, out: Path, wal_dir: Path) -> None:
@@ -165,7 +197,9 @@ def worker_serve(bundle: str, out: Path, wal_dir: Path) -> None:
     t = time.perf_counter()
     truth = [exact.search(service.user_vectors[u], 20, service.seen(u))[0].tolist() for u in users]
     exact_s = (time.perf_counter() - t) / len(users)
-    ivf = ItemIndex.build(items, b.item_vectors[items], IndexConfig(kind="ivf", build_threads=1), calibration_queries(b))
+    ivf = ItemIndex.build(
+        items, b.item_vectors[items], IndexConfig(kind="ivf", build_threads=1), calibration_queries(b)
+    )
     ivf_ms, ivf_found = [], []
     for u in users:
         t = time.perf_counter()
@@ -179,17 +213,30 @@ def worker_serve(bundle: str, out: Path, wal_dir: Path) -> None:
         raw_found.append([i for i in got.tolist() if i >= 0 and i not in seen][:20])
     ms = np.array(latencies) * 1000
     info = {k: v for k, v in service.index.info.items() if k != "config"}
-    out.write_text(json.dumps({
-        "bundle_load_s": load_s, "service_start_s": service.startup_seconds, "index": info,
-        "index_build_s": info["build_seconds"], "recommend_queries": int(len(users)),
-        "recommend_p50_ms": float(np.percentile(ms, 50)), "recommend_p99_ms": float(np.percentile(ms, 99)),
-        "recommend_mean_ms": float(ms.mean()), "exact_search_mean_ms": exact_s * 1000,
-        "recall@20_vs_exact": _recall(served, truth),
-        "distinct_items_in_exact_top20": int(len({i for row in truth for i in row})),
-        "ivf_index": {**{k: v for k, v in ivf.info.items() if k != "config"}, "search_p99_ms": float(np.percentile(ivf_ms, 99)),
-                      "recall@20_vs_exact": _recall(ivf_found, truth)},
-        "ivf_index_build_s": ivf.info["build_seconds"],
-        "raw_inner_product_ivf_recall@20_vs_exact_same_cells": _recall(raw_found, truth)}))
+    out.write_text(
+        json.dumps(
+            {
+                "bundle_load_s": load_s,
+                "service_start_s": service.startup_seconds,
+                "index": info,
+                "index_build_s": info["build_seconds"],
+                "recommend_queries": len(users),
+                "recommend_p50_ms": float(np.percentile(ms, 50)),
+                "recommend_p99_ms": float(np.percentile(ms, 99)),
+                "recommend_mean_ms": float(ms.mean()),
+                "exact_search_mean_ms": exact_s * 1000,
+                "recall@20_vs_exact": _recall(served, truth),
+                "distinct_items_in_exact_top20": len({i for row in truth for i in row}),
+                "ivf_index": {
+                    **{k: v for k, v in ivf.info.items() if k != "config"},
+                    "search_p99_ms": float(np.percentile(ivf_ms, 99)),
+                    "recall@20_vs_exact": _recall(ivf_found, truth),
+                },
+                "ivf_index_build_s": ivf.info["build_seconds"],
+                "raw_inner_product_ivf_recall@20_vs_exact_same_cells": _recall(raw_found, truth),
+            }
+        )
+    )
     service.close()
 
 
@@ -216,7 +263,7 @@ def _recall(found: list[list[int]], truth: list[list[int]]) -> float:
 def growth(results: dict, sizes: list[str]) -> dict:
     """Exponent b of time ∝ interactions^b between consecutive sizes, per stage (and per inner timing)."""
     out = {}
-    for a, b in zip(sizes, sizes[1:]):
+    for a, b in itertools.pairwise(sizes):
         ra, rb = results[a], results[b]
         ratio = np.log(rb["interactions"] / ra["interactions"])
         per = {}
@@ -228,8 +275,14 @@ def growth(results: dict, sizes: list[str]) -> dict:
 
 
 STAGES = ["generate", "tokenizer", "lightgcn_train", "motorec_epoch", "evaluate", "export", "serve"]
-NEEDS = {"tokenizer": ["generate"], "lightgcn_train": ["generate"], "motorec_epoch": ["generate", "tokenizer"],
-         "evaluate": ["lightgcn_train"], "export": ["lightgcn_train"], "serve": ["export"]}
+NEEDS = {
+    "tokenizer": ["generate"],
+    "lightgcn_train": ["generate"],
+    "motorec_epoch": ["generate", "tokenizer"],
+    "evaluate": ["lightgcn_train"],
+    "export": ["lightgcn_train"],
+    "serve": ["export"],
+}
 
 
 def with_prerequisites(wanted: list[str]) -> list[str]:
@@ -244,11 +297,17 @@ def with_prerequisites(wanted: list[str]) -> list[str]:
 
 def timings_of(stages: dict[str, dict]) -> dict[str, float]:
     """Each stage's own timing (the growth exponents compare these)."""
-    picks = {"generate": ("generate", "wall_s"), "tokenizer_fit_encode": ("tokenizer", "fit_encode_s"),
-             "lightgcn_epoch": ("lightgcn_train", "epoch_s"), "motorec_epoch": ("motorec_epoch", "epoch_s"),
-             "full_evaluation": ("lightgcn_train", "valid_eval_s"), "evaluate_command": ("evaluate", "wall_s"),
-             "export": ("export", "wall_s"), "index_build": ("serve", "index_build_s"),
-             "ivf_index_build": ("serve", "ivf_index_build_s")}
+    picks = {
+        "generate": ("generate", "wall_s"),
+        "tokenizer_fit_encode": ("tokenizer", "fit_encode_s"),
+        "lightgcn_epoch": ("lightgcn_train", "epoch_s"),
+        "motorec_epoch": ("motorec_epoch", "epoch_s"),
+        "full_evaluation": ("lightgcn_train", "valid_eval_s"),
+        "evaluate_command": ("evaluate", "wall_s"),
+        "export": ("export", "wall_s"),
+        "index_build": ("serve", "index_build_s"),
+        "ivf_index_build": ("serve", "ivf_index_build_s"),
+    }
     return {key: stages[stage][field] for key, (stage, field) in picks.items() if field in stages.get(stage, {})}
 
 
@@ -261,21 +320,61 @@ def bench_size(label: str, work: Path, threads: int, env: dict[str, str], wanted
     shutil.rmtree(root, ignore_errors=True)
     cache = root / "cache"
     common = s["common"] + [f"train.threads={threads}", f"data.cache_dir={cache}"]
-    sets = lambda overrides: [x for o in overrides for x in ("--set", o)]  # noqa: E731
+    sets = lambda overrides: [x for o in overrides for x in ("--set", o)]
     cli, worker = motorec_cli(), [sys.executable, __file__, "worker"]
     run, bundle = root / "run-lightgcn", root / "bundle"
     tok_json, epoch_json, serve_json = root / "tokenizer.json", root / "motorec_epoch.json", root / "serve.json"
     argv = {
-        "generate": cli + ["data", "synthetic", "--out", str(data), "--items", str(items), "--users", str(users),
-                           "--interactions", str(interactions), "--text-dim", "384", "--seed", str(SEED)],
-        "tokenizer": worker + ["tokenizer", "--data", str(data), "--json-out", str(tok_json),
-                               *sets(common + s["motorec"])],
-        "lightgcn_train": cli + ["train", "--data", str(data), "--model", "lightgcn", "--out", str(run), *sets(common)],
-        "motorec_epoch": worker + ["epoch", "--data", str(data), "--model", "motorec", "--json-out", str(epoch_json),
-                                   *sets(common + s["motorec"])],
-        "evaluate": cli + ["evaluate", str(run), "--split", "test"],
-        "export": cli + ["export", str(run), "--out", str(bundle)],
-        "serve": worker + ["serve", "--bundle", str(bundle), "--json-out", str(serve_json), "--wal-dir", str(root / "wal")],
+        "generate": [
+            *cli,
+            "data",
+            "synthetic",
+            "--out",
+            str(data),
+            "--items",
+            str(items),
+            "--users",
+            str(users),
+            "--interactions",
+            str(interactions),
+            "--text-dim",
+            "384",
+            "--seed",
+            str(SEED),
+        ],
+        "tokenizer": [
+            *worker,
+            "tokenizer",
+            "--data",
+            str(data),
+            "--json-out",
+            str(tok_json),
+            *sets(common + s["motorec"]),
+        ],
+        "lightgcn_train": [*cli, "train", "--data", str(data), "--model", "lightgcn", "--out", str(run), *sets(common)],
+        "motorec_epoch": [
+            *worker,
+            "epoch",
+            "--data",
+            str(data),
+            "--model",
+            "motorec",
+            "--json-out",
+            str(epoch_json),
+            *sets(common + s["motorec"]),
+        ],
+        "evaluate": [*cli, "evaluate", str(run), "--split", "test"],
+        "export": [*cli, "export", str(run), "--out", str(bundle)],
+        "serve": [
+            *worker,
+            "serve",
+            "--bundle",
+            str(bundle),
+            "--json-out",
+            str(serve_json),
+            "--wal-dir",
+            str(root / "wal"),
+        ],
     }
     print(f"{label}: {items} items, {users} users, {interactions} interactions", flush=True)
     stages: dict[str, dict] = {}
@@ -285,9 +384,13 @@ def bench_size(label: str, work: Path, threads: int, env: dict[str, str], wanted
             stages[name].update(json.loads(tok_json.read_text()))
         elif name == "lightgcn_train":
             info = json.loads((run / "results.json").read_text())
-            stages[name].update({"epoch_s": info["runs"][0]["train_seconds_per_epoch"],
-                                 "valid_eval_s": info["runs"][0]["eval_seconds"],
-                                 "test_recall@20": info["test"]["all"]["recall@20"]})
+            stages[name].update(
+                {
+                    "epoch_s": info["runs"][0]["train_seconds_per_epoch"],
+                    "valid_eval_s": info["runs"][0]["eval_seconds"],
+                    "test_recall@20": info["test"]["all"]["recall@20"],
+                }
+            )
         elif name == "motorec_epoch":
             stages[name].update(json.loads(epoch_json.read_text()))
         elif name == "serve":
@@ -304,13 +407,23 @@ def size_entry(label: str, threads: int, stages: dict[str, dict], train_epochs: 
     s = size_settings(items, users, interactions, train_epochs)
     eval_users, eval_block = batch_plan(items, DEFAULT_MEMORY_MB, None, blockwise=True)
     return {
-        "items": items, "users": users, "interactions": interactions,
-        "settings": {"train_batch_size": s["train_batch"], "lightgcn_epochs": train_epochs,
-                     "tokenizer_batch_size": s["tokenizer_batch"],
-                     "tokenizer_epochs": TOKENIZER_EPOCHS, "tokenizer_warmup_epochs": TOKENIZER_WARMUP,
-                     "eval_users_per_batch": eval_users, "eval_item_block": eval_block,
-                     "eval_memory_mb": DEFAULT_MEMORY_MB, "max_item_block": MAX_ITEM_BLOCK, "torch_threads": threads},
-        "stages": stages, "timings_s": timings_of(stages),
+        "items": items,
+        "users": users,
+        "interactions": interactions,
+        "settings": {
+            "train_batch_size": s["train_batch"],
+            "lightgcn_epochs": train_epochs,
+            "tokenizer_batch_size": s["tokenizer_batch"],
+            "tokenizer_epochs": TOKENIZER_EPOCHS,
+            "tokenizer_warmup_epochs": TOKENIZER_WARMUP,
+            "eval_users_per_batch": eval_users,
+            "eval_item_block": eval_block,
+            "eval_memory_mb": DEFAULT_MEMORY_MB,
+            "max_item_block": MAX_ITEM_BLOCK,
+            "torch_threads": threads,
+        },
+        "stages": stages,
+        "timings_s": timings_of(stages),
         "max_peak_rss_mb": max(st["peak_rss_mb"] for st in stages.values()),
     }
 
@@ -323,33 +436,84 @@ def bench_ddp(label: str, work: Path, epochs: int, env: dict[str, str]) -> dict:
     root = work / f"ddp-{label}"
     shutil.rmtree(root, ignore_errors=True)
     data, logs = root / "data", root / "logs"
-    run_stage("generate", motorec_cli() + ["data", "synthetic", "--out", str(data), "--items", str(items), "--users",
-                                           str(users), "--interactions", str(interactions), "--seed", str(SEED)], logs, env)
-    settings = [f"train.batch_size={s['train_batch']}", f"train.epochs={epochs}", f"seeds=[{SEED}]", "train.progress=false",
-                "train.patience=1000"]
+    run_stage(
+        "generate",
+        [
+            *motorec_cli(),
+            "data",
+            "synthetic",
+            "--out",
+            str(data),
+            "--items",
+            str(items),
+            "--users",
+            str(users),
+            "--interactions",
+            str(interactions),
+            "--seed",
+            str(SEED),
+        ],
+        logs,
+        env,
+    )
+    settings = [
+        f"train.batch_size={s['train_batch']}",
+        f"train.epochs={epochs}",
+        f"seeds=[{SEED}]",
+        "train.progress=false",
+        "train.patience=1000",
+    ]
     runs = {}
-    for name, nproc, threads in (("1 process x 1 thread", 1, 1), ("1 process x 2 threads", 1, 2),
-                                 ("2 processes x 1 thread", 2, 1)):
+    for name, nproc, threads in (
+        ("1 process x 1 thread", 1, 1),
+        ("1 process x 2 threads", 1, 2),
+        ("2 processes x 1 thread", 2, 1),
+    ):
         out = root / name.replace(" ", "")
-        argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m",
-                "motorec", "train", "--data", str(data), "--model", "lightgcn", "--out", str(out)]
-        argv += [x for o in settings + [f"train.threads={threads}"] for x in ("--set", o)]
+        argv = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            "motorec",
+            "train",
+            "--data",
+            str(data),
+            "--model",
+            "lightgcn",
+            "--out",
+            str(out),
+        ]
+        argv += [x for o in [*settings, f"train.threads={threads}"] for x in ("--set", o)]
         stage = run_stage(name.replace(" ", ""), argv, logs, {**env, "OMP_NUM_THREADS": str(threads)})
         info = json.loads((out / "results.json").read_text())
         run = info["runs"][0]
-        runs[name] = {"processes": nproc, "threads_per_process": threads, "epoch_s": run["train_seconds_per_epoch"],
-                      "valid_eval_s": run["eval_seconds"], "wall_s": stage["wall_s"], "peak_rss_mb_one_process": stage["peak_rss_mb"],
-                      "test": {k: info["test"]["all"][k] for k in ("recall@20", "ndcg@20")}}
+        runs[name] = {
+            "processes": nproc,
+            "threads_per_process": threads,
+            "epoch_s": run["train_seconds_per_epoch"],
+            "valid_eval_s": run["eval_seconds"],
+            "wall_s": stage["wall_s"],
+            "peak_rss_mb_one_process": stage["peak_rss_mb"],
+            "test": {k: info["test"]["all"][k] for k in ("recall@20", "ndcg@20")},
+        }
     base, fair, two = (runs[k] for k in runs)
     return {
-        "size": label, "items": items, "users": users, "interactions": interactions, "epochs": epochs,
-        "train_batch_size_global": s["train_batch"], "runs": runs,
+        "size": label,
+        "items": items,
+        "users": users,
+        "interactions": interactions,
+        "epochs": epochs,
+        "train_batch_size_global": s["train_batch"],
+        "runs": runs,
         "speedup_epoch_2proc_vs_1proc_1thread": base["epoch_s"] / two["epoch_s"],
         "speedup_epoch_2proc_vs_1proc_2threads": fair["epoch_s"] / two["epoch_s"],
         "speedup_eval_2proc_vs_1proc_2threads": fair["valid_eval_s"] / two["valid_eval_s"],
         "test_recall@20_difference_2proc_minus_1proc": two["test"]["recall@20"] - base["test"]["recall@20"],
         "note": "2 processes draw other negatives than 1 (seeded per rank), so the metric difference is sampling "
-                "noise of one seed; peak RSS is that of the torchrun agent's children as the kernel reports them",
+        "noise of one seed; peak RSS is that of the torchrun agent's children as the kernel reports them",
     }
 
 
@@ -365,15 +529,26 @@ def main() -> None:
     w.add_argument("--wal-dir", type=Path)
     w.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--sizes", default="10k,100k,1m")
-    parser.add_argument("--stages", default=",".join(STAGES),
-                        help="re-measure only these stages (their prerequisites run too) and merge them into the file")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads per process (1: on a shared machine 2 threads oversubscribe the cores)")
+    parser.add_argument(
+        "--stages",
+        default=",".join(STAGES),
+        help="re-measure only these stages (their prerequisites run too) and merge them into the file",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads per process (1: on a shared machine 2 threads oversubscribe the cores)",
+    )
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/motorec-scale"))
     parser.add_argument("--out", type=Path, default=RESULTS / "scale.json")
-    parser.add_argument("--train-epochs", type=int, default=1,
-                        help="LightGCN epochs before its evaluation, export and serving (the epoch time is per "
-                             "epoch); more than 1 serves trained vectors, for the index's recall")
+    parser.add_argument(
+        "--train-epochs",
+        type=int,
+        default=1,
+        help="LightGCN epochs before its evaluation, export and serving (the epoch time is per "
+        "epoch); more than 1 serves trained vectors, for the index's recall",
+    )
     parser.add_argument("--ddp-size", default="10k", help="catalogue of the 1 vs 2 process comparison ('' to skip)")
     parser.add_argument("--ddp-epochs", type=int, default=5)
     args = parser.parse_args()
@@ -389,33 +564,47 @@ def main() -> None:
     unknown = [s for s in sizes if s not in SIZES]
     if unknown:
         raise SystemExit(f"--sizes: unknown {unknown}; choose from {', '.join(SIZES)}")
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
-           "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(args.threads),
+        "MKL_NUM_THREADS": str(args.threads),
+        "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
     import torch
 
     # sizes measured by separate invocations are merged into one results file (each keeps its own
     # command, commit, start time and machine load)
     report = json.loads(args.out.read_text()) if args.out.is_file() else {"sizes": {}}
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    provenance = {"command": "python benchmarks/scale.py " + " ".join(sys.argv[1:]), "commit": commit,
-                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "load_avg_at_start": os.getloadavg()}
+    provenance = {
+        "command": "python benchmarks/scale.py " + " ".join(sys.argv[1:]),
+        "commit": commit,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "load_avg_at_start": os.getloadavg(),
+    }
     wanted = [x.strip() for x in args.stages.split(",") if x.strip()]
     if set(wanted) - set(STAGES):
         raise SystemExit(f"--stages: unknown {sorted(set(wanted) - set(STAGES))}; choose from {', '.join(STAGES)}")
     for label in sizes:
         fresh = bench_size(label, args.workdir, args.threads, env, wanted, args.train_epochs)
         if set(fresh) == set(STAGES) or label not in report["sizes"]:
-            report["sizes"][label] = {**size_entry(label, args.threads, fresh, args.train_epochs),
-                                      "provenance": provenance}
+            report["sizes"][label] = {
+                **size_entry(label, args.threads, fresh, args.train_epochs),
+                "provenance": provenance,
+            }
         else:  # a re-measurement: the wanted stages (not their prerequisites) replace their old records
             again = {k: {**v, "provenance": provenance} for k, v in fresh.items() if k in wanted}
             stages = {**report["sizes"][label]["stages"], **again}
-            report["sizes"][label] = {**size_entry(label, args.threads, stages, args.train_epochs),
-                                      "provenance": report["sizes"][label]["provenance"]}
+            report["sizes"][label] = {
+                **size_entry(label, args.threads, stages, args.train_epochs),
+                "provenance": report["sizes"][label]["provenance"],
+            }
         _write(args.out, report, torch.__version__)
     if args.ddp_size:
-        report["torchrun_1_vs_2_processes"] = {**bench_ddp(args.ddp_size, args.workdir, args.ddp_epochs, env),
-                                               "provenance": provenance}
+        report["torchrun_1_vs_2_processes"] = {
+            **bench_ddp(args.ddp_size, args.workdir, args.ddp_epochs, env),
+            "provenance": provenance,
+        }
     _write(args.out, report, torch.__version__)
     print(f"wrote {args.out}")
 
@@ -425,10 +614,14 @@ def _write(out: Path, report: dict, torch_version: str) -> None:
     report["sizes"] = {s: report["sizes"][s] for s in order}
     report["growth_exponent_vs_interactions"] = growth(report["sizes"], order)
     report["seed"] = SEED
-    report["machine"] = {"device": "2-core CPU" if os.cpu_count() == 2 else f"{os.cpu_count()}-core CPU",
-                         "cpu_count": os.cpu_count(),
-                         "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-                         "python": platform.python_version(), "torch": torch_version, "platform": platform.platform()}
+    report["machine"] = {
+        "device": "2-core CPU" if os.cpu_count() == 2 else f"{os.cpu_count()}-core CPU",
+        "cpu_count": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "torch": torch_version,
+        "platform": platform.platform(),
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
 

@@ -9,6 +9,7 @@ first --limit), POST /items/form with its raw fields (title, genres, overview) a
 how often it is there. Chance = 20 / (items the user can be recommended), averaged over the same
 (user, item) pairs. Writes RESULTS.json and RESULTS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,8 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         poster = spec.image_dir / spec.image_pattern.format(movie_id=movie_id)
         files = {"image": (poster.name, poster.read_bytes(), "image/jpeg")} if poster.is_file() else None
         t0 = time.perf_counter()
-        r = client.post("/items/form", data={"id": movie_id, "title": row["title"], "fields": json.dumps(fields, default=str)},
-                        files=files)
+        r = client.post(
+            "/items/form",
+            data={"id": movie_id, "title": row["title"], "fields": json.dumps(fields, default=str)},
+            files=files,
+        )
         ingest_ms.append((time.perf_counter() - t0) * 1000)
         if r.status_code != 201:
             raise SystemExit(f"ingest of {movie_id} failed: {r.status_code} {r.text}")
@@ -68,24 +72,38 @@ def main(argv: list[str] | None = None) -> int:
             n_candidates = items - len(ds.train_matrix[int(u)].indices)
             chance.append(args.k / n_candidates)
             if hit and len(examples) < 5:
-                examples.append({"item": movie_id, "title": row["title"], "user": user_ids[int(u)],
-                                 "rank": [x["id"] for x in recs].index(movie_id) + 1})
+                examples.append(
+                    {
+                        "item": movie_id,
+                        "title": row["title"],
+                        "user": user_ids[int(u)],
+                        "rank": [x["id"] for x in recs].index(movie_id) + 1,
+                    }
+                )
     res = {
         "command": " ".join(["python", "benchmarks/serve_cold_items.py", *sys.argv[1:]]),
-        "cold_items_posted": len(cold), "test_pairs": pairs, "hits_in_top_k": hits, "k": args.k,
-        "hit_rate": hits / max(1, pairs), "chance_hit_rate": float(np.mean(chance)) if chance else None,
+        "cold_items_posted": len(cold),
+        "test_pairs": pairs,
+        "hits_in_top_k": hits,
+        "k": args.k,
+        "hit_rate": hits / max(1, pairs),
+        "chance_hit_rate": float(np.mean(chance)) if chance else None,
         "lift_over_chance": (hits / max(1, pairs)) / float(np.mean(chance)) if chance else None,
-        "ingest_ms_p50": float(np.percentile(ingest_ms, 50)), "ingest_ms_p99": float(np.percentile(ingest_ms, 99)),
-        "health_after": client.get("/health").json(), "examples": examples,
+        "ingest_ms_p50": float(np.percentile(ingest_ms, 50)),
+        "ingest_ms_p99": float(np.percentile(ingest_ms, 99)),
+        "health_after": client.get("/health").json(),
+        "examples": examples,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(res, indent=2))
-    md = (f"# Cold items posted from raw text + poster\n\nCommand: `{res['command']}`\n\n"
-          f"{res['cold_items_posted']} cold items posted; {pairs} (test user, item) pairs; the item was in the "
-          f"user's top-{args.k} for **{hits}** pairs: hit rate **{res['hit_rate']:.4f}** vs chance "
-          f"{res['chance_hit_rate']:.4f} (lift {res['lift_over_chance']:.1f}x). Ingest (text + image encoded by the "
-          f"server) p50 {res['ingest_ms_p50']:.0f} ms, p99 {res['ingest_ms_p99']:.0f} ms.\n")
+    md = (
+        f"# Cold items posted from raw text + poster\n\nCommand: `{res['command']}`\n\n"
+        f"{res['cold_items_posted']} cold items posted; {pairs} (test user, item) pairs; the item was in the "
+        f"user's top-{args.k} for **{hits}** pairs: hit rate **{res['hit_rate']:.4f}** vs chance "
+        f"{res['chance_hit_rate']:.4f} (lift {res['lift_over_chance']:.1f}x). Ingest (text + image encoded by the "
+        f"server) p50 {res['ingest_ms_p50']:.0f} ms, p99 {res['ingest_ms_p99']:.0f} ms.\n"
+    )
     out.with_suffix(".md").write_text(md)
     print(md)
     return 0

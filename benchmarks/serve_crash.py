@@ -20,6 +20,7 @@ a fresh 127.0.0.1 port with a small compaction threshold, then:
 A final restart checks every acknowledged item with GET /items/{id}. Writes OUT.json and OUT.md;
 exits 1 if anything acknowledged was lost or the service did not restart.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,23 @@ def serve_child(bundle: str, wal: str, port: int, compact_bytes: int, log: str) 
     os.dup2(fd, 2)
     from motorec.cli import main
 
-    sys.exit(main(["serve", bundle, "--port", str(port), "--wal", wal, "--no-preload", "--log-level", "error",
-                   "--wal-compact-bytes", str(compact_bytes)]))
+    sys.exit(
+        main(
+            [
+                "serve",
+                bundle,
+                "--port",
+                str(port),
+                "--wal",
+                wal,
+                "--no-preload",
+                "--log-level",
+                "error",
+                "--wal-compact-bytes",
+                str(compact_bytes),
+            ]
+        )
+    )
 
 
 class Client:
@@ -111,8 +127,16 @@ class Ledger:
         return [rng.choice(pool) if pool and rng.random() < 0.5 else rng.choice(self.base_items) for _ in range(k)]
 
 
-def writer(port: int, cycle: int, tid: int, ledger: Ledger, dims: dict[str, int], stop: threading.Event,
-           item_share: float, seed: int) -> None:
+def writer(
+    port: int,
+    cycle: int,
+    tid: int,
+    ledger: Ledger,
+    dims: dict[str, int],
+    stop: threading.Event,
+    item_share: float,
+    seed: int,
+) -> None:
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
     users = [f"crash-user-{i}" for i in range(12)] + ledger.base_users[:8]
@@ -183,8 +207,9 @@ def logged_state(wal: Path) -> tuple[list[str], dict[str, set[str]], int]:
     return items, users, len(data) - end
 
 
-def verify(port: int, wal: Path, ledger: Ledger, health: dict, last_cycle: int, rng: random.Random,
-           expected_torn: int) -> dict:
+def verify(
+    port: int, wal: Path, ledger: Ledger, health: dict, last_cycle: int, rng: random.Random, expected_torn: int
+) -> dict:
     items, users, tail = logged_state(wal)
     logged = set(items)
     with ledger.lock:
@@ -205,13 +230,19 @@ def verify(port: int, wal: Path, ledger: Ledger, health: dict, last_cycle: int, 
     client.close()
     reported_torn = health["wal"]["torn_tail_dropped_bytes"]
     return {
-        "lost_items": lost_items[:5], "n_lost_items": len(lost_items),
-        "lost_interactions": lost_pairs[:5], "n_lost_interactions": len(lost_pairs),
-        "items_not_served": served_missing[:5], "n_items_not_served": len(served_missing),
-        "interactions_not_served": user_missing[:5], "n_interactions_not_served": len(user_missing),
+        "lost_items": lost_items[:5],
+        "n_lost_items": len(lost_items),
+        "lost_interactions": lost_pairs[:5],
+        "n_lost_interactions": len(lost_pairs),
+        "items_not_served": served_missing[:5],
+        "n_items_not_served": len(served_missing),
+        "interactions_not_served": user_missing[:5],
+        "n_interactions_not_served": len(user_missing),
         "service_items_equal_log": health["items_new"] == len(items),
-        "torn_tail_expected": expected_torn, "torn_tail_reported": reported_torn,
-        "torn_tail_report_ok": reported_torn == expected_torn, "tail_after_restart": tail,
+        "torn_tail_expected": expected_torn,
+        "torn_tail_reported": reported_torn,
+        "torn_tail_report_ok": reported_torn == expected_torn,
+        "tail_after_restart": tail,
         "items_checked_over_http": len(checked),
     }
 
@@ -242,8 +273,9 @@ def run(args: argparse.Namespace) -> dict:
         for cycle in range(args.cycles + 1):
             port = free_port()
             t0 = time.time()
-            proc = ctx.Process(target=serve_child, args=(str(args.bundle), str(wal), port, args.compact_bytes,
-                                                         str(server_log)))
+            proc = ctx.Process(
+                target=serve_child, args=(str(args.bundle), str(wal), port, args.compact_bytes, str(server_log))
+            )
             proc.start()
             try:
                 health = wait_ready(port, proc)
@@ -252,8 +284,13 @@ def run(args: argparse.Namespace) -> dict:
                 break
             restart_s = time.time() - t0
             check = verify(port, wal, ledger, health, cycle - 1, rng, expected_torn)
-            row = {"cycle": cycle, "restart_seconds": round(restart_s, 3), "replayed": health["replayed_on_start"],
-                   "acknowledged_items": len(ledger.items), **check}
+            row = {
+                "cycle": cycle,
+                "restart_seconds": round(restart_s, 3),
+                "replayed": health["replayed_on_start"],
+                "acknowledged_items": len(ledger.items),
+                **check,
+            }
             if cycle == args.cycles:  # final: every acknowledged item over HTTP
                 client = Client(port)
                 row["final_items_not_served"] = sum(client.call("GET", f"/items/{i}")[0] != 200 for i in ledger.items)
@@ -263,11 +300,17 @@ def run(args: argparse.Namespace) -> dict:
                 cycles.append(row)
                 break
             stop = threading.Event()
-            threads = [threading.Thread(target=writer, args=(port, cycle, t, ledger, dims, stop, args.item_share,
-                                                             rng.randrange(2**31)), daemon=True)
-                       for t in range(args.writers)]
-            threads.append(threading.Thread(target=compactor, args=(port, ledger, stop, rng.randrange(2**31)),
-                                            daemon=True))
+            threads = [
+                threading.Thread(
+                    target=writer,
+                    args=(port, cycle, t, ledger, dims, stop, args.item_share, rng.randrange(2**31)),
+                    daemon=True,
+                )
+                for t in range(args.writers)
+            ]
+            threads.append(
+                threading.Thread(target=compactor, args=(port, ledger, stop, rng.randrange(2**31)), daemon=True)
+            )
             for t in threads:
                 t.start()
             time.sleep(rng.uniform(args.min_run, args.max_run))
@@ -284,16 +327,28 @@ def run(args: argparse.Namespace) -> dict:
             kills_during_compaction += during
             data = wal.read_bytes()
             expected_torn = len(data) - (data.rfind(b"\n") + 1)
-            generations.add(json.loads(data[9: data.find(b"\n")])["generation"])
-            row.update({"kill_after_compaction_request": near_compaction, "killed_during_compaction": during,
-                        "torn_tail_left_by_kill": expected_torn, "log_bytes_at_kill": len(data)})
+            generations.add(json.loads(data[9 : data.find(b"\n")])["generation"])
+            row.update(
+                {
+                    "kill_after_compaction_request": near_compaction,
+                    "killed_during_compaction": during,
+                    "torn_tail_left_by_kill": expected_torn,
+                    "log_bytes_at_kill": len(data),
+                }
+            )
             cycles.append(row)
     finally:  # never leave a server behind (an exception, Ctrl-C)
         if proc is not None and proc.is_alive():
             proc.kill()
             proc.join()
-    lost = sum(c["n_lost_items"] + c["n_lost_interactions"] + c["n_items_not_served"] + c["n_interactions_not_served"]
-               + c.get("final_items_not_served", 0) for c in cycles)
+    lost = sum(
+        c["n_lost_items"]
+        + c["n_lost_interactions"]
+        + c["n_items_not_served"]
+        + c["n_interactions_not_served"]
+        + c.get("final_items_not_served", 0)
+        for c in cycles
+    )
     torn_bad = sum(not c["torn_tail_report_ok"] for c in cycles)
     restart = [c["restart_seconds"] for c in cycles]
     with ledger.lock:
@@ -302,18 +357,24 @@ def run(args: argparse.Namespace) -> dict:
         "benchmark": "serve_crash",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "bundle": {"path": str(args.bundle), "model": bundle.manifest["model"]["name"],
-                   "dataset": bundle.manifest["dataset"]["name"], "modalities": dims},
+        "bundle": {
+            "path": str(args.bundle),
+            "model": bundle.manifest["model"]["name"],
+            "dataset": bundle.manifest["dataset"]["name"],
+            "modalities": dims,
+        },
         "summary": {
             "kills": len([c for c in cycles if "killed_during_compaction" in c]),
-            "restarts_checked": len(cycles), "failed_restarts": len(failures),
+            "restarts_checked": len(cycles),
+            "failed_restarts": len(failures),
             "kills_during_compaction": kills_during_compaction,
             "kills_right_after_compaction_request": sum(c.get("kill_after_compaction_request", False) for c in cycles),
-            "acknowledged_items": len(ledger.items), "acknowledged_interaction_pairs": n_pairs,
+            "acknowledged_items": len(ledger.items),
+            "acknowledged_interaction_pairs": n_pairs,
             "explicit_compactions_acknowledged": ledger.compactions_acked,
             "log_generations_seen_at_kills": len(generations),
-            "lost_acknowledged_writes": lost, "torn_tails_left_by_kills": sum(c.get("torn_tail_left_by_kill", 0) > 0
-                                                                            for c in cycles),
+            "lost_acknowledged_writes": lost,
+            "torn_tails_left_by_kills": sum(c.get("torn_tail_left_by_kill", 0) > 0 for c in cycles),
             "torn_tail_reports_wrong": torn_bad,
             "restart_seconds_p50": float(np.median(restart)) if restart else None,
             "restart_seconds_max": max(restart) if restart else None,
@@ -321,33 +382,52 @@ def run(args: argparse.Namespace) -> dict:
         },
         "failures": failures,
         "cycles": cycles,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "device": "cpu", "commit": _commit()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "device": "cpu",
+            "commit": _commit(),
+        },
     }
 
 
 def _commit() -> str | None:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              timeout=10).stdout.strip() or None
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or None
+        )
     except OSError:
         return None
 
 
 def markdown(res: dict) -> str:
     s = res["summary"]
-    return "\n".join([
-        "# serve crash test", "", f"Command: `{res['command']}`", "",
-        f"{s['kills']} SIGKILLs of `motorec serve` during mixed ingest + interactions + compaction "
-        f"({s['kills_during_compaction']} while a compaction's temporary file was on disk, "
-        f"{s['kills_right_after_compaction_request']} within 10 ms of a compaction request), "
-        f"{s['restarts_checked']} restarts checked, {s['failed_restarts']} failed.", "",
-        f"Acknowledged: {s['acknowledged_items']} items, {s['acknowledged_interaction_pairs']} (user, item) "
-        f"interactions, {s['explicit_compactions_acknowledged']} explicit compactions.", "",
-        f"**Acknowledged writes lost: {s['lost_acknowledged_writes']}**; torn tails left by kills: "
-        f"{s['torn_tails_left_by_kills']}, wrongly reported on restart: {s['torn_tail_reports_wrong']}.", "",
-        f"Restart to healthy: p50 {s['restart_seconds_p50']:.2f} s, max {s['restart_seconds_max']:.2f} s; "
-        f"wall {s['wall_seconds']} s.", ""])
+    return "\n".join(
+        [
+            "# serve crash test",
+            "",
+            f"Command: `{res['command']}`",
+            "",
+            f"{s['kills']} SIGKILLs of `motorec serve` during mixed ingest + interactions + compaction "
+            f"({s['kills_during_compaction']} while a compaction's temporary file was on disk, "
+            f"{s['kills_right_after_compaction_request']} within 10 ms of a compaction request), "
+            f"{s['restarts_checked']} restarts checked, {s['failed_restarts']} failed.",
+            "",
+            f"Acknowledged: {s['acknowledged_items']} items, {s['acknowledged_interaction_pairs']} (user, item) "
+            f"interactions, {s['explicit_compactions_acknowledged']} explicit compactions.",
+            "",
+            f"**Acknowledged writes lost: {s['lost_acknowledged_writes']}**; torn tails left by kills: "
+            f"{s['torn_tails_left_by_kills']}, wrongly reported on restart: {s['torn_tail_reports_wrong']}.",
+            "",
+            f"Restart to healthy: p50 {s['restart_seconds_p50']:.2f} s, max {s['restart_seconds_max']:.2f} s; "
+            f"wall {s['wall_seconds']} s.",
+            "",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -372,8 +452,11 @@ def main(argv: list[str] | None = None) -> int:
     args.out.with_suffix(".json").write_text(json.dumps(res, indent=2))
     args.out.with_suffix(".md").write_text(markdown(res))
     print(markdown(res))
-    ok = res["summary"]["lost_acknowledged_writes"] == 0 and not res["failures"] and \
-        res["summary"]["torn_tail_reports_wrong"] == 0
+    ok = (
+        res["summary"]["lost_acknowledged_writes"] == 0
+        and not res["failures"]
+        and res["summary"]["torn_tail_reports_wrong"] == 0
+    )
     if ok and own_workdir:
         shutil.rmtree(args.workdir, ignore_errors=True)
     return 0 if ok else 1

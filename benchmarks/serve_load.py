@@ -13,6 +13,7 @@
 Writes RESULTS.json and RESULTS.md. The client is raw asyncio HTTP/1.1 keep-alive (an HTTP
 library would cost more CPU than the server on a 2-core machine).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -126,14 +127,24 @@ class Workload:
         if self.mode == "text":
             body = {"id": item_id, "text": self.rng.choice(self.texts) + f" (edition {self.n})"}
         else:
-            feats = {m: (mu + 0.5 * np.abs(mu).mean() * self.np_rng.standard_normal(mu.shape)).round(5).tolist()
-                     for m, mu in self.means.items()}
+            feats = {
+                m: (mu + 0.5 * np.abs(mu).mean() * self.np_rng.standard_normal(mu.shape)).round(5).tolist()
+                for m, mu in self.means.items()
+            }
             body = {"id": item_id, "features": feats}
         return item_id, json.dumps(body).encode()
 
 
-async def run_load(port: int, work: Workload, duration: float, rate: float, share: float, n_conns: int,
-                   kill_at: float | None = None, proc: subprocess.Popen | None = None) -> list[dict]:
+async def run_load(
+    port: int,
+    work: Workload,
+    duration: float,
+    rate: float,
+    share: float,
+    n_conns: int,
+    kill_at: float | None = None,
+    proc: subprocess.Popen | None = None,
+) -> list[dict]:
     """Open-loop load; returns one record per request (endpoint, send/done times, status)."""
     pool: asyncio.Queue[Conn | None] = asyncio.Queue()  # None: a slot whose connection died
     for _ in range(n_conns):
@@ -212,18 +223,27 @@ def pct(values: list[float], q: float) -> float | None:
 
 
 def summarize(records: list[dict], duration: float) -> dict:
-    out: dict = {"duration_s": duration, "requests": len(records),
-                 "throughput_rps": round(len(records) / duration, 1),
-                 "errors": sum(1 for r in records if r["status"] == 0 or r["status"] >= 400)}
+    out: dict = {
+        "duration_s": duration,
+        "requests": len(records),
+        "throughput_rps": round(len(records) / duration, 1),
+        "errors": sum(1 for r in records if r["status"] == 0 or r["status"] >= 400),
+    }
     for kind in ("recommend", "ingest"):
         rs = [r for r in records if r["kind"] == kind]
         ok = [r for r in rs if 200 <= r["status"] < 300]
         lat = [(r["done"] - r["send"]) * 1000 for r in ok]
         sched = [(r["done"] - r["scheduled"]) * 1000 for r in ok]
-        out[kind] = {"requests": len(rs), "ok": len(ok), "errors": len(rs) - len(ok),
-                     "rps": round(len(rs) / duration, 1),
-                     "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "max_ms": pct(lat, 100),
-                     "p99_from_schedule_ms": pct(sched, 99)}
+        out[kind] = {
+            "requests": len(rs),
+            "ok": len(ok),
+            "errors": len(rs) - len(ok),
+            "rps": round(len(rs) / duration, 1),
+            "p50_ms": pct(lat, 50),
+            "p99_ms": pct(lat, 99),
+            "max_ms": pct(lat, 100),
+            "p99_from_schedule_ms": pct(sched, 99),
+        }
     recs = sorted((r for r in records if r["kind"] == "recommend" and "version" in r), key=lambda r: r["send"])
     sends = np.array([r["send"] for r in recs])
     e2e = []
@@ -300,12 +320,22 @@ async def main_async(args: argparse.Namespace) -> dict:
     result = {"load": summarize(records, args.duration)}
     result["load"]["server_side"] = server_side(hist0, await server_histograms(port))
     result["load"]["server_cpu_ms_per_request"] = round((cpu_seconds(proc.pid) - cpu0) * 1000 / max(1, len(records)), 3)
-    result["load"]["client_cpu_ms_per_request"] = round((time.process_time() - client0) * 1000 / max(1, len(records)), 3)
+    result["load"]["client_cpu_ms_per_request"] = round(
+        (time.process_time() - client0) * 1000 / max(1, len(records)), 3
+    )
     acked = [r["id"] for r in warm + records if r["kind"] == "ingest" and r["status"] == 201]
     fault: dict = {}
     if args.fault_duration > 0:
-        frec = await run_load(port, work, args.fault_duration, args.rate, args.ingest_share, args.connections,
-                              kill_at=args.fault_duration / 2, proc=proc)
+        frec = await run_load(
+            port,
+            work,
+            args.fault_duration,
+            args.rate,
+            args.ingest_share,
+            args.connections,
+            kill_at=args.fault_duration / 2,
+            proc=proc,
+        )
         proc.wait()
         acked += [r["id"] for r in frec if r["kind"] == "ingest" and r["status"] == 201]
         t1 = time.perf_counter()
@@ -313,24 +343,49 @@ async def main_async(args: argparse.Namespace) -> dict:
         after = await wait_healthy(port, proc)
         restart = time.perf_counter() - t1
         lost = await check_items(port, acked)
-        fault = {"killed_at_s": args.fault_duration / 2, "requests_during_fault_phase": len(frec),
-                 "failed_during_fault_phase": sum(1 for r in frec if r["status"] == 0 or r["status"] >= 400),
-                 "acknowledged_ingests_total": len(acked), "replayed_records": after["replayed_on_start"],
-                 "restart_to_healthy_s": round(restart, 2), "lost_acknowledged_items": len(lost),
-                 "lost_examples": lost[:5]}
+        fault = {
+            "killed_at_s": args.fault_duration / 2,
+            "requests_during_fault_phase": len(frec),
+            "failed_during_fault_phase": sum(1 for r in frec if r["status"] == 0 or r["status"] >= 400),
+            "acknowledged_ingests_total": len(acked),
+            "replayed_records": after["replayed_on_start"],
+            "restart_to_healthy_s": round(restart, 2),
+            "lost_acknowledged_items": len(lost),
+            "lost_examples": lost[:5],
+        }
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
-    result.update({
-        "fault": fault,
-        "config": {"bundle": str(bundle), "duration_s": args.duration, "target_rate_rps": args.rate,
-                   "ingest_share": args.ingest_share, "ingest_mode": args.ingest_mode,
-                   "connections": args.connections, "warmup_s": args.warmup, "fault_duration_s": args.fault_duration},
-        "server": {"startup_to_healthy_s": round(startup, 2), "items": health["items_indexed"],
-                   "users": health["users"], "model": health["model"], "item_vectors": health["item_vectors"]},
-        "machine": {"cpus": os.cpu_count(), "uvicorn_http_loop": uvicorn_impl(), "nice": args.nice, "load_average_at_end": os.getloadavg(), "platform": platform.platform(),
-                    "python": platform.python_version()},
-        "command": " ".join(["python", "benchmarks/serve_load.py", *sys.argv[1:]]),
-    })
+    result.update(
+        {
+            "fault": fault,
+            "config": {
+                "bundle": str(bundle),
+                "duration_s": args.duration,
+                "target_rate_rps": args.rate,
+                "ingest_share": args.ingest_share,
+                "ingest_mode": args.ingest_mode,
+                "connections": args.connections,
+                "warmup_s": args.warmup,
+                "fault_duration_s": args.fault_duration,
+            },
+            "server": {
+                "startup_to_healthy_s": round(startup, 2),
+                "items": health["items_indexed"],
+                "users": health["users"],
+                "model": health["model"],
+                "item_vectors": health["item_vectors"],
+            },
+            "machine": {
+                "cpus": os.cpu_count(),
+                "uvicorn_http_loop": uvicorn_impl(),
+                "nice": args.nice,
+                "load_average_at_end": os.getloadavg(),
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+            },
+            "command": " ".join(["python", "benchmarks/serve_load.py", *sys.argv[1:]]),
+        }
+    )
     return result
 
 
@@ -338,31 +393,50 @@ def markdown(res: dict) -> str:
     ld, cfg, f = res["load"], res["config"], res["fault"]
     lines = [
         f"# serve_load: {res['server']['model']} bundle, {cfg['duration_s']} s at {cfg['target_rate_rps']} req/s target",
-        "", f"Command: `{res['command']}`", "",
+        "",
+        f"Command: `{res['command']}`",
+        "",
         f"Machine: {res['machine']['cpus']} CPUs, uvicorn {res['machine']['uvicorn_http_loop']}, "
         f"client and server niceness {res['machine']['nice']}, load average at end {tuple(round(x, 2) for x in res['machine']['load_average_at_end'])}; "
         f"ingest mode: {cfg['ingest_mode']} ({'precomputed feature vectors' if cfg['ingest_mode'] == 'features' else 'raw text, encoded by the server'}).",
-        "", f"Sustained throughput: **{ld['throughput_rps']} req/s**, errors: **{ld['errors']}**; CPU per request: "
-            f"server {ld['server_cpu_ms_per_request']} ms, load client {ld['client_cpu_ms_per_request']} ms.", "",
+        "",
+        f"Sustained throughput: **{ld['throughput_rps']} req/s**, errors: **{ld['errors']}**; CPU per request: "
+        f"server {ld['server_cpu_ms_per_request']} ms, load client {ld['client_cpu_ms_per_request']} ms.",
+        "",
         "| endpoint | requests | errors | req/s | p50 ms | p99 ms | max ms | p99 from schedule ms |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for kind in ("recommend", "ingest"):
         k = ld[kind]
-        lines.append(f"| {kind} | {k['requests']} | {k['errors']} | {k['rps']} | {k['p50_ms']} | {k['p99_ms']} | "
-                     f"{k['max_ms']} | {k['p99_from_schedule_ms']} |")
-    lines += ["", "Inside the server (request received -> response sent, from its /metrics histogram; bucket upper bounds):", ""]
+        lines.append(
+            f"| {kind} | {k['requests']} | {k['errors']} | {k['rps']} | {k['p50_ms']} | {k['p99_ms']} | "
+            f"{k['max_ms']} | {k['p99_from_schedule_ms']} |"
+        )
+    lines += [
+        "",
+        "Inside the server (request received -> response sent, from its /metrics histogram; bucket upper bounds):",
+        "",
+    ]
     for route, v in ld["server_side"].items():
         if route != "/metrics":
-            lines.append(f"- `{route}`: {v['requests']} requests, p50 <= {v['p50_ms_at_most']} ms, p99 <= {v['p99_ms_at_most']} ms")
+            lines.append(
+                f"- `{route}`: {v['requests']} requests, p50 <= {v['p50_ms_at_most']} ms, p99 <= {v['p99_ms_at_most']} ms"
+            )
     e2e = ld["ingest_to_recommendable"]
-    lines += ["", f"Ingest-to-recommendable (POST sent -> first recommendation served from an index containing the item): "
-                  f"p50 {e2e['p50_ms']} ms, p99 {e2e['p99_ms']} ms over {e2e['measured']} items.", ""]
+    lines += [
+        "",
+        f"Ingest-to-recommendable (POST sent -> first recommendation served from an index containing the item): "
+        f"p50 {e2e['p50_ms']} ms, p99 {e2e['p99_ms']} ms over {e2e['measured']} items.",
+        "",
+    ]
     if f:
-        lines += [f"Fault: `kill -9` at {f['killed_at_s']} s into a {cfg['fault_duration_s']} s phase "
-                  f"({f['failed_during_fault_phase']} of {f['requests_during_fault_phase']} requests failed while it was down), "
-                  f"restart to healthy {f['restart_to_healthy_s']} s, {f['replayed_records']} log records replayed: "
-                  f"**{f['lost_acknowledged_items']} of {f['acknowledged_ingests_total']} acknowledged items lost**.", ""]
+        lines += [
+            f"Fault: `kill -9` at {f['killed_at_s']} s into a {cfg['fault_duration_s']} s phase "
+            f"({f['failed_during_fault_phase']} of {f['requests_during_fault_phase']} requests failed while it was down), "
+            f"restart to healthy {f['restart_to_healthy_s']} s, {f['replayed_records']} log records replayed: "
+            f"**{f['lost_acknowledged_items']} of {f['acknowledged_ingests_total']} acknowledged items lost**.",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -378,11 +452,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fault-duration", type=float, default=10.0, help="0 skips the kill -9 phase")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--nice", type=int, default=0,
-                   help="scheduling priority of client and server (negative = ahead of other work; needs root). "
-                        "On a machine shared with training jobs this measures the service rather than the queue.")
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "serve_load"),
-                   help="results path prefix (.json and .md are appended)")
+    p.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="scheduling priority of client and server (negative = ahead of other work; needs root). "
+        "On a machine shared with training jobs this measures the service rather than the queue.",
+    )
+    p.add_argument(
+        "--out",
+        default=str(REPO / "benchmarks" / "results" / "serve_load"),
+        help="results path prefix (.json and .md are appended)",
+    )
     args = p.parse_args(argv)
     if args.nice:
         os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # the server inherits it
