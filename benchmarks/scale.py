@@ -63,6 +63,12 @@ def motorec_cli() -> list[str]:
     return [sys.executable, "-m", "motorec"]
 
 
+def synthetic_argv(data: Path, items: int, users: int, interactions: int, *extra: str) -> list[str]:
+    """`motorec data synthetic` of this size (seed SEED) into `data`, with `extra` options."""
+    sizes = ["--items", str(items), "--users", str(users), "--interactions", str(interactions)]
+    return [*motorec_cli(), "data", "synthetic", "--out", str(data), *sizes, *extra, "--seed", str(SEED)]
+
+
 def size_settings(items: int, users: int, interactions: int, train_epochs: int = 1) -> dict:
     train_batch = BATCH_PER_100K_INTERACTIONS * interactions // 100_000
     tok_batch = TOKENIZER_BATCH_PER_10K_ITEMS * items // 10_000
@@ -325,23 +331,7 @@ def bench_size(label: str, work: Path, threads: int, env: dict[str, str], wanted
     run, bundle = root / "run-lightgcn", root / "bundle"
     tok_json, epoch_json, serve_json = root / "tokenizer.json", root / "motorec_epoch.json", root / "serve.json"
     argv = {
-        "generate": [
-            *cli,
-            "data",
-            "synthetic",
-            "--out",
-            str(data),
-            "--items",
-            str(items),
-            "--users",
-            str(users),
-            "--interactions",
-            str(interactions),
-            "--text-dim",
-            "384",
-            "--seed",
-            str(SEED),
-        ],
+        "generate": synthetic_argv(data, items, users, interactions, "--text-dim", "384"),
         "tokenizer": [
             *worker,
             "tokenizer",
@@ -431,31 +421,14 @@ def size_entry(label: str, threads: int, stages: dict[str, dict], train_epochs: 
 def bench_ddp(label: str, work: Path, epochs: int, env: dict[str, str]) -> dict:
     """LightGCN under torchrun with 1 and 2 gloo processes (and 1 process with 2 threads) on one
     catalogue: epoch time, speed-up and the test metrics' difference (same seed, same epochs)."""
+    from motorec.distributed import torchrun_command
+
     items, users, interactions = SIZES[label]
     s = size_settings(items, users, interactions)
     root = work / f"ddp-{label}"
     shutil.rmtree(root, ignore_errors=True)
     data, logs = root / "data", root / "logs"
-    run_stage(
-        "generate",
-        [
-            *motorec_cli(),
-            "data",
-            "synthetic",
-            "--out",
-            str(data),
-            "--items",
-            str(items),
-            "--users",
-            str(users),
-            "--interactions",
-            str(interactions),
-            "--seed",
-            str(SEED),
-        ],
-        logs,
-        env,
-    )
+    run_stage("generate", synthetic_argv(data, items, users, interactions), logs, env)
     settings = [
         f"train.batch_size={s['train_batch']}",
         f"train.epochs={epochs}",
@@ -470,22 +443,7 @@ def bench_ddp(label: str, work: Path, epochs: int, env: dict[str, str]) -> dict:
         ("2 processes x 1 thread", 2, 1),
     ):
         out = root / name.replace(" ", "")
-        argv = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc_per_node={nproc}",
-            "-m",
-            "motorec",
-            "train",
-            "--data",
-            str(data),
-            "--model",
-            "lightgcn",
-            "--out",
-            str(out),
-        ]
+        argv = torchrun_command(nproc, ["train", "--data", str(data), "--model", "lightgcn", "--out", str(out)])
         argv += [x for o in [*settings, f"train.threads={threads}"] for x in ("--set", o)]
         stage = run_stage(name.replace(" ", ""), argv, logs, {**env, "OMP_NUM_THREADS": str(threads)})
         info = json.loads((out / "results.json").read_text())

@@ -193,10 +193,10 @@ def init_distributed(device: torch.device, timeout_s: float = DEFAULT_TIMEOUT_S)
     return _current
 
 
-def run_torchrun(nproc: int, motorec_args: list[str]) -> None:
-    """`python -m torch.distributed.run --standalone --nproc_per_node N -m motorec ARGS` (what the
-    `torchrun` script runs), in the foreground; its failure becomes one clear error."""
-    cmd = [
+def torchrun_command(nproc: int, motorec_args: list[str]) -> list[str]:
+    """`python -m torch.distributed.run --standalone --nproc_per_node N -m motorec ARGS`: what the
+    `torchrun` script runs, with this interpreter."""
+    return [
         sys.executable,
         "-m",
         "torch.distributed.run",
@@ -206,7 +206,11 @@ def run_torchrun(nproc: int, motorec_args: list[str]) -> None:
         "motorec",
         *motorec_args,
     ]
-    code = subprocess.run(cmd).returncode
+
+
+def run_torchrun(nproc: int, motorec_args: list[str]) -> None:
+    """`torchrun_command` in the foreground; its failure becomes one clear error."""
+    code = subprocess.run(torchrun_command(nproc, motorec_args)).returncode
     if code != 0:
         raise MotorecError(
             f"distributed run with {nproc} processes failed (torchrun exit code {code}); the failing "
